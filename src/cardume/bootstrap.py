@@ -1,0 +1,239 @@
+"""What runs outside the job queue: creating a cluster, and moving the master role.
+
+``gnt-cluster init`` runs on the future master: it makes the cluster CA, writes the first
+configuration, joins the local node daemon with its own token and starts the master
+daemon. ``gnt-cluster master-failover`` runs on a master candidate: it takes the newest
+configuration among the candidates, stops the old master daemon if it can reach it, names
+itself master and starts a master daemon here, which pushes the new state to every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from cardume import constants, daemons, errors, objects, tls
+from cardume.cmdlib import common
+from cardume.config.store import ConfigStore
+from cardume.config.writer import ConfigWriter
+from cardume.node.daemon import join_token
+from cardume.paths import NodePaths
+from cardume.rpc import join
+from cardume.rpc.transport import RpcClient
+
+
+@dataclass
+class InitOptions:
+    cluster_name: str
+    enabled_hypervisors: list[str] = field(default_factory=lambda: [constants.HT_KVM])
+    enabled_disk_templates: list[str] = field(
+        default_factory=lambda: [constants.DT_DRBD8, constants.DT_PLAIN])
+    file_storage_dir: str = constants.DEFAULT_FILE_STORAGE_DIR
+    shared_file_storage_dir: str = constants.DEFAULT_SHARED_FILE_STORAGE_DIR
+    vg_name: str = constants.DEFAULT_VG
+    master_netdev: str = "lo"
+    master_netmask: int = 32
+    secondary_ip: str | None = None
+    mac_prefix: str = constants.DEFAULT_MAC_PREFIX
+    candidate_pool_size: int = constants.DEFAULT_CANDIDATE_POOL_SIZE
+    hvparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    beparams: dict[str, Any] = field(default_factory=dict)
+    nicparams: dict[str, Any] = field(default_factory=dict)
+    ndparams: dict[str, Any] = field(default_factory=dict)
+    diskparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hosts_file: str = ""
+    max_running_jobs: int = constants.DEFAULT_MAX_RUNNING_JOBS
+
+
+def _validate(opts: InitOptions) -> None:
+    common.check_hostname(opts.cluster_name, "cluster")
+    common.check_enabled_list(opts.enabled_hypervisors, constants.HYPER_TYPES, "hypervisor")
+    common.check_enabled_list(opts.enabled_disk_templates, constants.DISK_TEMPLATES,
+                              "disk template")
+    for hv in opts.hvparams:
+        if hv not in opts.enabled_hypervisors:
+            raise errors.WrongInput(f"-H {hv}: hypervisor '{hv}' is not enabled "
+                                    f"(enabled: {', '.join(opts.enabled_hypervisors)})")
+    opts.hvparams = common.check_hvparams(opts.hvparams)
+    opts.beparams = common.check_beparams(opts.beparams)
+    opts.nicparams = common.check_nicparams(opts.nicparams)
+    opts.ndparams = common.check_ndparams(opts.ndparams)
+    opts.diskparams = common.check_diskparams(opts.diskparams)
+    for key in ("file_storage_dir", "shared_file_storage_dir"):
+        value = getattr(opts, key)
+        if value and not os.path.isabs(value):
+            raise errors.WrongInput(f"{key.replace('_', ' ')} must be an absolute path, "
+                                    f"not '{value}'")
+    if opts.candidate_pool_size < 1:
+        raise errors.WrongInput(f"candidate pool size must be at least 1, "
+                                f"not {opts.candidate_pool_size}")
+    from cardume.cmdlib.cluster import check_mac_prefix
+    check_mac_prefix(opts.mac_prefix)
+
+
+def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
+    """Create the cluster with this node as master. Returns the master node's name."""
+    if paths.read_ssconf() or os.path.exists(paths.config_db):
+        ssconf = paths.read_ssconf() or {}
+        raise errors.WrongState(
+            f"this node already belongs to cluster {ssconf.get('cluster_name', '(unknown)')}",
+            "destroy it with 'gnt-cluster destroy --yes-do-it' first")
+    identity = paths.read_identity()
+    name = identity.get("name")
+    if not name or daemons.read_pid(paths, "noded") is None:
+        raise errors.EnvironmentProblem(
+            f"the node daemon is not running on this node (state in {paths.root})",
+            "start cardume-noded first")
+    _validate(opts)
+    token = join.parse_token(join_token(paths))
+    address = identity.get("address") or "127.0.0.1"
+    port = int(identity.get("port") or constants.DEFAULT_NODED_PORT)
+    for directory in (opts.file_storage_dir, opts.shared_file_storage_dir):
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+
+    ca_cert, ca_key = tls.create_ca(opts.cluster_name)
+    group = objects.NodeGroup(name=constants.DEFAULT_GROUP)
+    node = objects.Node(name=name, primary_ip=address, port=port, group=group.uuid,
+                        secondary_ip=opts.secondary_ip or address, master_candidate=True)
+    cluster = objects.Cluster(
+        cluster_name=opts.cluster_name, master_node=node.uuid,
+        master_netdev=opts.master_netdev, master_netmask=opts.master_netmask,
+        master_ip=address, enabled_hypervisors=opts.enabled_hypervisors,
+        enabled_disk_templates=opts.enabled_disk_templates,
+        file_storage_dir=opts.file_storage_dir,
+        shared_file_storage_dir=opts.shared_file_storage_dir,
+        volume_group_name=opts.vg_name, mac_prefix=opts.mac_prefix,
+        candidate_pool_size=opts.candidate_pool_size,
+        max_running_jobs=opts.max_running_jobs,
+        hvparams={hv: opts.hvparams.get(hv, {}) for hv in opts.enabled_hypervisors},
+        beparams={"default": opts.beparams}, nicparams={"default": opts.nicparams},
+        ndparams=opts.ndparams, diskparams=opts.diskparams, noded_port=port,
+        hosts_file=opts.hosts_file)
+
+    store = ConfigStore(paths.config_db)
+    try:
+        writer = ConfigWriter(store)
+        ssconf = {"cluster_name": opts.cluster_name, "master_node": name,
+                  "master_ip": address, "serial": 1, "noded_port": port,
+                  "hosts_file": opts.hosts_file, "file_storage_dir": opts.file_storage_dir,
+                  "shared_file_storage_dir": opts.shared_file_storage_dir,
+                  "enabled_hypervisors": opts.enabled_hypervisors,
+                  "enabled_disk_templates": opts.enabled_disk_templates,
+                  "nodes": {name: {"ip": address, "port": port, "master_candidate": True,
+                                   "offline": False, "drained": False}}}
+        node.cert_fingerprint = asyncio.run(join.join_node(
+            address, port, token, node_name=name, ca_cert=ca_cert.decode(),
+            ca_key=ca_key.decode(), cluster_name=opts.cluster_name, ssconf=ssconf,
+            tls_files=(paths.node_cert, paths.node_key), timeout=30.0))
+        asyncio.run(writer.commit(
+            add=[cluster, group, node],
+            secrets={"cluster-ca": {"cert": ca_cert.decode(), "key": ca_key.decode()}}))
+    except BaseException:
+        store.close()
+        _forget_config(paths)
+        raise
+    store.close()
+    try:
+        daemons.start(paths, "masterd")
+    except errors.CardumeError:
+        _forget_config(paths)
+        raise
+    return name
+
+
+def _forget_config(paths: NodePaths) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(paths.config_db + suffix)
+        except FileNotFoundError:
+            pass
+
+
+# --- master failover ------------------------------------------------------------------------
+
+async def _candidate_serials(paths: NodePaths, cfg: ConfigWriter, me: objects.Node,
+                             ) -> tuple[dict[str, int], dict[str, str]]:
+    client = RpcClient(tls.client_context(paths.node_cert, paths.node_key, paths.ca_cert))
+    serials: dict[str, int] = {}
+    unreachable: dict[str, str] = {}
+    try:
+        others = [n for n in cfg.candidates() if n.uuid != me.uuid]
+        replies = await asyncio.gather(*(client.call(n.primary_ip, n.port, "config_serial",
+                                                     {}, 10.0) for n in others),
+                                       return_exceptions=True)
+        for node, reply in zip(others, replies, strict=True):
+            if isinstance(reply, BaseException):
+                unreachable[node.name] = str(reply)
+            else:
+                serials[node.name] = int(reply)
+    finally:
+        await client.close()
+    return serials, unreachable
+
+
+async def _rpc(paths: NodePaths, node: objects.Node, call: str, args: dict[str, Any],
+               timeout: float = 30.0) -> Any:
+    client = RpcClient(tls.client_context(paths.node_cert, paths.node_key, paths.ca_cert))
+    try:
+        return await client.call(node.primary_ip, node.port, call, args, timeout)
+    finally:
+        await client.close()
+
+
+def master_failover(paths: NodePaths, no_voting: bool = False) -> list[str]:
+    """Make this node the master. Returns the lines to report."""
+    report: list[str] = []
+    identity = paths.read_identity()
+    name = identity.get("name", "")
+    ssconf = paths.read_ssconf()
+    if not ssconf:
+        raise errors.NotCluster(f"node {name} is not part of a cluster")
+    if ssconf.get("master_node") == name:
+        raise errors.WrongState(f"this node ({name}) is already the master")
+    if not os.path.exists(paths.config_db):
+        raise errors.WrongState(f"node {name} is not a master candidate (it has no "
+                                "configuration replica)", "run this on a master candidate")
+    store = ConfigStore(paths.config_db)
+    try:
+        cfg = ConfigWriter(store)
+        me = cfg.find_node(name)
+        if me is None or not me.master_candidate:
+            raise errors.WrongState(f"node {name} is not a master candidate",
+                                    "see 'gnt-node list -o name,role'")
+        old_master = cfg.master_node()
+        serials, unreachable = asyncio.run(_candidate_serials(paths, cfg, me))
+        candidates = len(serials) + len(unreachable) + 1
+        if not no_voting and (len(serials) + 1) * 2 <= candidates:
+            raise errors.WrongState(
+                f"only {len(serials) + 1} of {candidates} master candidates answer "
+                f"(unreachable: {', '.join(sorted(unreachable))})",
+                "use --no-voting if you are sure the old master is down")
+        newest = max(serials.items(), key=lambda kv: kv[1], default=(None, -1))
+        if newest[0] is not None and newest[1] > cfg.serial:
+            source = cfg.expand_node(str(newest[0]))
+            dump = asyncio.run(_rpc(paths, source, "config_dump", {}, 120.0))
+            store.replace_all(int(dump["serial"]),
+                              [(str(k), str(u), dict(d)) for k, u, d in dump["objects"]])
+            cfg = ConfigWriter(store)
+            me = cfg.expand_node(name)
+            old_master = cfg.master_node()
+            report.append(f"Took the newer configuration of {source.name} "
+                          f"(serial {dump['serial']})")
+        try:
+            asyncio.run(_rpc(paths, old_master, "master_stop", {}))
+            report.append(f"Stopped the master daemon on {old_master.name}")
+        except errors.CardumeError as err:
+            report.append(f"Could not stop the master daemon on {old_master.name} ({err}); "
+                          "it will refuse to run once it sees the new configuration")
+        cluster = cfg.edit(cfg.get_cluster())
+        cluster.master_node = me.uuid
+        cluster.master_ip = me.primary_ip
+        asyncio.run(cfg.commit(update=[cluster]))
+    finally:
+        store.close()
+    daemons.start(paths, "masterd")
+    report.append(f"Node {name} is now the master")
+    return report

@@ -1,0 +1,330 @@
+"""gnt-cluster: create, inspect, verify, modify and destroy the cluster."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from typing import Any
+
+from cardume import __version__, constants, errors, paths
+from cardume.cli import common
+from cardume.cli.luxi import Client
+from cardume.cli.params import parse_ident_kv, parse_kv, parse_names_list
+
+
+def _add_param_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--enabled-hypervisors", help="comma-separated hypervisors")
+    p.add_argument("--enabled-disk-templates", help="comma-separated disk templates")
+    p.add_argument("--file-storage-dir", help="directory of file disks")
+    p.add_argument("--shared-file-storage-dir", help="directory of sharedfile disks")
+    p.add_argument("--vg-name", help="LVM volume group of plain and drbd disks")
+    p.add_argument("-B", "--backend-parameters", dest="beparams", help="backend defaults")
+    p.add_argument("-H", "--hypervisor-parameters", dest="hvparams", action="append",
+                   default=[], help="hypervisor defaults, HV:k=v,...")
+    p.add_argument("-N", "--nic-parameters", dest="nicparams", help="NIC defaults")
+    p.add_argument("--node-parameters", dest="ndparams", help="node defaults")
+    p.add_argument("-D", "--disk-parameters", dest="diskparams", action="append", default=[],
+                   help="disk defaults, TEMPLATE:k=v,...")
+    p.add_argument("--master-netdev", help="network device of the master IP")
+    p.add_argument("--mac-prefix", help="prefix of generated MAC addresses")
+    p.add_argument("-C", "--candidate-pool-size", type=int, help="master candidates wanted")
+
+
+def build(sub: Any) -> None:
+    p = sub.add_parser("init", help="create a cluster with this node as master")
+    _add_param_options(p)
+    p.add_argument("--master-netmask", type=int, help="netmask of the master IP")
+    p.add_argument("-s", "--secondary-ip", help="this node's replication address")
+    p.add_argument("--hosts-file", help="a hosts file the cluster resolves names with first")
+    p.add_argument("--no-etc-hosts", action="store_true", help="accepted for compatibility")
+    p.add_argument("--no-ssh-init", action="store_true", help="accepted (no SSH is used)")
+    p.add_argument("--max-running-jobs", type=int, help="jobs allowed to run at once")
+    p.add_argument("cluster_name", help="name of the cluster")
+    p.set_defaults(func=init)
+
+    p = sub.add_parser("modify", help="change cluster parameters")
+    _add_param_options(p)
+    p.add_argument("--max-running-jobs", type=int, help="jobs allowed to run at once")
+    p.add_argument("--max-tracked-jobs", type=int, help="jobs tracked at once")
+    p.add_argument("-I", "--default-iallocator", help="default instance allocator")
+    common.add_job_options(p)
+    p.set_defaults(func=modify)
+
+    for name in ("info", "show"):
+        p = sub.add_parser(name, help="show the cluster configuration")
+        p.add_argument("--roman", action="store_true", help="accepted for compatibility")
+        p.set_defaults(func=info)
+
+    p = sub.add_parser("verify", help="check the health of the cluster")
+    p.add_argument("--error-codes", action="store_true", help="machine-parsable error lines")
+    p.add_argument("-I", "--ignore-errors", action="append", default=[],
+                   help="report this error code as a warning")
+    p.add_argument("--node-group", help="verify only this group")
+    p.add_argument("--verbose", action="store_true", help="verbose output")
+    p.add_argument("--no-nplus1-mem", action="store_true", help="skip the N+1 memory check")
+    common.add_job_options(p)
+    p.set_defaults(func=verify)
+
+    p = sub.add_parser("getmaster", help="print the master node")
+    p.set_defaults(func=getmaster)
+    p = sub.add_parser("master-ping", help="exit 0 if the master daemon answers")
+    p.set_defaults(func=master_ping)
+    p = sub.add_parser("version", help="print the software versions")
+    p.set_defaults(func=version)
+
+    p = sub.add_parser("queue", help="drain, undrain or inspect the job queue")
+    p.add_argument("action", choices=["drain", "undrain", "info"], help="what to do")
+    p.set_defaults(func=queue)
+
+    p = sub.add_parser("redist-conf", help="push the configuration to every node again")
+    common.add_job_options(p)
+    p.set_defaults(func=redist_conf)
+
+    for name in ("master-failover", "masterfailover"):
+        p = sub.add_parser(name, help="make this node (a master candidate) the master")
+        p.add_argument("--no-voting", action="store_true",
+                       help="don't require a majority of candidates to answer")
+        p.add_argument("--yes-do-it", action="store_true", help="confirm --no-voting")
+        p.add_argument("--ignore-offline-nodes", action="store_true",
+                       help="accepted for compatibility")
+        p.set_defaults(func=master_failover)
+
+    p = sub.add_parser("destroy", help="destroy the cluster (only the master may remain)")
+    p.add_argument("--yes-do-it", action="store_true", help="confirm the destruction")
+    p.set_defaults(func=destroy)
+
+    for action in ("add-tags", "remove-tags", "list-tags"):
+        p = sub.add_parser(action, help=f"{action.replace('-', ' ')} of the cluster")
+        if action != "list-tags":
+            p.add_argument("tags", nargs="+", help="tags")
+            common.add_job_options(p)
+        p.set_defaults(func=tags, action=action)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return parse_names_list(text) if text else None
+
+
+def _hv_and_disk(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    hvparams: dict[str, Any] = {}
+    for text in args.hvparams:
+        hv, values = parse_ident_kv(text)
+        if not isinstance(values, dict):
+            raise errors.WrongInput(f"-H {text}: expected HYPERVISOR:key=value,...")
+        hvparams.setdefault(hv, {}).update(values)
+    diskparams: dict[str, Any] = {}
+    for text in args.diskparams:
+        template, values = parse_ident_kv(text)
+        if not isinstance(values, dict):
+            raise errors.WrongInput(f"-D {text}: expected TEMPLATE:key=value,...")
+        diskparams.setdefault(template, {}).update(values)
+    return hvparams, diskparams
+
+
+def init(args: argparse.Namespace) -> int:
+    from cardume.bootstrap import InitOptions, init_cluster
+    hvparams, diskparams = _hv_and_disk(args)
+    opts = InitOptions(cluster_name=args.cluster_name, hvparams=hvparams,
+                       diskparams=diskparams)
+    if args.enabled_hypervisors:
+        opts.enabled_hypervisors = parse_names_list(args.enabled_hypervisors)
+    if args.enabled_disk_templates:
+        opts.enabled_disk_templates = parse_names_list(args.enabled_disk_templates)
+    for attr in ("file_storage_dir", "shared_file_storage_dir", "vg_name", "master_netdev",
+                 "master_netmask", "secondary_ip", "mac_prefix", "candidate_pool_size",
+                 "hosts_file", "max_running_jobs"):
+        value = getattr(args, attr)
+        if value is not None:
+            setattr(opts, attr, value)
+    opts.beparams = dict(parse_kv(args.beparams or ""))
+    opts.nicparams = dict(parse_kv(args.nicparams or ""))
+    opts.ndparams = dict(parse_kv(args.ndparams or ""))
+    local = paths.local_node_paths()
+    init_cluster(local, opts)
+    return 0
+
+
+def modify(args: argparse.Namespace) -> int:
+    hvparams, diskparams = _hv_and_disk(args)
+    op: dict[str, Any] = {"OP_ID": "OP_CLUSTER_SET_PARAMS"}
+    if hvparams:
+        op["hvparams"] = hvparams
+    if diskparams:
+        op["diskparams"] = diskparams
+    for attr in ("beparams", "nicparams", "ndparams"):
+        text = getattr(args, attr)
+        if text is not None:
+            op[attr] = dict(parse_kv(text))
+    if args.enabled_hypervisors:
+        op["enabled_hypervisors"] = _split(args.enabled_hypervisors)
+    if args.enabled_disk_templates:
+        op["enabled_disk_templates"] = _split(args.enabled_disk_templates)
+    for attr in ("file_storage_dir", "shared_file_storage_dir", "vg_name", "master_netdev",
+                 "mac_prefix", "candidate_pool_size", "max_running_jobs",
+                 "max_tracked_jobs", "default_iallocator"):
+        value = getattr(args, attr)
+        if value is not None:
+            op[attr] = value
+    if len(op) == 1:
+        raise errors.WrongInput("please give at least one of the parameters to modify")
+    common.run_job(args, [op])
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    with Client() as client:
+        data = client.call("QueryClusterInfo")
+    tags = ", ".join(data["tags"]) or "(none)"
+    print(f"Cluster name: {data['name']}")
+    print(f"Cluster UUID: {data['uuid']}")
+    print(f"Creation time: {_ts(data['ctime'])}")
+    print(f"Modification time: {_ts(data['mtime'])}")
+    print(f"Master node: {data['master']}")
+    print(f"Architecture (this node): {platform.architecture()[0]} ({platform.machine()})")
+    print(f"Tags: {tags}")
+    print(f"Default hypervisor: {data['default_hypervisor']}")
+    print(f"Enabled hypervisors: {', '.join(data['enabled_hypervisors'])}")
+    print("Hypervisor parameters:")
+    common.print_tree(data["hvparams_filled"], 1)
+    print("OS-specific hypervisor parameters:")
+    print("OS parameters:")
+    common.print_tree(data["osparams"], 1)
+    print("Cluster parameters:")
+    common.print_tree({
+        "candidate pool size": data["candidate_pool_size"],
+        "maximal number of jobs running simultaneously": data["max_running_jobs"],
+        "maximal number of jobs simultaneously tracked by the scheduler":
+            data["max_tracked_jobs"],
+        "master netdev": data["master_netdev"],
+        "master netmask": data["master_netmask"],
+        "lvm volume group": data["volume_group_name"],
+        "drbd usermode helper": data["drbd_usermode_helper"],
+        "file storage path": data["file_storage_dir"],
+        "shared file storage path": data["shared_file_storage_dir"],
+        "default instance allocator": data["default_iallocator"],
+        "MAC prefix": data["mac_prefix"],
+        "enabled disk templates": data["enabled_disk_templates"],
+        "node daemon port": data["noded_port"],
+        "configuration serial number": data["config_serial"],
+        "master candidates": data["candidates"],
+    }, 1)
+    print("Default node parameters:")
+    common.print_tree(data["ndparams_filled"], 1)
+    print("Default instance parameters:")
+    common.print_tree({"default": data["beparams_filled"]}, 1)
+    print("Default nic parameters:")
+    common.print_tree({"default": data["nicparams_filled"]}, 1)
+    print("Default disk parameters:")
+    common.print_tree(data["diskparams_filled"], 1)
+    print("Instance policy - limits for instances:")
+    common.print_tree(_ipolicy_view(data["ipolicy_filled"]), 1)
+    return 0
+
+
+def _ipolicy_view(policy: dict[str, Any]) -> dict[str, Any]:
+    view: dict[str, Any] = {}
+    for index, minmax in enumerate(policy.get("minmax", [])):
+        view[f"bounds specs {index}"] = {"min": minmax["min"], "max": minmax["max"]}
+    view["std"] = policy.get("std", {})
+    view["allowed disk templates"] = policy.get("disk-templates", [])
+    view["vcpu-ratio"] = policy.get("vcpu-ratio")
+    view["spindle-ratio"] = policy.get("spindle-ratio")
+    return view
+
+
+def _ts(value: float) -> str:
+    import time
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+
+
+def verify(args: argparse.Namespace) -> int:
+    op = {"OP_ID": "OP_CLUSTER_VERIFY", "error_codes": args.error_codes,
+          "ignore_errors": args.ignore_errors, "group_name": args.node_group,
+          "verbose": args.verbose}
+    result = common.run_job(args, [op])
+    if result is None:
+        return 0
+    return 0 if result[0] else 1
+
+
+def getmaster(args: argparse.Namespace) -> int:
+    ssconf = _local_ssconf()
+    print(ssconf["master_node"])
+    return 0
+
+
+def _local_ssconf() -> dict[str, Any]:
+    local = paths.local_node_paths()
+    ssconf = local.read_ssconf()
+    if not ssconf:
+        raise errors.NotCluster("this node is not part of a cluster",
+                                "run 'gnt-cluster init' or 'gnt-node add' first")
+    return ssconf
+
+
+def master_ping(args: argparse.Namespace) -> int:
+    with Client() as client:
+        client.call("Ping")
+    return 0
+
+
+def version(args: argparse.Namespace) -> int:
+    print(f"Software version: {__version__}")
+    print(f"Internode protocol: {constants.PROTOCOL_VERSION}")
+    print("Configuration format: 1")
+    print("OS api version: 20")
+    print("Export interface: 0")
+    print("VCS version: (cardume)")
+    return 0
+
+
+def queue(args: argparse.Namespace) -> int:
+    with Client() as client:
+        if args.action == "info":
+            data = client.call("QueueInfo")
+            print(f"The drain flag is {'set' if data['drained'] else 'unset'}")
+            return 0
+        client.call("SetDrainFlag", args.action == "drain")
+    return 0
+
+
+def redist_conf(args: argparse.Namespace) -> int:
+    common.run_job(args, [{"OP_ID": "OP_CLUSTER_REDIST_CONF"}])
+    return 0
+
+
+def master_failover(args: argparse.Namespace) -> int:
+    from cardume.bootstrap import master_failover as failover
+    if args.no_voting and not args.yes_do_it and not common.confirm(
+            "Master failover without voting can leave two masters if the old one is "
+            "still up. Continue?"):
+        print("Master failover without voting needs --yes-do-it (or a 'y' at the prompt)",
+              file=sys.stderr)
+        return 1
+    env = dict(os.environ)
+    local = paths.NodePaths(os.path.join(env[paths.ENV_ROOT], "nodes", env[paths.ENV_NODE])) \
+        if env.get(paths.ENV_ROOT) and env.get(paths.ENV_NODE) else paths.local_node_paths()
+    for line in failover(local, no_voting=args.no_voting):
+        print(line)
+    return 0
+
+
+def destroy(args: argparse.Namespace) -> int:
+    if not args.yes_do_it:
+        raise errors.WrongInput("destroying the cluster needs --yes-do-it")
+    common.run_job(args, [{"OP_ID": "OP_CLUSTER_DESTROY"}])
+    return 0
+
+
+def tags(args: argparse.Namespace) -> int:
+    if args.action == "list-tags":
+        with Client() as client:
+            data = client.call("QueryClusterInfo")
+        for tag in sorted(data["tags"]):
+            print(tag)
+        return 0
+    op_id = "OP_TAGS_SET" if args.action == "add-tags" else "OP_TAGS_DEL"
+    common.run_job(args, [{"OP_ID": op_id, "kind": "cluster", "tags": args.tags}])
+    return 0

@@ -1,0 +1,189 @@
+"""Options and helpers every gnt-* family shares: job options, list commands, output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cardume import constants, errors
+from cardume.cli import listing
+from cardume.cli.luxi import Client
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_job_options(parser: argparse.ArgumentParser, dry_run: bool = True) -> None:
+    if dry_run:
+        parser.add_argument("--dry-run", action="store_true",
+                            help="check the prerequisites only; change nothing")
+    parser.add_argument("--submit", action="store_true",
+                        help="submit the job and print its id without waiting")
+    parser.add_argument("--print-jobid", action="store_true",
+                        help="print the job id, then wait for the job")
+    parser.add_argument("--priority", choices=sorted(constants.PRIORITY_NAMES),
+                        help="job priority")
+    parser.add_argument("--reason", help="reason for the change, kept with the job")
+
+
+def add_list_options(parser: argparse.ArgumentParser, names: bool = True) -> None:
+    parser.add_argument("--no-headers", action="store_true", help="don't print column headers")
+    parser.add_argument("--separator", help="separate columns with this text (no padding)")
+    parser.add_argument("--units", choices=listing.UNITS,
+                        help="units for sizes: h(uman), m, g, t")
+    parser.add_argument("-o", "--output", dest="output", metavar="FIELDS",
+                        help="comma-separated fields to show; +FIELDS adds to the defaults")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="spell out special values")
+    parser.add_argument("--filter", dest="qfilter", action="store_true",
+                        help=argparse.SUPPRESS)
+    if names:
+        parser.add_argument("names", nargs="*", help="names to list (default: all)")
+
+
+def add_list_fields_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-headers", action="store_true", help="don't print column headers")
+    parser.add_argument("--separator", help="separate columns with this text")
+    parser.add_argument("fields", nargs="*", help="fields to describe (default: all)")
+
+
+def op_common(args: argparse.Namespace) -> dict[str, Any]:
+    """Common opcode fields from the common options."""
+    values: dict[str, Any] = {}
+    if getattr(args, "dry_run", False):
+        values["dry_run"] = True
+    priority = getattr(args, "priority", None)
+    if priority:
+        values["priority"] = constants.PRIORITY_NAMES[priority]
+    reason = getattr(args, "reason", None)
+    if reason:
+        values["reason"] = [["gnt:user", reason, 0]]
+    return values
+
+
+def run_job(args: argparse.Namespace, ops: list[dict[str, Any]],
+            feedback: bool = True) -> list[Any] | None:
+    """Submit a job made of ops; with --submit print its id and return None."""
+    common = op_common(args)
+    ops = [{**common, **op} for op in ops]
+    with Client() as client:
+        job_id = client.submit(ops)
+        if getattr(args, "submit", False):
+            print(f"JobID: {job_id}")
+            return None
+        if getattr(args, "print_jobid", False):
+            print(f"JobID: {job_id}", flush=True)
+        return client.wait_job(job_id, feedback=feedback)
+
+
+def fields_of(spec: str | None, default: Sequence[str]) -> list[str]:
+    if not spec:
+        return list(default)
+    if spec.startswith("+"):
+        return [*default, *[f for f in spec[1:].split(",") if f]]
+    return [f for f in spec.split(",") if f]
+
+
+_MARKS = {"nodata": listing.Mark.NODATA, "offline": listing.Mark.OFFLINE,
+          "unavail": listing.Mark.UNAVAIL, "unknown": listing.Mark.UNKNOWN}
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict) and "_rs" in value and len(value) == 1:
+        return _MARKS.get(value["_rs"], listing.Mark.UNKNOWN)
+    return value
+
+
+def run_list(args: argparse.Namespace, resource: str, default: Sequence[str],
+             env_var: str | None = None) -> int:
+    spec = args.output
+    if env_var and not spec:
+        spec = os.environ.get(env_var) or None
+    fields = fields_of(spec, default)
+    with Client() as client:
+        reply = client.call("Query", resource, fields, list(getattr(args, "names", []) or []))
+    defs = [listing.Field(f["name"], f["title"], f["kind"], f["doc"]) for f in reply["fields"]]
+    rows = [[_cell(v) for v in row] for row in reply["data"]]
+    text = listing.format_table(defs, rows, headers=not args.no_headers,
+                                separator=args.separator, units=args.units,
+                                verbose=args.verbose)
+    if text:
+        print(text)
+    return 0
+
+
+def run_list_fields(args: argparse.Namespace, resource: str) -> int:
+    with Client() as client:
+        reply = client.call("QueryFields", resource, list(args.fields) or None)
+    defs = [listing.Field(f["name"], f["title"], f["kind"], f["doc"]) for f in reply["fields"]]
+    if not args.fields:
+        defs = listing.describe_fields({f.name: f for f in defs})
+    print(listing.format_fields_list(defs, headers=not args.no_headers,
+                                     separator=args.separator))
+    return 0
+
+
+def query_objects(resource: str, fields: list[str], names: list[str]) -> list[dict[str, Any]]:
+    """Rows of a query as dicts keyed by field name (for the info commands)."""
+    with Client() as client:
+        reply = client.call("Query", resource, fields, names)
+    return [dict(zip(fields, row, strict=True)) for row in reply["data"]]
+
+
+def print_changes(what: str, name: str, result: list[Any] | None) -> None:
+    """Ganeti's report of a modify: 'Modified node X' and one '- param -> value' per change."""
+    if not result:
+        return
+    changes = result[0] or []
+    if not changes:
+        print(f"Nothing changed for {what} {name}")
+        return
+    print(f"Modified {what} {name}")
+    for param, value in changes:
+        print(f" - {param} -> {value}")
+
+
+def print_tree(data: Any, indent: int = 0) -> None:
+    """Print nested dicts the way Ganeti's info commands do: 'key: value', indented."""
+    pad = "  " * indent
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, dict):
+                print(f"{pad}{key}:")
+                print_tree(value, indent + 1)
+            elif isinstance(value, list) and value and isinstance(value[0], dict):
+                print(f"{pad}{key}:")
+                for item in value:
+                    print_tree(item, indent + 1)
+            else:
+                print(f"{pad}{key}: {format_value(value)}")
+    else:
+        print(f"{pad}{format_value(data)}")
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) if value else "(none)"
+    if value is None:
+        return "(none)"
+    return str(value)
+
+
+def bool_option(value: str) -> bool:
+    from cardume.cli.params import parse_bool
+    return parse_bool(value)
+
+
+def confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"{question} y/[n]: ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def usage_error(message: str) -> errors.WrongInput:
+    return errors.WrongInput(message)

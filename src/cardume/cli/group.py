@@ -1,0 +1,125 @@
+"""gnt-group: node groups."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cardume.cli import common
+from cardume.cli.params import parse_ident_kv, parse_kv, parse_names_list
+
+DEFAULT_FIELDS = ["name", "node_cnt", "pinst_cnt", "alloc_policy", "ndparams"]
+POLICIES = ["preferred", "last_resort", "unallocable"]
+
+
+def build(sub: Any) -> None:
+    p = sub.add_parser("add", help="create a node group")
+    p.add_argument("--alloc-policy", choices=POLICIES, help="allocation policy")
+    p.add_argument("--node-parameters", dest="ndparams", help="node parameters k=v,...")
+    p.add_argument("-D", "--disk-parameters", dest="diskparams", action="append", default=[],
+                   help="TEMPLATE:k=v,...")
+    common.add_job_options(p)
+    p.add_argument("group", help="name of the group")
+    p.set_defaults(func=add)
+
+    p = sub.add_parser("list", help="list node groups")
+    common.add_list_options(p)
+    p.set_defaults(func=lambda a: common.run_list(a, "group", DEFAULT_FIELDS, "GNT_GROUP_LIST"))
+    p = sub.add_parser("list-fields", help="describe the fields of gnt-group list")
+    common.add_list_fields_options(p)
+    p.set_defaults(func=lambda a: common.run_list_fields(a, "group"))
+
+    p = sub.add_parser("remove", help="remove an empty node group")
+    common.add_job_options(p)
+    p.add_argument("group", help="name of the group")
+    p.set_defaults(func=remove)
+
+    p = sub.add_parser("rename", help="rename a node group")
+    common.add_job_options(p)
+    p.add_argument("group", help="current name")
+    p.add_argument("new_name", help="new name")
+    p.set_defaults(func=rename)
+
+    p = sub.add_parser("assign-nodes", help="move nodes into a group")
+    p.add_argument("--force", action="store_true", help="allow splitting instances")
+    common.add_job_options(p)
+    p.add_argument("group", help="target group")
+    p.add_argument("nodes", nargs="+", help="nodes to move")
+    p.set_defaults(func=assign_nodes)
+
+    p = sub.add_parser("modify", help="change a group's parameters")
+    p.add_argument("--alloc-policy", choices=POLICIES, help="allocation policy")
+    p.add_argument("--node-parameters", dest="ndparams", help="node parameters k=v,...")
+    p.add_argument("-D", "--disk-parameters", dest="diskparams", action="append", default=[],
+                   help="TEMPLATE:k=v,...")
+    common.add_job_options(p)
+    p.add_argument("group", help="name of the group")
+    p.set_defaults(func=modify)
+
+    for name in ("info", "show"):
+        p = sub.add_parser(name, help="show group details")
+        p.add_argument("groups", nargs="*", help="groups (default: all)")
+        p.set_defaults(func=info)
+
+
+def _diskparams(items: list[str]) -> dict[str, Any] | None:
+    if not items:
+        return None
+    result: dict[str, Any] = {}
+    for text in items:
+        template, values = parse_ident_kv(text)
+        result[template] = values if isinstance(values, dict) else {}
+    return result
+
+
+def add(args: argparse.Namespace) -> int:
+    op = {"OP_ID": "OP_GROUP_ADD", "group_name": args.group, "alloc_policy": args.alloc_policy,
+          "ndparams": dict(parse_kv(args.ndparams)) if args.ndparams else None,
+          "diskparams": _diskparams(args.diskparams)}
+    common.run_job(args, [op])
+    return 0
+
+
+def remove(args: argparse.Namespace) -> int:
+    common.run_job(args, [{"OP_ID": "OP_GROUP_REMOVE", "group_name": args.group}])
+    return 0
+
+
+def rename(args: argparse.Namespace) -> int:
+    common.run_job(args, [{"OP_ID": "OP_GROUP_RENAME", "group_name": args.group,
+                           "new_name": args.new_name}])
+    return 0
+
+
+def assign_nodes(args: argparse.Namespace) -> int:
+    nodes = [n for text in args.nodes for n in parse_names_list(text)]
+    common.run_job(args, [{"OP_ID": "OP_GROUP_ASSIGN_NODES", "group_name": args.group,
+                           "nodes": nodes, "force": args.force}])
+    return 0
+
+
+def modify(args: argparse.Namespace) -> int:
+    op = {"OP_ID": "OP_GROUP_SET_PARAMS", "group_name": args.group,
+          "alloc_policy": args.alloc_policy,
+          "ndparams": dict(parse_kv(args.ndparams)) if args.ndparams else None,
+          "diskparams": _diskparams(args.diskparams)}
+    result = common.run_job(args, [op])
+    common.print_changes("node group", args.group, result)
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    fields = ["name", "uuid", "alloc_policy", "node_list", "pinst_list", "ndparams",
+              "diskparams", "ipolicy", "tags"]
+    for group in common.query_objects("group", fields, list(args.groups)):
+        print(f"Node group: {group['name']}")
+        print(f"  UUID: {group['uuid']}")
+        print(f"  Allocation policy: {group['alloc_policy']}")
+        print(f"  Nodes: {', '.join(group['node_list']) or '(none)'}")
+        print(f"  Instances: {', '.join(group['pinst_list']) or '(none)'}")
+        print("  Node parameters:")
+        common.print_tree(group["ndparams"], 2)
+        print("  Disk parameters:")
+        common.print_tree(group["diskparams"], 2)
+        print(f"  Tags: {', '.join(group['tags']) or '(none)'}")
+    return 0

@@ -1,0 +1,143 @@
+"""gnt-job: list, inspect, watch and cancel jobs."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from cardume import errors
+from cardume.cli import common
+from cardume.cli.luxi import Client
+
+DEFAULT_FIELDS = ["id", "status", "summary"]
+
+
+def build(sub: Any) -> None:
+    p = sub.add_parser("list", help="list jobs")
+    common.add_list_options(p, names=False)
+    p.add_argument("job_ids", nargs="*", help="job ids (default: all not archived)")
+    p.add_argument("--running", action="store_true", help="only running jobs")
+    p.add_argument("--pending", action="store_true", help="only queued or waiting jobs")
+    p.add_argument("--error", action="store_true", help="only failed jobs")
+    p.set_defaults(func=list_jobs)
+    p = sub.add_parser("list-fields", help="describe the fields of gnt-job list")
+    common.add_list_fields_options(p)
+    p.set_defaults(func=lambda a: common.run_list_fields(a, "job"))
+    for name in ("info", "show"):
+        p = sub.add_parser(name, help="show the details of jobs")
+        p.add_argument("job_ids", nargs="+", help="job ids")
+        p.set_defaults(func=info)
+    p = sub.add_parser("watch", help="follow a job's log until it ends")
+    p.add_argument("job_id", help="job id")
+    p.set_defaults(func=watch)
+    p = sub.add_parser("wait", help="wait for a job to end, printing nothing")
+    p.add_argument("job_id", help="job id")
+    p.set_defaults(func=wait)
+    p = sub.add_parser("cancel", help="cancel queued or waiting jobs")
+    p.add_argument("job_ids", nargs="+", help="job ids")
+    p.set_defaults(func=cancel)
+    p = sub.add_parser("archive", help="archive finished jobs")
+    p.add_argument("job_ids", nargs="+", help="job ids")
+    p.set_defaults(func=archive)
+
+
+def _job_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise errors.WrongInput(f"invalid job id '{text}': expected a number") from None
+
+
+def list_jobs(args: argparse.Namespace) -> int:
+    args.names = [str(_job_id(i)) for i in args.job_ids]
+    wanted = {s for s, flag in (("running", args.running), ("queued", args.pending),
+                                ("waiting", args.pending), ("error", args.error)) if flag}
+    if not wanted:
+        return common.run_list(args, "job", DEFAULT_FIELDS)
+    fields = common.fields_of(args.output, DEFAULT_FIELDS)
+    rows = common.query_objects("job", [*fields, "status"], args.names)
+    keep = [str(r["id"]) for r in rows if r["status"] in wanted]
+    if not keep:
+        return 0
+    args.names = keep
+    return common.run_list(args, "job", DEFAULT_FIELDS)
+
+
+def _fmt_ts(value: Any) -> str:
+    if not isinstance(value, (int, float)):
+        return "N/A"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) + \
+        f".{int((value % 1) * 1e6):06d}"
+
+
+def info(args: argparse.Namespace) -> int:
+    fields = ["id", "status", "priority", "received_ts", "start_ts", "end_ts", "ops",
+              "opresult", "opstatus", "oplog", "opstart", "opend"]
+    rows = common.query_objects("job", fields, [str(_job_id(i)) for i in args.job_ids])
+    for job in rows:
+        print(f"Job ID: {job['id']}")
+        print(f"  Status: {job['status']}")
+        print(f"  Priority: {job['priority']}")
+        print(f"  Received:         {_fmt_ts(job['received_ts'])}")
+        start, end, received = job["start_ts"], job["end_ts"], job["received_ts"]
+        if isinstance(start, (int, float)):
+            print(f"  Processing start: {_fmt_ts(start)} (delta {start - received:.6f}s)")
+        else:
+            print("  Processing start: unknown (not started)")
+        if isinstance(end, (int, float)) and isinstance(start, (int, float)):
+            print(f"  Processing end:   {_fmt_ts(end)} (delta {end - start:.6f}s)")
+        else:
+            print("  Processing end:   unknown (not finished)")
+        print("  Opcodes:")
+        for index, op in enumerate(job["ops"]):
+            print(f"    OP_ID: {op['OP_ID']}")
+            print(f"      Status: {job['opstatus'][index]}")
+            print(f"      Processing start: {_fmt_ts(job['opstart'][index])}")
+            print(f"      Processing end:   {_fmt_ts(job['opend'][index])}")
+            print("      Input fields:")
+            for key in sorted(op):
+                if key != "OP_ID":
+                    print(f"        {key}: {op[key]}")
+            result = job["opresult"][index]
+            if isinstance(result, dict) and "message" in result and "code" in result:
+                print(f"      Result: {result['code']}: {result['message']}")
+            else:
+                print(f"      Result: {result}")
+        print("      Execution log:")
+        for serial, timestamp, _kind, message in job["oplog"]:
+            print(f"        {serial}:{_fmt_ts(timestamp)} {message}")
+    return 0
+
+
+def watch(args: argparse.Namespace) -> int:
+    job_id = _job_id(args.job_id)
+    print(f"Output from job {job_id} follows")
+    print("-----------------------------------")
+    with Client() as client:
+        client.wait_job(job_id)
+    return 0
+
+
+def wait(args: argparse.Namespace) -> int:
+    with Client() as client:
+        client.wait_job(_job_id(args.job_id), feedback=False)
+    return 0
+
+
+def cancel(args: argparse.Namespace) -> int:
+    failed = 0
+    with Client() as client:
+        for text in args.job_ids:
+            ok, message = client.call("CancelJob", _job_id(text))
+            print(message)
+            failed += 0 if ok else 1
+    return 1 if failed else 0
+
+
+def archive(args: argparse.Namespace) -> int:
+    with Client() as client:
+        for text in args.job_ids:
+            if not client.call("ArchiveJob", _job_id(text)):
+                print(f"Job {text} is not finished or does not exist; not archived")
+    return 0

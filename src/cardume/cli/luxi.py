@@ -1,0 +1,120 @@
+"""The CLI's side of the master socket: requests, job submission and log streaming.
+
+Standard library only; the CLI must start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+from cardume import errors, paths
+
+EOM = b"\x03"
+
+
+def master_socket_path(env: dict[str, str] | None = None) -> str:
+    env = dict(os.environ) if env is None else env
+    root = env.get(paths.ENV_ROOT)
+    if root:
+        master_dir = paths.find_master_dir(root)
+        if master_dir is None:
+            raise errors.NotCluster(f"no initialised cluster under {root}",
+                                    f"start one with 'cardume vcluster up --root {root}'")
+        return paths.NodePaths(master_dir).master_socket
+    local = paths.NodePaths(paths.DEFAULT_STATE_DIR)
+    ssconf = local.read_ssconf()
+    if not ssconf:
+        raise errors.NotCluster("this node is not part of a cluster",
+                                "run 'gnt-cluster init' or 'gnt-node add' first")
+    identity = local.read_identity()
+    if ssconf.get("master_node") != identity.get("name"):
+        raise errors.MasterUnreachable(
+            f"this is not the master node; the master is {ssconf.get('master_node')}",
+            "run the command there")
+    return local.master_socket
+
+
+class Client:
+    def __init__(self, path: str | None = None, timeout: float = 120.0) -> None:
+        self.path = path or master_socket_path()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(self.path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            self._sock.close()
+            raise errors.MasterUnreachable(
+                f"the master daemon does not answer at {self.path}",
+                "is cardume-masterd running? ('cardume vcluster up' restarts a local "
+                "cluster's daemons)") from None
+        self._buffer = b""
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: str, *args: Any) -> Any:
+        request = {"method": method, "args": list(args), "version": 1}
+        try:
+            self._sock.sendall(json.dumps(request, separators=(",", ":")).encode() + EOM)
+            while EOM not in self._buffer:
+                chunk = self._sock.recv(1 << 16)
+                if not chunk:
+                    raise errors.MasterUnreachable("the master daemon closed the connection")
+                self._buffer += chunk
+        except TimeoutError:
+            raise errors.MasterUnreachable(f"the master daemon did not answer {method}") from None
+        except OSError as err:
+            raise errors.MasterUnreachable(f"lost the master daemon: {err}") from None
+        raw, _, self._buffer = self._buffer.partition(EOM)
+        reply = json.loads(raw)
+        if not reply.get("success"):
+            raise errors.from_dict(reply.get("result") or {})
+        return reply.get("result")
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def submit(self, ops: list[dict[str, Any]]) -> int:
+        return int(self.call("SubmitJob", ops))
+
+    def wait_job(self, job_id: int, feedback: bool = True) -> list[Any]:
+        """Stream the job's log lines until it ends; its op results, or raise its error."""
+        status: str | None = None
+        serial = 0
+        while True:
+            change = self.call("WaitForJobChange", job_id, status, serial, 30.0)
+            if change == "nochange":
+                continue
+            status = change["status"]
+            for entry_serial, timestamp, _kind, message in change["log"]:
+                serial = max(serial, entry_serial)
+                if feedback:
+                    print(f"{time.ctime(timestamp)} {message}", flush=True)
+            if "opresult" in change:
+                return _job_outcome(job_id, status, change["opstatus"], change["opresult"])
+
+
+def _job_outcome(job_id: int, status: str, opstatus: list[str],
+                 opresult: list[Any]) -> list[Any]:
+    if status == "success":
+        return opresult
+    if status == "canceled":
+        raise errors.JobCanceled(f"job {job_id} was canceled")
+    for op_status, result in zip(opstatus, opresult, strict=False):
+        if op_status == "error" and isinstance(result, dict):
+            raise errors.from_dict(result)
+    raise errors.ExecError(f"job {job_id} ended with status {status}")
+
+
+def print_error(prog: str, err: errors.CardumeError) -> None:
+    print(f"Failure: {err.code}: {err}", file=sys.stderr)

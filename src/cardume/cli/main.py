@@ -1,0 +1,69 @@
+"""Entry points of the gnt-* commands and of ``cardume``: a lazy table of families.
+
+Only the module of the family being run is imported, and that module imports only what
+its parser needs, so a command starts in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from cardume import errors
+
+FAMILIES = {
+    "gnt-cluster": "cardume.cli.cluster",
+    "gnt-node": "cardume.cli.node",
+    "gnt-group": "cardume.cli.group",
+    "gnt-job": "cardume.cli.job",
+    "gnt-debug": "cardume.cli.debug",
+    "cardume": "cardume.cli.tool",
+}
+
+
+def run(prog: str, argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    module = importlib.import_module(FAMILIES[prog])
+    parser = argparse.ArgumentParser(prog=prog, description=module.__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    module.build(sub)
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 1
+    try:
+        return int(func(args) or 0)
+    except errors.CardumeError as err:
+        print(f"Failure: {err.code}: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+def gnt_cluster() -> int:
+    return run("gnt-cluster")
+
+
+def gnt_node() -> int:
+    return run("gnt-node")
+
+
+def gnt_group() -> int:
+    return run("gnt-group")
+
+
+def gnt_job() -> int:
+    return run("gnt-job")
+
+
+def gnt_debug() -> int:
+    return run("gnt-debug")
+
+
+def cardume_main() -> int:
+    return run("cardume")

@@ -1,0 +1,155 @@
+"""gnt-node: add nodes by join token, list, inspect, change roles, remove."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cardume.cli import common
+from cardume.cli.params import parse_kv
+
+DEFAULT_FIELDS = ["name", "dtotal", "dfree", "mtotal", "mnode", "mfree", "pinst_cnt",
+                  "sinst_cnt"]
+
+
+def _yes_no(value: str) -> bool:
+    return common.bool_option(value)
+
+
+def build(sub: Any) -> None:
+    p = sub.add_parser("add", help="add a node (its daemon must be running)")
+    p.add_argument("--join-token", help="the node's join token ('cardume node join-token' "
+                   "on the node prints it)")
+    p.add_argument("--readd", action="store_true", help="re-add a node already in the config")
+    p.add_argument("-s", "--secondary-ip", help="replication address")
+    p.add_argument("-g", "--node-group", help="node group (default: default)")
+    p.add_argument("--master-capable", type=_yes_no, help="yes|no")
+    p.add_argument("--vm-capable", type=_yes_no, help="yes|no")
+    p.add_argument("--node-parameters", dest="ndparams", help="node parameters k=v,...")
+    p.add_argument("--primary-ip", help="address of the node daemon (default: resolved name)")
+    p.add_argument("--port", type=int, help="port of the node daemon")
+    p.add_argument("--no-ssh-key-check", action="store_true", help="accepted (no SSH used)")
+    p.add_argument("--no-node-setup", action="store_true", help="accepted (no SSH used)")
+    common.add_job_options(p)
+    p.add_argument("node", help="name of the node")
+    p.set_defaults(func=add)
+
+    p = sub.add_parser("list", help="list nodes")
+    common.add_list_options(p)
+    p.set_defaults(func=lambda a: common.run_list(a, "node", DEFAULT_FIELDS, "GNT_NODE_LIST"))
+    p = sub.add_parser("list-fields", help="describe the fields of gnt-node list")
+    common.add_list_fields_options(p)
+    p.set_defaults(func=lambda a: common.run_list_fields(a, "node"))
+
+    for name in ("info", "show"):
+        p = sub.add_parser(name, help="show node details")
+        p.add_argument("nodes", nargs="*", help="nodes (default: all)")
+        p.set_defaults(func=info)
+
+    p = sub.add_parser("remove", help="remove a node from the cluster")
+    common.add_job_options(p)
+    p.add_argument("node", help="name of the node")
+    p.set_defaults(func=remove)
+
+    p = sub.add_parser("modify", help="change a node's roles and parameters")
+    p.add_argument("-C", "--master-candidate", type=_yes_no, help="yes|no")
+    p.add_argument("-D", "--drained", type=_yes_no, help="yes|no")
+    p.add_argument("-O", "--offline", type=_yes_no, help="yes|no")
+    p.add_argument("--master-capable", type=_yes_no, help="yes|no")
+    p.add_argument("--vm-capable", type=_yes_no, help="yes|no")
+    p.add_argument("-s", "--secondary-ip", help="replication address")
+    p.add_argument("--node-parameters", dest="ndparams", help="node parameters k=v,...")
+    p.add_argument("--node-powered", type=_yes_no, help="yes|no")
+    p.add_argument("--auto-promote", action="store_true",
+                   help="promote another node if this one stops being a candidate")
+    p.add_argument("--force", action="store_true", help="skip safety checks")
+    common.add_job_options(p)
+    p.add_argument("node", help="name of the node")
+    p.set_defaults(func=modify)
+
+    for action in ("add-tags", "remove-tags", "list-tags"):
+        p = sub.add_parser(action, help=f"{action.replace('-', ' ')} of a node")
+        p.add_argument("node", help="name of the node")
+        if action != "list-tags":
+            p.add_argument("tags", nargs="+", help="tags")
+            common.add_job_options(p)
+        p.set_defaults(func=tags, action=action)
+
+
+def add(args: argparse.Namespace) -> int:
+    op: dict[str, Any] = {"OP_ID": "OP_NODE_ADD", "node_name": args.node,
+                          "readd": args.readd, "secondary_ip": args.secondary_ip,
+                          "group": args.node_group, "master_capable": args.master_capable,
+                          "vm_capable": args.vm_capable, "primary_ip": args.primary_ip,
+                          "port": args.port, "join_token": args.join_token}
+    if args.ndparams:
+        op["ndparams"] = dict(parse_kv(args.ndparams))
+    common.run_job(args, [op])
+    return 0
+
+
+def remove(args: argparse.Namespace) -> int:
+    common.run_job(args, [{"OP_ID": "OP_NODE_REMOVE", "node_name": args.node}])
+    return 0
+
+
+def modify(args: argparse.Namespace) -> int:
+    op: dict[str, Any] = {"OP_ID": "OP_NODE_SET_PARAMS", "node_name": args.node,
+                          "master_candidate": args.master_candidate, "drained": args.drained,
+                          "offline": args.offline, "master_capable": args.master_capable,
+                          "vm_capable": args.vm_capable, "secondary_ip": args.secondary_ip,
+                          "powered": args.node_powered, "auto_promote": args.auto_promote,
+                          "force": args.force}
+    if args.ndparams:
+        op["ndparams"] = dict(parse_kv(args.ndparams))
+    result = common.run_job(args, [op])
+    common.print_changes("node", args.node, result)
+    return 0
+
+
+INFO_FIELDS = ["name", "pip", "sip", "master", "master_candidate", "drained", "offline",
+               "master_capable", "vm_capable", "group", "pinst_list", "sinst_list",
+               "ndparams", "custom_ndparams", "tags", "role"]
+
+
+def info(args: argparse.Namespace) -> int:
+    rows = common.query_objects("node", INFO_FIELDS, list(args.nodes))
+    for node in rows:
+        print(f"Node name: {node['name']}")
+        print(f"  primary ip: {node['pip']}")
+        print(f"  secondary ip: {node['sip']}")
+        print(f"  master candidate: {node['master_candidate']}")
+        print(f"  drained: {node['drained']}")
+        print(f"  offline: {node['offline']}")
+        print(f"  master_capable: {node['master_capable']}")
+        print(f"  vm_capable: {node['vm_capable']}")
+        print(f"  role: {node['role']}")
+        print(f"  node group: {node['group']}")
+        for kind, key in (("primary", "pinst_list"), ("secondary", "sinst_list")):
+            if node[key]:
+                print(f"  {kind} for instances:")
+                for name in node[key]:
+                    print(f"    - {name}")
+            else:
+                print(f"  {kind} for no instances")
+        print("  node parameters:")
+        custom = node["custom_ndparams"]
+        for key, value in sorted(node["ndparams"].items()):
+            shown = value if key in custom else f"default ({value})"
+            print(f"    {key}: {shown}")
+        print(f"  tags: {', '.join(node['tags']) or '(none)'}")
+    return 0
+
+
+def tags(args: argparse.Namespace) -> int:
+    if args.action == "list-tags":
+        rows = common.query_objects("node", ["tags"], [args.node])
+        for tag in rows[0]["tags"]:
+            print(tag)
+        return 0
+    op_id = "OP_TAGS_SET" if args.action == "add-tags" else "OP_TAGS_DEL"
+    common.run_job(args, [{"OP_ID": op_id, "kind": "node", "name": args.node,
+                           "tags": args.tags}])
+    return 0
+
+

@@ -1,0 +1,67 @@
+"""cardume: local clusters (vcluster) and node-side helpers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from cardume import paths
+
+
+def build(sub: Any) -> None:
+    p = sub.add_parser("vcluster", help="a whole cluster on this machine (loopback addresses)")
+    vsub = p.add_subparsers(dest="vcommand", metavar="ACTION", required=True)
+    up = vsub.add_parser("up", help="start (or restart) a local cluster")
+    up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    up.add_argument("--root", required=True, help="state directory of the cluster")
+    up.add_argument("--base-ip", default="127.0.0.11", help="address of node1 (loopback)")
+    up.add_argument("--port", type=int, default=1811, help="node daemon port")
+    up.add_argument("--name", default="cluster.vcluster", help="cluster name")
+    up.set_defaults(func=vcluster_up)
+    down = vsub.add_parser("down", help="stop a local cluster")
+    down.add_argument("--root", required=True, help="state directory of the cluster")
+    down.add_argument("--purge", action="store_true", help="also delete its state")
+    down.set_defaults(func=vcluster_down)
+    status = vsub.add_parser("status", help="show the daemons of a local cluster")
+    status.add_argument("--root", required=True, help="state directory of the cluster")
+    status.set_defaults(func=vcluster_status)
+
+    p = sub.add_parser("node", help="node-side helpers")
+    nsub = p.add_subparsers(dest="ncommand", metavar="ACTION", required=True)
+    token = nsub.add_parser("join-token", help="print this node's join token")
+    token.add_argument("--root", help="the node's state directory (default: this node's)")
+    token.set_defaults(func=node_join_token)
+
+
+def vcluster_up(args: argparse.Namespace) -> int:
+    from cardume.vcluster import VCluster
+    cluster = VCluster(args.root, base_ip=args.base_ip, port=args.port)
+    for line in cluster.up(args.nodes, cluster_name=args.name):
+        print(line)
+    print(f"Local cluster with {len(cluster.existing_nodes())} nodes is up. Use it with:")
+    print(f"  export CARDUME_ROOT={cluster.root}")
+    print("  gnt-node list")
+    return 0
+
+
+def vcluster_down(args: argparse.Namespace) -> int:
+    from cardume.vcluster import VCluster
+    for line in VCluster(args.root).down(purge=args.purge):
+        print(line)
+    return 0
+
+
+def vcluster_status(args: argparse.Namespace) -> int:
+    from cardume.vcluster import VCluster
+    for line in VCluster(args.root).status():
+        print(line)
+    return 0
+
+
+def node_join_token(args: argparse.Namespace) -> int:
+    from cardume.node.daemon import join_token
+    local = paths.NodePaths(os.path.abspath(args.root)) if args.root \
+        else paths.local_node_paths()
+    print(join_token(local))
+    return 0

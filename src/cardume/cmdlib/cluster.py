@@ -1,0 +1,297 @@
+"""Logical units for the cluster as a whole: verify, modify, redist-conf, destroy."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cardume import __version__, constants, errors, objects, opcodes
+from cardume.cmdlib import common
+from cardume.cmdlib.base import ALL, LogicalUnit, register
+from cardume.jobs import locks
+
+# Cluster verify's problem codes (Ganeti's names, so scripts that grep them keep working).
+ECLUSTERCFG = "ECLUSTERCFG"
+ECLUSTERCERT = "ECLUSTERCERT"
+ENODERPC = "ENODERPC"
+ENODEVERSION = "ENODEVERSION"
+ENODEFILECHECK = "ENODEFILECHECK"
+ENODEFILESTORAGEPATHS = "ENODEFILESTORAGEPATHS"
+ENODETIME = "ENODETIME"
+ENODESETUP = "ENODESETUP"
+
+CERT_WARN_DAYS = 30
+MAX_CLOCK_SKEW = 150.0  # seconds, as Ganeti's NODE_MAX_CLOCK_SKEW
+
+
+@register
+class LUClusterVerify(LogicalUnit):
+    OP = opcodes.OpClusterVerify
+
+    def declare_locks(self) -> dict[str, tuple[Any, bool]]:
+        return {locks.LEVEL_NODEGROUP: (ALL, True), locks.LEVEL_NODE: (ALL, True)}
+
+    async def check_prereq(self) -> None:
+        if self.op.group_name:
+            self.cfg.expand_group(self.op.group_name)
+
+    def _report(self, severity: str, code: str, kind: str, item: str, message: str) -> None:
+        if code in self.op.ignore_errors and severity == "ERROR":
+            severity = "WARNING"
+        if severity == "ERROR":
+            self.bad = True
+        if self.op.error_codes:
+            self.log_info(f"  - {severity}:{code}:{kind}:{item}:{message}")
+        else:
+            self.log_info(f"  - {severity}: {kind} {item}: {message}")
+
+    async def exec(self) -> bool:
+        self.bad = False
+        cfg = self.cfg
+        cluster = cfg.get_cluster()
+        self.log_info("* Verifying cluster config")
+        self._verify_config(cluster)
+
+        nodes = cfg.sorted_nodes()
+        if self.op.group_name:
+            group = cfg.expand_group(self.op.group_name)
+            nodes = [n for n in nodes if n.group == group.uuid]
+        online = [n for n in nodes if not n.offline]
+        for node in nodes:
+            if node.offline:
+                self.log_info(f"  - NOTICE: node {node.name} is offline, not verified")
+        self.log_info(f"* Gathering data ({len(online)} nodes)")
+        dirs: dict[str, str] = {}
+        if constants.DT_FILE in cluster.enabled_disk_templates:
+            dirs["file_storage_dir"] = cluster.file_storage_dir
+        if constants.DT_SHARED_FILE in cluster.enabled_disk_templates:
+            dirs["shared_file_storage_dir"] = cluster.shared_file_storage_dir
+        master_ca = cfg.secrets.get("cluster-ca", {}).get("cert", "")
+        results = await self.rpc.call_many(online, "node_verify", {
+            "cluster_name": cluster.cluster_name, "dirs": dirs, "ca_cert": master_ca})
+        now = time.time()
+        self.log_info("* Verifying node status")
+        for node in online:
+            result = results[node.name]
+            if result.error is not None:
+                self._report("ERROR", ENODERPC, "node", node.name,
+                             f"while contacting node: {result.error}")
+                continue
+            self._verify_node(node, result.value, now)
+        return not self.bad
+
+    def _verify_config(self, cluster: objects.Cluster) -> None:
+        cfg = self.cfg
+        if cluster.master_node not in cfg.nodes:
+            self._report("ERROR", ECLUSTERCFG, "cluster", cluster.cluster_name,
+                         "the master node is not in the configuration")
+        for node in cfg.sorted_nodes():
+            if node.group not in cfg.groups:
+                self._report("ERROR", ECLUSTERCFG, "node", node.name,
+                             f"belongs to a group that does not exist ({node.group})")
+        master = cfg.nodes.get(cluster.master_node)
+        if master is not None and not master.master_candidate:
+            self._report("ERROR", ECLUSTERCFG, "node", master.name,
+                         "the master node is not a master candidate")
+        wanted = common.desired_candidates(cfg)
+        have = len(cfg.candidates())
+        if have < wanted:
+            self._report("ERROR", ECLUSTERCFG, "cluster", cluster.cluster_name,
+                         f"not enough master candidates: have {have}, want {wanted} "
+                         "(use 'gnt-node modify -C yes' to promote one)")
+
+    def _verify_node(self, node: objects.Node, info: dict[str, Any], now: float) -> None:
+        name = node.name
+        if info.get("version") != __version__:
+            self._report("ERROR", ENODEVERSION, "node", name,
+                         f"software version mismatch: master {__version__}, "
+                         f"node {info.get('version')}")
+        if info.get("cluster_name") != self.cfg.get_cluster().cluster_name:
+            self._report("ERROR", ENODESETUP, "node", name,
+                         f"believes it belongs to cluster '{info.get('cluster_name')}'")
+        cert = info.get("cert") or {}
+        if not cert.get("signed_by_cluster_ca", False):
+            self._report("ERROR", ECLUSTERCERT, "node", name,
+                         "node certificate is not signed by the cluster CA")
+        days = cert.get("days_left")
+        if isinstance(days, (int, float)):
+            if days < 0:
+                self._report("ERROR", ECLUSTERCERT, "node", name, "node certificate expired")
+            elif days < CERT_WARN_DAYS:
+                self._report("WARNING", ECLUSTERCERT, "node", name,
+                             f"node certificate expires in {int(days)} days")
+        node_time = info.get("time")
+        if isinstance(node_time, (int, float)) and abs(node_time - now) > MAX_CLOCK_SKEW:
+            self._report("ERROR", ENODETIME, "node", name,
+                         f"clock skew of {node_time - now:+.0f}s against the master")
+        for key, path in (info.get("missing_dirs") or {}).items():
+            self._report("ERROR", ENODEFILESTORAGEPATHS, "node", name,
+                         f"{key.replace('_', ' ')} '{path}' is missing or not a directory")
+        is_master = node.uuid == self.cfg.get_cluster().master_node
+        if node.master_candidate and not is_master:
+            serial = info.get("config_serial")
+            if serial != self.cfg.serial:
+                self._report("ERROR", ENODEFILECHECK, "node", name,
+                             f"configuration replica is at serial {serial}, the master at "
+                             f"{self.cfg.serial} (run 'gnt-cluster redist-conf')")
+
+
+@register
+class LUClusterSetParams(LogicalUnit):
+    OP = opcodes.OpClusterSetParams
+    BGL_SHARED = False
+
+    def check_arguments(self) -> None:
+        op = self.op
+        self.hvparams = common.check_hvparams(op.hvparams)
+        self.beparams = common.check_beparams(op.beparams) if op.beparams is not None else None
+        self.nicparams = (common.check_nicparams(op.nicparams)
+                          if op.nicparams is not None else None)
+        self.ndparams = (common.check_ndparams(op.ndparams)
+                         if op.ndparams is not None else None)
+        self.diskparams = common.check_diskparams(op.diskparams)
+        if op.enabled_hypervisors is not None:
+            common.check_enabled_list(op.enabled_hypervisors, constants.HYPER_TYPES,
+                                      "hypervisor")
+        if op.enabled_disk_templates is not None:
+            common.check_enabled_list(op.enabled_disk_templates, constants.DISK_TEMPLATES,
+                                      "disk template")
+        if op.candidate_pool_size is not None and op.candidate_pool_size < 1:
+            raise errors.WrongInput(
+                f"candidate pool size must be at least 1, not {op.candidate_pool_size}")
+        if op.max_running_jobs is not None and op.max_running_jobs < 1:
+            raise errors.WrongInput(
+                f"max running jobs must be at least 1, not {op.max_running_jobs}")
+        if op.mac_prefix is not None:
+            check_mac_prefix(op.mac_prefix)
+        for key in ("file_storage_dir", "shared_file_storage_dir"):
+            value = getattr(op, key)
+            if value is not None and value and not value.startswith("/"):
+                raise errors.WrongInput(f"{key.replace('_', ' ')} must be an absolute path, "
+                                        f"not '{value}'")
+
+    async def check_prereq(self) -> None:
+        cluster = self.cfg.get_cluster()
+        if self.op.enabled_hypervisors is not None:
+            used = {i.hypervisor for i in self.cfg.instances.values()}
+            missing = used - set(self.op.enabled_hypervisors)
+            if missing:
+                raise errors.WrongState(
+                    f"hypervisor(s) {', '.join(sorted(missing))} still used by instances")
+        if self.op.enabled_disk_templates is not None:
+            used = {i.disk_template for i in self.cfg.instances.values()}
+            missing = used - set(self.op.enabled_disk_templates)
+            if missing:
+                raise errors.WrongState(
+                    f"disk template(s) {', '.join(sorted(missing))} still used by instances")
+        self.cluster = self.cfg.edit(cluster)
+
+    async def exec(self) -> list[tuple[str, str]]:
+        op = self.op
+        cluster = self.cluster
+        changes: list[tuple[str, str]] = []
+        for hv, values in self.hvparams.items():
+            cluster.hvparams[hv] = objects.merge_params(cluster.hvparams.get(hv, {}), values)
+            changes.append((f"hvparams/{hv}", str(values)))
+        if self.beparams is not None:
+            cluster.beparams["default"] = objects.merge_params(
+                cluster.beparams.get("default", {}), self.beparams)
+            changes.append(("beparams", str(self.beparams)))
+        if self.nicparams is not None:
+            cluster.nicparams["default"] = objects.merge_params(
+                cluster.nicparams.get("default", {}), self.nicparams)
+            changes.append(("nicparams", str(self.nicparams)))
+        if self.ndparams is not None:
+            cluster.ndparams = objects.merge_params(cluster.ndparams, self.ndparams)
+            changes.append(("ndparams", str(self.ndparams)))
+        for template, values in self.diskparams.items():
+            cluster.diskparams[template] = objects.merge_params(
+                cluster.diskparams.get(template, {}), values)
+            changes.append((f"diskparams/{template}", str(values)))
+        if op.osparams:
+            for os_name, values in op.osparams.items():
+                cluster.osparams[os_name] = objects.merge_params(
+                    cluster.osparams.get(os_name, {}), values)
+        if op.ipolicy:
+            cluster.ipolicy = objects.merge_params(cluster.ipolicy, op.ipolicy)
+        simple = {
+            "vg_name": "volume_group_name", "enabled_hypervisors": "enabled_hypervisors",
+            "enabled_disk_templates": "enabled_disk_templates",
+            "file_storage_dir": "file_storage_dir",
+            "shared_file_storage_dir": "shared_file_storage_dir",
+            "master_netdev": "master_netdev", "candidate_pool_size": "candidate_pool_size",
+            "mac_prefix": "mac_prefix", "max_running_jobs": "max_running_jobs",
+            "max_tracked_jobs": "max_tracked_jobs", "default_iallocator": "default_iallocator",
+            "drbd_helper": "drbd_usermode_helper",
+        }
+        for op_name, attr in simple.items():
+            value = getattr(op, op_name)
+            if value is not None and value != getattr(cluster, attr):
+                setattr(cluster, attr, value)
+                changes.append((attr, str(value)))
+        if op.add_tags:
+            cluster.tags = sorted(set(cluster.tags) | set(op.add_tags))
+        if op.remove_tags:
+            cluster.tags = [t for t in cluster.tags if t not in op.remove_tags]
+        update: list[objects.ConfigObject] = [cluster]
+        if op.candidate_pool_size is not None:
+            # A bigger pool promotes capable nodes at once, as Ganeti does.
+            self.cfg.cluster = cluster  # the pool computation reads the new size
+            try:
+                promote = common.nodes_to_promote(self.cfg)
+            finally:
+                self.cfg.cluster = self.cfg.get_cluster()
+            for node in promote:
+                edited = self.cfg.edit(node)
+                edited.master_candidate = True
+                update.append(edited)
+                self.log_info(f"Promoting {node.name} to master candidate")
+        await self.cfg.commit(update=update)
+        if op.max_running_jobs is not None:
+            self.ctx.queue.max_running = op.max_running_jobs
+        await self.ctx.master.after_node_change()
+        return changes
+
+
+def check_mac_prefix(prefix: str) -> None:
+    parts = prefix.split(":")
+    if len(parts) != 3 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
+                                  for p in parts):
+        raise errors.WrongInput(f"invalid MAC prefix '{prefix}': expected three hex octets "
+                                "like aa:00:00")
+
+
+@register
+class LUClusterRedistConf(LogicalUnit):
+    OP = opcodes.OpClusterRedistConf
+
+    def declare_locks(self) -> dict[str, tuple[Any, bool]]:
+        return {locks.LEVEL_NODE: (ALL, True)}
+
+    async def exec(self) -> None:
+        failed = await self.ctx.master.redistribute(full=True)
+        for name, err in sorted(failed.items()):
+            self.log_warning(f"could not update node {name}: {err}")
+
+
+@register
+class LUClusterDestroy(LogicalUnit):
+    OP = opcodes.OpClusterDestroy
+    BGL_SHARED = False
+
+    async def check_prereq(self) -> None:
+        cfg = self.cfg
+        master = cfg.get_cluster().master_node
+        others = [n.name for n in cfg.sorted_nodes() if n.uuid != master]
+        if others:
+            raise errors.WrongState(
+                f"there are still {len(others)} node(s) in this cluster: {', '.join(others)}",
+                "remove them with 'gnt-node remove' first")
+        if cfg.instances:
+            raise errors.WrongState(
+                f"there are still {len(cfg.instances)} instance(s) in this cluster",
+                "remove them with 'gnt-instance remove' first")
+
+    async def exec(self) -> None:
+        self.log_info("Destroying the cluster; the master daemon stops after this job")
+        self.ctx.master.schedule_destroy()

@@ -1,0 +1,177 @@
+"""The master's Unix-socket protocol (Ganeti's LUXI framing): JSON messages ended by 0x03.
+
+Requests are ``{"method", "args", "version"}``; replies ``{"success", "result"}``, where a
+failed request's result is the error as ``{"code", "type", "message", "hint"}``. One
+connection can carry many requests, so a CLI that submits a job and then waits for it
+pays for one connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from cardume import __version__, constants, errors, query
+
+if TYPE_CHECKING:
+    from cardume.masterd import MasterDaemon
+
+log = logging.getLogger(__name__)
+
+EOM = b"\x03"
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+class LuxiServer:
+    def __init__(self, daemon: MasterDaemon) -> None:
+        self.daemon = daemon
+        self.methods: dict[str, Callable[..., Awaitable[Any]]] = {
+            "SubmitJob": self.submit_job,
+            "SubmitManyJobs": self.submit_many_jobs,
+            "WaitForJobChange": self.wait_for_job_change,
+            "CancelJob": self.cancel_job,
+            "ArchiveJob": self.archive_job,
+            "Query": self.query,
+            "QueryFields": self.query_fields,
+            "QueryClusterInfo": self.query_cluster_info,
+            "QueryConfigValues": self.query_config_values,
+            "SetDrainFlag": self.set_drain_flag,
+            "QueueInfo": self.queue_info,
+            "QueryLocks": self.query_locks,
+            "Ping": self.ping,
+        }
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    raw = await reader.readuntil(EOM)
+                except asyncio.IncompleteReadError:
+                    return
+                except asyncio.LimitOverrunError:
+                    return
+                reply = await self._dispatch(raw[:-1])
+                writer.write(json.dumps(reply, separators=(",", ":")).encode() + EOM)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            writer.close()
+
+    async def _dispatch(self, raw: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(raw)
+            method = self.methods.get(request.get("method"))
+            if method is None:
+                raise errors.WrongInput(f"unknown request method {request.get('method')!r}")
+            args = request.get("args") or []
+            if not isinstance(args, list):
+                raise errors.WrongInput("request arguments must be a list")
+            return {"success": True, "result": await method(*args)}
+        except errors.CardumeError as err:
+            return {"success": False, "result": err.to_dict()}
+        except (ValueError, TypeError, AttributeError) as err:
+            return {"success": False,
+                    "result": errors.WrongInput(f"malformed request: {err}").to_dict()}
+        except Exception as err:
+            log.exception("request failed")
+            return {"success": False,
+                    "result": errors.InternalError(f"{type(err).__name__}: {err}").to_dict()}
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    async def submit_job(self, ops: list[dict[str, Any]]) -> int:
+        return self.daemon.queue.submit(ops)
+
+    async def submit_many_jobs(self, jobs: list[list[dict[str, Any]]]) -> list[Any]:
+        return self.daemon.queue.submit_many(jobs)
+
+    async def wait_for_job_change(self, job_id: int, prev_status: str | None,
+                                  prev_log_serial: int, timeout: float) -> Any:
+        timeout = min(max(float(timeout), 0.0), 60.0)
+        change = await self.daemon.queue.wait_for_change(int(job_id), prev_status,
+                                                         int(prev_log_serial), timeout)
+        if change is None:
+            return "nochange"
+        if change["status"] in constants.JOBS_FINALIZED:
+            job = self.daemon.queue.get(int(job_id))
+            change["opresult"] = job.op_result
+            change["opstatus"] = job.op_status
+        return change
+
+    async def cancel_job(self, job_id: int) -> list[Any]:
+        return list(self.daemon.queue.cancel(int(job_id)))
+
+    async def archive_job(self, job_id: int) -> bool:
+        return self.daemon.queue.archive([int(job_id)]) > 0
+
+    async def set_drain_flag(self, drained: bool) -> bool:
+        self.daemon.queue.set_drained(bool(drained))
+        return True
+
+    async def queue_info(self) -> dict[str, Any]:
+        queue = self.daemon.queue
+        return {"drained": queue.drained, "max_running": queue.max_running,
+                "counts": queue.stats()}
+
+    # --- queries ---------------------------------------------------------------------------
+
+    async def query(self, what: str, fields: list[str],
+                    names: list[str] | None = None) -> dict[str, Any]:
+        return await query.run_query(self.daemon, what, list(fields), names)
+
+    async def query_fields(self, what: str, fields: list[str] | None = None) -> dict[str, Any]:
+        return {"fields": query.field_definitions(what, fields)}
+
+    async def query_cluster_info(self) -> dict[str, Any]:
+        cfg = self.daemon.cfg
+        cluster = cfg.get_cluster()
+        data = cluster.to_dict()
+        master = cfg.master_node()
+        data.update({
+            "name": cluster.cluster_name,
+            "master": master.name,
+            "software_version": __version__,
+            "protocol_version": constants.PROTOCOL_VERSION,
+            "config_serial": cfg.serial,
+            "default_hypervisor": cluster.enabled_hypervisors[0],
+            "default_disk_template": cluster.enabled_disk_templates[0],
+            "node_count": len(cfg.nodes),
+            "group_count": len(cfg.groups),
+            "instance_count": len(cfg.instances),
+            "candidates": sorted(n.name for n in cfg.candidates()),
+        })
+        from cardume import objects
+        data["beparams_filled"] = objects.fill_beparams(cluster, None)
+        data["nicparams_filled"] = objects.fill_nicparams(cluster, None)
+        data["ndparams_filled"] = objects.fill_ndparams(cluster, None)
+        data["hvparams_filled"] = {hv: objects.fill_hvparams(cluster, None, hv)
+                                   for hv in cluster.enabled_hypervisors}
+        data["diskparams_filled"] = {t: objects.fill_diskparams(cluster, None, t)
+                                     for t in cluster.enabled_disk_templates}
+        data["ipolicy_filled"] = objects.fill_ipolicy(cluster, None)
+        return data
+
+    async def query_config_values(self, names: list[str]) -> list[Any]:
+        cluster = self.daemon.cfg.get_cluster()
+        values = {"cluster_name": cluster.cluster_name,
+                  "master_node": self.daemon.cfg.master_node().name,
+                  "drain_flag": self.daemon.queue.drained,
+                  "config_serial": self.daemon.cfg.serial}
+        return [values.get(n) for n in names]
+
+    async def query_locks(self) -> list[dict[str, Any]]:
+        result = []
+        for info in self.daemon.locks.snapshot():
+            result.append({"name": info.name, "mode": info.mode, "owner": info.owners,
+                           "pending": [[mode, owners] for mode, owners in info.pending]})
+        return result
+
+    async def ping(self) -> dict[str, Any]:
+        return {"time": time.time(), "version": __version__}
+
+

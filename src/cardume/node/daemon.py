@@ -1,0 +1,313 @@
+"""The node daemon: HTTPS with mutual TLS on port 1811, executing node-local actions.
+
+Before it joins a cluster it serves only ``version`` and ``join`` (see rpc/join.py), to
+anyone, over TLS with its self-signed certificate. After joining it accepts only clients
+whose certificate the cluster CA signed. It keeps no cluster state beyond its own files:
+ssconf (the cluster summary) and, on master candidates, a replica of the configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from typing import Any
+
+from cardume import __version__, constants, errors, tls
+from cardume.config.store import ChangeSet, ConfigStore
+from cardume.node import facts
+from cardume.paths import NodePaths, write_json_atomic
+from cardume.rpc.calls import CALLS
+from cardume.rpc.join import make_token
+from cardume.rpc.transport import PeerInfo, RpcServer
+
+log = logging.getLogger("cardume.noded")
+
+
+def ensure_identity(paths: NodePaths, name: str | None) -> None:
+    """Create the node's key, self-signed certificate and join secret on first start."""
+    os.makedirs(paths.certs, mode=0o700, exist_ok=True)
+    if not os.path.exists(paths.node_key):
+        key = tls.new_private_key()
+        _write_secret_file(paths.node_key, key)
+        cert = tls.self_signed(name or os.uname().nodename, key)
+        _write_secret_file(paths.node_cert, cert, mode=0o644)
+    if not os.path.exists(paths.ca_cert) and not os.path.exists(paths.join_secret):
+        _write_secret_file(paths.join_secret, secrets.token_urlsafe(32).encode())
+
+
+def _write_secret_file(path: str, data: bytes, mode: int = 0o600) -> None:
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def join_token(paths: NodePaths) -> str:
+    """The token an admin passes to ``gnt-node add --join-token``."""
+    try:
+        with open(paths.join_secret, encoding="ascii") as handle:
+            secret = handle.read().strip()
+    except FileNotFoundError:
+        raise errors.WrongState("this node already belongs to a cluster, so it has no join "
+                                "token", "remove it from its cluster first") from None
+    with open(paths.node_cert, "rb") as handle:
+        return make_token(handle.read(), secret)
+
+
+class NodeDaemon:
+    def __init__(self, paths: NodePaths, name: str) -> None:
+        self.paths = paths
+        self.name = name
+        self._store: ConfigStore | None = None
+        self.server: RpcServer | None = None
+        self.ssl_context = tls.server_context(paths.node_cert, paths.node_key,
+                                              paths.ca_cert if self.joined else None)
+        handlers = {
+            "version": self.version, "join": self.join, "leave": self.leave,
+            "node_info": self.node_info, "node_verify": self.node_verify,
+            "ssconf_write": self.ssconf_write, "config_apply": self.config_apply,
+            "config_replace": self.config_replace, "config_serial": self.config_serial,
+            "config_dump": self.config_dump, "master_stop": self.master_stop,
+            "test_delay": self.test_delay,
+        }
+        missing = set(CALLS) - set(handlers)
+        if missing:
+            raise errors.InternalError(f"node daemon lacks handlers for {sorted(missing)}")
+        public = {c.name for c in CALLS.values() if c.public}
+        self.server = RpcServer(handlers, self.ssl_context, public=public)
+
+    @property
+    def joined(self) -> bool:
+        return os.path.exists(self.paths.ca_cert)
+
+    def ssconf(self) -> dict[str, Any]:
+        return self.paths.read_ssconf() or {}
+
+    def store(self) -> ConfigStore:
+        if self._store is None:
+            self._store = ConfigStore(self.paths.config_db)
+        return self._store
+
+    def _is_master(self) -> bool:
+        return self.ssconf().get("master_node") == self.name
+
+    # --- joining and leaving --------------------------------------------------------------------
+
+    async def version(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        return {"protocol": constants.PROTOCOL_VERSION, "version": __version__,
+                "name": self.name, "joined": self.joined,
+                "cluster_name": self.ssconf().get("cluster_name")}
+
+    async def join(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        if self.joined:
+            cluster = self.ssconf().get("cluster_name", "another cluster")
+            raise errors.AlreadyExists(f"node {self.name} already belongs to cluster {cluster}",
+                                       "remove it from that cluster first")
+        try:
+            with open(self.paths.join_secret, encoding="ascii") as handle:
+                expected = handle.read().strip()
+        except FileNotFoundError:
+            raise errors.WrongState(f"node {self.name} has no join secret") from None
+        if not hmac.compare_digest(str(args.get("secret", "")), expected):
+            raise errors.WrongInput(f"join refused by {self.name}: the token's secret is wrong",
+                                    "print a fresh token with 'cardume node join-token'")
+        node_cert = str(args["node_cert"]).encode()
+        with open(self.paths.node_key, "rb") as handle:
+            key = handle.read()
+        if not tls.cert_matches_key(node_cert, key):
+            raise errors.WrongInput("join refused: the issued certificate is not for this "
+                                    "node's key")
+        _write_secret_file(self.paths.ca_cert, str(args["ca_cert"]).encode(), mode=0o644)
+        _write_secret_file(self.paths.node_cert, node_cert, mode=0o644)
+        write_json_atomic(self.paths.ssconf, args["ssconf"])
+        os.unlink(self.paths.join_secret)
+        tls.reload_server_context(self.ssl_context, self.paths.node_cert, self.paths.node_key,
+                                  self.paths.ca_cert)
+        log.info("joined cluster %s", args.get("cluster_name"))
+        return {"fingerprint": tls.fingerprint(node_cert)}
+
+    async def leave(self, args: dict[str, Any], peer: PeerInfo) -> None:
+        """Forget the cluster and go back to waiting for a join, with a new token."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        for path in (self.paths.ssconf, self.paths.ca_cert):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        if not args.get("destroy"):
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.paths.config_db + suffix)
+        with open(self.paths.node_key, "rb") as handle:
+            key = handle.read()
+        _write_secret_file(self.paths.node_cert, tls.self_signed(self.name, key), mode=0o644)
+        _write_secret_file(self.paths.join_secret, secrets.token_urlsafe(32).encode())
+        # Switch after this reply has gone out: new connections get the join-only server.
+        asyncio.get_running_loop().call_soon(
+            tls.reload_server_context, self.ssl_context, self.paths.node_cert,
+            self.paths.node_key, None)
+        log.info("left the cluster; waiting to be joined again")
+
+    # --- facts and checks -----------------------------------------------------------------------
+
+    async def node_info(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        return facts.node_info(self.ssconf())
+
+    async def node_verify(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        missing = {key: path for key, path in (args.get("dirs") or {}).items()
+                   if not os.path.isdir(path)}
+        with open(self.paths.node_cert, "rb") as handle:
+            cert = handle.read()
+        ca = str(args.get("ca_cert") or "").encode()
+        cert_info = tls.cert_status(cert, ca) if ca else {}
+        serial = self.store().serial() if os.path.exists(self.paths.config_db) else None
+        return {"version": __version__, "cluster_name": self.ssconf().get("cluster_name"),
+                "time": time.time(), "missing_dirs": missing, "cert": cert_info,
+                "config_serial": serial}
+
+    async def ssconf_write(self, args: dict[str, Any], peer: PeerInfo) -> None:
+        ssconf = args["ssconf"]
+        current = self.ssconf()
+        if current.get("cluster_name") not in (None, ssconf.get("cluster_name")):
+            raise errors.WrongState(f"node {self.name} belongs to cluster "
+                                    f"{current.get('cluster_name')}")
+        write_json_atomic(self.paths.ssconf, ssconf)
+
+    # --- the configuration replica ---------------------------------------------------------------
+
+    def _refuse_if_master(self) -> None:
+        if self._is_master():
+            raise errors.WrongState(f"node {self.name} is the master; it owns the "
+                                    "configuration and takes no replica")
+
+    async def config_apply(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        self._refuse_if_master()
+        change = ChangeSet.from_dict(args["change"])
+        store = self.store()
+        current = store.serial()
+        if change.serial <= current:
+            return {"applied": True, "serial": current}
+        if change.serial != current + 1:
+            return {"applied": False, "serial": current}
+        store.apply(change)
+        return {"applied": True, "serial": change.serial}
+
+    async def config_replace(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        self._refuse_if_master()
+        rows = [(str(k), str(u), dict(d)) for k, u, d in args["objects"]]
+        self.store().replace_all(int(args["serial"]), rows)
+        return {"serial": int(args["serial"])}
+
+    async def config_serial(self, args: dict[str, Any], peer: PeerInfo) -> int:
+        return self.store().serial() if os.path.exists(self.paths.config_db) else 0
+
+    async def config_dump(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        return self.store().dump()
+
+    # --- master daemon control and tests -------------------------------------------------------
+
+    async def master_stop(self, args: dict[str, Any], peer: PeerInfo) -> bool:
+        return await stop_daemon(self.paths.pidfile("masterd"), timeout=15.0)
+
+    async def test_delay(self, args: dict[str, Any], peer: PeerInfo) -> None:
+        duration = float(args.get("duration", 0))
+        if not 0 <= duration <= 86400:
+            raise errors.WrongInput(f"invalid delay {duration}: expected 0..86400 seconds")
+        await asyncio.sleep(duration)
+
+
+async def stop_daemon(pidfile: str, timeout: float) -> bool:
+    """SIGTERM the daemon in pidfile, then SIGKILL after timeout. True if one was running."""
+    try:
+        with open(pidfile, encoding="ascii") as handle:
+            pid = int(handle.read().strip())
+    except (FileNotFoundError, ValueError):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        await asyncio.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cardume-noded", description="cardume node daemon")
+    parser.add_argument("--root", default="/var/lib/cardume", help="the node's state directory")
+    parser.add_argument("--name", help="this node's name (default: the host name)")
+    parser.add_argument("--bind", help="address to listen on (default: all)")
+    parser.add_argument("--port", type=int, default=None,
+                        help=f"port to listen on (default {constants.DEFAULT_NODED_PORT})")
+    parser.add_argument("--join-token", action="store_true",
+                        help="print this node's join token and exit")
+    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    args = parser.parse_args(argv)
+    paths = NodePaths(args.root)
+    identity = paths.read_identity()
+    name = args.name or identity.get("name") or os.uname().nodename
+    if args.join_token:
+        try:
+            print(join_token(paths))
+        except (errors.CardumeError, FileNotFoundError) as err:
+            print(f"cardume-noded: {err}", file=sys.stderr)
+            return 1
+        return 0
+    bind = args.bind if args.bind is not None else identity.get("address", "")
+    port = args.port or identity.get("port") or constants.DEFAULT_NODED_PORT
+    write_json_atomic(paths.identity, {"name": name, "address": bind, "port": port})
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s noded %(levelname)s %(message)s")
+    ensure_identity(paths, name)
+    return asyncio.run(_amain(paths, name, bind, port))
+
+
+async def _amain(paths: NodePaths, name: str, bind: str, port: int) -> int:
+    daemon = NodeDaemon(paths, name)
+    assert daemon.server is not None
+    try:
+        await daemon.server.start(bind or "0.0.0.0", port)
+    except OSError as err:
+        print(f"cardume-noded: can't listen on {bind or '*'}:{port}: {err.strerror}",
+              file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pidfile = paths.pidfile("noded")
+    os.makedirs(paths.run, exist_ok=True)
+    with open(pidfile, "w", encoding="ascii") as handle:
+        handle.write(f"{os.getpid()}\n")
+    if not daemon.joined:
+        log.info("not in a cluster yet; join token: %s", join_token(paths))
+    log.info("node daemon %s listening on %s:%d", name, bind or "*", port)
+    try:
+        await stop.wait()
+    finally:
+        await daemon.server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pidfile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

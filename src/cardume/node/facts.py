@@ -1,0 +1,86 @@
+"""What a node reports about itself: memory, CPUs, storage space, hypervisors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from cardume import __version__, constants
+
+MIB = 1024 * 1024
+
+
+def memory() -> dict[str, int]:
+    values: dict[str, int] = {}
+    with open("/proc/meminfo", encoding="ascii") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            values[key] = int(rest.split()[0]) // 1024  # kB → MiB
+    total = values.get("MemTotal", 0)
+    free = values.get("MemAvailable", values.get("MemFree", 0))
+    return {"memory_total": total, "memory_free": free, "memory_dom0": total - free}
+
+
+def cpus() -> dict[str, int]:
+    sockets: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("physical id"):
+                    sockets.add(line.split(":", 1)[1].strip())
+    except OSError:
+        pass
+    try:
+        numa = len([d for d in os.listdir("/sys/devices/system/node") if d.startswith("node")])
+    except OSError:
+        numa = 1
+    return {"cpu_total": os.cpu_count() or 1, "cpu_sockets": max(len(sockets), 1),
+            "cpu_nodes": max(numa, 1), "cpu_dom0": 0}
+
+
+def space(path: str) -> dict[str, int] | None:
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return None
+    return {"total": stat.f_blocks * stat.f_frsize // MIB,
+            "free": stat.f_bavail * stat.f_frsize // MIB}
+
+
+def storage(ssconf: dict[str, Any]) -> list[dict[str, Any]]:
+    """Space of the storage that backs the cluster's default disk template."""
+    dirs = {constants.DT_FILE: ssconf.get("file_storage_dir"),
+            constants.DT_SHARED_FILE: ssconf.get("shared_file_storage_dir")}
+    for template in ssconf.get("enabled_disk_templates", []):
+        path = dirs.get(template)
+        if path:
+            found = space(path)
+            if found is not None:
+                return [{"type": template, "key": path, **found}]
+            return []
+    return []
+
+
+def hypervisors() -> list[str]:
+    found = [constants.HT_FAKE]
+    if shutil.which("qemu-system-x86_64"):
+        found.append(constants.HT_KVM)
+    return found
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def node_info(ssconf: dict[str, Any]) -> dict[str, Any]:
+    info: dict[str, Any] = {"version": __version__, "bootid": boot_id(),
+                            "hypervisors": hypervisors(), "storage": storage(ssconf),
+                            "spindles_total": 0, "spindles_free": 0}
+    info.update(memory())
+    info.update(cpus())
+    return info

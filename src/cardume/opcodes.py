@@ -1,0 +1,343 @@
+"""Opcodes: one declarative class per operation.
+
+An opcode's parameter table is the single source of truth: it validates what the CLI
+builds, what a REST body carries and what a stored job holds, and documents itself
+(``gnt-debug`` can list them). Field names and OP_IDs are Ganeti's, so jobs written for
+Ganeti (``gnt-debug submit-job``) and RAPI bodies keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from cardume import constants, errors
+
+Check = Callable[[Any], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Type:
+    """A parameter type: a name for the docs and a check."""
+
+    name: str
+    check: Check
+
+    def __or__(self, other: Type) -> Type:
+        return Type(f"{self.name} | {other.name}", lambda v: self.check(v) or other.check(v))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+TNone = Type("None", lambda v: v is None)
+TBool = Type("bool", lambda v: isinstance(v, bool))
+TInt = Type("int", _is_int)
+TNonNegInt = Type("non-negative int", lambda v: _is_int(v) and v >= 0)
+TFloat = Type("float", lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool)))
+TNonNegFloat = Type("non-negative float", lambda v: TFloat.check(v) and v >= 0)
+TString = Type("string", lambda v: isinstance(v, str))
+TNonEmptyString = Type("non-empty string", lambda v: isinstance(v, str) and bool(v))
+TDict = Type("dict", lambda v: isinstance(v, dict))
+TList = Type("list", lambda v: isinstance(v, list))
+TStringList = Type("list of strings",
+                   lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+TMaybeString = TString | TNone
+TMaybeBool = TBool | TNone
+TMaybeInt = TInt | TNone
+TMaybeDict = TDict | TNone
+TMaybeStringList = TStringList | TNone
+
+
+def one_of(*values: Any) -> Type:
+    allowed = frozenset(values)
+    return Type("one of " + ", ".join(map(str, values)), lambda v: v in allowed)
+
+
+TPriority = Type("priority -20..19", lambda v: _is_int(v) and -20 <= v <= 19)
+TAllocPolicy = one_of(*constants.ALLOC_POLICIES) | TNone
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    type: Type
+    default: Any = None
+    doc: str = ""
+    required: bool = False
+
+
+COMMON_PARAMS = (
+    Param("dry_run", TBool, False, "check prerequisites only, change nothing"),
+    Param("debug_level", TNonNegInt, 0, "debug level"),
+    Param("priority", TPriority, constants.OP_PRIO_NORMAL, "job priority, -20 (high)..19"),
+    Param("depends", TList | TNone, None, "jobs this one waits for: [[job_id, [statuses]]]"),
+    Param("comment", TMaybeString, None, "free-form comment"),
+    Param("reason", TList, [], "reason trail: [[source, reason, timestamp]]"),
+)
+
+REGISTRY: dict[str, type[OpCode]] = {}
+
+
+class OpCode:
+    """Base of every opcode. Subclasses declare OP_ID, PARAMS and optionally OP_DSC_FIELD."""
+
+    OP_ID: ClassVar[str] = ""
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
+    OP_DSC_FIELD: ClassVar[str | None] = None
+    DOC: ClassVar[str] = ""
+    _ALL: ClassVar[dict[str, Param]] = {}
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._ALL = {p.name: p for p in (*COMMON_PARAMS, *cls.PARAMS)}
+        if cls.OP_ID:
+            REGISTRY[cls.OP_ID] = cls
+
+    def __init__(self, **values: Any) -> None:
+        for name, param in self._ALL.items():
+            if name in values and values[name] is not None:
+                value = values.pop(name)
+            elif param.required:
+                raise errors.WrongInput(f"{self.OP_ID}: parameter '{name}' is required")
+            else:
+                values.pop(name, None)
+                value = _copy_default(param.default)
+            if value is not None and not param.type.check(value):
+                raise errors.WrongInput(
+                    f"{self.OP_ID}: parameter '{name}' must be {param.type.name}, "
+                    f"not {value!r}")
+            setattr(self, name, value)
+        if values:
+            unknown = ", ".join(sorted(values))
+            raise errors.WrongInput(f"{self.OP_ID}: unknown parameter(s) {unknown}")
+
+    def __getattr__(self, name: str) -> Any:  # for mypy: parameters are set dynamically
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self._ALL}
+        data["OP_ID"] = self.OP_ID
+        return data
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> OpCode:
+        values = dict(data)
+        op_id = values.pop("OP_ID", None)
+        cls = REGISTRY.get(str(op_id))
+        if cls is None:
+            raise errors.WrongInput(f"unknown opcode {op_id!r}")
+        return cls(**values)
+
+    def summary(self) -> str:
+        """Ganeti's job summary: the OP_ID without its prefix, and the described field."""
+        text = self.OP_ID.removeprefix("OP_")
+        if self.OP_DSC_FIELD:
+            value = getattr(self, self.OP_DSC_FIELD)
+            if isinstance(value, (list, tuple)):
+                value = ",".join(map(str, value))
+            text += f"({value})"
+        return text
+
+
+def _copy_default(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return type(value)(value)
+    return value
+
+
+# --- cluster -----------------------------------------------------------------------------
+
+class OpClusterVerify(OpCode):
+    OP_ID = "OP_CLUSTER_VERIFY"
+    DOC = "Check the health of the cluster and report every problem found."
+    PARAMS = (
+        Param("group_name", TMaybeString, None, "verify only this node group"),
+        Param("error_codes", TBool, False, "print machine-parsable error codes"),
+        Param("skip_checks", TStringList, [], "checks to skip"),
+        Param("ignore_errors", TStringList, [], "error codes to report as warnings"),
+        Param("verbose", TBool, False, "verbose output"),
+    )
+
+
+class OpClusterSetParams(OpCode):
+    OP_ID = "OP_CLUSTER_SET_PARAMS"
+    DOC = "Change cluster-wide parameters and defaults."
+    PARAMS = (
+        Param("vg_name", TMaybeString, None, "volume group for plain and drbd disks"),
+        Param("enabled_hypervisors", TMaybeStringList, None, "hypervisors instances may use"),
+        Param("enabled_disk_templates", TMaybeStringList, None, "disk templates allowed"),
+        Param("hvparams", TMaybeDict, None, "hypervisor defaults {hv: {k: v}}"),
+        Param("beparams", TMaybeDict, None, "backend defaults"),
+        Param("nicparams", TMaybeDict, None, "NIC defaults"),
+        Param("ndparams", TMaybeDict, None, "node defaults"),
+        Param("diskparams", TMaybeDict, None, "disk defaults {template: {k: v}}"),
+        Param("osparams", TMaybeDict, None, "OS defaults {os: {k: v}}"),
+        Param("ipolicy", TMaybeDict, None, "instance policy"),
+        Param("file_storage_dir", TMaybeString, None, "file storage directory"),
+        Param("shared_file_storage_dir", TMaybeString, None, "shared file storage directory"),
+        Param("master_netdev", TMaybeString, None, "network device of the master IP"),
+        Param("candidate_pool_size", TMaybeInt, None, "number of master candidates wanted"),
+        Param("mac_prefix", TMaybeString, None, "prefix of generated MAC addresses"),
+        Param("max_running_jobs", TMaybeInt, None, "jobs allowed to run at once"),
+        Param("max_tracked_jobs", TMaybeInt, None, "jobs tracked at once"),
+        Param("default_iallocator", TMaybeString, None, "default instance allocator"),
+        Param("drbd_helper", TMaybeString, None, "DRBD user-mode helper"),
+        Param("add_tags", TMaybeStringList, None, "tags to add"),
+        Param("remove_tags", TMaybeStringList, None, "tags to remove"),
+    )
+
+
+class OpClusterRedistConf(OpCode):
+    OP_ID = "OP_CLUSTER_REDIST_CONF"
+    DOC = "Push the configuration to every master candidate and ssconf to every node again."
+
+
+class OpClusterDestroy(OpCode):
+    OP_ID = "OP_CLUSTER_DESTROY"
+    DOC = "Destroy the cluster: forget every node and stop the master."
+
+
+# --- nodes -------------------------------------------------------------------------------
+
+class OpNodeAdd(OpCode):
+    OP_ID = "OP_NODE_ADD"
+    OP_DSC_FIELD = "node_name"
+    DOC = "Add a node to the cluster; the node daemon must be running on it."
+    PARAMS = (
+        Param("node_name", TNonEmptyString, required=True, doc="name of the node"),
+        Param("primary_ip", TMaybeString, None, "primary address (default: resolved name)"),
+        Param("secondary_ip", TMaybeString, None, "replication address"),
+        Param("readd", TBool, False, "re-add a node that is already in the config"),
+        Param("group", TMaybeString, None, "node group (default: the default group)"),
+        Param("master_capable", TMaybeBool, None, "may become master candidate"),
+        Param("vm_capable", TMaybeBool, None, "may host instances"),
+        Param("ndparams", TMaybeDict, None, "node parameters"),
+        Param("port", TMaybeInt, None, "port of the node daemon"),
+        Param("join_token", TMaybeString, None, "the node's join token (fingerprint+secret)"),
+    )
+
+
+class OpNodeRemove(OpCode):
+    OP_ID = "OP_NODE_REMOVE"
+    OP_DSC_FIELD = "node_name"
+    DOC = "Remove a node from the cluster."
+    PARAMS = (Param("node_name", TNonEmptyString, required=True, doc="name of the node"),)
+
+
+class OpNodeSetParams(OpCode):
+    OP_ID = "OP_NODE_SET_PARAMS"
+    OP_DSC_FIELD = "node_name"
+    DOC = "Change a node's roles (candidate, drained, offline) and parameters."
+    PARAMS = (
+        Param("node_name", TNonEmptyString, required=True, doc="name of the node"),
+        Param("force", TBool, False, "force the change"),
+        Param("master_candidate", TMaybeBool, None, "master candidate role"),
+        Param("offline", TMaybeBool, None, "offline flag"),
+        Param("drained", TMaybeBool, None, "drained flag"),
+        Param("auto_promote", TBool, False, "promote other nodes to keep the pool full"),
+        Param("master_capable", TMaybeBool, None, "master_capable flag"),
+        Param("vm_capable", TMaybeBool, None, "vm_capable flag"),
+        Param("secondary_ip", TMaybeString, None, "replication address"),
+        Param("ndparams", TMaybeDict, None, "node parameters"),
+        Param("powered", TMaybeBool, None, "powered flag"),
+    )
+
+
+# --- node groups -------------------------------------------------------------------------
+
+class OpGroupAdd(OpCode):
+    OP_ID = "OP_GROUP_ADD"
+    OP_DSC_FIELD = "group_name"
+    DOC = "Create a node group."
+    PARAMS = (
+        Param("group_name", TNonEmptyString, required=True, doc="name of the group"),
+        Param("alloc_policy", TAllocPolicy, None, "allocation policy"),
+        Param("ndparams", TMaybeDict, None, "node parameters"),
+        Param("diskparams", TMaybeDict, None, "disk parameters"),
+        Param("ipolicy", TMaybeDict, None, "instance policy"),
+    )
+
+
+class OpGroupRemove(OpCode):
+    OP_ID = "OP_GROUP_REMOVE"
+    OP_DSC_FIELD = "group_name"
+    DOC = "Remove an empty node group."
+    PARAMS = (Param("group_name", TNonEmptyString, required=True, doc="name of the group"),)
+
+
+class OpGroupRename(OpCode):
+    OP_ID = "OP_GROUP_RENAME"
+    OP_DSC_FIELD = "group_name"
+    DOC = "Rename a node group."
+    PARAMS = (
+        Param("group_name", TNonEmptyString, required=True, doc="current name"),
+        Param("new_name", TNonEmptyString, required=True, doc="new name"),
+    )
+
+
+class OpGroupAssignNodes(OpCode):
+    OP_ID = "OP_GROUP_ASSIGN_NODES"
+    OP_DSC_FIELD = "group_name"
+    DOC = "Move nodes into a node group."
+    PARAMS = (
+        Param("group_name", TNonEmptyString, required=True, doc="target group"),
+        Param("nodes", TStringList, required=True, doc="nodes to move"),
+        Param("force", TBool, False, "allow splitting instances across groups"),
+    )
+
+
+class OpGroupSetParams(OpCode):
+    OP_ID = "OP_GROUP_SET_PARAMS"
+    OP_DSC_FIELD = "group_name"
+    DOC = "Change a node group's parameters."
+    PARAMS = (
+        Param("group_name", TNonEmptyString, required=True, doc="name of the group"),
+        Param("alloc_policy", TAllocPolicy, None, "allocation policy"),
+        Param("ndparams", TMaybeDict, None, "node parameters"),
+        Param("diskparams", TMaybeDict, None, "disk parameters"),
+        Param("hvparams", TMaybeDict, None, "hypervisor parameters"),
+        Param("ipolicy", TMaybeDict, None, "instance policy"),
+    )
+
+
+# --- tags and tests ----------------------------------------------------------------------
+
+TTagKind = one_of("cluster", "node", "nodegroup", "instance", "network")
+
+
+class OpTagsSet(OpCode):
+    OP_ID = "OP_TAGS_SET"
+    DOC = "Add tags to an object."
+    PARAMS = (
+        Param("kind", TTagKind, required=True, doc="object kind"),
+        Param("name", TMaybeString, None, "object name (not for the cluster)"),
+        Param("tags", TStringList, required=True, doc="tags"),
+    )
+
+
+class OpTagsDel(OpCode):
+    OP_ID = "OP_TAGS_DEL"
+    DOC = "Remove tags from an object."
+    PARAMS = (
+        Param("kind", TTagKind, required=True, doc="object kind"),
+        Param("name", TMaybeString, None, "object name (not for the cluster)"),
+        Param("tags", TStringList, required=True, doc="tags"),
+    )
+
+
+class OpTestDelay(OpCode):
+    OP_ID = "OP_TEST_DELAY"
+    OP_DSC_FIELD = "duration"
+    DOC = "Sleep for a while, on the master and/or nodes; the unit of job benchmarks."
+    PARAMS = (
+        Param("duration", TNonNegFloat, required=True, doc="seconds to sleep"),
+        Param("on_master", TBool, True, "sleep on the master"),
+        Param("on_nodes", TStringList, [], "nodes to sleep on (through their daemons)"),
+        Param("on_node_uuids", TMaybeStringList, None, "node uuids to sleep on"),
+        Param("repeat", TNonNegInt, 0, "repeat the sleep this many times"),
+        Param("interruptible", TBool, False, "may be canceled while sleeping"),
+        Param("no_locks", TBool, True, "take no locks"),
+    )

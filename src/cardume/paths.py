@@ -1,0 +1,151 @@
+"""Where a node keeps its files, and how a command finds the cluster it talks to.
+
+A node's state lives under one directory: ``/var/lib/cardume`` on a real node, or
+``ROOT/nodes/NAME`` for a node of a local cluster made by ``cardume vcluster``. With
+``CARDUME_ROOT=ROOT`` in the environment every command talks to that local cluster;
+``CARDUME_NODE=NAME`` says which of its nodes the command runs "on" (default: the master).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_STATE_DIR = "/var/lib/cardume"
+ENV_ROOT = "CARDUME_ROOT"
+ENV_NODE = "CARDUME_NODE"
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    """The files of one node, all under ``root``."""
+
+    root: str
+
+    def join(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    @property
+    def identity(self) -> str:
+        return self.join("node.json")
+
+    @property
+    def certs(self) -> str:
+        return self.join("certs")
+
+    @property
+    def node_cert(self) -> str:
+        return self.join("certs", "node.pem")
+
+    @property
+    def node_key(self) -> str:
+        return self.join("certs", "node-key.pem")
+
+    @property
+    def ca_cert(self) -> str:
+        return self.join("certs", "ca.pem")
+
+    @property
+    def join_secret(self) -> str:
+        return self.join("certs", "join-secret")
+
+    @property
+    def ssconf(self) -> str:
+        return self.join("ssconf.json")
+
+    @property
+    def config_db(self) -> str:
+        return self.join("config.db")
+
+    @property
+    def queue_db(self) -> str:
+        return self.join("queue.db")
+
+    @property
+    def run(self) -> str:
+        return self.join("run")
+
+    @property
+    def master_socket(self) -> str:
+        return self.join("run", "master.sock")
+
+    @property
+    def log_dir(self) -> str:
+        return self.join("log")
+
+    def pidfile(self, daemon: str) -> str:
+        return self.join("run", f"{daemon}.pid")
+
+    def logfile(self, daemon: str) -> str:
+        return self.join("log", f"{daemon}.log")
+
+    def read_identity(self) -> dict[str, Any]:
+        return read_json(self.identity) or {}
+
+    def read_ssconf(self) -> dict[str, Any] | None:
+        return read_json(self.ssconf)
+
+
+def read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except json.JSONDecodeError:
+        return None
+
+
+def write_json_atomic(path: str, data: Any, mode: int = 0o644) -> None:
+    """Write a file so readers see either the old or the new content, never a half."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def vcluster_node_dirs(root: str) -> list[str]:
+    base = os.path.join(root, "nodes")
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        return []
+    return [os.path.join(base, n) for n in names if os.path.isdir(os.path.join(base, n))]
+
+
+def local_node_paths(env: dict[str, str] | None = None) -> NodePaths:
+    """The node this command runs on."""
+    env = dict(os.environ) if env is None else env
+    root = env.get(ENV_ROOT)
+    if not root:
+        return NodePaths(DEFAULT_STATE_DIR)
+    wanted = env.get(ENV_NODE)
+    if wanted:
+        return NodePaths(os.path.join(root, "nodes", wanted))
+    master = find_master_dir(root)
+    if master:
+        return NodePaths(master)
+    dirs = vcluster_node_dirs(root)
+    return NodePaths(dirs[0] if dirs else os.path.join(root, "nodes", "node1"))
+
+
+def find_master_dir(root: str) -> str | None:
+    """In a local cluster, the node directory of the master, per the newest ssconf."""
+    best: tuple[int, str] | None = None
+    for node_dir in vcluster_node_dirs(root):
+        ssconf = read_json(os.path.join(node_dir, "ssconf.json"))
+        if not ssconf or not ssconf.get("master_node"):
+            continue
+        serial = int(ssconf.get("serial", 0))
+        if best is None or serial > best[0]:
+            best = (serial, ssconf["master_node"])
+    if best is None:
+        return None
+    path = os.path.join(root, "nodes", best[1])
+    return path if os.path.isdir(path) else None

@@ -1,0 +1,142 @@
+"""A whole cluster on one machine: N node daemons on 127.0.0.11, .12, ..., one state root.
+
+``cardume vcluster up --nodes 3 --root DIR`` starts (or restarts) the node daemons, creates
+the cluster on node1 with the fake hypervisor and file storage, adds the other nodes by
+their join tokens, and makes sure the master daemon runs. It is idempotent: run it again
+after a crash and it starts whatever is missing. ``down`` stops every daemon and keeps the
+state; ``down --purge`` also deletes it. Several roots can run side by side as long as their
+address ranges differ (``--base-ip``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+from dataclasses import dataclass
+
+from cardume import constants, daemons, errors, paths
+from cardume.paths import NodePaths
+
+DEFAULT_BASE_IP = "127.0.0.11"
+
+
+@dataclass
+class VCluster:
+    root: str
+    base_ip: str = DEFAULT_BASE_IP
+    port: int = constants.DEFAULT_NODED_PORT
+
+    def __post_init__(self) -> None:
+        self.root = os.path.abspath(self.root)
+
+    @property
+    def hosts_file(self) -> str:
+        return os.path.join(self.root, "hosts")
+
+    def node_name(self, index: int) -> str:
+        return f"node{index}"
+
+    def node_ip(self, index: int) -> str:
+        ip = ipaddress.IPv4Address(self.base_ip) + (index - 1)
+        if not ip.is_loopback:
+            raise errors.WrongInput(f"node {index} would get address {ip}, outside 127.0.0.0/8")
+        return str(ip)
+
+    def node_paths(self, index: int) -> NodePaths:
+        return NodePaths(os.path.join(self.root, "nodes", self.node_name(index)))
+
+    def existing_nodes(self) -> list[int]:
+        found = []
+        for path in paths.vcluster_node_dirs(self.root):
+            name = os.path.basename(path)
+            if name.startswith("node") and name[4:].isdigit():
+                found.append(int(name[4:]))
+        return sorted(found)
+
+    def write_hosts(self, count: int) -> None:
+        lines = [f"{self.node_ip(i)} {self.node_name(i)}" for i in range(1, count + 1)]
+        os.makedirs(self.root, exist_ok=True)
+        with open(self.hosts_file, "w", encoding="ascii") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+    def up(self, count: int, cluster_name: str = "cluster.vcluster") -> list[str]:
+        if not 1 <= count <= 200:
+            raise errors.WrongInput(f"invalid node count {count}: expected 1..200")
+        count = max(count, *(self.existing_nodes() or [0]))
+        report = []
+        self.write_hosts(count)
+        for index in range(1, count + 1):
+            node = self.node_paths(index)
+            os.makedirs(node.root, exist_ok=True)
+            daemons.start(node, "noded", ["--name", self.node_name(index),
+                                          "--bind", self.node_ip(index),
+                                          "--port", str(self.port)])
+        first = self.node_paths(1)
+        master_dir = paths.find_master_dir(self.root)
+        if master_dir is None:
+            from cardume.bootstrap import InitOptions, init_cluster
+            storage = os.path.join(self.root, "storage")
+            opts = InitOptions(
+                cluster_name=cluster_name,
+                enabled_hypervisors=[constants.HT_FAKE],
+                enabled_disk_templates=[constants.DT_FILE, constants.DT_SHARED_FILE,
+                                        constants.DT_DISKLESS],
+                file_storage_dir=os.path.join(storage, "file-storage"),
+                shared_file_storage_dir=os.path.join(storage, "shared-file-storage"),
+                hosts_file=self.hosts_file, nicparams={"link": "br0"})
+            init_cluster(first, opts)
+            report.append(f"Created cluster {cluster_name} on {self.node_name(1)}")
+            master_dir = first.root
+        else:
+            daemons.start(NodePaths(master_dir), "masterd")
+        report.extend(self._add_missing(count, master_dir))
+        return report
+
+    def _add_missing(self, count: int, master_dir: str) -> list[str]:
+        from cardume.cli.luxi import Client
+        from cardume.node.daemon import join_token
+        ssconf = NodePaths(master_dir).read_ssconf() or {}
+        known = set(ssconf.get("nodes", {}))
+        report = []
+        with Client(NodePaths(master_dir).master_socket) as client:
+            for index in range(1, count + 1):
+                name = self.node_name(index)
+                if name in known:
+                    continue
+                token = join_token(self.node_paths(index))
+                job = client.submit([{"OP_ID": "OP_NODE_ADD", "node_name": name,
+                                      "join_token": token}])
+                client.wait_job(job, feedback=False)
+                report.append(f"Added {name} ({self.node_ip(index)})")
+        return report
+
+    def down(self, purge: bool = False) -> list[str]:
+        report = []
+        nodes = self.existing_nodes()
+        for index in nodes:
+            if daemons.stop(self.node_paths(index), "masterd"):
+                report.append(f"Stopped the master daemon on {self.node_name(index)}")
+        for index in nodes:
+            if daemons.stop(self.node_paths(index), "noded"):
+                report.append(f"Stopped the node daemon on {self.node_name(index)}")
+        if purge and os.path.isdir(self.root):
+            if not os.path.isdir(os.path.join(self.root, "nodes")):
+                raise errors.WrongInput(f"{self.root} does not look like a local cluster "
+                                        "root; not deleting it")
+            shutil.rmtree(self.root)
+            report.append(f"Removed {self.root}")
+        return report
+
+    def status(self) -> list[str]:
+        lines = []
+        for index in self.existing_nodes():
+            node = self.node_paths(index)
+            noded = daemons.read_pid(node, "noded")
+            masterd = daemons.read_pid(node, "masterd")
+            parts = [f"{self.node_name(index)} {self.node_ip(index)}",
+                     f"noded {'pid ' + str(noded) if noded else 'stopped'}"]
+            if masterd:
+                parts.append(f"masterd pid {masterd}")
+            lines.append(", ".join(parts))
+        return lines
