@@ -1,0 +1,147 @@
+"""The job queue: order, concurrency, cancelation, logs, and recovery after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+from cardume import errors, opcodes
+from cardume.jobs.queue import Job, JobQueue
+from cardume.jobs.store import JobStore
+
+DELAY = {"OP_ID": "OP_TEST_DELAY", "duration": 0}
+
+
+class Runner:
+    """Runs opcodes by recording them; a gate lets a test hold jobs in 'running'."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+        self.gate: asyncio.Event | None = None
+        self.queue: JobQueue | None = None
+
+    async def __call__(self, job: Job, op: opcodes.OpCode) -> Any:
+        assert self.queue is not None
+        self.queue.mark_running(job)
+        self.order.append(job.id)
+        self.queue.feedback(job, f"running {op.OP_ID}")
+        if self.gate is not None:
+            await self.gate.wait()
+        if op.comment == "fail":
+            raise errors.ExecError("it failed on purpose")
+        return op.duration
+
+
+def _queue(path: str, max_running: int = 20) -> tuple[JobQueue, Runner]:
+    runner = Runner()
+    queue = JobQueue(JobStore(path), runner, max_running)
+    runner.queue = queue
+    return queue, runner
+
+
+async def _finish(queue: JobQueue, job_id: int) -> Job:
+    while not queue.get(job_id).finalized:
+        await queue.wait_for_change(job_id, queue.get(job_id).status, 10**9, 1.0)
+    return queue.get(job_id)
+
+
+def test_jobs_run_and_keep_results_and_logs(tmp_path: os.PathLike[str]) -> None:
+    async def main() -> None:
+        queue, _ = _queue(os.path.join(tmp_path, "q.db"))
+        ok = queue.submit([DELAY, {**DELAY, "duration": 2}])
+        bad = queue.submit([{**DELAY, "comment": "fail"}, DELAY])
+        job = await _finish(queue, ok)
+        assert job.status == "success" and job.op_result == [0, 2]
+        assert [m for _, _, _, m in job.log] == ["running OP_TEST_DELAY"] * 2
+        failed = await _finish(queue, bad)
+        assert failed.status == "error"
+        assert failed.op_status == ["error", "error"]
+        assert failed.op_result[0]["message"] == "it failed on purpose"
+    asyncio.run(main())
+
+
+def test_priority_then_id_order_with_one_slot(tmp_path: os.PathLike[str]) -> None:
+    async def main() -> None:
+        queue, runner = _queue(os.path.join(tmp_path, "q.db"), max_running=1)
+        runner.gate = asyncio.Event()
+        first = queue.submit([DELAY])
+        low = queue.submit([{**DELAY, "priority": 10}])
+        high = queue.submit([{**DELAY, "priority": -10}])
+        await asyncio.sleep(0)
+        runner.gate.set()
+        for job_id in (first, low, high):
+            await _finish(queue, job_id)
+        assert runner.order == [first, high, low]
+    asyncio.run(main())
+
+
+def test_cancel_queued_job_and_refuse_finished(tmp_path: os.PathLike[str]) -> None:
+    async def main() -> None:
+        queue, runner = _queue(os.path.join(tmp_path, "q.db"), max_running=1)
+        runner.gate = asyncio.Event()
+        running = queue.submit([DELAY])
+        queued = queue.submit([DELAY])
+        await asyncio.sleep(0)
+        assert queue.cancel(queued) == (True, f"Job {queued} canceled")
+        ok, message = queue.cancel(running)
+        assert not ok and "already running" in message
+        runner.gate.set()
+        await _finish(queue, running)
+        assert queue.get(queued).status == "canceled"
+        ok, message = queue.cancel(running)
+        assert not ok and "no longer running" in message
+        assert runner.order == [running]
+    asyncio.run(main())
+
+
+def test_drained_queue_refuses_jobs(tmp_path: os.PathLike[str]) -> None:
+    async def main() -> None:
+        queue, _ = _queue(os.path.join(tmp_path, "q.db"))
+        queue.set_drained(True)
+        with pytest.raises(errors.WrongState, match="drained"):
+            queue.submit([DELAY])
+        reopened, _ = _queue(os.path.join(tmp_path, "q.db"))
+        assert reopened.drained
+    asyncio.run(main())
+
+
+def test_recovery_after_crash(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "q.db")
+
+    async def before_crash() -> tuple[int, int]:
+        queue, runner = _queue(path, max_running=1)
+        runner.gate = asyncio.Event()  # never opened: the master "dies" mid-job
+        running = queue.submit([DELAY])
+        queued = queue.submit([DELAY])
+        await asyncio.sleep(0.01)
+        assert queue.get(running).status == "running"
+        queue._closing = True  # as after SIGKILL: nothing more is scheduled or written
+        return running, queued
+
+    running, queued = asyncio.run(before_crash())
+
+    async def after_restart() -> None:
+        queue, runner = _queue(path)
+        assert queue.recover() == (1, 1)
+        lost = queue.get(running)
+        assert lost.status == "error"
+        assert "master daemon stopped" in lost.op_result[0]["message"]
+        assert (await _finish(queue, queued)).status == "success"
+        assert queue.submit([DELAY]) == queued + 1  # ids keep growing
+    asyncio.run(after_restart())
+
+
+def test_unknown_job_and_bad_opcodes(tmp_path: os.PathLike[str]) -> None:
+    async def main() -> None:
+        queue, _ = _queue(os.path.join(tmp_path, "q.db"))
+        with pytest.raises(errors.UnknownEntity, match="job 42 does not exist"):
+            queue.get(42)
+        with pytest.raises(errors.WrongInput):
+            queue.submit([])
+        results = queue.submit_many([[DELAY], [{"OP_ID": "OP_NOPE"}]])
+        assert results[0][0] is True and results[1][0] is False
+        assert "OP_NOPE" in results[1][1]
+    asyncio.run(main())
