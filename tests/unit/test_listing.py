@@ -208,7 +208,7 @@ def test_bool_number_and_other_kinds() -> None:
         "Name  Size Active Memory SomeList\n"
         "nodeA  128 N        1.4T []\n"
         "other  512 Y         16M [1, 2, 3]\n"
-        "xyz   1024 Y        4.0G {'a': 1}")
+        "xyz   1024 Y        4.0G a=1")  # dicts print as Ganeti's NDParams column
 
 
 def test_custom_formatter_keeps_alignment_but_not_for_marks() -> None:
