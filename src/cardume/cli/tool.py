@@ -15,7 +15,8 @@ def build(sub: Any) -> None:
     up = vsub.add_parser("up", help="start (or restart) a local cluster")
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
     up.add_argument("--root", required=True, help="state directory of the cluster")
-    up.add_argument("--base-ip", default="127.0.0.11", help="address of node1 (loopback)")
+    up.add_argument("--base-ip", help="address of node1 (default: the first free "
+                    "127.0.N.11, remembered for the root)")
     up.add_argument("--port", type=int, default=1811, help="node daemon port")
     up.add_argument("--name", default="cluster.vcluster", help="cluster name")
     up.set_defaults(func=vcluster_up)

@@ -4,16 +4,19 @@
 the cluster on node1 with the fake hypervisor and file storage, adds the other nodes by
 their join tokens, and makes sure the master daemon runs. It is idempotent: run it again
 after a crash and it starts whatever is missing. ``down`` stops every daemon and keeps the
-state; ``down --purge`` also deletes it. Several roots can run side by side as long as their
-address ranges differ (``--base-ip``).
+state; ``down --purge`` also deletes it. Several roots run side by side: a new root gets the
+first free range 127.0.N.11.. (or ``--base-ip``), remembered in ROOT/vcluster.json.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
+import socket
 from dataclasses import dataclass
+from typing import Any
 
 from cardume import constants, daemons, errors, paths
 from cardume.paths import NodePaths
@@ -21,14 +24,54 @@ from cardume.paths import NodePaths
 DEFAULT_BASE_IP = "127.0.0.11"
 
 
+def _port_free(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class VCluster:
     root: str
-    base_ip: str = DEFAULT_BASE_IP
+    base_ip: str | None = None
     port: int = constants.DEFAULT_NODED_PORT
 
     def __post_init__(self) -> None:
         self.root = os.path.abspath(self.root)
+        saved = self._saved()
+        if self.base_ip is None:
+            self.base_ip = saved.get("base_ip")
+        elif saved.get("base_ip") not in (None, self.base_ip):
+            raise errors.WrongInput(
+                f"{self.root} is a local cluster on {saved['base_ip']}, not {self.base_ip}",
+                "leave out --base-ip")
+        self.port = int(saved.get("port", self.port))
+
+    def _saved(self) -> dict[str, Any]:
+        try:
+            with open(os.path.join(self.root, "vcluster.json"), encoding="utf-8") as handle:
+                data: dict[str, Any] = json.load(handle)
+                return data
+        except (OSError, ValueError):
+            return {}
+
+    def _choose_base_ip(self, count: int) -> str:
+        """The first 127.0.N.11.. range whose addresses are all free on this port."""
+        for third in range(0, 250):
+            base = f"127.0.{third}.11"
+            ips = [str(ipaddress.IPv4Address(base) + i) for i in range(count)]
+            if all(_port_free(ip, self.port) for ip in ips):
+                return base
+        raise errors.InsufficientResources("no free loopback range for a local cluster",
+                                           "pass --base-ip")
+
+    def _save(self) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        with open(os.path.join(self.root, "vcluster.json"), "w", encoding="utf-8") as handle:
+            json.dump({"base_ip": self.base_ip, "port": self.port}, handle)
 
     @property
     def hosts_file(self) -> str:
@@ -38,7 +81,7 @@ class VCluster:
         return f"node{index}"
 
     def node_ip(self, index: int) -> str:
-        ip = ipaddress.IPv4Address(self.base_ip) + (index - 1)
+        ip = ipaddress.IPv4Address(self.base_ip or DEFAULT_BASE_IP) + (index - 1)
         if not ip.is_loopback:
             raise errors.WrongInput(f"node {index} would get address {ip}, outside 127.0.0.0/8")
         return str(ip)
@@ -64,6 +107,9 @@ class VCluster:
         if not 1 <= count <= 200:
             raise errors.WrongInput(f"invalid node count {count}: expected 1..200")
         count = max(count, *(self.existing_nodes() or [0]))
+        if self.base_ip is None:
+            self.base_ip = self._choose_base_ip(count)
+        self._save()
         report = []
         self.write_hosts(count)
         for index in range(1, count + 1):
