@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_STATE_DIR = "/var/lib/cardume"
@@ -18,11 +17,22 @@ ENV_ROOT = "CARDUME_ROOT"
 ENV_NODE = "CARDUME_NODE"
 
 
-@dataclass(frozen=True)
 class NodePaths:
-    """The files of one node, all under ``root``."""
+    """The files of one node, all under ``root``. (No dataclass: the CLI imports this.)"""
 
-    root: str
+    __slots__ = ("root",)
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"NodePaths({self.root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NodePaths) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     def join(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)

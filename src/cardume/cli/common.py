@@ -37,8 +37,6 @@ def add_list_options(parser: argparse.ArgumentParser, names: bool = True) -> Non
                         help="comma-separated fields to show; +FIELDS adds to the defaults")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="spell out special values")
-    parser.add_argument("--filter", dest="qfilter", action="store_true",
-                        help=argparse.SUPPRESS)
     if names:
         parser.add_argument("names", nargs="*", help="names to list (default: all)")
 
@@ -71,10 +69,10 @@ def run_job(args: argparse.Namespace, ops: list[dict[str, Any]],
     with Client() as client:
         job_id = client.submit(ops)
         if getattr(args, "submit", False):
-            print(f"JobID: {job_id}")
+            print(f"JobID: {job_id}", file=sys.stderr)  # where Ganeti prints it
             return None
         if getattr(args, "print_jobid", False):
-            print(f"JobID: {job_id}", flush=True)
+            print(job_id, flush=True)
         return client.wait_job(job_id, feedback=feedback)
 
 
