@@ -139,6 +139,7 @@ class NodeDaemon:
 
     async def leave(self, args: dict[str, Any], peer: PeerInfo) -> None:
         """Forget the cluster and go back to waiting for a join, with a new token."""
+        self._require_master_peer(peer, self.ssconf().get("master_node"))
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -179,6 +180,11 @@ class NodeDaemon:
     async def ssconf_write(self, args: dict[str, Any], peer: PeerInfo) -> None:
         ssconf = args["ssconf"]
         current = self.ssconf()
+        if int(ssconf.get("serial", 0)) >= int(current.get("serial", 0)):
+            # a newer summary naming the caller as master: a master failover
+            self._require_master_peer(peer, ssconf.get("master_node"))
+        else:
+            self._require_master_peer(peer, current.get("master_node"))
         if current.get("cluster_name") not in (None, ssconf.get("cluster_name")):
             raise errors.WrongState(f"node {self.name} belongs to cluster "
                                     f"{current.get('cluster_name')}")
@@ -186,13 +192,23 @@ class NodeDaemon:
 
     # --- the configuration replica ---------------------------------------------------------------
 
-    def _refuse_if_master(self) -> None:
+    def _refuse_if_master(self, peer: PeerInfo) -> None:
         if self._is_master():
             raise errors.WrongState(f"node {self.name} is the master; it owns the "
                                     "configuration and takes no replica")
+        self._require_master_peer(peer, self.ssconf().get("master_node"))
+
+    @staticmethod
+    def _require_master_peer(peer: PeerInfo, master: str | None) -> None:
+        """Only the master may change what a node believes; an old master that comes back
+        after a failover is refused instead of overwriting the new master's state."""
+        caller = tls.cert_common_name(peer.cert_der) if peer.cert_der else None
+        if master is not None and caller != master:
+            raise errors.WrongState(f"refused: {caller or 'an unknown client'} is not the "
+                                    f"master ({master} is)")
 
     async def config_apply(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
-        self._refuse_if_master()
+        self._refuse_if_master(peer)
         change = ChangeSet.from_dict(args["change"])
         store = self.store()
         current = store.serial()
@@ -204,7 +220,7 @@ class NodeDaemon:
         return {"applied": True, "serial": change.serial}
 
     async def config_replace(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
-        self._refuse_if_master()
+        self._refuse_if_master(peer)
         rows = [(str(k), str(u), dict(d)) for k, u, d in args["objects"]]
         self.store().replace_all(int(args["serial"]), rows)
         return {"serial": int(args["serial"])}
