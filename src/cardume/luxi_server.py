@@ -35,6 +35,7 @@ class LuxiServer:
             "WaitForJobChange": self.wait_for_job_change,
             "CancelJob": self.cancel_job,
             "ArchiveJob": self.archive_job,
+            "AutoArchiveJobs": self.autoarchive_jobs,
             "Query": self.query,
             "QueryFields": self.query_fields,
             "QueryClusterInfo": self.query_cluster_info,
@@ -108,6 +109,9 @@ class LuxiServer:
 
     async def archive_job(self, job_id: int) -> bool:
         return self.daemon.queue.archive([int(job_id)]) > 0
+
+    async def autoarchive_jobs(self, age: float) -> int:
+        return self.daemon.queue.autoarchive(float(age))
 
     async def set_drain_flag(self, drained: bool) -> bool:
         self.daemon.queue.set_drained(bool(drained))

@@ -32,6 +32,8 @@ from cardume.rpc.transport import RpcClient
 log = logging.getLogger("cardume.masterd")
 
 REPLICATION_WAIT = 10.0  # seconds a commit waits for the candidates before moving on
+ARCHIVE_AGE = 6 * 3600.0  # finished jobs leave `gnt-job list` after this, as in Ganeti
+ARCHIVE_EVERY = 600.0
 
 
 @dataclass
@@ -86,6 +88,7 @@ class MasterDaemon:
                                                        path=self.paths.master_socket)
         os.chmod(self.paths.master_socket, 0o600)
         self.spawn(self.redistribute(full=False))
+        self.spawn(self._housekeeping())
         log.info("master daemon for cluster %s running on %s", cluster.cluster_name, self.name)
 
     def resolver(self) -> Resolver:
@@ -102,6 +105,14 @@ class MasterDaemon:
 
     async def _run_op(self, job: Job, op: Any) -> Any:
         return await cmdlib_base.run_opcode(self.ctx, job, op)
+
+    async def _housekeeping(self) -> None:
+        """Periodic upkeep (the part of Ganeti's watcher that belongs to the master)."""
+        while True:
+            archived = self.queue.autoarchive(ARCHIVE_AGE)
+            if archived:
+                log.info("archived %d finished jobs", archived)
+            await asyncio.sleep(ARCHIVE_EVERY)
 
     # --- replication to master candidates ------------------------------------------------------
 

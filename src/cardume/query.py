@@ -228,6 +228,10 @@ def _job_fields() -> list[QField]:
                lambda q, j: j.op_end_ts),
         QField("oppriority", "OpCode_prio", "list", "priorities of the opcodes",
                lambda q, j: [op.priority for op in j.ops]),
+        QField("waiting_for", "WaitingFor", "text",
+               "the lock a waiting job waits for, and who holds it",
+               lambda q, j: (q.locks.waiting_for(j.id) or "-")
+               if j.status == "waiting" else "-"),
     ]
 
 
@@ -284,7 +288,7 @@ async def run_query(daemon: MasterDaemon, what: str, fields: list[str],
     else:  # job
         ids = [_job_id(n) for n in names] if names else daemon.queue.job_ids()
         objects_ = [daemon.queue.get(i) for i in ids]
-        context = None
+        context = daemon
     rows = [[f.get(context, obj) for f in selected] for obj in objects_]
     return {"fields": [f.definition() for f in selected], "data": rows}
 

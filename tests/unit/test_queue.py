@@ -145,3 +145,20 @@ def test_unknown_job_and_bad_opcodes(tmp_path: os.PathLike[str]) -> None:
         assert results[0][0] is True and results[1][0] is False
         assert "OP_NOPE" in results[1][1]
     asyncio.run(main())
+
+
+def test_autoarchive_hides_old_finished_jobs_only(tmp_path: os.PathLike[str]) -> None:
+    async def main() -> None:
+        queue, runner = _queue(os.path.join(tmp_path, "q.db"), max_running=1)
+        done = queue.submit([DELAY])
+        await _finish(queue, done)
+        runner.gate = asyncio.Event()
+        pending = queue.submit([DELAY])
+        await asyncio.sleep(0)
+        assert queue.autoarchive(3600) == 0  # finished too recently
+        assert queue.autoarchive(-1) == 1
+        assert queue.job_ids() == [pending]
+        assert queue.get(done).status == "success"  # archived jobs stay readable by id
+        runner.gate.set()
+        await _finish(queue, pending)
+    asyncio.run(main())

@@ -37,6 +37,9 @@ def build(sub: Any) -> None:
     p = sub.add_parser("cancel", help="cancel queued or waiting jobs")
     p.add_argument("job_ids", nargs="+", help="job ids")
     p.set_defaults(func=cancel)
+    p = sub.add_parser("autoarchive", help="archive jobs finished longer ago than AGE")
+    p.add_argument("age", help="AGE like 3600, 30m, 6h, 2d or 'all'")
+    p.set_defaults(func=autoarchive)
     p = sub.add_parser("archive", help="archive finished jobs")
     p.add_argument("job_ids", nargs="+", help="job ids")
     p.set_defaults(func=archive)
@@ -73,12 +76,14 @@ def _fmt_ts(value: Any) -> str:
 
 def info(args: argparse.Namespace) -> int:
     fields = ["id", "status", "priority", "received_ts", "start_ts", "end_ts", "ops",
-              "opresult", "opstatus", "oplog", "opstart", "opend"]
+              "opresult", "opstatus", "oplog", "opstart", "opend", "waiting_for"]
     rows = common.query_objects("job", fields, [str(_job_id(i)) for i in args.job_ids])
     for job in rows:
         print(f"Job ID: {job['id']}")
         print(f"  Status: {job['status']}")
         print(f"  Priority: {job['priority']}")
+        if job["waiting_for"] != "-":
+            print(f"  Waiting for: {job['waiting_for']}")
         print(f"  Received:         {_fmt_ts(job['received_ts'])}")
         start, end, received = job["start_ts"], job["end_ts"], job["received_ts"]
         if isinstance(start, (int, float)):
@@ -140,4 +145,23 @@ def archive(args: argparse.Namespace) -> int:
         for text in args.job_ids:
             if not client.call("ArchiveJob", _job_id(text)):
                 print(f"Job {text} is not finished or does not exist; not archived")
+    return 0
+
+
+def autoarchive(args: argparse.Namespace) -> int:
+    text = args.age.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    try:
+        if text == "all":
+            age = -1.0
+        elif text and text[-1] in units:
+            age = float(text[:-1]) * units[text[-1]]
+        else:
+            age = float(text)
+    except ValueError:
+        raise errors.WrongInput(f"invalid age '{args.age}': expected seconds, a number with "
+                                "s/m/h/d/w, or 'all'") from None
+    with Client() as client:
+        count = client.call("AutoArchiveJobs", age)
+    print(f"Archived {count} jobs")
     return 0

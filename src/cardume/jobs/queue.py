@@ -339,6 +339,10 @@ class JobQueue:
         finished = [i for i in job_ids if (j := self.load(i)) is not None and j.finalized]
         return self.store.archive(finished)
 
+    def autoarchive(self, age: float) -> int:
+        """Archive the jobs that ended more than ``age`` seconds ago (Ganeti: 6 hours)."""
+        return self.store.archive(self.store.finished_before(time.time() - age))
+
     def set_drained(self, drained: bool) -> None:
         self.drained = drained
         self.store.set_meta("drained", "1" if drained else None)

@@ -94,6 +94,12 @@ class JobStore:
             "SELECT id FROM jobs WHERE status IN ('queued','waiting','running','canceling') "
             "ORDER BY id")]
 
+    def finished_before(self, timestamp: float) -> list[int]:
+        """Unarchived jobs that ended before the given time."""
+        return [r[0] for r in self._db.execute(
+            "SELECT id FROM jobs WHERE archived=0 AND status IN ('success','error','canceled') "
+            "AND json_extract(data, '$.end_ts') < ? ORDER BY id", (timestamp,))]
+
     def archive(self, job_ids: list[int]) -> int:
         cur = self._db.executemany("UPDATE jobs SET archived=1 WHERE id=? AND archived=0",
                                    [(i,) for i in job_ids])
