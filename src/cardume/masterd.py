@@ -193,10 +193,6 @@ class MasterDaemon:
                       for n in nodes.values()},
         }
 
-    async def after_node_change(self) -> None:
-        """Nodes or roles changed: every node gets the new ssconf, new candidates a replica."""
-        await self.redistribute(full=False)
-
     async def redistribute(self, full: bool) -> dict[str, str]:
         """Push ssconf to every online node, and the config to candidates that need it."""
         ssconf = self.ssconf_data()

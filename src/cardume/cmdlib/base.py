@@ -77,6 +77,13 @@ class LogicalUnit:
 
     # --- helpers -------------------------------------------------------------------------
 
+    async def push_node_state(self) -> None:
+        """Nodes or roles changed: every node gets the new ssconf, new candidates a replica.
+        A node that can't be reached is reported, not fatal: verify and redist-conf fix it."""
+        failed = await self.ctx.master.redistribute(full=False)
+        for name, err in sorted(failed.items()):
+            self.log_warning(f"could not update node {name}: {err}")
+
     def lock_plan(self) -> list[tuple[str, Any, bool]]:
         plan: list[tuple[str, Any, bool]] = []
         if self.BGL_SHARED is not None:

@@ -249,7 +249,7 @@ class LUClusterSetParams(LogicalUnit):
         await self.cfg.commit(update=update)
         if op.max_running_jobs is not None:
             self.ctx.queue.max_running = op.max_running_jobs
-        await self.ctx.master.after_node_change()
+        await self.push_node_state()
         return changes
 
 
@@ -272,6 +272,9 @@ class LUClusterRedistConf(LogicalUnit):
         failed = await self.ctx.master.redistribute(full=True)
         for name, err in sorted(failed.items()):
             self.log_warning(f"could not update node {name}: {err}")
+        if failed:
+            raise errors.ExecError(f"{len(failed)} node(s) did not take the configuration: "
+                                   f"{', '.join(sorted(failed))}")
 
 
 @register

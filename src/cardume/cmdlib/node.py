@@ -107,7 +107,7 @@ class LUNodeAdd(LogicalUnit):
             await cfg.commit(add=[node])
         if node.master_candidate:
             self.log_info(f"{self.name} is a master candidate; sending it the configuration")
-        await self.ctx.master.after_node_change()
+        await self.push_node_state()
         return node.name
 
 
@@ -144,7 +144,7 @@ class LUNodeRemove(LogicalUnit):
                 update.append(edited)
                 self.log_info(f"Promoting {promoted.name} to master candidate")
         await self.cfg.commit(update=update, remove=[node])
-        await self.ctx.master.after_node_change()
+        await self.push_node_state()
 
 
 @register
@@ -255,5 +255,5 @@ class LUNodeSetParams(LogicalUnit):
         await self.cfg.commit(update=update)
         if self.node.offline and not node.offline:
             self.log_info(f"{node.name} is back online; sending it the cluster state")
-        await self.ctx.master.after_node_change()
+        await self.push_node_state()
         return changes
