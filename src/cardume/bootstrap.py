@@ -222,6 +222,11 @@ def master_failover(paths: NodePaths, no_voting: bool = False) -> list[str]:
             old_master = cfg.master_node()
             report.append(f"Took the newer configuration of {source.name} "
                           f"(serial {dump['serial']})")
+            # A demoted node keeps its old replica, which still calls it a candidate:
+            # only the newest configuration says what this node is now.
+            if not me.master_candidate or me.offline or me.drained:
+                raise errors.WrongState(f"node {name} is not a master candidate",
+                                        "see 'gnt-node list -o name,role'")
         try:
             asyncio.run(_rpc(paths, old_master, "master_stop", {}))
             report.append(f"Stopped the master daemon on {old_master.name}")

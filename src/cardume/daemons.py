@@ -26,7 +26,19 @@ def read_pid(paths: NodePaths, daemon: str) -> int | None:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
+    if _is_zombie(pid):  # killed, not yet reaped by its parent: it is not running
+        return None
     return pid
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ")"
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def start(paths: NodePaths, daemon: str, extra: list[str] | None = None,
@@ -95,6 +107,8 @@ def stop(paths: NodePaths, daemon: str, timeout: float = 15.0,
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
+            break
+        if _is_zombie(pid):
             break
         time.sleep(0.02)
     else:

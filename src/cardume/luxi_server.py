@@ -54,6 +54,11 @@ class LuxiServer:
                 except asyncio.IncompleteReadError:
                     return
                 except asyncio.LimitOverrunError:
+                    error = errors.WrongInput(
+                        f"request larger than {MAX_MESSAGE // (1024 * 1024)} MiB refused")
+                    writer.write(json.dumps({"success": False, "result": error.to_dict()})
+                                 .encode() + EOM)
+                    await writer.drain()
                     return
                 reply = await self._dispatch(raw[:-1])
                 writer.write(json.dumps(reply, separators=(",", ":")).encode() + EOM)

@@ -76,16 +76,20 @@ class MasterDaemon:
                                        queue=self.queue, resolver=self.resolver(),
                                        master=self)
         import cardume.cmdlib  # noqa: F401  (registers every logical unit)
-        from cardume.luxi_server import LuxiServer
+        from cardume.luxi_server import MAX_MESSAGE, LuxiServer
         requeued, failed = self.queue.recover()
         if requeued or failed:
             log.info("job queue recovered: %d requeued, %d ended as error", requeued, failed)
+        # This node's own summary names it master before the socket opens, so a command
+        # started right after a failover finds this daemon (the other nodes get theirs from
+        # the redistribution below).
+        write_json_atomic(self.paths.ssconf, self.ssconf_data())
         os.makedirs(self.paths.run, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.paths.master_socket)
         self.luxi = LuxiServer(self)
-        self._server = await asyncio.start_unix_server(self.luxi.handle,
-                                                       path=self.paths.master_socket)
+        self._server = await asyncio.start_unix_server(
+            self.luxi.handle, path=self.paths.master_socket, limit=MAX_MESSAGE)
         os.chmod(self.paths.master_socket, 0o600)
         self.spawn(self.redistribute(full=False))
         self.spawn(self._housekeeping())

@@ -187,10 +187,12 @@ def info(args: argparse.Namespace) -> int:
     print(f"Default hypervisor: {data['default_hypervisor']}")
     print(f"Enabled hypervisors: {', '.join(data['enabled_hypervisors'])}")
     print("Hypervisor parameters:")
-    common.print_tree(data["hvparams_filled"], 1)
+    common.print_tree(data["hvparams_filled"], 1, sorted_keys=True)
     print("OS-specific hypervisor parameters:")
     print("OS parameters:")
     common.print_tree(data["osparams"], 1)
+    print("Hidden OSes:")
+    print("Blacklisted OSes:")
     print("Cluster parameters:")
     common.print_tree({
         "candidate pool size": data["candidate_pool_size"],
@@ -204,23 +206,29 @@ def info(args: argparse.Namespace) -> int:
         "file storage path": data["file_storage_dir"],
         "shared file storage path": data["shared_file_storage_dir"],
         "default instance allocator": data["default_iallocator"],
-        "MAC prefix": data["mac_prefix"],
+        "mac prefix": data["mac_prefix"],
+        "OS search path": data["os_search_path"] or _default_os_path(),
         "enabled disk templates": data["enabled_disk_templates"],
         "node daemon port": data["noded_port"],
         "configuration serial number": data["config_serial"],
         "master candidates": data["candidates"],
     }, 1)
     print("Default node parameters:")
-    common.print_tree(data["ndparams_filled"], 1)
+    common.print_tree(data["ndparams_filled"], 1, sorted_keys=True)
     print("Default instance parameters:")
-    common.print_tree({"default": data["beparams_filled"]}, 1)
+    common.print_tree({"default": data["beparams_filled"]}, 1, sorted_keys=True)
     print("Default nic parameters:")
-    common.print_tree({"default": data["nicparams_filled"]}, 1)
+    common.print_tree({"default": data["nicparams_filled"]}, 1, sorted_keys=True)
     print("Default disk parameters:")
-    common.print_tree(data["diskparams_filled"], 1)
+    common.print_tree(data["diskparams_filled"], 1, sorted_keys=True)
     print("Instance policy - limits for instances:")
     common.print_tree(_ipolicy_view(data["ipolicy_filled"]), 1)
     return 0
+
+
+def _default_os_path() -> list[str]:
+    return ["/srv/ganeti/os", "/usr/local/lib/ganeti/os", "/usr/lib/ganeti/os",
+            "/usr/share/ganeti/os"]
 
 
 def _ipolicy_view(policy: dict[str, Any]) -> dict[str, Any]:

@@ -68,11 +68,11 @@ def run_job(args: argparse.Namespace, ops: list[dict[str, Any]],
     ops = [{**common, **op} for op in ops]
     with Client() as client:
         job_id = client.submit(ops)
+        if getattr(args, "print_jobid", False):  # the bare id first, also with --submit
+            print(job_id, flush=True)
         if getattr(args, "submit", False):
             print(f"JobID: {job_id}", file=sys.stderr)  # where Ganeti prints it
             return None
-        if getattr(args, "print_jobid", False):
-            print(job_id, flush=True)
         return client.wait_job(job_id, feedback=feedback)
 
 
@@ -143,18 +143,18 @@ def print_changes(what: str, name: str, result: list[Any] | None) -> None:
         print(f" - {param} -> {value}")
 
 
-def print_tree(data: Any, indent: int = 0) -> None:
+def print_tree(data: Any, indent: int = 0, sorted_keys: bool = False) -> None:
     """Print nested dicts the way Ganeti's info commands do: 'key: value', indented."""
     pad = "  " * indent
     if isinstance(data, dict):
-        for key, value in data.items():
+        for key, value in data.items() if not sorted_keys else sorted(data.items()):
             if isinstance(value, dict):
                 print(f"{pad}{key}:")
-                print_tree(value, indent + 1)
+                print_tree(value, indent + 1, sorted_keys)
             elif isinstance(value, list) and value and isinstance(value[0], dict):
                 print(f"{pad}{key}:")
                 for item in value:
-                    print_tree(item, indent + 1)
+                    print_tree(item, indent + 1, sorted_keys)
             else:
                 print(f"{pad}{key}: {format_value(value)}")
     else:

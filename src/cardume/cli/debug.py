@@ -21,6 +21,8 @@ def build(sub: Any) -> None:
     p.add_argument("-r", "--repeat", type=int, default=0, help="repeat the wait this many times")
     p.add_argument("-i", "--interruptible", action="store_true",
                    help="allow canceling the job while it waits")
+    p.add_argument("-l", "--no-locks", action="store_true",
+                   help="don't lock the nodes given with -n while waiting")
     common.add_job_options(p, dry_run=False)
     p.set_defaults(func=delay)
 
@@ -45,7 +47,8 @@ def delay(args: argparse.Namespace) -> int:
     if args.repeat < 0:
         raise errors.WrongInput(f"invalid repeat count {args.repeat}: expected >= 0")
     op = {"OP_ID": "OP_TEST_DELAY", "duration": args.duration, "on_master": args.on_master,
-          "on_nodes": args.nodes, "repeat": args.repeat, "interruptible": args.interruptible}
+          "on_nodes": args.nodes, "repeat": args.repeat, "interruptible": args.interruptible,
+          "no_locks": args.no_locks}
     common.run_job(args, [op])
     return 0
 

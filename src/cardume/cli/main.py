@@ -28,12 +28,13 @@ def run(prog: str, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=module.__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     module.build(sub)
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help(sys.stderr)
-        return 1
     try:
+        # Option types such as yes/no raise our own errors while the arguments are parsed.
+        args = parser.parse_args(argv)
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help(sys.stderr)
+            return 1
         return int(func(args) or 0)
     except errors.CardumeError as err:
         print(f"Failure: {err.code}: {err}", file=sys.stderr)

@@ -74,8 +74,9 @@ class LUClusterVerify(LogicalUnit):
         for node in online:
             result = results[node.name]
             if result.error is not None:
+                reason = str(result.error).removeprefix(f"node {node.name}: ")
                 self._report("ERROR", ENODERPC, "node", node.name,
-                             f"while contacting node: {result.error}")
+                             f"while contacting node: {reason}")
                 continue
             self._verify_node(node, result.value, now)
         return not self.bad

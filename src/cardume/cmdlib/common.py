@@ -36,14 +36,14 @@ def check_params(values: dict[str, Any] | None, types: dict[str, str], what: str
 def check_beparams(values: dict[str, Any] | None) -> dict[str, Any]:
     """Backend parameters; the old ``memory`` sets both maxmem and minmem."""
     checked = check_params(values, constants.BES_PARAMETER_TYPES, "backend")
+    for key in ("memory", "maxmem", "minmem", "vcpus", "spindle_use"):
+        value = checked.get(key)
+        if value is not None and value < (0 if key == "spindle_use" else 1):
+            raise errors.WrongInput(f"backend parameter '{key}' must be positive, not {value}")
     if "memory" in checked:
         memory = checked.pop("memory")
         checked.setdefault("maxmem", memory)
         checked.setdefault("minmem", memory)
-    for key in ("maxmem", "minmem", "vcpus", "spindle_use"):
-        value = checked.get(key)
-        if value is not None and value < (0 if key == "spindle_use" else 1):
-            raise errors.WrongInput(f"backend parameter '{key}' must be positive, not {value}")
     if (checked.get("maxmem") is not None and checked.get("minmem") is not None
             and checked["minmem"] > checked["maxmem"]):
         raise errors.WrongInput(

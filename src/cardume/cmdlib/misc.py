@@ -79,7 +79,9 @@ class LUTestDelay(LogicalUnit):
 
     def declare_locks(self) -> dict[str, tuple[Any, bool]]:
         if self.op.on_nodes and not self.op.no_locks:
-            return {locks.LEVEL_NODE: (list(self.op.on_nodes), False)}
+            # lock the names the config knows (a short name locks the full one)
+            names = [getattr(self.cfg.find_node(n), "name", n) for n in self.op.on_nodes]
+            return {locks.LEVEL_NODE: (names, False)}
         return {}
 
     async def check_prereq(self) -> None:

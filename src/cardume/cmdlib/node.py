@@ -190,19 +190,41 @@ class LUNodeSetParams(LogicalUnit):
             op.master_candidate is False or op.offline or op.drained
             or op.master_capable is False)
         self.promote: list[objects.Node] = []
+        # A node that leaves the pool of possible candidates (offline, drained, not capable)
+        # lowers the number wanted; a plain -C no does not, as cluster verify counts it.
+        leaving = bool(op.offline or op.drained or op.master_capable is False)
         if demoting:
             remaining = len(self.cfg.candidates()) - 1
             capable = [n for n in self.cfg.nodes.values()
-                       if n.uuid != node.uuid and n.master_capable and not n.offline
-                       and not n.drained]
+                       if (n.uuid != node.uuid or not leaving) and n.master_capable
+                       and not n.offline and not n.drained]
             wanted = min(cluster.candidate_pool_size, len(capable))
             if op.auto_promote:
                 self.promote = common.nodes_to_promote(self.cfg, exclude={node.uuid})
                 remaining += len(self.promote)
             if remaining < wanted and not op.force:
+                hint = ("no other node can be promoted; use --force" if op.auto_promote
+                        else "use --auto-promote to promote another node, or --force")
                 raise errors.WrongState(
                     f"not enough master candidates (desired {wanted}, new value would be "
-                    f"{remaining})", "use --auto-promote to promote another node, or --force")
+                    f"{remaining})", hint)
+        self.promote_self = op.master_candidate is None and self._becomes_candidate()
+
+    def _becomes_candidate(self) -> bool:
+        """Whether a node coming back (online, undrained, capable) fills a short pool, as
+        Ganeti auto-promotes it."""
+        op, node = self.op, self.node
+        offline = node.offline if op.offline is None else op.offline
+        drained = node.drained if op.drained is None else op.drained
+        capable = node.master_capable if op.master_capable is None else op.master_capable
+        returning = ((node.offline and not offline) or (node.drained and not drained)
+                     or (not node.master_capable and capable))
+        if node.master_candidate or not returning or offline or drained or not capable:
+            return False
+        others = [n for n in self.cfg.nodes.values() if n.uuid != node.uuid
+                  and n.master_capable and not n.offline and not n.drained]
+        wanted = min(self.cfg.get_cluster().candidate_pool_size, len(others) + 1)
+        return len(self.cfg.candidates()) < wanted
 
     async def exec(self) -> list[tuple[str, str]]:
         op = self.op
@@ -232,6 +254,10 @@ class LUNodeSetParams(LogicalUnit):
         if op.master_candidate is not None and op.master_candidate != node.master_candidate:
             node.master_candidate = op.master_candidate
             changes.append(("master_candidate", str(op.master_candidate)))
+        if self.promote_self:
+            node.master_candidate = True
+            changes.append(("master_candidate", "True"))
+            self.log_info(f"Auto-promoting {node.name} to master candidate")
         if op.vm_capable is not None and op.vm_capable != node.vm_capable:
             node.vm_capable = op.vm_capable
             changes.append(("vm_capable", str(op.vm_capable)))

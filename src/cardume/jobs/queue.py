@@ -88,6 +88,13 @@ class Job:
         self.changed = asyncio.Event()
 
 
+def _never_ran(job: Job) -> bool:
+    """A waiting job whose opcodes all still wait: it holds no result and changed nothing."""
+    pending = (constants.JOB_STATUS_QUEUED, constants.JOB_STATUS_WAITING)
+    return (job.status == constants.JOB_STATUS_WAITING
+            and all(status in pending for status in job.op_status))
+
+
 class JobQueue:
     def __init__(self, store: JobStore, runner: OpRunner, max_running: int) -> None:
         self.store = store
@@ -110,6 +117,14 @@ class JobQueue:
             job = self.load(job_id)
             if job is None:
                 continue
+            if _never_ran(job):
+                # still waiting for the locks of its first opcode: nothing was done, so it
+                # runs again from the start (Ganeti requeues waiting jobs too)
+                job.status = constants.JOB_STATUS_QUEUED
+                job.op_status = [constants.JOB_STATUS_QUEUED] * len(job.ops)
+                job.start_ts = None
+                job.op_start_ts = [None] * len(job.ops)
+                self.store.update(job.id, job.status, job.to_data())
             if job.status == constants.JOB_STATUS_QUEUED:
                 self._jobs[job.id] = job
                 heapq.heappush(self._ready, (job.priority, job.id))

@@ -75,7 +75,7 @@ async def join_node(host: str, port: int, token: tuple[str, str], *, node_name: 
                 ssl_object = writer.get_extra_info("ssl_object")
                 presented = tls.peer_fingerprint(ssl_object)
                 if presented != expected:
-                    raise errors.WrongState(
+                    raise errors.WrongInput(
                         f"the daemon at {where} presents certificate {presented}, not the "
                         f"one in the join token ({expected}); refusing to join it",
                         "check the token was printed on this node")

@@ -1,0 +1,66 @@
+"""The hypervisor seam: the narrow, complete interface every hypervisor implements.
+
+The master sends an instance "spec" (a dict: name, uuid, hypervisor, filled hvparams and
+beparams, disks with their local block-device paths, NICs); the hypervisor starts, stops,
+reboots, lists and migrates instances from it. Names and meanings follow Ganeti's
+hypervisor classes; the code is ours.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+Spec = dict[str, Any]
+
+
+class Hypervisor(ABC):
+    NAME = ""
+    CAN_MIGRATE = False
+
+    @abstractmethod
+    def list_instances(self) -> list[str]:
+        """Names of the instances running on this node."""
+
+    @abstractmethod
+    def instance_info(self, name: str) -> dict[str, Any] | None:
+        """{"state", "memory", "vcpus", "started"} of a running instance, None if not running."""
+
+    @abstractmethod
+    def start(self, spec: Spec) -> None:
+        """Start the instance; raise if it is already running."""
+
+    @abstractmethod
+    def stop(self, name: str, timeout: float, force: bool) -> None:
+        """Stop the instance (politely, then by force after timeout)."""
+
+    @abstractmethod
+    def reboot(self, name: str) -> None:
+        """Reboot a running instance."""
+
+    def memory_used(self) -> int:
+        """MiB of memory the running instances take from this node."""
+        total = 0
+        for name in self.list_instances():
+            info = self.instance_info(name)
+            if info:
+                total += int(info.get("memory", 0))
+        return total
+
+    # Migration, in three steps as Ganeti does: the target accepts, the source migrates,
+    # both finalize. Hypervisors that can't migrate keep these refusals.
+    def accept_instance(self, spec: Spec, source: str) -> dict[str, Any]:
+        raise NotImplementedError(f"the {self.NAME} hypervisor can't migrate instances")
+
+    def migrate(self, name: str, target: str, info: dict[str, Any], live: bool) -> None:
+        raise NotImplementedError(f"the {self.NAME} hypervisor can't migrate instances")
+
+    def finalize_migration_target(self, spec: Spec, success: bool) -> None:
+        raise NotImplementedError(f"the {self.NAME} hypervisor can't migrate instances")
+
+    def finalize_migration_source(self, name: str, success: bool) -> None:
+        raise NotImplementedError(f"the {self.NAME} hypervisor can't migrate instances")
+
+    def verify(self) -> list[str]:
+        """Problems with the hypervisor on this node (empty when healthy)."""
+        return []

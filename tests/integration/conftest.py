@@ -1,0 +1,29 @@
+"""Integration tests: a real local cluster (node daemons, master daemon) on loopback
+addresses, driven by the real ``gnt-*`` commands of the project's virtual environment.
+
+Every test module gets its own 3-node cluster (``cluster`` fixture) in a temporary
+directory, on its own loopback range, brought down with ``--purge`` when the module ends;
+``gnt(*args, node=None, check=True)`` runs a command against it and returns
+``(exit code, stdout, stderr)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from integration_kit import Gnt, VCluster, start_cluster, stop_cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
+    vc = start_cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield vc
+    finally:
+        stop_cluster(vc)
+
+
+@pytest.fixture(scope="module")
+def gnt(cluster: VCluster) -> Gnt:
+    return cluster.gnt
