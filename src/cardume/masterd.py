@@ -71,7 +71,7 @@ class MasterDaemon:
         self.rpc = NodeRpc(self.rpc_client)
         self.locks = locks.LockManager()
         self.queue = JobQueue(JobStore(self.paths.queue_db), self._run_op,
-                              cluster.max_running_jobs)
+                              cluster.max_running_jobs, validator=self._check_op)
         self.ctx = cmdlib_base.Context(cfg=self.cfg, rpc=self.rpc, locks=self.locks,
                                        queue=self.queue, resolver=self.resolver(),
                                        master=self)
@@ -106,6 +106,9 @@ class MasterDaemon:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _check_op(self, op: Any) -> None:
+        cmdlib_base.check_opcode(self.ctx, op)
 
     async def _run_op(self, job: Job, op: Any) -> Any:
         return await cmdlib_base.run_opcode(self.ctx, job, op)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from integration_kit import Gnt, VCluster, job_id_of, wait_for
@@ -154,3 +155,23 @@ def test_debug_locks(cluster: VCluster, gnt: Gnt) -> None:
     assert job_status(gnt, holder) == "success"
     assert job_status(gnt, waiter) == "success"
     assert "node/node1" not in lock_rows(gnt)
+
+
+def test_large_submission_over_the_socket(gnt: Gnt, tmp_path: Path) -> None:
+    """2000 jobs in one SubmitManyJobs request (well over 64 KiB) all run."""
+    ops = tmp_path / "delay.json"
+    ops.write_text('[{"OP_ID": "OP_TEST_DELAY", "duration": 0}]')
+    before = job_count(gnt)
+    rc, out, err = gnt("gnt-debug", "submit-job", "--each", "--job-repeat", "2000",
+                       "--timing-stats", str(ops))
+    assert rc == 0, err
+    assert "Submitted 2000 jobs" in out
+    assert job_count(gnt) == before + 2000
+
+
+def test_bad_parameters_are_refused_before_a_job_exists(gnt: Gnt) -> None:
+    before = job_count(gnt)
+    rc, out, err = gnt("gnt-cluster", "modify", "-B", "vcpus=x", check=False)
+    assert rc != 0
+    assert "'vcpus'" in err and "'x'" in err and err.count("\n") == 1
+    assert job_count(gnt) == before  # refused at submission: no error job left behind

@@ -162,3 +162,43 @@ def test_autoarchive_hides_old_finished_jobs_only(tmp_path: os.PathLike[str]) ->
         runner.gate.set()
         await _finish(queue, pending)
     asyncio.run(main())
+
+
+def test_validator_refuses_bad_opcodes_before_a_job_exists(tmp_path: os.PathLike[str]) -> None:
+    def validator(op: opcodes.OpCode) -> None:
+        if op.duration > 100:
+            raise errors.WrongInput(f"duration {op.duration} is too long")
+
+    async def main() -> None:
+        queue = JobQueue(JobStore(os.path.join(tmp_path, "q.db")), Runner(), 5,
+                         validator=validator)
+        with pytest.raises(errors.WrongInput, match="duration 500 is too long"):
+            queue.submit([{**DELAY, "duration": 500}])
+        assert queue.job_ids() == []
+    asyncio.run(main())
+
+
+def test_recovery_requeues_a_job_that_only_waited_for_locks(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "q.db")
+
+    async def before_crash() -> int:
+        queue, runner = _queue(path)
+
+        async def never_gets_locks(job: Job, op: opcodes.OpCode) -> Any:
+            await asyncio.Event().wait()
+
+        queue.runner = never_gets_locks
+        job_id = queue.submit([DELAY, DELAY])
+        await asyncio.sleep(0.01)
+        assert queue.get(job_id).status == "waiting"
+        queue._closing = True
+        return job_id
+
+    job_id = asyncio.run(before_crash())
+
+    async def after_restart() -> None:
+        queue, runner = _queue(path)
+        assert queue.recover() == (1, 0)
+        job = await _finish(queue, job_id)
+        assert job.status == "success" and runner.order == [job_id, job_id]
+    asyncio.run(after_restart())

@@ -62,6 +62,10 @@ def list_jobs(args: argparse.Namespace) -> int:
     rows = common.query_objects("job", [*fields, "status"], args.names)
     keep = [str(r["id"]) for r in rows if r["status"] in wanted]
     if not keep:
+        if not args.no_headers:  # nothing matches: the header alone, as Ganeti prints
+            with Client() as client:
+                defs = client.call("QueryFields", "job", fields)["fields"]
+            print(" ".join(f["title"] for f in defs))
         return 0
     args.names = keep
     return common.run_list(args, "job", DEFAULT_FIELDS)

@@ -108,6 +108,14 @@ def register(cls: type[LogicalUnit]) -> type[LogicalUnit]:
     return cls
 
 
+def check_opcode(ctx: Context, op: opcodes.OpCode) -> None:
+    """The argument checks of an opcode's logical unit, without running it."""
+    lu_cls = LU_FOR.get(op.OP_ID)
+    if lu_cls is None:
+        raise errors.WrongInput(f"opcode {op.OP_ID} is not supported by this cluster")
+    lu_cls(ctx, op, None).check_arguments()
+
+
 async def run_opcode(ctx: Context, job: Job | None, op: opcodes.OpCode) -> Any:
     """Run one opcode through its logical unit's lifecycle, holding its locks."""
     lu_cls = LU_FOR.get(op.OP_ID)

@@ -96,9 +96,13 @@ def _never_ran(job: Job) -> bool:
 
 
 class JobQueue:
-    def __init__(self, store: JobStore, runner: OpRunner, max_running: int) -> None:
+    def __init__(self, store: JobStore, runner: OpRunner, max_running: int,
+                 validator: Callable[[opcodes.OpCode], None] | None = None) -> None:
         self.store = store
         self.runner = runner
+        # Checks an opcode's arguments at submission, so bad input is refused before any
+        # job exists (as Ganeti's client-side checks do), instead of leaving an error job.
+        self.validator = validator
         self.max_running = max_running
         self._next_id = store.last_id() + 1
         self._jobs: dict[int, Job] = {}  # unfinished jobs and a window of recent ones
@@ -152,6 +156,9 @@ class JobQueue:
         if not isinstance(op_dicts, list) or not op_dicts:
             raise errors.WrongInput("a job needs a non-empty list of opcodes")
         ops = [opcodes.OpCode.from_dict(d) for d in op_dicts]
+        if self.validator is not None:
+            for op in ops:
+                self.validator(op)
         priority = min(op.priority for op in ops)
         job = Job(self._next_id, ops, priority)
         self._next_id += 1

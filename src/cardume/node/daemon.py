@@ -147,9 +147,7 @@ class NodeDaemon:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         if not args.get("destroy"):
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.paths.config_db + suffix)
+            self._drop_replica()
         with open(self.paths.node_key, "rb") as handle:
             key = handle.read()
         _write_secret_file(self.paths.node_cert, tls.self_signed(self.name, key), mode=0o644)
@@ -189,6 +187,19 @@ class NodeDaemon:
             raise errors.WrongState(f"node {self.name} belongs to cluster "
                                     f"{current.get('cluster_name')}")
         write_json_atomic(self.paths.ssconf, ssconf)
+        me = ssconf.get("nodes", {}).get(self.name, {})
+        if ssconf.get("master_node") != self.name and not me.get("master_candidate"):
+            # no longer a candidate: an old replica must never be taken for the newest
+            # configuration by a later master failover
+            self._drop_replica()
+
+    def _drop_replica(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.paths.config_db + suffix)
 
     # --- the configuration replica ---------------------------------------------------------------
 
