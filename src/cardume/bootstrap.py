@@ -16,6 +16,7 @@ from typing import Any
 
 from cardume import constants, daemons, errors, objects, tls
 from cardume.cmdlib import common
+from cardume.config import ssconf
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.node.daemon import join_token
@@ -44,6 +45,7 @@ class InitOptions:
     ndparams: dict[str, Any] = field(default_factory=dict)
     diskparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     hosts_file: str = ""
+    os_search_path: list[str] = field(default_factory=list)
     max_running_jobs: int = constants.DEFAULT_MAX_RUNNING_JOBS
 
 
@@ -76,9 +78,9 @@ def _validate(opts: InitOptions) -> None:
 def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
     """Create the cluster with this node as master. Returns the master node's name."""
     if paths.read_ssconf() or os.path.exists(paths.config_db):
-        ssconf = paths.read_ssconf() or {}
+        current = paths.read_ssconf() or {}
         raise errors.WrongState(
-            f"this node already belongs to cluster {ssconf.get('cluster_name', '(unknown)')}",
+            f"this node already belongs to cluster {current.get('cluster_name', '(unknown)')}",
             "destroy it with 'gnt-cluster destroy --yes-do-it' first")
     identity = paths.read_identity()
     name = identity.get("name")
@@ -111,22 +113,15 @@ def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
         hvparams={hv: opts.hvparams.get(hv, {}) for hv in opts.enabled_hypervisors},
         beparams={"default": opts.beparams}, nicparams={"default": opts.nicparams},
         ndparams=opts.ndparams, diskparams=opts.diskparams, noded_port=port,
-        hosts_file=opts.hosts_file)
+        hosts_file=opts.hosts_file, os_search_path=opts.os_search_path)
 
     store = ConfigStore(paths.config_db)
     try:
         writer = ConfigWriter(store)
-        ssconf = {"cluster_name": opts.cluster_name, "master_node": name,
-                  "master_ip": address, "serial": 1, "noded_port": port,
-                  "hosts_file": opts.hosts_file, "file_storage_dir": opts.file_storage_dir,
-                  "shared_file_storage_dir": opts.shared_file_storage_dir,
-                  "enabled_hypervisors": opts.enabled_hypervisors,
-                  "enabled_disk_templates": opts.enabled_disk_templates,
-                  "nodes": {name: {"ip": address, "port": port, "master_candidate": True,
-                                   "offline": False, "drained": False}}}
+        summary = ssconf.build(cluster, [node], 1)
         node.cert_fingerprint = asyncio.run(join.join_node(
             address, port, token, node_name=name, ca_cert=ca_cert.decode(),
-            ca_key=ca_key.decode(), cluster_name=opts.cluster_name, ssconf=ssconf,
+            ca_key=ca_key.decode(), cluster_name=opts.cluster_name, ssconf=summary,
             tls_files=(paths.node_cert, paths.node_key), timeout=30.0))
         asyncio.run(writer.commit(
             add=[cluster, group, node],
@@ -188,10 +183,10 @@ def master_failover(paths: NodePaths, no_voting: bool = False) -> list[str]:
     report: list[str] = []
     identity = paths.read_identity()
     name = identity.get("name", "")
-    ssconf = paths.read_ssconf()
-    if not ssconf:
+    summary = paths.read_ssconf()
+    if not summary:
         raise errors.NotCluster(f"node {name} is not part of a cluster")
-    if ssconf.get("master_node") == name:
+    if summary.get("master_node") == name:
         raise errors.WrongState(f"this node ({name}) is already the master")
     if not os.path.exists(paths.config_db):
         raise errors.WrongState(f"node {name} is not a master candidate (it has no "

@@ -44,6 +44,8 @@ class LuxiServer:
             "QueueInfo": self.queue_info,
             "QueryLocks": self.query_locks,
             "Ping": self.ping,
+            "QueryOs": self.query_os,
+            "InstanceConsole": self.instance_console,
         }
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -179,6 +181,37 @@ class LuxiServer:
             result.append({"name": info.name, "mode": info.mode, "owner": info.owners,
                            "pending": [[mode, owners] for mode, owners in info.pending]})
         return result
+
+    async def query_os(self) -> list[dict[str, Any]]:
+        """Every OS definition found on the vm-capable nodes, merged by name."""
+        cfg = self.daemon.cfg
+        nodes = [n for n in cfg.sorted_nodes() if not n.offline and n.vm_capable]
+        results = await self.daemon.rpc.call_many(nodes, "os_diagnose", {})
+        merged: dict[str, dict[str, Any]] = {}
+        answered = [n.name for n in nodes if results[n.name].error is None]
+        for node in answered:
+            for entry in results[node].value:
+                item = merged.setdefault(entry["name"], {"name": entry["name"],
+                                                         "node_status": {}})
+                item["node_status"].setdefault(node, []).append(entry)
+        for item in merged.values():
+            firsts = [entries[0] for entries in item["node_status"].values()]
+            item["valid"] = (len(item["node_status"]) == len(answered)
+                             and all(e["status"] for e in firsts))
+            item["variants"] = sorted(set.intersection(
+                *(set(e.get("variants") or []) for e in firsts))) if firsts else []
+            item["parameters"] = firsts[0].get("parameters", []) if firsts else []
+            item["api_versions"] = sorted(set.intersection(
+                *(set(e.get("api_versions") or []) for e in firsts))) if firsts else []
+        return sorted(merged.values(), key=lambda i: i["name"])
+
+    async def instance_console(self, name: str) -> dict[str, Any]:
+        inst = self.daemon.cfg.expand_instance(str(name))
+        if inst.hypervisor == "fake":
+            return {"kind": "message", "instance": inst.name,
+                    "message": f"Console not available for the fake hypervisor "
+                               f"(instance {inst.name})"}
+        raise errors.WrongInput(f"no console for hypervisor '{inst.hypervisor}' yet")
 
     async def ping(self) -> dict[str, Any]:
         return {"time": time.time(), "version": __version__}

@@ -19,6 +19,7 @@ from typing import Any
 
 from cardume import errors, objects, tls
 from cardume.cmdlib import base as cmdlib_base
+from cardume.config import ssconf
 from cardume.config.store import ChangeSet, ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.jobs import locks
@@ -178,36 +179,17 @@ class MasterDaemon:
 
     def ssconf_data(self, extra: objects.Node | None = None) -> dict[str, Any]:
         """The summary every node keeps: who is master, which nodes exist, where they are."""
-        cluster = self.cfg.get_cluster()
-        nodes = {n.uuid: n for n in self.cfg.nodes.values()}
-        if extra is not None:
-            nodes[extra.uuid] = extra
-        master = nodes[cluster.master_node]
-        return {
-            "cluster_name": cluster.cluster_name,
-            "master_node": master.name,
-            "master_ip": master.primary_ip,
-            "serial": self.cfg.serial,
-            "noded_port": cluster.noded_port,
-            "hosts_file": cluster.hosts_file,
-            "file_storage_dir": cluster.file_storage_dir,
-            "shared_file_storage_dir": cluster.shared_file_storage_dir,
-            "enabled_hypervisors": cluster.enabled_hypervisors,
-            "enabled_disk_templates": cluster.enabled_disk_templates,
-            "nodes": {n.name: {"ip": n.primary_ip, "secondary_ip": n.secondary_ip,
-                               "port": n.port, "master_candidate": n.master_candidate,
-                               "offline": n.offline, "drained": n.drained}
-                      for n in nodes.values()},
-        }
+        nodes = [*self.cfg.nodes.values(), *([extra] if extra is not None else [])]
+        return ssconf.build(self.cfg.get_cluster(), nodes, self.cfg.serial)
 
     async def redistribute(self, full: bool) -> dict[str, str]:
         """Push ssconf to every online node, and the config to candidates that need it."""
-        ssconf = self.ssconf_data()
-        write_json_atomic(self.paths.ssconf, ssconf)
+        summary = self.ssconf_data()
+        write_json_atomic(self.paths.ssconf, summary)
         master = self.cfg.get_cluster().master_node
         online = [n for n in self.cfg.sorted_nodes() if not n.offline and n.uuid != master]
         failed: dict[str, str] = {}
-        results = await self.rpc.call_many(online, "ssconf_write", {"ssconf": ssconf})
+        results = await self.rpc.call_many(online, "ssconf_write", {"ssconf": summary})
         for name, result in results.items():
             if result.error is not None:
                 failed[name] = str(result.error)

@@ -1,3 +1,10 @@
 """Logical units, one module per area; importing this package registers them all."""
 
-from cardume.cmdlib import cluster, group, misc, node  # noqa: F401
+from cardume.cmdlib import (  # noqa: F401
+    cluster,
+    group,
+    instance,
+    instance_create,
+    misc,
+    node,
+)

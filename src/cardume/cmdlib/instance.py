@@ -1,0 +1,160 @@
+"""Logical units for an instance's life: startup, shutdown, reboot, remove."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cardume import errors, opcodes
+from cardume.cmdlib import instance_common as ic
+from cardume.cmdlib.base import LogicalUnit, register
+from cardume.jobs import locks
+
+
+class _InstanceLU(LogicalUnit):
+    """An LU acting on one existing instance, holding it and its nodes."""
+
+    NODE_LOCKS_SHARED = True
+
+    def declare_locks(self) -> dict[str, tuple[Any, bool]]:
+        inst = self.cfg.find_instance(self.op.instance_name)
+        name = inst.name if inst else self.op.instance_name
+        nodes = []
+        if inst is not None:
+            nodes = [self.cfg.node_name(u) for u in [inst.primary_node, *inst.secondary_nodes]]
+        return {locks.LEVEL_INSTANCE: ([name], False),
+                locks.LEVEL_NODE: (nodes, self.NODE_LOCKS_SHARED)}
+
+    async def check_prereq(self) -> None:
+        self.inst = self.cfg.expand_instance(self.op.instance_name)
+        self.pnode = self.cfg.nodes[self.inst.primary_node]
+
+    def spec(self, **overrides: Any) -> dict[str, Any]:
+        return ic.instance_spec(self.cfg, self.inst, **overrides)
+
+    async def set_admin_state(self, state: str) -> None:
+        if self.inst.admin_state != state:
+            edited = self.cfg.edit(self.inst)
+            edited.admin_state = state
+            await self.cfg.commit(update=[edited])
+
+    async def running_on_primary(self) -> bool:
+        names = await self.rpc.call(self.pnode, "instance_list",
+                                    {"hypervisors": [self.inst.hypervisor]})
+        return self.inst.name in names
+
+
+@register
+class LUInstanceStartup(_InstanceLU):
+    OP = opcodes.OpInstanceStartup
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        if self.inst.admin_state == "offline":
+            raise errors.WrongState(f"instance {self.inst.name} is marked offline",
+                                    f"bring it online with 'gnt-instance modify --online "
+                                    f"{self.inst.name}' first")
+        if self.pnode.offline:
+            raise errors.WrongState(f"primary node {self.pnode.name} is offline")
+        self.extra_be = {k: v for k, v in self.op.beparams.items()}
+        self.already = await self.running_on_primary()
+        if not self.already:
+            info = await self.rpc.call(self.pnode, "node_info", {})
+            memory = int(self.spec(beparams=self.extra_be)["beparams"]["maxmem"])
+            ic.check_free_memory(self.pnode.name, info, memory, self.inst.name)
+
+    async def exec(self) -> None:
+        if not self.op.no_remember:
+            await self.set_admin_state("up")
+        if self.already:
+            self.log_info(f"Instance {self.inst.name} is already running")
+            return
+        await self.rpc.call(self.pnode, "instance_start",
+                            {"instance": self.spec(beparams=self.extra_be,
+                                                   hvparams=self.op.hvparams)})
+
+
+@register
+class LUInstanceShutdown(_InstanceLU):
+    OP = opcodes.OpInstanceShutdown
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        if self.inst.admin_state == "offline" and not self.op.force:
+            raise errors.WrongState(f"instance {self.inst.name} is marked offline")
+
+    async def exec(self) -> None:
+        if not self.op.no_remember:
+            await self.set_admin_state("down")
+        if self.pnode.offline:
+            if self.op.ignore_offline_nodes:
+                self.log_warning(f"primary node {self.pnode.name} is offline; "
+                                 "not contacting it")
+                return
+            raise errors.WrongState(f"primary node {self.pnode.name} is offline",
+                                    "use --ignore-offline to only record the state")
+        await self.rpc.call(self.pnode, "instance_shutdown",
+                            {"instance": self.spec(), "timeout": self.op.timeout})
+
+
+@register
+class LUInstanceReboot(_InstanceLU):
+    OP = opcodes.OpInstanceReboot
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        if self.inst.admin_state != "up":
+            raise errors.WrongState(f"instance {self.inst.name} is not configured to be up "
+                                    f"(admin state {self.inst.admin_state})",
+                                    f"start it with 'gnt-instance startup {self.inst.name}'")
+        self.running = await self.running_on_primary()
+
+    async def exec(self) -> None:
+        spec = self.spec()
+        if self.op.reboot_type in ("soft", "hard") and self.running:
+            await self.rpc.call(self.pnode, "instance_reboot",
+                                {"instance": spec, "reboot_type": self.op.reboot_type,
+                                 "shutdown_timeout": self.op.shutdown_timeout})
+            return
+        # "full", or not running: stop (if needed) and start again
+        await self.rpc.call(self.pnode, "instance_shutdown",
+                            {"instance": spec, "timeout": self.op.shutdown_timeout})
+        await self.rpc.call(self.pnode, "instance_start", {"instance": spec})
+
+
+@register
+class LUInstanceRemove(_InstanceLU):
+    OP = opcodes.OpInstanceRemove
+    NODE_LOCKS_SHARED = False
+
+    async def exec(self) -> None:
+        inst, pnode = self.inst, self.pnode
+        spec = self.spec()
+        problems: list[str] = []
+        self.log_info(f"Shutting down instance {inst.name} on {pnode.name}")
+        try:
+            await self.rpc.call(pnode, "instance_shutdown",
+                                {"instance": spec, "timeout": self.op.shutdown_timeout})
+        except errors.CardumeError as err:
+            problems.append(f"could not stop it on {pnode.name}: {err}")
+            if not self.op.ignore_failures:
+                raise errors.ExecError(f"could not stop instance {inst.name}: {err}",
+                                       "use --ignore-failures to remove it anyway") from None
+        self.log_info(f"Removing the disks of instance {inst.name}")
+        for disk in inst.disks:
+            for node_uuid in disk.nodes or [inst.primary_node]:
+                node = self.cfg.nodes.get(node_uuid)
+                if node is None:
+                    continue
+                try:
+                    await self.rpc.call(node, "blockdev_remove", {"disk": ic.disk_spec(disk)})
+                except errors.CardumeError as err:
+                    problems.append(f"disk {disk.iv_name} on {node.name}: {err}")
+        if problems and not self.op.ignore_failures:
+            raise errors.ExecError(f"could not remove every disk of {inst.name}: "
+                                   f"{'; '.join(problems)}",
+                                   "use --ignore-failures to remove it from the config anyway")
+        for problem in problems:
+            self.log_warning(problem)
+        await self.cfg.commit(remove=[inst])
+
+

@@ -1,0 +1,179 @@
+"""What instance logical units share: specs sent to nodes, checks, names of disk files."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import re
+from typing import Any
+
+from cardume import constants, errors, objects
+from cardume.config.writer import ConfigWriter
+
+MAX_DISKS = 16
+MAX_NICS = 8
+_MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+_DISK_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+
+
+def disk_spec(disk: objects.Disk) -> dict[str, Any]:
+    """A disk as a node gets it."""
+    return {"uuid": disk.uuid, "name": disk.name, "dev_type": disk.dev_type,
+            "logical_id": list(disk.logical_id), "size": disk.size, "mode": disk.mode,
+            "iv_name": disk.iv_name, "params": dict(disk.params)}
+
+
+def instance_spec(cfg: ConfigWriter, inst: objects.Instance,
+                  beparams: dict[str, Any] | None = None,
+                  hvparams: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An instance as a node gets it: parameters filled through every layer."""
+    cluster = cfg.get_cluster()
+    node = cfg.nodes.get(inst.primary_node)
+    group = cfg.groups.get(node.group) if node else None
+    filled_be = objects.fill_beparams(cluster, group, inst.beparams)
+    filled_hv = objects.fill_hvparams(cluster, group, inst.hypervisor, inst.hvparams)
+    if beparams:
+        filled_be.update(beparams)
+    if hvparams:
+        filled_hv.update(hvparams)
+    os_name = inst.os.split("+", 1)[0]
+    osparams = objects.fill_dict(cluster.osparams.get(os_name, {}), inst.osparams)
+    nics = []
+    for nic in inst.nics:
+        params = objects.fill_nicparams(cluster, group, nic.nicparams)
+        nics.append({"uuid": nic.uuid, "name": nic.name, "mac": nic.mac, "ip": nic.ip,
+                     "network": nic.network, "mode": params["mode"], "link": params["link"],
+                     "vlan": params.get("vlan", "")})
+    return {"name": inst.name, "uuid": inst.uuid, "os": inst.os, "hypervisor": inst.hypervisor,
+            "hvparams": filled_hv, "beparams": filled_be, "osparams": osparams,
+            "disk_template": inst.disk_template, "disks": [disk_spec(d) for d in inst.disks],
+            "nics": nics, "debug_level": 0}
+
+
+def file_disk_path(cluster: objects.Cluster, template: str, subdir: str, disk_uuid: str,
+                   index: int) -> str:
+    base = (cluster.shared_file_storage_dir if template == constants.DT_SHARED_FILE
+            else cluster.file_storage_dir)
+    return os.path.join(base, subdir, f"{disk_uuid}.file.disk{index}")
+
+
+def check_subdir(value: str) -> str:
+    """--file-storage-dir: a relative directory below the storage directory."""
+    normal = os.path.normpath(value)
+    if os.path.isabs(value) or normal.startswith("..") or "\0" in value or normal == ".":
+        raise errors.WrongInput(f"invalid file storage directory '{value}': expected a "
+                                "relative path below the cluster's storage directory")
+    return normal
+
+
+def check_disks(template: str, disks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if template == constants.DT_DISKLESS:
+        if disks:
+            raise errors.WrongInput("the diskless template takes no disks (drop --disk)")
+        return []
+    if not disks:
+        raise errors.WrongInput(f"the {template} template needs at least one disk "
+                                "(--disk 0:size=SIZE or -s SIZE)")
+    if len(disks) > MAX_DISKS:
+        raise errors.WrongInput(f"too many disks ({len(disks)}): at most {MAX_DISKS}")
+    checked = []
+    for index, disk in enumerate(disks):
+        unknown = set(disk) - {"size", "mode", "name", "vg", "adopt", "metavg", "spindles",
+                               "access", "provider"}
+        if unknown:
+            raise errors.WrongInput(f"disk {index}: unknown parameter(s) "
+                                    f"{', '.join(sorted(unknown))} (known: size, mode, name, vg)")
+        if "adopt" in disk and template not in (constants.DT_PLAIN, constants.DT_BLOCK):
+            raise errors.WrongInput(f"disk {index}: adoption is only possible with the "
+                                    f"plain and blockdev templates, not {template}")
+        size = disk.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise errors.WrongInput(f"disk {index}: invalid size {size!r}: expected a positive "
+                                    "number of MiB")
+        mode = disk.get("mode") or "rw"
+        if mode not in ("rw", "ro"):
+            raise errors.WrongInput(f"disk {index}: invalid mode '{mode}': expected rw or ro")
+        name = disk.get("name")
+        if name is not None and not _DISK_NAME_RE.match(str(name)):
+            raise errors.WrongInput(f"disk {index}: invalid name '{name}'")
+        checked.append({**disk, "size": size, "mode": mode})
+    names = [d["name"] for d in checked if d.get("name")]
+    if len(names) != len(set(names)):
+        raise errors.WrongInput("disk names must be unique")
+    return checked
+
+
+def check_nics(nics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(nics) > MAX_NICS:
+        raise errors.WrongInput(f"too many NICs ({len(nics)}): at most {MAX_NICS}")
+    checked = []
+    for index, nic in enumerate(nics):
+        unknown = set(nic) - {"mac", "ip", "mode", "link", "name", "network", "vlan",
+                              "bridge"}
+        if unknown:
+            raise errors.WrongInput(f"NIC {index}: unknown parameter(s) "
+                                    f"{', '.join(sorted(unknown))} (known: mac, ip, mode, link, "
+                                    "name, network, vlan)")
+        mac = nic.get("mac")
+        if mac in (None, "", "auto", "generate"):
+            mac = None
+        else:
+            mac = str(mac).lower()
+            if not _MAC_RE.match(mac):
+                raise errors.WrongInput(f"NIC {index}: invalid MAC address '{nic['mac']}'")
+        ip = nic.get("ip")
+        if ip in ("", "none"):
+            ip = None
+        if ip is not None:
+            if ip == "pool":
+                raise errors.WrongInput(f"NIC {index}: ip=pool needs a network "
+                                        "(gnt-network is not available yet)")
+            try:
+                ipaddress.IPv4Address(str(ip))
+            except ValueError:
+                raise errors.WrongInput(f"NIC {index}: invalid IP address '{ip}'") from None
+        mode = nic.get("mode")
+        if mode is not None and mode not in constants.NIC_MODES:
+            raise errors.WrongInput(f"NIC {index}: invalid mode '{mode}' "
+                                    f"(expected {', '.join(constants.NIC_MODES)})")
+        if mode == "routed" and ip is None:
+            raise errors.WrongInput(f"NIC {index}: routed mode needs an IP address")
+        link = nic.get("link") or nic.get("bridge")
+        params = {k: v for k, v in (("mode", mode), ("link", link),
+                                    ("vlan", nic.get("vlan"))) if v is not None}
+        checked.append({"mac": mac, "ip": ip, "name": nic.get("name"),
+                        "network": nic.get("network"), "nicparams": params})
+    return checked
+
+
+def generate_mac(cfg: ConfigWriter, taken: set[str]) -> str:
+    prefix = cfg.get_cluster().mac_prefix
+    used = taken | {n.mac for i in cfg.instances.values() for n in i.nics}
+    for _ in range(1000):
+        suffix = ":".join(f"{random.randrange(256):02x}" for _ in range(3))
+        mac = f"{prefix}:{suffix}"
+        if mac not in used:
+            return mac
+    raise errors.InsufficientResources(f"could not find a free MAC address with prefix {prefix}")
+
+
+def check_node_usable(node: objects.Node, role: str = "primary") -> None:
+    if node.offline:
+        raise errors.WrongState(f"{role} node {node.name} is offline")
+    if node.drained:
+        raise errors.WrongState(f"{role} node {node.name} is drained and takes no new "
+                                "instances")
+    if not node.vm_capable:
+        raise errors.WrongState(f"{role} node {node.name} is not vm capable")
+
+
+def check_free_memory(node_name: str, info: dict[str, Any], needed: int,
+                      inst_name: str) -> None:
+    free = info.get("memory_free")
+    if not isinstance(free, int):
+        raise errors.EnvironmentProblem(f"node {node_name} did not report its free memory")
+    if free < needed:
+        raise errors.InsufficientResources(
+            f"not enough memory on node {node_name} for instance {inst_name}: needed "
+            f"{needed} MiB, available {free} MiB (short by {needed - free} MiB)")

@@ -1,0 +1,213 @@
+"""gnt-instance add: check everything, create the disks, install the OS, commit, start.
+
+Nothing changes before exec. In exec, a failure before the commit removes every disk this
+job created, so a failed add leaves no debris and the config as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from cardume import constants, errors, objects, opcodes
+from cardume.cmdlib import common
+from cardume.cmdlib import instance_common as ic
+from cardume.cmdlib.base import LogicalUnit, register
+from cardume.jobs import locks
+
+# Templates whose disks live on the primary node only, and how they are named.
+_FILE_TEMPLATES = (constants.DT_FILE, constants.DT_SHARED_FILE)
+SUPPORTED_TEMPLATES = (constants.DT_DISKLESS, *_FILE_TEMPLATES)
+
+
+@register
+class LUInstanceCreate(LogicalUnit):
+    OP = opcodes.OpInstanceCreate
+
+    def check_arguments(self) -> None:
+        op = self.op
+        common.check_hostname(op.instance_name, "instance")
+        if op.mode != "create":
+            raise errors.WrongInput(f"instance creation mode '{op.mode}' is not supported "
+                                    "yet; only 'create'")
+        if not op.name_check and op.ip_check:
+            raise errors.WrongInput("cannot do the IP address check without the name check "
+                                    "(add --no-ip-check to --no-name-check)")
+        if not op.os_type and not op.no_install:
+            raise errors.WrongInput("no OS given: use -o OS+VARIANT (or --no-install)")
+        if op.iallocator:
+            raise errors.WrongInput(f"instance allocator '{op.iallocator}' is not available "
+                                    "yet: give the nodes with -n")
+        if not op.pnode:
+            raise errors.WrongInput("no primary node given: use -n NODE")
+        if op.disk_template == constants.DT_DRBD8:
+            if not op.snode:
+                raise errors.WrongInput("the drbd template needs a secondary node: "
+                                        "-n PRIMARY:SECONDARY")
+        elif op.snode:
+            raise errors.WrongInput(f"the {op.disk_template} template takes no secondary "
+                                    f"node (got '{op.snode}')")
+        self.disks = ic.check_disks(op.disk_template, list(op.disks))
+        self.nics = ic.check_nics(list(op.nics))
+        self.beparams = common.check_beparams(op.beparams)
+        hv_params = dict(op.hvparams)
+        self.hypervisor = op.hypervisor
+        self.hvparams = {}
+        if hv_params:
+            hv = self.hypervisor or ""
+            self.hvparams = common.check_hvparams({hv: hv_params}).get(hv, {}) if hv else {}
+            if not hv:
+                raise errors.WrongInput("hypervisor parameters need the hypervisor's name: "
+                                        "-H HYPERVISOR:key=value")
+        for key, value in op.osparams.items():
+            if not isinstance(value, (str, int, float, bool)):
+                raise errors.WrongInput(f"OS parameter '{key}' must be a simple value")
+        self.subdir = ic.check_subdir(op.file_storage_dir) if op.file_storage_dir else None
+        if op.file_driver not in (None, "loop"):
+            raise errors.WrongInput(f"unsupported file driver '{op.file_driver}' "
+                                    "(expected loop)")
+
+    def declare_locks(self) -> dict[str, tuple[Any, bool]]:
+        names = [self.op.pnode] + ([self.op.snode] if self.op.snode else [])
+        nodes = [getattr(self.cfg.find_node(n), "name", n) for n in names]
+        return {locks.LEVEL_INSTANCE: ([self.op.instance_name], False),
+                locks.LEVEL_NODE: (nodes, False), locks.LEVEL_NODE_RES: (nodes, False)}
+
+    async def check_prereq(self) -> None:
+        op, cfg = self.op, self.cfg
+        cluster = cfg.get_cluster()
+        template = op.disk_template
+        if template not in cluster.enabled_disk_templates:
+            raise errors.WrongInput(
+                f"disk template '{template}' is not enabled on this cluster (enabled: "
+                f"{', '.join(cluster.enabled_disk_templates)})",
+                "enable it with gnt-cluster modify --enabled-disk-templates")
+        if template not in SUPPORTED_TEMPLATES:
+            raise errors.WrongInput(f"disk template '{template}' is not supported yet "
+                                    f"(supported: {', '.join(SUPPORTED_TEMPLATES)})")
+        self.hypervisor = self.hypervisor or cluster.enabled_hypervisors[0]
+        if self.hypervisor not in cluster.enabled_hypervisors:
+            raise errors.WrongInput(
+                f"hypervisor '{self.hypervisor}' is not enabled on this cluster (enabled: "
+                f"{', '.join(cluster.enabled_hypervisors)})")
+        self.name = op.instance_name
+        self.ip: str | None = None
+        if op.name_check:
+            resolved = self.ctx.resolver.resolve(op.instance_name)
+            self.name, self.ip = resolved.name, resolved.ip
+        if cfg.find_instance(self.name) is not None or \
+                cfg.find_instance(op.instance_name) is not None:
+            raise errors.AlreadyExists(f"instance '{self.name}' already exists")
+        if self.ip and op.ip_check:
+            await self._check_ip_free(self.ip)
+        self.pnode = cfg.expand_node(op.pnode)
+        ic.check_node_usable(self.pnode)
+        self.filled_be = objects.fill_beparams(cluster, cfg.group_of(self.pnode), self.beparams)
+        for nic in self.nics:
+            if nic["ip"]:
+                for other in cfg.instances.values():
+                    if any(n.ip == nic["ip"] for n in other.nics):
+                        raise errors.AlreadyExists(f"IP address {nic['ip']} is already used by "
+                                                   f"instance {other.name}")
+        if not op.no_install:
+            await self.rpc.call(self.pnode, "os_validate",
+                                {"os": op.os_type, "osparams": dict(op.osparams)})
+        info = await self.rpc.call(self.pnode, "node_info", {})
+        if op.start:
+            ic.check_free_memory(self.pnode.name, info, int(self.filled_be["maxmem"]),
+                                 self.name)
+        self._check_disk_space(info)
+
+    async def _check_ip_free(self, ip: str) -> None:
+        """Ganeti's IP check: something answering on the address means it is taken."""
+        port = self.cfg.get_cluster().noded_port
+        try:
+            async with asyncio.timeout(1.0):
+                _, writer = await asyncio.open_connection(ip, port)
+        except (OSError, TimeoutError):
+            return
+        writer.close()
+        raise errors.WrongState(f"IP address {ip} of instance {self.name} is already in use",
+                                "use --no-ip-check to skip this check")
+
+    def _check_disk_space(self, info: dict[str, Any]) -> None:
+        if not self.disks:
+            return
+        needed = sum(d["size"] for d in self.disks)
+        for item in info.get("storage", []):
+            if item.get("type") == self.op.disk_template:
+                free = int(item.get("free", 0))
+                if free < needed:
+                    raise errors.InsufficientResources(
+                        f"not enough disk space on node {self.pnode.name} for "
+                        f"{self.op.disk_template} disks: needed {needed} MiB, available "
+                        f"{free} MiB (short by {needed - free} MiB)")
+
+    def _build_instance(self) -> objects.Instance:
+        op, cfg = self.op, self.cfg
+        cluster = cfg.get_cluster()
+        inst = objects.Instance(name=self.name, primary_node=self.pnode.uuid, os=op.os_type or "",
+                                hypervisor=self.hypervisor, hvparams=self.hvparams,
+                                beparams=self.beparams, osparams=dict(op.osparams),
+                                disk_template=op.disk_template, tags=sorted(set(op.tags)))
+        for index, spec in enumerate(self.disks):
+            disk = objects.Disk(name=spec.get("name"), dev_type=op.disk_template,
+                                size=spec["size"], mode=spec["mode"], iv_name=f"disk/{index}",
+                                nodes=[self.pnode.uuid])
+            if op.disk_template in _FILE_TEMPLATES:
+                disk.logical_id = [op.file_driver or "loop", ic.file_disk_path(
+                    cluster, op.disk_template, self.subdir or self.name, disk.uuid, index)]
+            inst.disks.append(disk)
+        taken: set[str] = set()
+        for spec in self.nics:
+            mac = spec["mac"] or ic.generate_mac(cfg, taken)
+            taken.add(mac)
+            inst.nics.append(objects.NIC(name=spec["name"], mac=mac, ip=spec["ip"],
+                                         network=spec["network"], nicparams=spec["nicparams"]))
+        if self.nics and len({n.mac for n in inst.nics}) != len(inst.nics):
+            raise errors.WrongInput("the NICs' MAC addresses must be different")
+        used = {n.mac for i in cfg.instances.values() for n in i.nics}
+        for nic in inst.nics:
+            if nic.mac in used:
+                raise errors.AlreadyExists(f"MAC address {nic.mac} is already in use")
+        return inst
+
+    async def exec(self) -> list[str]:
+        inst = self._build_instance()
+        spec = ic.instance_spec(self.cfg, inst)
+        created: list[dict[str, Any]] = []
+        try:
+            for disk in spec["disks"]:
+                self.log_info(f"Creating disk {disk['iv_name']} ({disk['size']} MiB) on "
+                              f"{self.pnode.name}")
+                await self.rpc.call(self.pnode, "blockdev_create", {"disk": disk})
+                created.append(disk)
+            if not self.op.no_install:
+                self.log_info(f"Running the OS create script of {inst.os} on {self.pnode.name}")
+                await self.rpc.call(self.pnode, "instance_os_add",
+                                    {"instance": spec, "reinstall": False})
+            inst.admin_state = "up" if self.op.start else "down"
+            await self.cfg.commit(add=[inst])
+        except BaseException:
+            await self._remove_disks(created)
+            raise
+        if self.op.start:
+            self.log_info(f"Starting instance {inst.name} on {self.pnode.name}")
+            try:
+                await self.rpc.call(self.pnode, "instance_start", {"instance": spec})
+            except errors.CardumeError as err:
+                edited = self.cfg.edit(self.cfg.instances[inst.uuid])
+                edited.admin_state = "down"
+                await self.cfg.commit(update=[edited])
+                raise errors.ExecError(
+                    f"instance {inst.name} was created but did not start: {err}",
+                    f"fix the cause, then 'gnt-instance startup {inst.name}'") from None
+        return [self.pnode.name]
+
+    async def _remove_disks(self, created: list[dict[str, Any]]) -> None:
+        for disk in reversed(created):
+            with contextlib.suppress(errors.CardumeError):
+                await self.rpc.call(self.pnode, "blockdev_remove", {"disk": disk})
+
+
