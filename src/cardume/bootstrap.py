@@ -92,9 +92,6 @@ def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
     token = join.parse_token(join_token(paths))
     address = identity.get("address") or "127.0.0.1"
     port = int(identity.get("port") or constants.DEFAULT_NODED_PORT)
-    for directory in (opts.file_storage_dir, opts.shared_file_storage_dir):
-        if directory:
-            os.makedirs(directory, exist_ok=True)
 
     ca_cert, ca_key = tls.create_ca(opts.cluster_name)
     group = objects.NodeGroup(name=constants.DEFAULT_GROUP)

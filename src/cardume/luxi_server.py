@@ -195,8 +195,10 @@ class LuxiServer:
                                                          "node_status": {}})
                 item["node_status"].setdefault(node, []).append(entry)
         for item in merged.values():
-            firsts = [entries[0] for entries in item["node_status"].values()]
-            item["valid"] = (len(item["node_status"]) == len(answered)
+            for node in answered:  # a node that answered without this OS lacks it
+                item["node_status"].setdefault(node, [])
+            firsts = [entries[0] for entries in item["node_status"].values() if entries]
+            item["valid"] = (len(firsts) == len(answered)
                              and all(e["status"] for e in firsts))
             item["variants"] = sorted(set.intersection(
                 *(set(e.get("variants") or []) for e in firsts))) if firsts else []

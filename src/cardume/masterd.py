@@ -186,8 +186,8 @@ class MasterDaemon:
         """Push ssconf to every online node, and the config to candidates that need it."""
         summary = self.ssconf_data()
         write_json_atomic(self.paths.ssconf, summary)
-        master = self.cfg.get_cluster().master_node
-        online = [n for n in self.cfg.sorted_nodes() if not n.offline and n.uuid != master]
+        # the master's own node daemon too: it creates the storage directories
+        online = [n for n in self.cfg.sorted_nodes() if not n.offline]
         failed: dict[str, str] = {}
         results = await self.rpc.call_many(online, "ssconf_write", {"ssconf": summary})
         for name, result in results.items():

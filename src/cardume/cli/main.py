@@ -16,6 +16,8 @@ FAMILIES = {
     "gnt-cluster": "cardume.cli.cluster",
     "gnt-node": "cardume.cli.node",
     "gnt-group": "cardume.cli.group",
+    "gnt-instance": "cardume.cli.instance",
+    "gnt-os": "cardume.cli.os",
     "gnt-job": "cardume.cli.job",
     "gnt-debug": "cardume.cli.debug",
     "cardume": "cardume.cli.tool",
@@ -56,6 +58,14 @@ def gnt_node() -> int:
 
 def gnt_group() -> int:
     return run("gnt-group")
+
+
+def gnt_instance() -> int:
+    return run("gnt-instance")
+
+
+def gnt_os() -> int:
+    return run("gnt-os")
 
 
 def gnt_job() -> int:

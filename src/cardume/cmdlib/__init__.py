@@ -5,6 +5,7 @@ from cardume.cmdlib import (  # noqa: F401
     group,
     instance,
     instance_create,
+    instance_ops,
     misc,
     node,
 )

@@ -22,11 +22,12 @@ from typing import Any
 
 from cardume import __version__, constants, errors, tls
 from cardume.config.store import ChangeSet, ConfigStore
-from cardume.node import facts
+from cardume.node import facts, osapi
+from cardume.node.instances import InstanceCalls
 from cardume.paths import NodePaths, write_json_atomic
 from cardume.rpc.calls import CALLS
 from cardume.rpc.join import make_token
-from cardume.rpc.transport import PeerInfo, RpcServer
+from cardume.rpc.transport import Handler, PeerInfo, RpcServer
 
 log = logging.getLogger("cardume.noded")
 
@@ -73,7 +74,7 @@ class NodeDaemon:
         self.server: RpcServer | None = None
         self.ssl_context = tls.server_context(paths.node_cert, paths.node_key,
                                               paths.ca_cert if self.joined else None)
-        handlers = {
+        handlers: dict[str, Handler] = {
             "version": self.version, "join": self.join, "leave": self.leave,
             "node_info": self.node_info, "node_verify": self.node_verify,
             "ssconf_write": self.ssconf_write, "config_apply": self.config_apply,
@@ -81,6 +82,8 @@ class NodeDaemon:
             "config_dump": self.config_dump, "master_stop": self.master_stop,
             "test_delay": self.test_delay,
         }
+        self.instances = InstanceCalls(paths, name, self.ssconf)
+        handlers.update(self.instances.handlers())
         missing = set(CALLS) - set(handlers)
         if missing:
             raise errors.InternalError(f"node daemon lacks handlers for {sorted(missing)}")
@@ -131,6 +134,7 @@ class NodeDaemon:
         _write_secret_file(self.paths.ca_cert, str(args["ca_cert"]).encode(), mode=0o644)
         _write_secret_file(self.paths.node_cert, node_cert, mode=0o644)
         write_json_atomic(self.paths.ssconf, args["ssconf"])
+        self._ensure_storage_dirs(args["ssconf"])
         os.unlink(self.paths.join_secret)
         tls.reload_server_context(self.ssl_context, self.paths.node_cert, self.paths.node_key,
                                   self.paths.ca_cert)
@@ -161,11 +165,12 @@ class NodeDaemon:
     # --- facts and checks -----------------------------------------------------------------------
 
     async def node_info(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
-        return facts.node_info(self.ssconf())
+        return await asyncio.to_thread(facts.node_info, self.ssconf(), self.paths.root,
+                                       self.instances.storage_prefix)
 
     async def node_verify(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
         missing = {key: path for key, path in (args.get("dirs") or {}).items()
-                   if not os.path.isdir(path)}
+                   if not os.path.isdir(self._local_dir(key, path))}
         with open(self.paths.node_cert, "rb") as handle:
             cert = handle.read()
         ca = str(args.get("ca_cert") or "").encode()
@@ -187,11 +192,29 @@ class NodeDaemon:
             raise errors.WrongState(f"node {self.name} belongs to cluster "
                                     f"{current.get('cluster_name')}")
         write_json_atomic(self.paths.ssconf, ssconf)
+        await asyncio.to_thread(self._ensure_storage_dirs, ssconf)
         me = ssconf.get("nodes", {}).get(self.name, {})
         if ssconf.get("master_node") != self.name and not me.get("master_candidate"):
             # no longer a candidate: an old replica must never be taken for the newest
             # configuration by a later master failover
             self._drop_replica()
+
+    def _local_dir(self, key: str, path: str) -> str:
+        """Where a cluster storage directory is on this node (``file`` may be prefixed)."""
+        prefix = self.instances.storage_prefix
+        return prefix + path if key == "file_storage_dir" and prefix else path
+
+    def _ensure_storage_dirs(self, ssconf: dict[str, Any]) -> None:
+        """Create the storage directories of the enabled file templates, as init does."""
+        templates = ssconf.get("enabled_disk_templates", [])
+        for key, template in (("file_storage_dir", constants.DT_FILE),
+                              ("shared_file_storage_dir", constants.DT_SHARED_FILE)):
+            path = ssconf.get(key)
+            if path and template in templates:
+                try:
+                    os.makedirs(self._local_dir(key, path), mode=0o750, exist_ok=True)
+                except OSError as err:  # reported by cluster verify, not fatal here
+                    log.warning("can't create %s %s: %s", key, path, err)
 
     def _drop_replica(self) -> None:
         if self._store is not None:
@@ -284,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bind", help="address to listen on (default: all)")
     parser.add_argument("--port", type=int, default=None,
                         help=f"port to listen on (default {constants.DEFAULT_NODED_PORT})")
+    parser.add_argument("--storage-prefix", default=None,
+                        help="map the file template's paths under this directory on this "
+                             "node (kept in node.json; '' to drop it)")
     parser.add_argument("--join-token", action="store_true",
                         help="print this node's join token and exit")
     parser.add_argument("--debug", action="store_true", help="log debug messages")
@@ -300,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     bind = args.bind if args.bind is not None else identity.get("address", "")
     port = args.port or identity.get("port") or constants.DEFAULT_NODED_PORT
-    write_json_atomic(paths.identity, {"name": name, "address": bind, "port": port})
+    identity.update(name=name, address=bind, port=port)  # other keys (storage_prefix) stay
+    if args.storage_prefix is not None:
+        if args.storage_prefix:
+            identity["storage_prefix"] = os.path.abspath(args.storage_prefix)
+        else:
+            identity.pop("storage_prefix", None)
+    write_json_atomic(paths.identity, identity)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s noded %(levelname)s %(message)s")
     ensure_identity(paths, name)
@@ -330,6 +362,9 @@ async def _amain(paths: NodePaths, name: str, bind: str, port: int) -> int:
     try:
         await stop.wait()
     finally:
+        killed = osapi.terminate_all()
+        if killed:
+            log.warning("killed %d OS script(s) still running", killed)
         await daemon.server.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(pidfile)

@@ -6,7 +6,7 @@ import os
 import shutil
 from typing import Any
 
-from cardume import __version__, constants
+from cardume import __version__, constants, errors
 
 MIB = 1024 * 1024
 
@@ -48,14 +48,29 @@ def space(path: str) -> dict[str, int] | None:
             "free": stat.f_bavail * stat.f_frsize // MIB}
 
 
-def storage(ssconf: dict[str, Any]) -> list[dict[str, Any]]:
-    """Space of the storage that backs the cluster's default disk template."""
+def _existing(path: str, floor: str) -> str:
+    """path, or its nearest existing parent, but not above floor."""
+    while not os.path.isdir(path) and path != floor and path.startswith(floor):
+        path = os.path.dirname(path)
+    return path
+
+
+def storage(ssconf: dict[str, Any], storage_prefix: str = "") -> list[dict[str, Any]]:
+    """Space of the storage that backs the cluster's default disk template.
+
+    With a storage prefix (node.json) the ``file`` template's directory is measured where
+    this node keeps it: under the prefix (or the prefix itself, before the first disk).
+    """
     dirs = {constants.DT_FILE: ssconf.get("file_storage_dir"),
             constants.DT_SHARED_FILE: ssconf.get("shared_file_storage_dir")}
     for template in ssconf.get("enabled_disk_templates", []):
         path = dirs.get(template)
         if path:
-            found = space(path)
+            measured = path
+            if template == constants.DT_FILE and storage_prefix:
+                prefix = os.path.normpath(storage_prefix).rstrip(os.sep)
+                measured = _existing(prefix + os.path.normpath(path), prefix)
+            found = space(measured)
             if found is not None:
                 return [{"type": template, "key": path, **found}]
             return []
@@ -77,10 +92,33 @@ def boot_id() -> str:
         return ""
 
 
-def node_info(ssconf: dict[str, Any]) -> dict[str, Any]:
+def instances_memory(node_root: str | None) -> int:
+    """MiB the instances running under this node's hypervisors use."""
+    if node_root is None:
+        return 0
+    from cardume.node import hypervisor
+    total = 0
+    for name in hypervisors():
+        if name not in hypervisor.SUPPORTED:
+            continue
+        try:
+            total += hypervisor.get(name, node_root).memory_used()
+        except (errors.CardumeError, OSError):
+            continue  # a hypervisor this node can't drive runs nothing
+    return total
+
+
+def node_info(ssconf: dict[str, Any], node_root: str | None = None,
+              storage_prefix: str = "") -> dict[str, Any]:
+    """The node's resources. memory_free is the host's available memory minus what the
+    running instances use (as Ganeti's fake hypervisor reports it, never below zero)."""
     info: dict[str, Any] = {"version": __version__, "bootid": boot_id(),
-                            "hypervisors": hypervisors(), "storage": storage(ssconf),
+                            "hypervisors": hypervisors(),
+                            "storage": storage(ssconf, storage_prefix),
                             "spindles_total": 0, "spindles_free": 0}
     info.update(memory())
     info.update(cpus())
+    used = instances_memory(node_root)
+    info["instances_memory"] = used
+    info["memory_free"] = max(0, info["memory_free"] - used)
     return info

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardume import constants, daemons, errors, paths
+from cardume.config import ssconf
 from cardume.paths import NodePaths
 
 DEFAULT_BASE_IP = "127.0.0.11"
@@ -89,6 +90,10 @@ class VCluster:
     def node_paths(self, index: int) -> NodePaths:
         return NodePaths(os.path.join(self.root, "nodes", self.node_name(index)))
 
+    def storage_prefix(self, index: int) -> str:
+        """Where node ``index`` maps the cluster's file storage paths (node.json)."""
+        return os.path.join(self.node_paths(index).root, "disk")
+
     def existing_nodes(self) -> list[int]:
         found = []
         for path in paths.vcluster_node_dirs(self.root):
@@ -115,9 +120,12 @@ class VCluster:
         for index in range(1, count + 1):
             node = self.node_paths(index)
             os.makedirs(node.root, exist_ok=True)
+            # each node keeps its `file` disks under its own directory (its own "disk");
+            # `sharedfile` disks stay in the one shared directory every node sees
             daemons.start(node, "noded", ["--name", self.node_name(index),
                                           "--bind", self.node_ip(index),
-                                          "--port", str(self.port)])
+                                          "--port", str(self.port),
+                                          "--storage-prefix", self.storage_prefix(index)])
         first = self.node_paths(1)
         master_dir = paths.find_master_dir(self.root)
         if master_dir is None:
@@ -128,9 +136,11 @@ class VCluster:
                 enabled_hypervisors=[constants.HT_FAKE],
                 enabled_disk_templates=[constants.DT_FILE, constants.DT_SHARED_FILE,
                                         constants.DT_DISKLESS],
-                file_storage_dir=os.path.join(storage, "file-storage"),
+                # Ganeti's default path; each node maps it under its own storage prefix
+                file_storage_dir=constants.DEFAULT_FILE_STORAGE_DIR,
                 shared_file_storage_dir=os.path.join(storage, "shared-file-storage"),
-                hosts_file=self.hosts_file, nicparams={"link": "br0"})
+                hosts_file=self.hosts_file, nicparams={"link": "br0"},
+                os_search_path=[os.path.join(self.root, "os"), *ssconf.DEFAULT_OS_SEARCH_PATH])
             init_cluster(first, opts)
             report.append(f"Created cluster {cluster_name} on {self.node_name(1)}")
             master_dir = first.root

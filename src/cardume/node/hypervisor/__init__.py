@@ -7,9 +7,23 @@ import os
 from cardume import errors
 from cardume.node.hypervisor.base import Hypervisor
 
+SUPPORTED = ("fake",)
+"""The hypervisors this node software can drive."""
+
+
+_made: dict[tuple[str, str], Hypervisor] = {}
+
 
 def get(name: str, state_dir: str) -> Hypervisor:
+    """The hypervisor called name, keeping its state under the node's state_dir (one object
+    per name and directory, so what it caches is shared)."""
+    key = (name, state_dir)
+    found = _made.get(key)
+    if found is not None:
+        return found
     if name == "fake":
         from cardume.node.hypervisor.fake import FakeHypervisor
-        return FakeHypervisor(os.path.join(state_dir, "hv", "fake"))
-    raise errors.WrongInput(f"hypervisor '{name}' is not supported on this node")
+        found = FakeHypervisor(os.path.join(state_dir, "hv", "fake"))
+    else:
+        raise errors.WrongInput(f"hypervisor '{name}' is not supported on this node")
+    return _made.setdefault(key, found)

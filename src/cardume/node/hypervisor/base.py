@@ -38,14 +38,18 @@ class Hypervisor(ABC):
     def reboot(self, name: str) -> None:
         """Reboot a running instance."""
 
-    def memory_used(self) -> int:
-        """MiB of memory the running instances take from this node."""
-        total = 0
+    def all_instances_info(self) -> dict[str, dict[str, Any]]:
+        """instance_info of every running instance, by name."""
+        found: dict[str, dict[str, Any]] = {}
         for name in self.list_instances():
             info = self.instance_info(name)
-            if info:
-                total += int(info.get("memory", 0))
-        return total
+            if info is not None:
+                found[name] = info
+        return found
+
+    def memory_used(self) -> int:
+        """MiB of memory the running instances take from this node."""
+        return sum(int(info.get("memory", 0)) for info in self.all_instances_info().values())
 
     # Migration, in three steps as Ganeti does: the target accepts, the source migrates,
     # both finalize. Hypervisors that can't migrate keep these refusals.

@@ -11,6 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from cardume import errors
+
 
 class BlockDev(ABC):
     def __init__(self, logical_id: list[Any], size: int, params: dict[str, Any]) -> None:
@@ -55,5 +57,27 @@ class BlockDev(ABC):
         """The size on disk, in MiB."""
 
     def status(self) -> dict[str, Any]:
-        return {"path": self.path, "exists": self.exists(),
-                "size": self.actual_size() if self.exists() else None}
+        exists = self.exists()
+        return {"path": self.path, "exists": exists,
+                "size": self.actual_size() if exists else None}
+
+    # Raw data access, used to copy a disk from one node to another (gnt-instance move).
+    def read_chunk(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` (fewer at the end of the device)."""
+        if not self.exists():
+            raise errors.WrongState(f"disk {self.path} does not exist on this node")
+        with open(self.path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(length)
+
+    def write_chunk(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset``, inside the device's current size."""
+        if not self.exists():
+            raise errors.WrongState(f"disk {self.path} does not exist on this node")
+        with open(self.path, "r+b") as handle:
+            size = handle.seek(0, 2)
+            if offset + len(data) > size:
+                raise errors.WrongInput(f"write past the end of {self.path} "
+                                        f"({offset + len(data)} > {size} bytes)")
+            handle.seek(offset)
+            handle.write(data)

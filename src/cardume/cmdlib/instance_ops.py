@@ -1,0 +1,555 @@
+"""Logical units that change an existing instance: reinstall, rename, grow-disk,
+activate/deactivate disks, modify, and moving it to another node (failover, migrate, move).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from cardume import constants, errors, objects, opcodes
+from cardume.cmdlib import common
+from cardume.cmdlib import instance_common as ic
+from cardume.cmdlib.base import register
+from cardume.cmdlib.instance import _InstanceLU
+from cardume.jobs import locks
+
+# Templates whose disks every node can reach, so the instance can run anywhere.
+_SHARED = (constants.DT_DISKLESS, constants.DT_SHARED_FILE)
+
+
+def _check_stopped(lu: _InstanceLU, running: bool, what: str) -> None:
+    if running:
+        raise errors.WrongState(f"instance {lu.inst.name} is running; stop it before {what}",
+                                f"gnt-instance shutdown {lu.inst.name}")
+
+
+@register
+class LUInstanceReinstall(_InstanceLU):
+    OP = opcodes.OpInstanceReinstall
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        _check_stopped(self, await self.running_on_primary(), "reinstalling it")
+        self.os_name = self.op.os_type or self.inst.os
+        if not self.os_name:
+            raise errors.WrongInput(f"instance {self.inst.name} has no OS; give one with -o")
+        self.osparams = self.op.osparams if self.op.osparams is not None else self.inst.osparams
+        await self.rpc.call(self.pnode, "os_validate",
+                            {"os": self.os_name, "osparams": dict(self.osparams)})
+
+    async def exec(self) -> None:
+        edited = self.cfg.edit(self.inst)
+        edited.os = self.os_name
+        edited.osparams = dict(self.osparams)
+        spec = ic.instance_spec(self.cfg, edited)
+        self.log_info(f"Running the OS create script of {edited.os} on {self.pnode.name}")
+        await self.rpc.call(self.pnode, "instance_os_add", {"instance": spec, "reinstall": True})
+        if edited.os != self.inst.os or edited.osparams != self.inst.osparams:
+            await self.cfg.commit(update=[edited])
+
+
+@register
+class LUInstanceRename(_InstanceLU):
+    OP = opcodes.OpInstanceRename
+    NODE_LOCKS_SHARED = False
+
+    def check_arguments(self) -> None:
+        common.check_hostname(self.op.new_name, "instance")
+        if not self.op.name_check and self.op.ip_check:
+            raise errors.WrongInput("cannot do the IP check without the name check")
+
+    def declare_locks(self) -> dict[str, tuple[Any, bool]]:
+        plan = super().declare_locks()
+        names, _ = plan[locks.LEVEL_INSTANCE]
+        plan[locks.LEVEL_INSTANCE] = ([*names, self.op.new_name], False)
+        return plan
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        self.new_name = self.op.new_name
+        if self.op.name_check:
+            self.new_name = self.ctx.resolver.resolve(self.op.new_name).name
+        if self.cfg.find_instance(self.new_name) is not None:
+            raise errors.AlreadyExists(f"instance '{self.new_name}' already exists")
+        _check_stopped(self, await self.running_on_primary(), "renaming it")
+
+    async def exec(self) -> str:
+        old = self.inst
+        edited = self.cfg.edit(old)
+        edited.name = self.new_name
+        renamed: list[tuple[objects.Disk, list[Any]]] = []
+        cluster = self.cfg.get_cluster()
+        try:
+            for index, disk in enumerate(edited.disks):
+                if disk.dev_type not in (constants.DT_FILE, constants.DT_SHARED_FILE):
+                    continue
+                new_id = [disk.logical_id[0], ic.file_disk_path(
+                    cluster, disk.dev_type, self.new_name, disk.uuid, index)]
+                await self.rpc.call(self.pnode, "blockdev_rename",
+                                    {"disk": ic.disk_spec(disk), "new_logical_id": new_id})
+                renamed.append((disk, list(disk.logical_id)))
+                disk.logical_id = new_id
+            await self.cfg.commit(update=[edited])
+        except BaseException:
+            for disk, old_id in reversed(renamed):  # put the files back where they were
+                with contextlib.suppress(errors.CardumeError):
+                    await self.rpc.call(self.pnode, "blockdev_rename",
+                                        {"disk": ic.disk_spec(disk), "new_logical_id": old_id})
+            raise
+        if old.os:
+            try:
+                await self.rpc.call(self.pnode, "instance_os_rename",
+                                    {"instance": ic.instance_spec(self.cfg, edited),
+                                     "old_name": old.name})
+            except errors.CardumeError as err:
+                self.log_warning(f"the OS rename script failed: {err}")
+        return edited.name
+
+
+@register
+class LUInstanceGrowDisk(_InstanceLU):
+    OP = opcodes.OpInstanceGrowDisk
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        if self.inst.disk_template == constants.DT_DISKLESS:
+            raise errors.WrongInput(f"instance {self.inst.name} is diskless")
+        if self.op.disk >= len(self.inst.disks):
+            raise errors.WrongInput(f"instance {self.inst.name} has no disk {self.op.disk} "
+                                    f"(it has {len(self.inst.disks)})")
+        disk = self.inst.disks[self.op.disk]
+        self.amount = (self.op.amount - disk.size) if self.op.absolute else self.op.amount
+        if self.amount <= 0:
+            raise errors.WrongInput(
+                f"disk {self.op.disk} is {disk.size} MiB; growing to {self.op.amount} MiB "
+                "would shrink it (shrinking is not supported)" if self.op.absolute else
+                "the amount to grow must be positive")
+        info = await self.rpc.call(self.pnode, "node_info", {})
+        for item in info.get("storage", []):
+            if item.get("type") == disk.dev_type and int(item.get("free", 0)) < self.amount:
+                raise errors.InsufficientResources(
+                    f"not enough disk space on node {self.pnode.name}: needed {self.amount} "
+                    f"MiB, available {item.get('free')} MiB")
+
+    async def exec(self) -> None:
+        edited = self.cfg.edit(self.inst)
+        disk = edited.disks[self.op.disk]
+        self.log_info(f"Growing disk {self.op.disk} of {edited.name} by {self.amount} MiB")
+        await self.rpc.call(self.pnode, "blockdev_grow",
+                            {"disk": ic.disk_spec(disk), "amount": self.amount})
+        disk.size += self.amount
+        await self.cfg.commit(update=[edited])
+
+
+@register
+class LUInstanceActivateDisks(_InstanceLU):
+    OP = opcodes.OpInstanceActivateDisks
+
+    async def exec(self) -> list[tuple[str, str, str]]:
+        result = []
+        for disk in self.inst.disks:
+            reply = await self.rpc.call(self.pnode, "blockdev_assemble",
+                                        {"disk": ic.disk_spec(disk)})
+            result.append((self.pnode.name, disk.iv_name, reply["path"]))
+        if not self.inst.disks_active:
+            edited = self.cfg.edit(self.inst)
+            edited.disks_active = True
+            await self.cfg.commit(update=[edited])
+        return result
+
+
+@register
+class LUInstanceDeactivateDisks(_InstanceLU):
+    OP = opcodes.OpInstanceDeactivateDisks
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        if not self.op.force:
+            _check_stopped(self, await self.running_on_primary(), "deactivating its disks")
+
+    async def exec(self) -> None:
+        for disk in self.inst.disks:
+            await self.rpc.call(self.pnode, "blockdev_shutdown", {"disk": ic.disk_spec(disk)})
+        if self.inst.disks_active:
+            edited = self.cfg.edit(self.inst)
+            edited.disks_active = False
+            await self.cfg.commit(update=[edited])
+
+
+@register
+class LUInstanceSetParams(_InstanceLU):
+    OP = opcodes.OpInstanceSetParams
+    NODE_LOCKS_SHARED = False
+
+    def check_arguments(self) -> None:
+        op = self.op
+        self.beparams = common.check_beparams(op.beparams)
+        self.nic_changes = list(op.nics)
+        self.disk_changes = list(op.disks)
+        if op.disk_template is not None:
+            raise errors.WrongInput(f"converting to the {op.disk_template} template is not "
+                                    "available yet")
+        if not any((op.beparams, op.hvparams, op.osparams is not None, op.os_name, op.disks,
+                    op.nics, op.offline is not None, op.runtime_mem is not None)):
+            raise errors.WrongInput("please give at least one modification")
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        op, inst = self.op, self.inst
+        self.hvparams = (common.check_hvparams({inst.hypervisor: op.hvparams})[inst.hypervisor]
+                         if op.hvparams else {})
+        self.running = await self.running_on_primary()
+        self._removed: list[dict[str, Any]] = []
+        if op.offline is True and inst.admin_state != "down":
+            raise errors.WrongState(f"instance {inst.name} must be down (not "
+                                    f"{inst.admin_state}) to be marked offline")
+        if op.offline is False and inst.admin_state != "offline":
+            raise errors.WrongState(f"instance {inst.name} is not offline")
+        if op.os_name:
+            await self.rpc.call(self.pnode, "os_validate",
+                                {"os": op.os_name,
+                                 "osparams": dict(op.osparams or inst.osparams)})
+        if self.disk_changes and inst.disk_template == constants.DT_DISKLESS:
+            raise errors.WrongInput(f"instance {inst.name} is diskless; it can't get disks "
+                                    "(converting from diskless is not possible)")
+        if self.disk_changes:
+            _check_stopped(self, self.running, "changing its disks")
+        if op.runtime_mem is not None and not self.running:
+            raise errors.WrongState(f"instance {inst.name} is not running, so its memory "
+                                    "can't be changed at runtime")
+
+    async def exec(self) -> list[tuple[str, str]]:
+        op = self.op
+        edited = self.cfg.edit(self.inst)
+        changes: list[tuple[str, str]] = []
+        if self.beparams:
+            edited.beparams = objects.merge_params(edited.beparams, self.beparams)
+            changes.extend((f"be/{k}", str(v)) for k, v in self.beparams.items())
+        if self.hvparams:
+            edited.hvparams = objects.merge_params(edited.hvparams, self.hvparams)
+            changes.extend((f"hv/{k}", str(v)) for k, v in self.hvparams.items())
+        if op.osparams is not None:
+            edited.osparams = objects.merge_params(edited.osparams, op.osparams)
+            changes.extend((f"os/{k}", str(v)) for k, v in op.osparams.items())
+        if op.os_name:
+            edited.os = op.os_name
+            changes.append(("os", op.os_name))
+        if op.offline is not None:
+            edited.admin_state = "offline" if op.offline else "down"
+            changes.append(("admin_state", edited.admin_state))
+        for action, index, params in self.nic_changes:
+            changes.append(self._change_nic(edited, str(action), int(index), dict(params)))
+        created: list[dict[str, Any]] = []
+        try:
+            for action, index, params in self.disk_changes:
+                changes.append(await self._change_disk(edited, str(action), int(index),
+                                                       dict(params), created))
+            await self.cfg.commit(update=[edited])
+        except BaseException:
+            for disk in created:
+                with contextlib.suppress(errors.CardumeError):
+                    await self.rpc.call(self.pnode, "blockdev_remove", {"disk": disk})
+            raise
+        for disk in self._removed:  # only once the config no longer points at them
+            with contextlib.suppress(errors.CardumeError):
+                await self.rpc.call(self.pnode, "blockdev_remove", {"disk": disk})
+        if changes and self.running:
+            self.log_info("Most changes take effect at the next restart of the instance")
+        return changes
+
+    def _change_nic(self, inst: objects.Instance, action: str, index: int,
+                    params: dict[str, Any]) -> tuple[str, str]:
+        if action == "add":
+            if len(inst.nics) >= ic.MAX_NICS:
+                raise errors.WrongInput(f"instance {inst.name} already has {ic.MAX_NICS} NICs")
+            spec = ic.check_nics([params])[0]
+            mac = spec["mac"] or ic.generate_mac(self.cfg, {n.mac for n in inst.nics})
+            nic = objects.NIC(name=spec["name"], mac=mac, ip=spec["ip"],
+                              network=spec["network"], nicparams=spec["nicparams"])
+            position = len(inst.nics) if index < 0 else index
+            inst.nics.insert(position, nic)
+            return (f"nic.{position}", f"add:mac={mac}")
+        nic = self._pick(inst.nics, index, "NIC")
+        if action == "remove":
+            inst.nics.remove(nic)
+            return (f"nic.{index}", "remove")
+        if action == "modify":
+            spec = ic.check_nics([params])[0]
+            if "mac" in params and spec["mac"]:
+                nic.mac = spec["mac"]
+            if "ip" in params:
+                nic.ip = spec["ip"]
+            if "name" in params:
+                nic.name = spec["name"]
+            nic.nicparams = objects.merge_params(nic.nicparams, spec["nicparams"])
+            return (f"nic.{index}", "modify:" + ",".join(f"{k}={v}" for k, v in params.items()))
+        raise errors.WrongInput(f"unknown NIC change '{action}' (expected add, remove, modify)")
+
+    async def _change_disk(self, inst: objects.Instance, action: str, index: int,
+                           params: dict[str, Any], created: list[dict[str, Any]],
+                           ) -> tuple[str, str]:
+        if action == "add":
+            if len(inst.disks) >= ic.MAX_DISKS:
+                raise errors.WrongInput(f"instance {inst.name} already has {ic.MAX_DISKS} "
+                                        "disks")
+            spec = ic.check_disks(inst.disk_template, [params])[0]
+            position = len(inst.disks) if index < 0 else index
+            disk = objects.Disk(name=spec.get("name"), dev_type=inst.disk_template,
+                                size=spec["size"], mode=spec["mode"],
+                                iv_name=f"disk/{position}", nodes=[inst.primary_node])
+            if inst.disk_template in (constants.DT_FILE, constants.DT_SHARED_FILE):
+                disk.logical_id = ["loop", ic.file_disk_path(
+                    self.cfg.get_cluster(), inst.disk_template, inst.name, disk.uuid, position)]
+            await self.rpc.call(self.pnode, "blockdev_create", {"disk": ic.disk_spec(disk)})
+            created.append(ic.disk_spec(disk))
+            inst.disks.insert(position, disk)
+            self._renumber(inst)
+            return (f"disk/{position}", f"add:size={disk.size}")
+        disk = self._pick(inst.disks, index, "disk")
+        if action == "remove":
+            if len(inst.disks) == 1:
+                raise errors.WrongInput(f"disk {index} is the last disk of {inst.name}; "
+                                        "it can't be removed")
+            inst.disks.remove(disk)
+            self._removed.append(ic.disk_spec(disk))
+            self._renumber(inst)
+            return (f"disk/{index}", "remove")
+        if action == "modify":
+            unknown = set(params) - {"mode", "name"}
+            if unknown:
+                raise errors.WrongInput(f"disk {index}: only mode and name can be modified, "
+                                        f"not {', '.join(sorted(unknown))}")
+            if "mode" in params:
+                if params["mode"] not in ("rw", "ro"):
+                    raise errors.WrongInput(f"disk {index}: invalid mode '{params['mode']}'")
+                disk.mode = params["mode"]
+            if "name" in params:
+                disk.name = params["name"] or None
+            return (f"disk/{index}", "modify:" + ",".join(f"{k}={v}" for k, v in params.items()))
+        raise errors.WrongInput(f"unknown disk change '{action}' (expected add, remove, modify)")
+
+    @staticmethod
+    def _pick(items: list[Any], index: int, what: str) -> Any:
+        position = len(items) - 1 if index == -1 else index
+        if not 0 <= position < len(items):
+            raise errors.WrongInput(f"invalid {what} index {index}: the instance has "
+                                    f"{len(items)} {what}(s)")
+        return items[position]
+
+    @staticmethod
+    def _renumber(inst: objects.Instance) -> None:
+        for position, disk in enumerate(inst.disks):
+            disk.iv_name = f"disk/{position}"
+
+
+class _MoveLU(_InstanceLU):
+    """Shared checks of failover and migrate for templates whose storage is shared."""
+
+    NODE_LOCKS_SHARED = False
+
+    def declare_locks(self) -> dict[str, tuple[Any, bool]]:
+        plan = super().declare_locks()
+        target = getattr(self.op, "target_node", None)
+        if target:
+            names, _ = plan[locks.LEVEL_NODE]
+            resolved = getattr(self.cfg.find_node(target), "name", target)
+            plan[locks.LEVEL_NODE] = ([*names, resolved], False)
+        else:
+            plan[locks.LEVEL_NODE] = (locks.ALL_SET, False)
+        return plan
+
+    async def choose_target(self) -> objects.Node:
+        inst = self.inst
+        if inst.disk_template not in _SHARED:
+            raise errors.WrongInput(
+                f"instance {inst.name} uses the {inst.disk_template} template, whose disks "
+                "live on one node; it can't fail over or migrate",
+                f"use 'gnt-instance move -n NODE {inst.name}' to copy it")
+        if self.op.target_node:
+            target = self.cfg.expand_node(self.op.target_node)
+        else:
+            candidates = [n for n in self.cfg.sorted_nodes()
+                          if n.uuid != inst.primary_node and not n.offline and not n.drained
+                          and n.vm_capable]
+            if not candidates:
+                raise errors.WrongState(f"no other node can take instance {inst.name}")
+            target = candidates[0]
+        if target.uuid == inst.primary_node:
+            raise errors.WrongInput(f"instance {inst.name} is already on {target.name}")
+        ic.check_node_usable(target, "target")
+        return target
+
+    async def set_primary(self, target: objects.Node) -> objects.Instance:
+        edited = self.cfg.edit(self.inst)
+        edited.primary_node = target.uuid
+        for disk in edited.disks:
+            disk.nodes = [target.uuid]
+        await self.cfg.commit(update=[edited])
+        return edited
+
+
+@register
+class LUInstanceFailover(_MoveLU):
+    OP = opcodes.OpInstanceFailover
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        self.target = await self.choose_target()
+        self.was_up = self.inst.admin_state == "up"
+        if self.was_up:
+            info = await self.rpc.call(self.target, "node_info", {})
+            memory = int(self.spec()["beparams"]["maxmem"])
+            ic.check_free_memory(self.target.name, info, memory, self.inst.name)
+
+    async def exec(self) -> None:
+        inst, source, target = self.inst, self.pnode, self.target
+        if not source.offline:
+            self.log_info(f"Shutting down instance {inst.name} on {source.name}")
+            try:
+                await self.rpc.call(source, "instance_shutdown",
+                                    {"instance": self.spec(),
+                                     "timeout": self.op.shutdown_timeout})
+            except errors.CardumeError as err:
+                if not self.op.ignore_consistency:
+                    raise errors.ExecError(
+                        f"could not stop {inst.name} on {source.name}: {err}",
+                        "use --ignore-consistency if that node is dead") from None
+                self.log_warning(f"could not stop it on {source.name}: {err}")
+        moved = await self.set_primary(target)
+        if self.was_up:
+            self.log_info(f"Starting instance {inst.name} on {target.name}")
+            await self.rpc.call(target, "instance_start",
+                                {"instance": ic.instance_spec(self.cfg, moved)})
+
+
+@register
+class LUInstanceMigrate(_MoveLU):
+    OP = opcodes.OpInstanceMigrate
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        if self.op.cleanup:
+            raise errors.WrongInput("--cleanup: nothing to clean up, the fake hypervisor "
+                                    "migrates atomically")
+        self.target = await self.choose_target()
+        if not await self.running_on_primary():
+            raise errors.WrongState(f"instance {self.inst.name} is not running; use "
+                                    "failover to move a stopped instance",
+                                    f"gnt-instance failover {self.inst.name}")
+        info = await self.rpc.call(self.target, "node_info", {})
+        memory = int(self.spec()["beparams"]["maxmem"])
+        ic.check_free_memory(self.target.name, info, memory, self.inst.name)
+
+    async def exec(self) -> None:
+        inst, source, target = self.inst, self.pnode, self.target
+        spec = self.spec()
+        live = self.op.mode != "non-live" and self.op.live is not False
+        self.log_info(f"Migrating instance {inst.name} from {source.name} to {target.name}")
+        accepted = await self.rpc.call(target, "accept_instance",
+                                       {"instance": spec, "source": source.primary_ip})
+        try:
+            await self.rpc.call(source, "instance_migrate",
+                                {"instance": spec, "target": target.primary_ip,
+                                 "info": accepted or {}, "live": live})
+        except errors.CardumeError as err:
+            with contextlib.suppress(errors.CardumeError):
+                await self.rpc.call(target, "instance_finalize_migration_dst",
+                                    {"instance": spec, "success": False})
+            raise errors.ExecError(f"migration of {inst.name} failed: {err}; it still runs "
+                                   f"on {source.name}") from None
+        await self.rpc.call(target, "instance_finalize_migration_dst",
+                            {"instance": spec, "success": True})
+        await self.set_primary(target)
+        await self.rpc.call(source, "instance_finalize_migration_src",
+                            {"instance": spec, "success": True})
+        self.log_info(f"Instance {inst.name} now runs on {target.name}")
+
+
+COPY_CHUNK = 8 * 1024 * 1024  # bytes per read/write round trip; zero chunks cost nothing
+
+
+@register
+class LUInstanceMove(_InstanceLU):
+    OP = opcodes.OpInstanceMove
+    NODE_LOCKS_SHARED = False
+
+    def declare_locks(self) -> dict[str, tuple[Any, bool]]:
+        plan = super().declare_locks()
+        names, _ = plan[locks.LEVEL_NODE]
+        target = getattr(self.cfg.find_node(self.op.target_node), "name", self.op.target_node)
+        plan[locks.LEVEL_NODE] = ([*names, target], False)
+        return plan
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        inst = self.inst
+        if inst.disk_template not in (constants.DT_FILE, constants.DT_PLAIN):
+            raise errors.WrongInput(f"instance {inst.name} uses the {inst.disk_template} "
+                                    "template; only file and plain instances can be moved",
+                                    "use failover or migrate for shared storage")
+        self.target = self.cfg.expand_node(self.op.target_node)
+        if self.target.uuid == inst.primary_node:
+            raise errors.WrongInput(f"instance {inst.name} is already on {self.target.name}")
+        ic.check_node_usable(self.target, "target")
+        self.was_up = inst.admin_state == "up"
+        info = await self.rpc.call(self.target, "node_info", {})
+        if self.was_up:
+            ic.check_free_memory(self.target.name, info,
+                                 int(self.spec()["beparams"]["maxmem"]), inst.name)
+        needed = sum(d.size for d in inst.disks)
+        for item in info.get("storage", []):
+            if item.get("type") == inst.disk_template and int(item.get("free", 0)) < needed:
+                raise errors.InsufficientResources(
+                    f"not enough disk space on node {self.target.name}: needed {needed} MiB, "
+                    f"available {item.get('free')} MiB")
+
+    async def exec(self) -> None:
+        inst, source, target = self.inst, self.pnode, self.target
+        self.log_info(f"Shutting down instance {inst.name} on {source.name}")
+        await self.rpc.call(source, "instance_shutdown",
+                            {"instance": self.spec(), "timeout": self.op.shutdown_timeout})
+        copied: list[dict[str, Any]] = []
+        try:
+            for disk in inst.disks:
+                spec = ic.disk_spec(disk)
+                self.log_info(f"Copying disk {disk.iv_name} ({disk.size} MiB) to {target.name}")
+                await self.rpc.call(target, "blockdev_create", {"disk": spec})
+                copied.append(spec)
+                await self._copy(spec, source, target)
+            edited = self.cfg.edit(inst)
+            edited.primary_node = target.uuid
+            for disk in edited.disks:
+                disk.nodes = [target.uuid]
+            await self.cfg.commit(update=[edited])
+        except BaseException:
+            for spec in copied:
+                with contextlib.suppress(errors.CardumeError):
+                    await self.rpc.call(target, "blockdev_remove", {"disk": spec})
+            if self.was_up:
+                with contextlib.suppress(errors.CardumeError):
+                    await self.rpc.call(source, "instance_start", {"instance": self.spec()})
+            raise
+        for disk in inst.disks:
+            with contextlib.suppress(errors.CardumeError):
+                await self.rpc.call(source, "blockdev_remove", {"disk": ic.disk_spec(disk)})
+        if self.was_up:
+            self.log_info(f"Starting instance {inst.name} on {target.name}")
+            await self.rpc.call(target, "instance_start",
+                                {"instance": ic.instance_spec(self.cfg, edited)})
+
+    async def _copy(self, spec: dict[str, Any], source: objects.Node,
+                    target: objects.Node) -> None:
+        """Copy a disk chunk by chunk through the master; holes stay holes."""
+        offset = 0
+        total = spec["size"] * 1024 * 1024
+        while offset < total:
+            length = min(COPY_CHUNK, total - offset)
+            chunk = await self.rpc.call(source, "blockdev_read",
+                                        {"disk": spec, "offset": offset, "length": length})
+            if chunk["data"] is not None:
+                await self.rpc.call(target, "blockdev_write",
+                                    {"disk": spec, "offset": offset, "data": chunk["data"]})
+            offset += int(chunk["length"])
+            if chunk["eof"] or not chunk["length"]:
+                break

@@ -1,0 +1,340 @@
+"""Node RPC handlers for disks, instances and OS definitions (contract: issue 3).
+
+Each handler is small: it checks its arguments, builds the block devices (storage.from_spec)
+or picks the hypervisor (hypervisor.get), and runs anything that blocks (scripts, losetup,
+file I/O) in a worker thread so the daemon keeps answering other calls meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from cardume import errors
+from cardume.node import facts, hypervisor, osapi, storage
+from cardume.node.hypervisor.base import Hypervisor
+from cardume.node.storage.base import BlockDev
+from cardume.paths import NodePaths
+from cardume.rpc.transport import Handler, PeerInfo
+
+log = logging.getLogger("cardume.noded")
+
+T = TypeVar("T")
+MAX_CHUNK = 16 * 1024 * 1024
+MAX_SCRIPTS = 64  # OS scripts running at once on one node; more wait for a free thread
+REBOOT_TYPES = ("soft", "hard", "full")
+
+Args = dict[str, Any]
+
+
+def _need(args: Args, key: str, kind: type | tuple[type, ...] = dict) -> Any:
+    value = args.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__
+                                                                         for k in kind)
+        raise errors.WrongInput(f"argument '{key}' is missing or not a {expected}")
+    return value
+
+
+def _seconds(args: Args, key: str, default: float = 0.0) -> float:
+    value = args.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise errors.WrongInput(f"argument '{key}' must be a number of seconds")
+    return float(value)
+
+
+def _instance(args: Args) -> dict[str, Any]:
+    spec: dict[str, Any] = _need(args, "instance")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise errors.WrongInput("the instance spec has no name")
+    if not isinstance(spec.get("disks", []), list) or not isinstance(spec.get("nics", []),
+                                                                      list):
+        raise errors.WrongInput(f"instance {name}: 'disks' and 'nics' must be lists")
+    return spec
+
+
+_script_pool: ThreadPoolExecutor | None = None
+
+
+def _scripts() -> ThreadPoolExecutor:
+    """Threads for OS scripts, which may run for hours: kept apart from the default pool, so
+    many installs at once never hold up the short calls (node_info, instance_list...)."""
+    global _script_pool
+    if _script_pool is None:
+        _script_pool = ThreadPoolExecutor(max_workers=MAX_SCRIPTS,
+                                          thread_name_prefix="os-script")
+    return _script_pool
+
+
+async def _blocking(func: Callable[..., T], *args: Any, long: bool = False,
+                    **kwargs: Any) -> T:
+    """Run func in a worker thread (long: one of the script threads); an OSError becomes an
+    ExecError that says what failed."""
+    def run() -> T:
+        try:
+            return func(*args, **kwargs)
+        except OSError as err:
+            where = f" ({err.filename})" if err.filename else ""
+            raise errors.ExecError(f"{err.strerror or err}{where}") from err
+    if long:
+        return await asyncio.get_running_loop().run_in_executor(_scripts(), run)
+    return await asyncio.to_thread(run)
+
+
+class InstanceCalls:
+    """The handlers; ``ssconf`` is read at each call (it changes), node.json once."""
+
+    def __init__(self, paths: NodePaths, name: str,
+                 ssconf: Callable[[], dict[str, Any]]) -> None:
+        self.paths = paths
+        self.name = name
+        self._ssconf = ssconf
+        self.identity = paths.read_identity()
+
+    def handlers(self) -> dict[str, Handler]:
+        names = ["blockdev_create", "blockdev_remove", "blockdev_assemble",
+                 "blockdev_shutdown", "blockdev_grow", "blockdev_rename", "blockdev_info",
+                 "blockdev_read", "blockdev_write",
+                 "instance_os_add", "instance_os_rename", "instance_start",
+                 "instance_shutdown", "instance_reboot", "instance_list", "instance_info_all",
+                 "accept_instance", "instance_migrate", "instance_finalize_migration_dst",
+                 "instance_finalize_migration_src", "os_diagnose", "os_validate"]
+        return {n: getattr(self, n) for n in names}
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    @property
+    def storage_prefix(self) -> str:
+        return str(self.identity.get("storage_prefix") or "")
+
+    @property
+    def os_log_dir(self) -> str:
+        return os.path.join(self.paths.log_dir, "os")
+
+    def os_search_path(self) -> list[str]:
+        return osapi.search_path(self._ssconf())
+
+    def disk(self, spec: Any, ssconf: dict[str, Any] | None = None) -> BlockDev:
+        return storage.from_spec(spec, self._ssconf() if ssconf is None else ssconf,
+                                 self.identity)
+
+    def hv(self, name: Any) -> Hypervisor:
+        if not isinstance(name, str):
+            raise errors.WrongInput(f"bad hypervisor name {name!r}")
+        return hypervisor.get(name, self.paths.root)
+
+    def _hypervisor_args(self, args: Args) -> list[Hypervisor]:
+        names = args.get("hypervisors")
+        if names is None:
+            names = [n for n in facts.hypervisors() if n in hypervisor.SUPPORTED]
+        if not isinstance(names, list):
+            raise errors.WrongInput("argument 'hypervisors' must be a list")
+        return [self.hv(n) for n in dict.fromkeys(names)]
+
+    def _assemble(self, spec: dict[str, Any]) -> list[str]:
+        """Local paths of an instance's disks, each checked to exist (worker thread)."""
+        paths = []
+        ssconf = self._ssconf()
+        for index, disk in enumerate(spec.get("disks", [])):
+            try:
+                paths.append(self.disk(disk, ssconf).assemble())
+            except errors.CardumeError as err:
+                raise type(err)(f"instance {spec['name']}, disk {index}: {err.message}",
+                                err.hint) from None
+        return paths
+
+    def _release(self, spec: dict[str, Any]) -> None:
+        for disk in spec.get("disks", []):
+            self.disk(disk).shutdown()
+
+    def _with_paths(self, spec: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+        disks = [dict(d, path=p) for d, p in zip(spec.get("disks", []), paths, strict=True)]
+        return dict(spec, disks=disks)
+
+    # --- block devices ----------------------------------------------------------------------
+
+    async def blockdev_create(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
+        dev = self.disk(_need(args, "disk"))
+        await _blocking(dev.create)
+        return {"path": dev.path}
+
+    async def blockdev_remove(self, args: Args, peer: PeerInfo) -> None:
+        dev = self.disk(_need(args, "disk"))
+        await _blocking(dev.remove)
+
+    async def blockdev_assemble(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
+        dev = self.disk(_need(args, "disk"))
+        return {"path": await _blocking(dev.assemble)}
+
+    async def blockdev_shutdown(self, args: Args, peer: PeerInfo) -> None:
+        dev = self.disk(_need(args, "disk"))
+        await _blocking(dev.shutdown)
+
+    async def blockdev_grow(self, args: Args, peer: PeerInfo) -> None:
+        dev = self.disk(_need(args, "disk"))
+        await _blocking(dev.grow, _need(args, "amount", int))
+
+    async def blockdev_rename(self, args: Args, peer: PeerInfo) -> None:
+        dev = self.disk(_need(args, "disk"))
+        await _blocking(dev.rename, _need(args, "new_logical_id", list))
+
+    async def blockdev_info(self, args: Args, peer: PeerInfo) -> list[dict[str, Any]]:
+        ssconf = self._ssconf()
+        devs = [self.disk(spec, ssconf) for spec in _need(args, "disks", list)]
+        return await _blocking(lambda: [d.status() for d in devs])
+
+    async def blockdev_read(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
+        """{"disk", "offset", "length"} -> {"data": base64 or null when all zero, "length",
+        "eof"}: zero chunks travel as their length only, so sparse disks stay sparse."""
+        dev = self.disk(_need(args, "disk"))
+        offset, length = _need(args, "offset", int), _need(args, "length", int)
+        if offset < 0 or not 0 < length <= MAX_CHUNK:
+            raise errors.WrongInput(f"bad chunk {offset}+{length}: at most {MAX_CHUNK} bytes")
+        data = await _blocking(dev.read_chunk, offset, length)
+        encoded = None if data.count(0) == len(data) else base64.b64encode(data).decode()
+        return {"data": encoded, "length": len(data), "eof": len(data) < length}
+
+    async def blockdev_write(self, args: Args, peer: PeerInfo) -> None:
+        """{"disk", "offset", "data": base64}: write a chunk inside the disk."""
+        dev = self.disk(_need(args, "disk"))
+        offset = _need(args, "offset", int)
+        try:
+            data = base64.b64decode(_need(args, "data", str), validate=True)
+        except ValueError:
+            raise errors.WrongInput("argument 'data' is not base64") from None
+        if offset < 0 or len(data) > MAX_CHUNK:
+            raise errors.WrongInput(f"bad chunk {offset}+{len(data)}: at most {MAX_CHUNK} bytes")
+        await _blocking(dev.write_chunk, offset, data)
+
+    # --- the OS -----------------------------------------------------------------------------
+
+    async def instance_os_add(self, args: Args, peer: PeerInfo) -> None:
+        spec = _instance(args)
+        search = self.os_search_path()
+        paths = await _blocking(self._assemble, spec)
+        logfile = await _blocking(osapi.install, spec, search, paths, log_dir=self.os_log_dir,
+                                  reinstall=bool(args.get("reinstall")), node_name=self.name,
+                                  long=True)
+        log.info("installed the OS of instance %s (log %s)", spec["name"], logfile)
+
+    async def instance_os_rename(self, args: Args, peer: PeerInfo) -> None:
+        spec = _instance(args)
+        old_name = _need(args, "old_name", str)
+        search = self.os_search_path()
+        paths = await _blocking(self._assemble, spec)
+        await _blocking(osapi.rename, spec, old_name, search, paths, log_dir=self.os_log_dir,
+                        node_name=self.name, long=True)
+
+    async def os_diagnose(self, args: Args, peer: PeerInfo) -> list[dict[str, Any]]:
+        return await _blocking(osapi.diagnose, self.os_search_path())
+
+    async def os_validate(self, args: Args, peer: PeerInfo) -> None:
+        osparams = args.get("osparams") or {}
+        if not isinstance(osparams, dict):
+            raise errors.WrongInput("argument 'osparams' must be an object")
+        await _blocking(osapi.validate, _need(args, "os", str), osparams,
+                        self.os_search_path(), long=True)
+
+    # --- the hypervisor ---------------------------------------------------------------------
+
+    async def instance_start(self, args: Args, peer: PeerInfo) -> None:
+        """Start the instance; already running is success, as in Ganeti."""
+        spec = _instance(args)
+        hv = self.hv(spec.get("hypervisor"))
+        if hv.instance_info(spec["name"]) is not None:
+            log.info("instance %s is already running, not starting it", spec["name"])
+            return
+        paths = await _blocking(self._assemble, spec)
+        await _blocking(hv.start, self._with_paths(spec, paths))
+
+    async def instance_shutdown(self, args: Args, peer: PeerInfo) -> None:
+        spec = _instance(args)
+        timeout = _seconds(args, "timeout")
+        hv = self.hv(spec.get("hypervisor"))
+        if hv.instance_info(spec["name"]) is None:
+            return
+        await _blocking(hv.stop, spec["name"], timeout, False)
+
+    async def instance_reboot(self, args: Args, peer: PeerInfo) -> None:
+        """soft: the hypervisor reboots the guest; hard: stop and start; full: stop,
+        release and re-assemble the disks, start. soft and hard need a running instance."""
+        spec = _instance(args)
+        kind = args.get("reboot_type", "soft")
+        if kind not in REBOOT_TYPES:
+            raise errors.WrongInput(f"invalid reboot type {kind!r}: expected "
+                                    f"{', '.join(REBOOT_TYPES)}")
+        timeout = _seconds(args, "shutdown_timeout")
+        name = spec["name"]
+        hv = self.hv(spec.get("hypervisor"))
+        running = hv.instance_info(name) is not None
+        if kind != "full" and not running:
+            raise errors.WrongState(f"instance {name} is not running, so it can't reboot")
+        if kind == "soft":
+            await _blocking(hv.reboot, name)
+            return
+        if running:
+            await _blocking(hv.stop, name, timeout, False)
+        if kind == "full":
+            await _blocking(self._release, spec)
+        paths = await _blocking(self._assemble, spec)
+        await _blocking(hv.start, self._with_paths(spec, paths))
+
+    async def instance_list(self, args: Args, peer: PeerInfo) -> list[str]:
+        hvs = self._hypervisor_args(args)
+        return sorted({n for hv in hvs for n in await _blocking(hv.list_instances)})
+
+    async def instance_info_all(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
+        hvs = self._hypervisor_args(args)
+
+        def collect() -> dict[str, Any]:
+            found: dict[str, Any] = {}
+            for hv in hvs:
+                found.update(hv.all_instances_info())
+            return found
+        return await _blocking(collect)
+
+    # --- migration (Ganeti's steps: accept on the target, migrate on the source,
+    # finalize on both) -------------------------------------------------------------------------
+
+    def _migrating_hv(self, spec: dict[str, Any]) -> Hypervisor:
+        hv = self.hv(spec.get("hypervisor"))
+        if not hv.CAN_MIGRATE:
+            raise errors.WrongState(f"the {hv.NAME} hypervisor can't migrate instances")
+        return hv
+
+    async def accept_instance(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
+        """{"instance", "source"} on the target -> migration info for instance_migrate."""
+        spec = _instance(args)
+        hv = self._migrating_hv(spec)
+        paths = await _blocking(self._assemble, spec)
+        return await _blocking(hv.accept_instance, self._with_paths(spec, paths),
+                               str(args.get("source", "")))
+
+    async def instance_migrate(self, args: Args, peer: PeerInfo) -> None:
+        """{"instance", "target", "info", "live"} on the source."""
+        spec = _instance(args)
+        hv = self._migrating_hv(spec)
+        await _blocking(hv.migrate, spec["name"], _need(args, "target", str),
+                        dict(args.get("info") or {}), bool(args.get("live", True)))
+
+    async def instance_finalize_migration_dst(self, args: Args, peer: PeerInfo) -> None:
+        """{"instance", "success"} on the target: run it there, or forget it."""
+        spec = _instance(args)
+        hv = self._migrating_hv(spec)
+        paths = await _blocking(self._assemble, spec)
+        await _blocking(hv.finalize_migration_target, self._with_paths(spec, paths),
+                        bool(args.get("success")))
+
+    async def instance_finalize_migration_src(self, args: Args, peer: PeerInfo) -> None:
+        """{"instance", "success"} on the source: stop it here, or keep it running."""
+        spec = _instance(args)
+        hv = self._migrating_hv(spec)
+        await _blocking(hv.finalize_migration_source, spec["name"], bool(args.get("success")))
