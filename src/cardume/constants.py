@@ -85,6 +85,8 @@ HVC_DEFAULTS: dict[str, dict[str, Any]] = {
         "usb_mouse": "", "keymap": "", "cdrom_image_path": "", "user_shutdown": False,
     },
 }
+#: Hypervisor parameters set for the whole cluster only, never on one instance (Ganeti's).
+HVC_GLOBALS = frozenset({"migration_bandwidth", "migration_mode", "migration_port", "xen_cmd"})
 HVS_PARAMETER_TYPES: dict[str, dict[str, str]] = {
     HT_FAKE: {"migration_mode": "string"},
     HT_KVM: {

@@ -248,30 +248,35 @@ class _InstanceQuery:
         return self.cfg.nodes.get(uuid)
 
     def live(self, inst: Any) -> tuple[str, dict[str, Any] | None]:
-        """('ok'|'offline'|'down', info on the primary or None)."""
+        """What the hypervisors say of an instance, found as Ganeti looks for it:
+        ('primary', info) when its primary node runs it, else ('elsewhere', info) when another
+        node does, else ('offline'|'down'|'ok', None) after what its primary node answered."""
         pnode = self.node(inst.primary_node)
+        if pnode is not None:
+            info = self.running.get(pnode.name, {}).get(inst.name)
+            if info is not None:
+                return "primary", info
+        for name, found in self.running.items():
+            if inst.name in found and (pnode is None or name != pnode.name):
+                return "elsewhere", found[inst.name]
         if pnode is None or pnode.offline:
             return "offline", None
         if pnode.name in self.unreachable:
             return "down", None
-        return "ok", self.running.get(pnode.name, {}).get(inst.name)
-
-    def elsewhere(self, inst: Any) -> bool:
-        pnode = self.node(inst.primary_node)
-        return any(inst.name in found for name, found in self.running.items()
-                   if pnode is None or name != pnode.name)
+        return "ok", None
 
     def status(self, inst: Any) -> str:
-        """Ganeti's derived status."""
-        where, info = self.live(inst)
-        if where == "offline":
+        """Ganeti's derived status (Ganeti 3.0's order of the checks)."""
+        pnode = self.node(inst.primary_node)
+        if pnode is None or pnode.offline:
             return "ERROR_nodeoffline"
+        where, _ = self.live(inst)
+        if where == "primary":
+            return "running" if inst.admin_state == "up" else "ERROR_up"
+        if where == "elsewhere":
+            return "ERROR_wrongnode"
         if where == "down":
             return "ERROR_nodedown"
-        if info is not None:
-            return "running" if inst.admin_state == "up" else "ERROR_up"
-        if self.elsewhere(inst):
-            return "ERROR_wrongnode"
         if inst.admin_state == "up":
             return "ERROR_down"
         if inst.admin_state == "offline":
@@ -279,6 +284,7 @@ class _InstanceQuery:
         return "ADMIN_down"
 
     def oper(self, inst: Any, key: str) -> Any:
+        """A live value; running on another node counts, as in Ganeti."""
         where, info = self.live(inst)
         if where == "offline":
             return OFFLINE
@@ -391,16 +397,26 @@ def _instance_fields() -> list[QField]:
     for key, kind in (("maxmem", "unit"), ("minmem", "unit"), ("vcpus", "number"),
                       ("auto_balance", "bool"), ("always_failover", "bool"),
                       ("spindle_use", "number")):
-        fields.append(QField(f"be/{key}", f"BE_{key}", kind, f"backend parameter {key}",
-                             _param_getter("be", key)))
-    fields.append(QField("be/memory", "BE_memory", "unit", "backend maxmem (old name)",
+        fields.append(QField(f"be/{key}", BE_TITLES.get(key, f"be/{key}"), kind,
+                             f"backend parameter {key}", _param_getter("be", key)))
+    fields.append(QField("be/memory", BE_TITLES["maxmem"], "unit", "backend maxmem (old name)",
                          lambda q, o: q.filled(o, "be").get("maxmem")))
     from cardume import constants
-    hv_keys = sorted({k for table in constants.HVC_DEFAULTS.values() for k in table})
+    hv_keys = sorted({k for table in constants.HVC_DEFAULTS.values() for k in table}
+                     - constants.HVC_GLOBALS)  # cluster-wide only: no instance field
     for key in hv_keys:
-        fields.append(QField(f"hv/{key}", f"HV_{key}", "other", f"hypervisor parameter {key}",
-                             _param_getter("hv", key)))
+        fields.append(QField(f"hv/{key}", HV_TITLES.get(key, f"hv/{key}"), "other",
+                             f"hypervisor parameter {key}", _param_getter("hv", key)))
     return fields + _common_fields()
+
+
+#: Titles of the parameter fields, as Ganeti's (others are titled with their name).
+BE_TITLES = {"auto_balance": "Auto_balance", "minmem": "ConfigMinMem", "vcpus": "ConfigVCPUs",
+             "maxmem": "ConfigMaxMem"}
+HV_TITLES = {"acpi": "ACPI", "boot_order": "Boot_order", "cdrom_image_path": "CDROM_image_path",
+             "cpu_type": "cpu_type", "disk_type": "Disk_type", "initrd_path": "Initrd_path",
+             "kernel_path": "Kernel_path", "nic_type": "NIC_type", "pae": "PAE",
+             "pci_pass": "pci_pass", "vnc_bind_address": "VNC_bind_address"}
 
 
 def _param_getter(family: str, key: str) -> Getter:

@@ -983,8 +983,8 @@ def reinstall(args: argparse.Namespace) -> int:
         return 0
     if not multi and not (args.force or args.force_multiple):
         what = f"change the OS to '{args.os}'" if args.os else "keep the same OS"
-        _confirm(f"This will reinstall the instance '{names[0]}' (and {what}) which removes "
-                 "all data. Continue?", f"reinstalling {names[0]} removes all its data; "
+        _confirm(f"Reinstalling '{names[0]}' (and {what}) erases everything on its disks. "
+                 "Go on?", f"reinstalling {names[0]} removes all its data; "
                  "pass -f to confirm")
     return run_many(args, names, build_reinstall_op, multi)
 
@@ -1006,8 +1006,8 @@ def add(args: argparse.Namespace) -> int:
 def remove(args: argparse.Namespace) -> int:
     op = build_remove_op(args)
     if not args.force:
-        _confirm(f"This will remove the volumes of the instance {args.instance} (including "
-                 "mirrors), thus removing all the data of the instance. Continue?",
+        _confirm(f"Removing {args.instance} deletes its disks on every node, and every byte "
+                 "of its data with them. Go on?",
                  f"removing {args.instance} deletes all its data; pass -f to confirm")
     common.run_job(args, [op])
     return 0
@@ -1016,8 +1016,8 @@ def remove(args: argparse.Namespace) -> int:
 def rename(args: argparse.Namespace) -> int:
     op = build_rename_op(args)
     if args.no_name_check and not args.force:
-        _confirm(f"As you disabled the check of the DNS entry, please verify that "
-                 f"'{args.new_name}' is a FQDN. Continue?",
+        _confirm(f"Without the name check nothing confirms that '{args.new_name}' is the "
+                 "instance's full DNS name. Use it anyway?",
                  f"renaming without the name check needs -f to confirm that "
                  f"'{args.new_name}' is right")
     result = common.run_job(args, [op])
@@ -1033,13 +1033,11 @@ def modify(args: argparse.Namespace) -> int:
         print(f"Modified instance {args.instance}")
         for param, value in result[0]:
             print(f" - {param:<5} -> {value}")
-        print("Please don't forget that most parameters take effect only at the next "
-              "(re)start of the instance initiated by ganeti; restarting from within the "
-              "instance will not be enough.")
+        print("Most changes apply when the cluster next starts the instance "
+              "(gnt-instance reboot); a reboot from inside the guest does not apply them.")
         if op["hvparams"]:
-            print("Note that changing hypervisor parameters without performing a restart "
-                  "might lead to a crash while performing a live migration. This will be "
-                  "addressed in future Ganeti versions.")
+            print("Until then the running instance keeps its old hypervisor parameters, and "
+                  "a live migration uses those.")
     return 0
 
 
@@ -1064,8 +1062,7 @@ def deactivate_disks(args: argparse.Namespace) -> int:
 def move(args: argparse.Namespace) -> int:
     op = build_move_op(args)
     if not args.force:
-        _confirm(f"Instance {args.instance} will be moved. This requires a shutdown of the "
-                 "instance. Continue?",
+        _confirm(f"Moving {args.instance} stops it while its disks are copied. Go on?",
                  f"moving {args.instance} shuts it down; pass -f to confirm")
     common.run_job(args, [op])
     return 0
@@ -1074,12 +1071,12 @@ def move(args: argparse.Namespace) -> int:
 def failover(args: argparse.Namespace) -> int:
     op = build_failover_op(args)
     if not args.force:
-        _confirm(f"Failover will happen to image {args.instance}. This requires a shutdown "
-                 "of the instance. Continue?",
+        _confirm(f"Failing over {args.instance} stops it and starts it on another node. "
+                 "Go on?",
                  f"failing over {args.instance} shuts it down; pass -f to confirm")
         if args.ignore_consistency:
-            _confirm(f"To failover instance {args.instance}, the source node must be marked "
-                     "offline first. Is this already the case?",
+            _confirm(f"--ignore-consistency is safe only when {args.instance}'s node is dead "
+                     "and marked offline. Is it?",
                      "--ignore-consistency needs the source node marked offline; pass -f "
                      "to confirm")
     common.run_job(args, [op])
@@ -1090,12 +1087,10 @@ def migrate(args: argparse.Namespace) -> int:
     op = build_migrate_op(args)
     if not args.force:
         if args.cleanup:
-            text = (f"Instance {args.instance} will be recovered from a failed migration. "
-                    "Note that the migration procedure (including cleanup)")
+            text = f"Cleaning up after an interrupted migration of {args.instance}"
         else:
-            text = f"Instance {args.instance} will be migrated. Note that migration"
-        _confirm(text + " might impact the instance if anything goes wrong (e.g. due to "
-                 "bugs in the hypervisor). Continue?",
+            text = f"Migrating {args.instance} while it runs"
+        _confirm(text + " can disturb it if the hypervisor fails half-way. Go on?",
                  f"migrating {args.instance} needs -f to confirm")
     common.run_job(args, [op])
     return 0

@@ -11,6 +11,7 @@ from cardume.config.writer import ConfigWriter
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,251}[a-zA-Z0-9])?$")
 _GROUP_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_.+-]{0,62}$")
+_TAG_RE = re.compile(r"^[\w.+*/:@-]{1,128}$")
 
 
 def check_hostname(name: str, what: str = "node") -> str:
@@ -25,6 +26,14 @@ def check_group_name(name: str) -> str:
         raise errors.WrongInput(
             f"invalid group name '{name}': expected up to 63 letters, digits, '_.+-'")
     return name
+
+
+def check_tags(tags: list[str]) -> None:
+    """Ganeti's tag syntax: 1-128 letters, digits or .+*/:@-_ each."""
+    for tag in tags:
+        if not isinstance(tag, str) or not _TAG_RE.match(tag):
+            raise errors.WrongInput(f"invalid tag '{tag}': expected 1-128 letters, digits "
+                                    "or .+*/:@-_")
 
 
 def check_params(values: dict[str, Any] | None, types: dict[str, str], what: str,
@@ -61,6 +70,18 @@ def check_hvparams(hvparams: dict[str, Any] | None) -> dict[str, dict[str, Any]]
         types = constants.HVS_PARAMETER_TYPES.get(hv, {})
         result[hv] = check_params(values or {}, types, f"hypervisor {hv}")
     return result
+
+
+def check_instance_hvparams(hypervisor: str, values: dict[str, Any]) -> dict[str, Any]:
+    """An instance's own hypervisor parameters: checked, and none of the global ones."""
+    used = sorted(constants.HVC_GLOBALS.intersection(values))
+    if used:
+        example = ",".join(f"{key}={values[key]}" for key in used)
+        raise errors.WrongInput(
+            f"hypervisor parameter{'s' if len(used) > 1 else ''} {', '.join(used)} "
+            f"{'are' if len(used) > 1 else 'is'} global and can't be set on an instance, only "
+            "at cluster level", f"gnt-cluster modify -H {hypervisor}:{example}")
+    return check_hvparams({hypervisor: values})[hypervisor]
 
 
 def check_diskparams(diskparams: dict[str, Any] | None) -> dict[str, dict[str, Any]]:

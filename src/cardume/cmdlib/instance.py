@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardume import errors, opcodes
+from cardume.cmdlib import common
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
@@ -55,7 +56,7 @@ class LUInstanceStartup(_InstanceLU):
                                     f"{self.inst.name}' first")
         if self.pnode.offline:
             raise errors.WrongState(f"primary node {self.pnode.name} is offline")
-        self.extra_be = {k: v for k, v in self.op.beparams.items()}
+        self.extra_be = common.check_beparams(self.op.beparams)  # memory= sets maxmem, minmem
         self.already = await self.running_on_primary()
         if not self.already:
             info = await self.rpc.call(self.pnode, "node_info", {})
@@ -102,23 +103,33 @@ class LUInstanceReboot(_InstanceLU):
 
     async def check_prereq(self) -> None:
         await super().check_prereq()
-        if self.inst.admin_state != "up":
-            raise errors.WrongState(f"instance {self.inst.name} is not configured to be up "
-                                    f"(admin state {self.inst.admin_state})",
-                                    f"start it with 'gnt-instance startup {self.inst.name}'")
+        if self.inst.admin_state == "offline":
+            raise errors.WrongState(f"instance {self.inst.name} is marked offline",
+                                    f"bring it online with 'gnt-instance modify --online "
+                                    f"{self.inst.name}' first")
+        if self.pnode.offline:
+            raise errors.WrongState(f"primary node {self.pnode.name} is offline")
         self.running = await self.running_on_primary()
+        if not self.running:
+            info = await self.rpc.call(self.pnode, "node_info", {})
+            memory = int(self.spec()["beparams"]["maxmem"])
+            ic.check_free_memory(self.pnode.name, info, memory, self.inst.name)
 
     async def exec(self) -> None:
+        """As Ganeti: a stopped instance is started, and is recorded as up either way."""
         spec = self.spec()
         if self.op.reboot_type in ("soft", "hard") and self.running:
             await self.rpc.call(self.pnode, "instance_reboot",
                                 {"instance": spec, "reboot_type": self.op.reboot_type,
                                  "shutdown_timeout": self.op.shutdown_timeout})
-            return
-        # "full", or not running: stop (if needed) and start again
-        await self.rpc.call(self.pnode, "instance_shutdown",
-                            {"instance": spec, "timeout": self.op.shutdown_timeout})
-        await self.rpc.call(self.pnode, "instance_start", {"instance": spec})
+        else:  # "full", or not running: stop (if needed) and start again
+            if self.running:
+                await self.rpc.call(self.pnode, "instance_shutdown",
+                                    {"instance": spec, "timeout": self.op.shutdown_timeout})
+            else:
+                self.log_info(f"Instance {self.inst.name} was already stopped, starting now")
+            await self.rpc.call(self.pnode, "instance_start", {"instance": spec})
+        await self.set_admin_state("up")
 
 
 @register

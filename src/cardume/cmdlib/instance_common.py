@@ -58,6 +58,13 @@ def file_disk_path(cluster: objects.Cluster, template: str, subdir: str, disk_uu
     return os.path.join(base, subdir, f"{disk_uuid}.file.disk{index}")
 
 
+def renamed_file_path(path: str, new_name: str) -> str:
+    """A file disk's path once its instance is renamed: the instance's directory (the last
+    one) takes the new name, as in Ganeti; the rest stays (--file-storage-dir included)."""
+    instance_dir = os.path.dirname(path)
+    return os.path.join(os.path.dirname(instance_dir), new_name, os.path.basename(path))
+
+
 def check_subdir(value: str) -> str:
     """--file-storage-dir: a relative directory below the storage directory."""
     normal = os.path.normpath(value)

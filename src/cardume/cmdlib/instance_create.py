@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
@@ -51,15 +52,15 @@ class LUInstanceCreate(LogicalUnit):
         self.disks = ic.check_disks(op.disk_template, list(op.disks))
         self.nics = ic.check_nics(list(op.nics))
         self.beparams = common.check_beparams(op.beparams)
+        common.check_tags(list(op.tags))
         hv_params = dict(op.hvparams)
         self.hypervisor = op.hypervisor
         self.hvparams = {}
         if hv_params:
-            hv = self.hypervisor or ""
-            self.hvparams = common.check_hvparams({hv: hv_params}).get(hv, {}) if hv else {}
-            if not hv:
+            if not self.hypervisor:
                 raise errors.WrongInput("hypervisor parameters need the hypervisor's name: "
                                         "-H HYPERVISOR:key=value")
+            self.hvparams = common.check_instance_hvparams(self.hypervisor, hv_params)
         for key, value in op.osparams.items():
             if not isinstance(value, (str, int, float, bool)):
                 raise errors.WrongInput(f"OS parameter '{key}' must be a simple value")
@@ -151,13 +152,15 @@ class LUInstanceCreate(LogicalUnit):
                                 hypervisor=self.hypervisor, hvparams=self.hvparams,
                                 beparams=self.beparams, osparams=dict(op.osparams),
                                 disk_template=op.disk_template, tags=sorted(set(op.tags)))
+        # Ganeti's layout: STORAGE_DIR/[--file-storage-dir/]INSTANCE/
+        subdir = os.path.join(self.subdir, self.name) if self.subdir else self.name
         for index, spec in enumerate(self.disks):
             disk = objects.Disk(name=spec.get("name"), dev_type=op.disk_template,
                                 size=spec["size"], mode=spec["mode"], iv_name=f"disk/{index}",
                                 nodes=[self.pnode.uuid])
             if op.disk_template in _FILE_TEMPLATES:
                 disk.logical_id = [op.file_driver or "loop", ic.file_disk_path(
-                    cluster, op.disk_template, self.subdir or self.name, disk.uuid, index)]
+                    cluster, op.disk_template, subdir, disk.uuid, index)]
             inst.disks.append(disk)
         taken: set[str] = set()
         for spec in self.nics:

@@ -79,13 +79,12 @@ class LUInstanceRename(_InstanceLU):
         edited = self.cfg.edit(old)
         edited.name = self.new_name
         renamed: list[tuple[objects.Disk, list[Any]]] = []
-        cluster = self.cfg.get_cluster()
         try:
-            for index, disk in enumerate(edited.disks):
+            for disk in edited.disks:
                 if disk.dev_type not in (constants.DT_FILE, constants.DT_SHARED_FILE):
                     continue
-                new_id = [disk.logical_id[0], ic.file_disk_path(
-                    cluster, disk.dev_type, self.new_name, disk.uuid, index)]
+                new_id = [disk.logical_id[0],
+                          ic.renamed_file_path(disk.logical_id[1], self.new_name)]
                 await self.rpc.call(self.pnode, "blockdev_rename",
                                     {"disk": ic.disk_spec(disk), "new_logical_id": new_id})
                 renamed.append((disk, list(disk.logical_id)))
@@ -197,13 +196,22 @@ class LUInstanceSetParams(_InstanceLU):
     async def check_prereq(self) -> None:
         await super().check_prereq()
         op, inst = self.op, self.inst
-        self.hvparams = (common.check_hvparams({inst.hypervisor: op.hvparams})[inst.hypervisor]
+        self.hvparams = (common.check_instance_hvparams(inst.hypervisor, op.hvparams)
                          if op.hvparams else {})
+        if self.beparams:  # the values given may be fine alone and not with the others
+            filled = objects.fill_beparams(self.cfg.get_cluster(), self.cfg.group_of(self.pnode),
+                                           objects.merge_params(inst.beparams, self.beparams))
+            if int(filled["minmem"]) > int(filled["maxmem"]):
+                raise errors.WrongInput(
+                    f"backend parameter minmem ({filled['minmem']}) would be bigger than maxmem "
+                    f"({filled['maxmem']}) on instance {inst.name}")
         self.running = await self.running_on_primary()
         self._removed: list[dict[str, Any]] = []
         if op.offline is True and inst.admin_state != "down":
             raise errors.WrongState(f"instance {inst.name} must be down (not "
                                     f"{inst.admin_state}) to be marked offline")
+        if op.offline is True:
+            _check_stopped(self, self.running, "marking it offline")
         if op.offline is False and inst.admin_state != "offline":
             raise errors.WrongState(f"instance {inst.name} is not offline")
         if op.os_name:
@@ -213,8 +221,10 @@ class LUInstanceSetParams(_InstanceLU):
         if self.disk_changes and inst.disk_template == constants.DT_DISKLESS:
             raise errors.WrongInput(f"instance {inst.name} is diskless; it can't get disks "
                                     "(converting from diskless is not possible)")
-        if self.disk_changes:
-            _check_stopped(self, self.running, "changing its disks")
+        if any(action == "remove" for action, _, _ in self.disk_changes):
+            # as in Ganeti: new disks and changed modes wait for the next start, but a disk
+            # can't go away under a running instance
+            _check_stopped(self, self.running, "removing a disk")
         if op.runtime_mem is not None and not self.running:
             raise errors.WrongState(f"instance {inst.name} is not running, so its memory "
                                     "can't be changed at runtime")
@@ -268,6 +278,7 @@ class LUInstanceSetParams(_InstanceLU):
             nic = objects.NIC(name=spec["name"], mac=mac, ip=spec["ip"],
                               network=spec["network"], nicparams=spec["nicparams"])
             position = len(inst.nics) if index < 0 else index
+            self._check_nic_unique(inst, nic)
             inst.nics.insert(position, nic)
             return (f"nic.{position}", f"add:mac={mac}")
         nic = self._pick(inst.nics, index, "NIC")
@@ -276,15 +287,29 @@ class LUInstanceSetParams(_InstanceLU):
             return (f"nic.{index}", "remove")
         if action == "modify":
             spec = ic.check_nics([params])[0]
-            if "mac" in params and spec["mac"]:
-                nic.mac = spec["mac"]
+            if "mac" in params:  # mac=generate (or auto) asks for a new one
+                nic.mac = spec["mac"] or ic.generate_mac(self.cfg, {n.mac for n in inst.nics})
             if "ip" in params:
                 nic.ip = spec["ip"]
             if "name" in params:
                 nic.name = spec["name"]
             nic.nicparams = objects.merge_params(nic.nicparams, spec["nicparams"])
+            self._check_nic_unique(inst, nic)
             return (f"nic.{index}", "modify:" + ",".join(f"{k}={v}" for k, v in params.items()))
         raise errors.WrongInput(f"unknown NIC change '{action}' (expected add, remove, modify)")
+
+    def _check_nic_unique(self, inst: objects.Instance, nic: objects.NIC) -> None:
+        """A MAC (and an IP) belongs to one NIC of the cluster, as at creation."""
+        others = [(other.name, n) for other in self.cfg.instances.values()
+                  if other.uuid != inst.uuid for n in other.nics]
+        others += [(inst.name, n) for n in inst.nics if n is not nic]
+        for owner, other in others:
+            if other.mac == nic.mac:
+                raise errors.AlreadyExists(f"MAC address {nic.mac} is already in use by "
+                                           f"instance {owner}")
+            if nic.ip and other.ip == nic.ip:
+                raise errors.AlreadyExists(f"IP address {nic.ip} is already used by "
+                                           f"instance {owner}")
 
     async def _change_disk(self, inst: objects.Instance, action: str, index: int,
                            params: dict[str, Any], created: list[dict[str, Any]],

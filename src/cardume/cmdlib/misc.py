@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from cardume import errors, objects, opcodes
+from cardume.cmdlib import common
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
 
-_TAG_RE = re.compile(r"^[\w.+*/:@-]{1,128}$")
 _LEVEL_OF_KIND = {"instance": locks.LEVEL_INSTANCE, "node": locks.LEVEL_NODE,
                   "nodegroup": locks.LEVEL_NODEGROUP}
 
 
 class _TagsBase(LogicalUnit):
     def check_arguments(self) -> None:
-        for tag in self.op.tags:
-            if not _TAG_RE.match(tag):
-                raise errors.WrongInput(f"invalid tag '{tag}': expected 1-128 letters, digits "
-                                        "or .+*/:@-_")
+        common.check_tags(self.op.tags)
         if self.op.kind != "cluster" and not self.op.name:
             raise errors.WrongInput(f"tags of a {self.op.kind} need its name")
 

@@ -103,10 +103,20 @@ class VCluster:
         return sorted(found)
 
     def write_hosts(self, count: int) -> None:
+        """The nodes' lines first; lines the admin added (instance names) are kept."""
         lines = [f"{self.node_ip(i)} {self.node_name(i)}" for i in range(1, count + 1)]
+        nodes = {self.node_name(i) for i in range(1, count + 1)}
+        try:
+            with open(self.hosts_file, encoding="ascii") as handle:
+                kept = [line.rstrip("\n") for line in handle
+                        if not nodes.intersection(line.split("#", 1)[0].split()[1:])]
+        except FileNotFoundError:
+            kept = []
         os.makedirs(self.root, exist_ok=True)
-        with open(self.hosts_file, "w", encoding="ascii") as handle:
-            handle.write("\n".join(lines) + "\n")
+        tmp = f"{self.hosts_file}.tmp"
+        with open(tmp, "w", encoding="ascii") as handle:
+            handle.write("\n".join(lines + kept) + "\n")
+        os.replace(tmp, self.hosts_file)  # a reader never sees it half written
 
     def up(self, count: int, cluster_name: str = "cluster.vcluster") -> list[str]:
         if not 1 <= count <= 200:
