@@ -668,7 +668,15 @@ def test_sharedfile_stopped_instance(cluster: VCluster, gnt: Gnt) -> None:
     gnt("gnt-instance", "failover", "-f", "-n", "node3", "vm33")
     assert listing(gnt, "pnode,status", "vm33")["vm33"] == ["node3", "ADMIN_down"]
     assert not running_on(cluster, "vm33")
+    # --allow-failover lets the migration of a stopped instance become a failover
+    gnt("gnt-instance", "migrate", "-f", "--allow-failover", "-n", "node2", "vm33")
+    assert listing(gnt, "pnode,status", "vm33")["vm33"] == ["node2", "ADMIN_down"]
     gnt("gnt-instance", "startup", "vm33")
+    assert running_on(cluster, "vm33") == ["node2"]
+    # always_failover turns a live migration into stop, move, start
+    gnt("gnt-instance", "modify", "-B", "always_failover=true", "vm33")
+    gnt("gnt-instance", "migrate", "-f", "-n", "node3", "vm33")
+    assert listing(gnt, "pnode,status", "vm33")["vm33"] == ["node3", "running"]
     assert running_on(cluster, "vm33") == ["node3"]
     remove(gnt, "vm33")
     assert not images(cluster, "vm33")

@@ -27,16 +27,12 @@ from cardume.cli.params import (
 
 DEFAULT_FIELDS = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
 
-MAX_DISKS = 16
-MAX_NICS = 8
 DEFAULT_SHUTDOWN_TIMEOUT = 120
 REBOOT_TYPES = ("soft", "hard", "full")
 MIGRATION_MODES = ("live", "non-live")
 FILE_DRIVERS = ("loop", "blktap", "blktap2")
 DISK_MODES = ("rw", "ro")
 DISK_ACCESS_MODES = ("kernelspace", "userspace")
-#: Hypervisor parameters that only exist cluster-wide; ``info`` leaves them out, as Ganeti does.
-HV_GLOBALS = frozenset({"migration_bandwidth", "migration_mode", "migration_port", "xen_cmd"})
 
 #: What ``--disk N:...`` accepts at creation, with the type of each value.
 DISK_PARAMS = {"size": "size", "spindles": "int", "mode": "string", "name": "string",
@@ -438,7 +434,7 @@ def parse_disks(specs: Sequence[str], sd_size: str | None,
             "no disk given: use --disk 0:size=SIZE (or -s SIZE), or -t diskless")
     by_index: dict[int, dict[str, Any]] = {}
     for text in specs:
-        index, values = _indexed_spec(text, "--disk", MAX_DISKS, "disks",
+        index, values = _indexed_spec(text, "--disk", constants.MAX_DISKS, "disks",
                                       "N:size=SIZE[,mode=ro|rw][,name=NAME][,vg=VG]")
         if index in by_index:
             raise errors.WrongInput(f"--disk {text}: disk {index} is given twice")
@@ -460,7 +456,7 @@ def parse_nics(specs: Sequence[str], no_nics: bool) -> list[dict[str, Any]]:
         return [{}]
     by_index: dict[int, dict[str, Any]] = {}
     for text in specs:
-        index, values = _indexed_spec(text, "--net", MAX_NICS, "NICs",
+        index, values = _indexed_spec(text, "--net", constants.MAX_NICS, "NICs",
                                       "N[:mac=MAC,ip=IP,mode=MODE,link=LINK,name=NAME]")
         if index in by_index:
             raise errors.WrongInput(f"--net {text}: NIC {index} is given twice")
@@ -1182,7 +1178,7 @@ def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
     beparams = dict(inst["beparams"] or {})
     if "maxmem" in beparams:
         beparams["memory"] = beparams["maxmem"]  # the old name, as Ganeti shows it
-    hvparams = {k: v for k, v in (inst["hvparams"] or {}).items() if k not in HV_GLOBALS}
+    hvparams = {k: v for k, v in (inst["hvparams"] or {}).items() if k not in constants.HVC_GLOBALS}
     return [
         ("Instance name", inst["name"]),
         ("UUID", inst["uuid"]),

@@ -11,8 +11,8 @@ from typing import Any
 from cardume import constants, errors, objects
 from cardume.config.writer import ConfigWriter
 
-MAX_DISKS = 16
-MAX_NICS = 8
+MAX_DISKS = constants.MAX_DISKS
+MAX_NICS = constants.MAX_NICS
 _MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 _DISK_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
 

@@ -212,8 +212,8 @@ class LUInstanceSetParams(_InstanceLU):
                                     f"{inst.admin_state}) to be marked offline")
         if op.offline is True:
             _check_stopped(self, self.running, "marking it offline")
-        if op.offline is False and inst.admin_state != "offline":
-            raise errors.WrongState(f"instance {inst.name} is not offline")
+        if op.offline is False and inst.admin_state == "up":
+            raise errors.WrongState(f"instance {inst.name} is up, not offline")
         if op.os_name:
             await self.rpc.call(self.pnode, "os_validate",
                                 {"os": op.os_name,
@@ -405,6 +405,27 @@ class _MoveLU(_InstanceLU):
         ic.check_node_usable(target, "target")
         return target
 
+    async def failover(self, target: objects.Node, was_up: bool, ignore_consistency: bool,
+                       shutdown_timeout: int) -> None:
+        """Stop on the primary, make the target the primary, start there if it was up."""
+        inst, source = self.inst, self.pnode
+        if not source.offline:
+            self.log_info(f"Shutting down instance {inst.name} on {source.name}")
+            try:
+                await self.rpc.call(source, "instance_shutdown",
+                                    {"instance": self.spec(), "timeout": shutdown_timeout})
+            except errors.CardumeError as err:
+                if not ignore_consistency:
+                    raise errors.ExecError(
+                        f"could not stop {inst.name} on {source.name}: {err}",
+                        "use --ignore-consistency if that node is dead") from None
+                self.log_warning(f"could not stop it on {source.name}: {err}")
+        moved = await self.set_primary(target)
+        if was_up:
+            self.log_info(f"Starting instance {inst.name} on {target.name}")
+            await self.rpc.call(target, "instance_start",
+                                {"instance": ic.instance_spec(self.cfg, moved)})
+
     async def set_primary(self, target: objects.Node) -> objects.Instance:
         edited = self.cfg.edit(self.inst)
         edited.primary_node = target.uuid
@@ -428,24 +449,8 @@ class LUInstanceFailover(_MoveLU):
             ic.check_free_memory(self.target.name, info, memory, self.inst.name)
 
     async def exec(self) -> None:
-        inst, source, target = self.inst, self.pnode, self.target
-        if not source.offline:
-            self.log_info(f"Shutting down instance {inst.name} on {source.name}")
-            try:
-                await self.rpc.call(source, "instance_shutdown",
-                                    {"instance": self.spec(),
-                                     "timeout": self.op.shutdown_timeout})
-            except errors.CardumeError as err:
-                if not self.op.ignore_consistency:
-                    raise errors.ExecError(
-                        f"could not stop {inst.name} on {source.name}: {err}",
-                        "use --ignore-consistency if that node is dead") from None
-                self.log_warning(f"could not stop it on {source.name}: {err}")
-        moved = await self.set_primary(target)
-        if self.was_up:
-            self.log_info(f"Starting instance {inst.name} on {target.name}")
-            await self.rpc.call(target, "instance_start",
-                                {"instance": ic.instance_spec(self.cfg, moved)})
+        await self.failover(self.target, self.was_up, self.op.ignore_consistency,
+                            self.op.shutdown_timeout)
 
 
 @register
@@ -458,15 +463,29 @@ class LUInstanceMigrate(_MoveLU):
             raise errors.WrongInput("--cleanup: nothing to clean up, the fake hypervisor "
                                     "migrates atomically")
         self.target = await self.choose_target()
-        if not await self.running_on_primary():
+        running = await self.running_on_primary()
+        always = bool(self.spec()["beparams"].get("always_failover"))
+        # As in Ganeti: always_failover turns every migration into a failover, and
+        # --allow-failover lets a migration that can't happen (stopped) fail over.
+        self.as_failover = always or (not running and self.op.allow_failover)
+        if self.as_failover:
+            self.was_up = self.inst.admin_state == "up"
+            if not self.was_up:
+                return
+        elif not running:
             raise errors.WrongState(f"instance {self.inst.name} is not running; use "
-                                    "failover to move a stopped instance",
+                                    "failover to move a stopped instance (or "
+                                    "--allow-failover)",
                                     f"gnt-instance failover {self.inst.name}")
         info = await self.rpc.call(self.target, "node_info", {})
         memory = int(self.spec()["beparams"]["maxmem"])
         ic.check_free_memory(self.target.name, info, memory, self.inst.name)
 
     async def exec(self) -> None:
+        if self.as_failover:
+            self.log_info(f"Failing over instance {self.inst.name} instead of migrating it")
+            await self.failover(self.target, self.was_up, False, 120)
+            return
         inst, source, target = self.inst, self.pnode, self.target
         spec = self.spec()
         live = self.op.mode != "non-live" and self.op.live is not False
