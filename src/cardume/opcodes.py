@@ -185,6 +185,7 @@ class OpClusterSetParams(OpCode):
         Param("max_tracked_jobs", TMaybeInt, None, "jobs tracked at once"),
         Param("default_iallocator", TMaybeString, None, "default instance allocator"),
         Param("drbd_helper", TMaybeString, None, "DRBD user-mode helper"),
+        Param("os_search_path", TMaybeStringList, None, "directories searched for OSes"),
         Param("add_tags", TMaybeStringList, None, "tags to add"),
         Param("remove_tags", TMaybeStringList, None, "tags to remove"),
     )

@@ -180,3 +180,16 @@ def test_os_environment(cluster: VCluster, gnt: Gnt) -> None:
     gnt("gnt-instance", "remove", "-f", "vm8")
 
 
+
+
+def test_os_search_path_is_configurable(cluster: VCluster, gnt: Gnt) -> None:
+    extra = cluster.root / "more-os"
+    shutil.copytree(FIXTURE_OS, extra / "extra")
+    assert "extra+default" not in gnt("gnt-os", "list", "--no-headers")[1].split()
+    path = f"{cluster.root / 'os'}:{extra}"
+    gnt("gnt-cluster", "modify", "--os-search-path", path)
+    assert f"OS search path: {cluster.root / 'os'}, {extra}" in gnt("gnt-cluster", "info")[1]
+    assert "extra+default" in gnt("gnt-os", "list", "--no-headers")[1].split()
+    rc, out, err = gnt("gnt-cluster", "modify", "--os-search-path", "relative/dir",
+                       check=False)
+    assert rc != 0 and "'relative/dir'" in err

@@ -30,6 +30,8 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--master-netdev", help="network device of the master IP")
     p.add_argument("--mac-prefix", help="prefix of generated MAC addresses")
     p.add_argument("-C", "--candidate-pool-size", type=int, help="master candidates wanted")
+    p.add_argument("--os-search-path", help="colon-separated directories searched for OS "
+                   "definitions (default: Ganeti's four)")
 
 
 def build(sub: Any) -> None:
@@ -138,12 +140,22 @@ def init(args: argparse.Namespace) -> int:
         value = getattr(args, attr)
         if value is not None:
             setattr(opts, attr, value)
+    if args.os_search_path:
+        opts.os_search_path = _search_path(args.os_search_path)
     opts.beparams = dict(parse_kv(args.beparams or ""))
     opts.nicparams = dict(parse_kv(args.nicparams or ""))
     opts.ndparams = dict(parse_kv(args.ndparams or ""))
     local = paths.local_node_paths()
     init_cluster(local, opts)
     return 0
+
+
+def _search_path(text: str) -> list[str]:
+    entries = [p for p in text.split(":") if p]
+    for entry in entries:
+        if not os.path.isabs(entry):
+            raise errors.WrongInput(f"OS search path entry '{entry}' must be an absolute path")
+    return entries
 
 
 def modify(args: argparse.Namespace) -> int:
@@ -167,6 +179,8 @@ def modify(args: argparse.Namespace) -> int:
         value = getattr(args, attr)
         if value is not None:
             op[attr] = value
+    if args.os_search_path is not None:
+        op["os_search_path"] = _search_path(args.os_search_path)
     if len(op) == 1:
         raise errors.WrongInput("please give at least one of the parameters to modify")
     common.run_job(args, [op])

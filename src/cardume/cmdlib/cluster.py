@@ -165,6 +165,10 @@ class LUClusterSetParams(LogicalUnit):
                 f"max running jobs must be at least 1, not {op.max_running_jobs}")
         if op.mac_prefix is not None:
             check_mac_prefix(op.mac_prefix)
+        for path in op.os_search_path or []:
+            if not path.startswith("/"):
+                raise errors.WrongInput(f"OS search path entry '{path}' must be an absolute "
+                                        "path")
         for key in ("file_storage_dir", "shared_file_storage_dir"):
             value = getattr(op, key)
             if value is not None and value and not value.startswith("/"):
@@ -223,7 +227,7 @@ class LUClusterSetParams(LogicalUnit):
             "master_netdev": "master_netdev", "candidate_pool_size": "candidate_pool_size",
             "mac_prefix": "mac_prefix", "max_running_jobs": "max_running_jobs",
             "max_tracked_jobs": "max_tracked_jobs", "default_iallocator": "default_iallocator",
-            "drbd_helper": "drbd_usermode_helper",
+            "drbd_helper": "drbd_usermode_helper", "os_search_path": "os_search_path",
         }
         for op_name, attr in simple.items():
             value = getattr(op, op_name)
