@@ -243,6 +243,11 @@ class _InstanceQuery:
         self.cfg = daemon.cfg
         self.running = running  # node name -> {instance name -> info}
         self.unreachable = unreachable
+        # instance name -> nodes running it, computed once: a lookup per instance stays O(1)
+        self.where: dict[str, list[str]] = {}
+        for node_name, found in running.items():
+            for inst_name in found:
+                self.where.setdefault(inst_name, []).append(node_name)
 
     def node(self, uuid: str) -> Any:
         return self.cfg.nodes.get(uuid)
@@ -256,9 +261,9 @@ class _InstanceQuery:
             info = self.running.get(pnode.name, {}).get(inst.name)
             if info is not None:
                 return "primary", info
-        for name, found in self.running.items():
-            if inst.name in found and (pnode is None or name != pnode.name):
-                return "elsewhere", found[inst.name]
+        for name in self.where.get(inst.name, ()):
+            if pnode is None or name != pnode.name:
+                return "elsewhere", self.running[name][inst.name]
         if pnode is None or pnode.offline:
             return "offline", None
         if pnode.name in self.unreachable:

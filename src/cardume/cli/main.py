@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Any
 
 from cardume import errors
 
@@ -24,12 +25,49 @@ FAMILIES = {
 }
 
 
+class _NullParser:
+    """Stands in for the parsers of subcommands that are not being run: every call is a
+    no-op, so a family with 20 subcommands doesn't build 20 parsers to run one."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._nothing
+
+    def _nothing(self, *args: Any, **kwargs: Any) -> _NullParser:
+        return self
+
+
+class _OnlySubparsers:
+    def __init__(self, real: Any, wanted: str) -> None:
+        self.real = real
+        self.wanted = wanted
+        self.matched = False
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self.wanted or self.wanted in kwargs.get("aliases", ()):
+            self.matched = True
+            return self.real.add_parser(name, **kwargs)
+        return _NullParser()
+
+
+def _parser(prog: str, module: Any, wanted: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=module.__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if wanted is not None:
+        only = _OnlySubparsers(sub, wanted)
+        module.build(only)
+        if only.matched:
+            return parser
+        parser = argparse.ArgumentParser(prog=prog, description=module.__doc__)
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    module.build(sub)  # every subcommand: for --help and for "invalid choice" messages
+    return parser
+
+
 def run(prog: str, argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     module = importlib.import_module(FAMILIES[prog])
-    parser = argparse.ArgumentParser(prog=prog, description=module.__doc__)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    module.build(sub)
+    wanted = argv[0] if argv and not argv[0].startswith("-") else None
+    parser = _parser(prog, module, wanted)
     try:
         # Option types such as yes/no raise our own errors while the arguments are parsed.
         args = parser.parse_args(argv)

@@ -156,11 +156,10 @@ def check_nics(nics: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def generate_mac(cfg: ConfigWriter, taken: set[str]) -> str:
     prefix = cfg.get_cluster().mac_prefix
-    used = taken | {n.mac for i in cfg.instances.values() for n in i.nics}
     for _ in range(1000):
         suffix = ":".join(f"{random.randrange(256):02x}" for _ in range(3))
         mac = f"{prefix}:{suffix}"
-        if mac not in used:
+        if mac not in taken and mac not in cfg.macs:
             return mac
     raise errors.InsufficientResources(f"could not find a free MAC address with prefix {prefix}")
 

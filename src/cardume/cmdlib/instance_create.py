@@ -106,11 +106,10 @@ class LUInstanceCreate(LogicalUnit):
         ic.check_node_usable(self.pnode)
         self.filled_be = objects.fill_beparams(cluster, cfg.group_of(self.pnode), self.beparams)
         for nic in self.nics:
-            if nic["ip"]:
-                for other in cfg.instances.values():
-                    if any(n.ip == nic["ip"] for n in other.nics):
-                        raise errors.AlreadyExists(f"IP address {nic['ip']} is already used by "
-                                                   f"instance {other.name}")
+            owner = cfg.nic_ips.get(nic["ip"]) if nic["ip"] else None
+            if owner is not None:
+                raise errors.AlreadyExists(f"IP address {nic['ip']} is already used by "
+                                           f"instance {cfg.instances[owner].name}")
         if not op.no_install:
             await self.rpc.call(self.pnode, "os_validate",
                                 {"os": op.os_type, "osparams": dict(op.osparams)})
@@ -170,9 +169,8 @@ class LUInstanceCreate(LogicalUnit):
                                          network=spec["network"], nicparams=spec["nicparams"]))
         if self.nics and len({n.mac for n in inst.nics}) != len(inst.nics):
             raise errors.WrongInput("the NICs' MAC addresses must be different")
-        used = {n.mac for i in cfg.instances.values() for n in i.nics}
         for nic in inst.nics:
-            if nic.mac in used:
+            if nic.mac in cfg.macs:
                 raise errors.AlreadyExists(f"MAC address {nic.mac} is already in use")
         return inst
 

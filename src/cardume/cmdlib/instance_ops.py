@@ -300,16 +300,23 @@ class LUInstanceSetParams(_InstanceLU):
 
     def _check_nic_unique(self, inst: objects.Instance, nic: objects.NIC) -> None:
         """A MAC (and an IP) belongs to one NIC of the cluster, as at creation."""
-        others = [(other.name, n) for other in self.cfg.instances.values()
-                  if other.uuid != inst.uuid for n in other.nics]
-        others += [(inst.name, n) for n in inst.nics if n is not nic]
-        for owner, other in others:
-            if other.mac == nic.mac:
-                raise errors.AlreadyExists(f"MAC address {nic.mac} is already in use by "
-                                           f"instance {owner}")
-            if nic.ip and other.ip == nic.ip:
-                raise errors.AlreadyExists(f"IP address {nic.ip} is already used by "
-                                           f"instance {owner}")
+        cfg = self.cfg
+        owners: list[tuple[str | None, str, str]] = [
+            (cfg.macs.get(nic.mac), "MAC address", nic.mac)]
+        if nic.ip:
+            owners.append((cfg.nic_ips.get(nic.ip), "IP address", nic.ip))
+        for owner, what, value in owners:
+            if owner is not None and owner != inst.uuid:
+                raise errors.AlreadyExists(f"{what} {value} is already used by instance "
+                                           f"{cfg.instances[owner].name}")
+        for other in inst.nics:
+            if other is nic:
+                continue
+            if other.mac == nic.mac or (nic.ip and other.ip == nic.ip):
+                what = "MAC address" if other.mac == nic.mac else "IP address"
+                shown = nic.mac if other.mac == nic.mac else str(nic.ip)
+                raise errors.AlreadyExists(f"{what} {shown} is already used by instance "
+                                           f"{inst.name}")
 
     async def _change_disk(self, inst: objects.Instance, action: str, index: int,
                            params: dict[str, Any], created: list[dict[str, Any]],

@@ -34,6 +34,12 @@ class ConfigWriter:
         self.instances: dict[str, objects.Instance] = {}
         self.secrets: dict[str, dict[str, Any]] = {}
         self._by_name: dict[str, dict[str, str]] = {"node": {}, "nodegroup": {}, "instance": {}}
+        # short name ("vm1" of "vm1.example.com") -> uuids: lookups stay O(1) at any size
+        self._by_short: dict[str, dict[str, set[str]]] = {"node": {}, "nodegroup": {},
+                                                          "instance": {}}
+        # NIC MAC and IP addresses in use -> instance uuid (uniqueness checks, MAC generation)
+        self.macs: dict[str, str] = {}
+        self.nic_ips: dict[str, str] = {}
         self.serial = store.serial()
         self._load()
 
@@ -52,8 +58,28 @@ class ConfigWriter:
         self.secrets = dict(rows.get(SECRET_KIND, {}))
         for kind, table in (("node", self.nodes), ("nodegroup", self.groups),
                             ("instance", self.instances)):
-            self._by_name[kind] = {obj.name: uuid
-                                   for uuid, obj in table.items()}
+            for uuid, obj in table.items():
+                self._index(kind, uuid, obj)
+
+    def _index(self, kind: str, uuid: str, obj: Any) -> None:
+        self._by_name[kind][obj.name] = uuid
+        self._by_short[kind].setdefault(obj.name.split(".", 1)[0], set()).add(uuid)
+        if kind == "instance":
+            for nic in obj.nics:
+                self.macs[nic.mac] = uuid
+                if nic.ip:
+                    self.nic_ips[nic.ip] = uuid
+
+    def _unindex(self, kind: str, uuid: str, obj: Any) -> None:
+        if self._by_name[kind].get(obj.name) == uuid:
+            del self._by_name[kind][obj.name]
+        self._by_short[kind].get(obj.name.split(".", 1)[0], set()).discard(uuid)
+        if kind == "instance":
+            for nic in obj.nics:
+                if self.macs.get(nic.mac) == uuid:
+                    del self.macs[nic.mac]
+                if nic.ip and self.nic_ips.get(nic.ip) == uuid:
+                    del self.nic_ips[nic.ip]
 
     def _table(self, kind: str) -> dict[str, Any]:
         if kind == "node":
@@ -84,9 +110,9 @@ class ConfigWriter:
         uuid = index.get(name)
         if uuid is None and "." not in name:
             # Ganeti accepts a short name when it names exactly one full name.
-            matches = [u for n, u in index.items() if n.split(".", 1)[0] == name]
+            matches = self._by_short[kind].get(name, set())
             if len(matches) == 1:
-                uuid = matches[0]
+                uuid = next(iter(matches))
         return table.get(uuid) if uuid else None
 
     def find_node(self, name: str) -> objects.Node | None:
@@ -186,17 +212,17 @@ class ConfigWriter:
             table = self._table(kind)
             old = table.pop(uuid, None)
             if old is not None:
-                self._by_name[kind].pop(old.name, None)
+                self._unindex(kind, uuid, old)
         for obj in [*add, *update]:
             if isinstance(obj, objects.Cluster):
                 self.cluster = obj
                 continue
             table = self._table(obj.KIND)
             old = table.get(obj.uuid)
-            if old is not None and old.name != obj.name:  # type: ignore[attr-defined]
-                self._by_name[obj.KIND].pop(old.name, None)
+            if old is not None:
+                self._unindex(obj.KIND, obj.uuid, old)
             table[obj.uuid] = obj
-            self._by_name[obj.KIND][obj.name] = obj.uuid  # type: ignore[attr-defined]
+            self._index(obj.KIND, obj.uuid, obj)
         for kind, uuid, data in change.upserts:
             if kind == SECRET_KIND:
                 self.secrets[uuid] = data

@@ -7,8 +7,9 @@ from typing import Any
 from cardume import constants, errors
 from cardume.node.storage.base import BlockDev
 from cardume.node.storage.filestorage import FileDisk
+from cardume.node.storage.lvm import LogicalVolume
 
-__all__ = ["BlockDev", "FileDisk", "from_spec", "storage_dirs"]
+__all__ = ["BlockDev", "FileDisk", "LogicalVolume", "from_spec", "storage_dirs"]
 
 
 def storage_dirs(dev_type: str, ssconf: dict[str, Any]) -> list[str]:
@@ -24,7 +25,9 @@ def from_spec(spec: dict[str, Any], ssconf: dict[str, Any],
     """The block device a DiskSpec names on this node.
 
     ``file`` disks map under the node's optional ``storage_prefix`` (node.json);
-    ``sharedfile`` disks never do: every node must see the same file.
+    ``sharedfile`` disks never do: every node must see the same file. ``plain`` disks are
+    LVs, ``[vg, lv_name]`` (lvm.py). ``drbd`` disks are built by ``drbd.from_spec`` (they
+    need the master's dynamic parameters and their two LV children).
     """
     if not isinstance(spec, dict):
         raise errors.WrongInput(f"bad disk spec {spec!r}: expected an object")
@@ -40,6 +43,8 @@ def from_spec(spec: dict[str, Any], ssconf: dict[str, Any],
                         node_prefix=str(identity.get("storage_prefix") or ""))
     if dev_type == constants.DT_SHARED_FILE:
         return FileDisk(logical_id, size, params, allowed=storage_dirs(dev_type, ssconf))
+    if dev_type == constants.DT_PLAIN:
+        return LogicalVolume(logical_id, size, params)
     if dev_type == constants.DT_DISKLESS:
         raise errors.WrongInput("a diskless instance has no disks to act on")
     raise errors.WrongInput(f"disk template '{dev_type}' is not supported on this node")

@@ -1,0 +1,50 @@
+"""The QA suite: real LVM and DRBD on QEMU virtual machines (see qaharness/).
+
+It runs only when asked (``./dev qa``, which sets ``CARDUME_QA=1``): the normal test run
+does not collect these modules. Fixtures: ``qa_images`` (the cached guest artefacts, built
+on first use) and ``qa_cluster`` (``CARDUME_QA_NODES`` nodes, 2 by default, booted once
+per session and stopped at its end). Timings are printed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qaharness import images, vm
+
+QA_ENABLED = os.environ.get("CARDUME_QA") == "1"
+if not QA_ENABLED:
+    collect_ignore_glob = ["test_*.py"]
+
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def qa_images() -> images.Images:
+    t0 = time.monotonic()
+    built = images.build()
+    TIMINGS["images (build or reuse)"] = time.monotonic() - t0
+    return built
+
+
+@pytest.fixture(scope="session")
+def qa_cluster(qa_images: images.Images,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[vm.Cluster]:
+    count = int(os.environ.get("CARDUME_QA_NODES", "2"))
+    cluster = vm.boot(qa_images, Path(tmp_path_factory.mktemp("qa-nodes")), count)
+    TIMINGS[f"boot of {count} nodes"] = cluster.boot_seconds
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("QA timings")
+        for what, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{what}: {seconds:.1f}s")
