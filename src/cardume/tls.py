@@ -24,7 +24,7 @@ import ssl
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cardume import errors
@@ -115,12 +115,37 @@ def cert_status(cert: bytes, ca_cert: bytes) -> dict[str, object]:
     leaf = _load_cert(cert)
     signed = True
     try:
-        leaf.verify_directly_issued_by(_load_cert(ca_cert))
-    except (ValueError, TypeError, UnsupportedAlgorithm, Exception):  # any failure: not ours
+        _verify_issued_by(leaf, _load_cert(ca_cert))
+    except Exception:  # a bad signature, key type or encoding all mean: not from our CA
         signed = False
-    left = leaf.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+    expires = getattr(leaf, "not_valid_after_utc", None)  # cryptography >= 42
+    if expires is None:  # Debian 12's python3-cryptography (38): a naive UTC datetime
+        expires = leaf.not_valid_after.replace(tzinfo=datetime.UTC)
+    left = expires - datetime.datetime.now(datetime.UTC)
     return {"signed_by_cluster_ca": signed, "days_left": left.total_seconds() / 86400,
             "fingerprint": fingerprint(cert)}
+
+
+def _verify_issued_by(leaf: x509.Certificate, ca: x509.Certificate) -> None:
+    """Raise unless ``ca`` issued and signed ``leaf``. cryptography >= 40 has this as
+    ``verify_directly_issued_by``; Debian 12's python3-cryptography (38) does not."""
+    if hasattr(leaf, "verify_directly_issued_by"):
+        leaf.verify_directly_issued_by(ca)
+        return
+    if leaf.issuer != ca.subject:
+        raise ValueError("issuer name does not match the CA's subject")
+    key = ca.public_key()
+    data, signature = leaf.tbs_certificate_bytes, leaf.signature
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        assert leaf.signature_hash_algorithm is not None
+        key.verify(signature, data, ec.ECDSA(leaf.signature_hash_algorithm))
+    elif isinstance(key, rsa.RSAPublicKey):
+        assert leaf.signature_hash_algorithm is not None
+        key.verify(signature, data, padding.PKCS1v15(), leaf.signature_hash_algorithm)
+    elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        key.verify(signature, data)
+    else:
+        raise ValueError(f"unsupported CA key type {type(key).__name__}")
 
 
 def fingerprint(cert: bytes) -> str:
