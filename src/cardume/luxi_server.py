@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from cardume import __version__, constants, errors, query
+from cardume import __version__, constants, errors, query, storage_query
 
 if TYPE_CHECKING:
     from cardume.masterd import MasterDaemon
@@ -45,6 +45,8 @@ class LuxiServer:
             "QueryLocks": self.query_locks,
             "Ping": self.ping,
             "QueryOs": self.query_os,
+            "QueryNodeVolumes": self.query_node_volumes,
+            "QueryNodeStorage": self.query_node_storage,
             "InstanceConsole": self.instance_console,
         }
 
@@ -206,6 +208,46 @@ class LuxiServer:
             item["api_versions"] = sorted(set.intersection(
                 *(set(e.get("api_versions") or []) for e in firsts))) if firsts else []
         return sorted(merged.values(), key=lambda i: i["name"])
+
+    def _storage_nodes(self, names: list[str] | None) -> list[Any]:
+        cfg = self.daemon.cfg
+        if names:
+            nodes = [cfg.expand_node(str(n)) for n in names]
+        else:
+            nodes = cfg.sorted_nodes()
+        return [n for n in nodes if not n.offline]
+
+    async def query_node_volumes(self, names: list[str] | None = None) -> dict[str, Any]:
+        """gnt-node volumes: ``{"rows": [...], "errors": {node: message}}``."""
+        nodes = self._storage_nodes(names)
+        results = await self.daemon.rpc.call_many(nodes, "node_volumes", {})
+        owners = storage_query.lv_owners(self.daemon.cfg.instances.values())
+        rows: list[dict[str, Any]] = []
+        failed: dict[str, str] = {}
+        for node in nodes:
+            result = results[node.name]
+            if result.error is not None:
+                failed[node.name] = str(result.error)
+                continue
+            rows.extend(storage_query.volume_rows(node.name, result.value or [], owners))
+        return {"rows": rows, "errors": failed}
+
+    async def query_node_storage(self, names: list[str] | None = None,
+                                 kind: str | None = None) -> dict[str, Any]:
+        """gnt-node list-storage: ``{"rows": [...], "errors": {node: message}}``."""
+        kind = storage_query.check_storage_type(
+            kind or storage_query.default_storage_type(self.daemon.cfg.get_cluster()))
+        nodes = self._storage_nodes(names)
+        results = await self.daemon.rpc.call_many(nodes, "node_storage", {"type": kind})
+        rows: list[dict[str, Any]] = []
+        failed: dict[str, str] = {}
+        for node in nodes:
+            result = results[node.name]
+            if result.error is not None:
+                failed[node.name] = str(result.error)
+                continue
+            rows.extend(storage_query.storage_rows(node.name, kind, result.value or []))
+        return {"rows": rows, "errors": failed}
 
     async def instance_console(self, name: str) -> dict[str, Any]:
         inst = self.daemon.cfg.expand_instance(str(name))

@@ -2,8 +2,10 @@
 
 It runs only when asked (``./dev qa``, which sets ``CARDUME_QA=1``): the normal test run
 does not collect these modules. Fixtures: ``qa_images`` (the cached guest artefacts, built
-on first use) and ``qa_cluster`` (``CARDUME_QA_NODES`` nodes, 2 by default, booted once
-per session and stopped at its end). Timings are printed at the end of the session.
+on first use), ``qa_cluster`` (``CARDUME_QA_NODES`` nodes, 2 by default, booted once
+per session and stopped at its end) and ``qa_cardume`` (a cardume cluster on those nodes:
+node daemons running, node1 the master, the others added; see qaharness/cardume.py).
+Timings are printed at the end of the session.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qaharness import images, vm
+from qaharness import cardume, images, vm
 
 QA_ENABLED = os.environ.get("CARDUME_QA") == "1"
 if not QA_ENABLED:
@@ -41,6 +43,15 @@ def qa_cluster(qa_images: images.Images,
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def qa_cardume(qa_cluster: vm.Cluster) -> cardume.CardumeCluster:
+    t0 = time.monotonic()
+    cc = cardume.cluster_up(qa_cluster)
+    TIMINGS["cardume cluster up"] = time.monotonic() - t0
+    TIMINGS.update({f"  {what}": seconds for what, seconds in cc.timings.items()})
+    return cc
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

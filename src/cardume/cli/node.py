@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from cardume.cli import common
+from cardume.cli import common, listing
 from cardume.cli.params import parse_kv
 
 DEFAULT_FIELDS = ["name", "dtotal", "dfree", "mtotal", "mnode", "mfree", "pinst_cnt",
@@ -40,6 +41,17 @@ def build(sub: Any) -> None:
     p = sub.add_parser("list-fields", help="describe the fields of gnt-node list")
     common.add_list_fields_options(p)
     p.set_defaults(func=lambda a: common.run_list_fields(a, "node"))
+
+    p = sub.add_parser("volumes", help="list the logical volumes of nodes and their "
+                       "instances")
+    common.add_list_options(p)
+    p.set_defaults(func=volumes)
+    p = sub.add_parser("list-storage", help="list the storage units of nodes")
+    common.add_list_options(p)
+    p.add_argument("-t", "--storage-type", dest="storage_type",
+                   choices=("lvm-vg", "lvm-pv", "file", "sharedfile"),
+                   help="storage type (default: that of the first enabled disk template)")
+    p.set_defaults(func=list_storage)
 
     for name in ("info", "show"):
         p = sub.add_parser(name, help="show node details")
@@ -153,3 +165,56 @@ def tags(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+VOLUME_FIELDS = {f.name: f for f in (
+    listing.Field("node", "Node", "text", "node name"),
+    listing.Field("phys", "PhysDev", "text", "physical device the volume lies on"),
+    listing.Field("vg", "VG", "text", "volume group"),
+    listing.Field("name", "Name", "text", "logical volume name"),
+    listing.Field("size", "Size", "unit", "logical volume size (MiB)"),
+    listing.Field("instance", "Instance", "text", "instance the volume belongs to"),
+)}
+STORAGE_FIELDS = {f.name: f for f in (
+    listing.Field("node", "Node", "text", "node name"),
+    listing.Field("type", "Type", "text", "storage type"),
+    listing.Field("name", "Name", "text", "storage unit name"),
+    listing.Field("size", "Size", "unit", "total size (MiB)"),
+    listing.Field("used", "Used", "unit", "used space (MiB)"),
+    listing.Field("free", "Free", "unit", "free space (MiB)"),
+    listing.Field("allocatable", "Allocatable", "bool", "whether new disks may use it"),
+)}
+
+
+def format_rows(available: dict[str, listing.Field], rows: list[dict[str, Any]],
+                args: argparse.Namespace) -> str:
+    """A volumes / list-storage table, with the list options of every list command."""
+    names = listing.select_fields(args.output, list(available), available)
+    fields = [available[n] for n in names]
+    return listing.format_table(fields, [[row.get(n) for n in names] for row in rows],
+                                headers=not args.no_headers, separator=args.separator,
+                                units=args.units, verbose=args.verbose)
+
+
+def _print_reply(reply: dict[str, Any], available: dict[str, listing.Field],
+                 args: argparse.Namespace) -> int:
+    for node, message in sorted((reply.get("errors") or {}).items()):
+        print(f"Warning: can't get data from node {node}: {message}", file=sys.stderr)
+    text = format_rows(available, list(reply.get("rows") or []), args)
+    if text:
+        print(text)
+    return 0
+
+
+def volumes(args: argparse.Namespace) -> int:
+    from cardume.cli.luxi import Client
+    with Client() as client:
+        reply = client.call("QueryNodeVolumes", list(args.names or []))
+    return _print_reply(reply, VOLUME_FIELDS, args)
+
+
+def list_storage(args: argparse.Namespace) -> int:
+    from cardume.cli.luxi import Client
+    with Client() as client:
+        reply = client.call("QueryNodeStorage", list(args.names or []), args.storage_type)
+    return _print_reply(reply, STORAGE_FIELDS, args)

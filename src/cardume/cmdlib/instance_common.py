@@ -65,6 +65,30 @@ def renamed_file_path(path: str, new_name: str) -> str:
     return os.path.join(os.path.dirname(instance_dir), new_name, os.path.basename(path))
 
 
+def plain_disk_id(cluster: objects.Cluster, spec: dict[str, Any], disk_uuid: str,
+                  index: int) -> list[str]:
+    """A plain disk's ``[vg, lv_name]``: the disk's ``vg=`` or the cluster's volume group;
+    the LV is named by the disk's unique id, as in Ganeti (renaming the instance renames
+    nothing on disk)."""
+    return [plain_vg(cluster, spec), f"{disk_uuid}.disk{index}"]
+
+
+def plain_vg(cluster: objects.Cluster, spec: dict[str, Any]) -> str:
+    """The volume group of a plain disk: its ``vg=``, else the cluster's."""
+    vg = spec.get("vg") or cluster.volume_group_name
+    if not vg:
+        raise errors.WrongInput("no volume group for plain disks: give --disk N:vg=VG or set "
+                                "one with gnt-cluster modify --vg-name")
+    return check_lvm_name(vg, "volume group")
+
+
+def check_lvm_name(name: Any, what: str) -> str:
+    from cardume.node.storage import lvm  # the same rules the node applies
+    if what == "logical volume":
+        return lvm.check_lv_name(name)
+    return lvm.check_name(name, what)
+
+
 def check_subdir(value: str) -> str:
     """--file-storage-dir: a relative directory below the storage directory."""
     normal = os.path.normpath(value)
@@ -95,7 +119,15 @@ def check_disks(template: str, disks: list[dict[str, Any]]) -> list[dict[str, An
             raise errors.WrongInput(f"disk {index}: adoption is only possible with the "
                                     f"plain and blockdev templates, not {template}")
         size = disk.get("size")
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        if "adopt" in disk:
+            adopt = disk["adopt"]
+            if not isinstance(adopt, str) or not adopt:
+                raise errors.WrongInput(f"disk {index}: invalid adopt value {adopt!r}: expected "
+                                        "the name of an existing volume")
+            if size not in (None, 0):
+                raise errors.WrongInput(f"disk {index}: give either size or adopt, not both")
+            size = 0  # the adopted volume's size, found on the node
+        elif not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             raise errors.WrongInput(f"disk {index}: invalid size {size!r}: expected a positive "
                                     "number of MiB")
         mode = disk.get("mode") or "rw"
@@ -105,6 +137,8 @@ def check_disks(template: str, disks: list[dict[str, Any]]) -> list[dict[str, An
         if name is not None and not _DISK_NAME_RE.match(str(name)):
             raise errors.WrongInput(f"disk {index}: invalid name '{name}'")
         checked.append({**disk, "size": size, "mode": mode})
+    if len({"adopt" in d for d in checked}) > 1:
+        raise errors.WrongInput("either all disks are adopted or none is")
     names = [d["name"] for d in checked if d.get("name")]
     if len(names) != len(set(names)):
         raise errors.WrongInput("disk names must be unique")

@@ -11,7 +11,7 @@ import contextlib
 import os
 from typing import Any
 
-from cardume import constants, errors, objects, opcodes
+from cardume import constants, errors, objects, opcodes, storage_query
 from cardume.cmdlib import common
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
@@ -19,7 +19,7 @@ from cardume.jobs import locks
 
 # Templates whose disks live on the primary node only, and how they are named.
 _FILE_TEMPLATES = (constants.DT_FILE, constants.DT_SHARED_FILE)
-SUPPORTED_TEMPLATES = (constants.DT_DISKLESS, *_FILE_TEMPLATES)
+SUPPORTED_TEMPLATES = (constants.DT_DISKLESS, *_FILE_TEMPLATES, constants.DT_PLAIN)
 
 
 @register
@@ -65,6 +65,10 @@ class LUInstanceCreate(LogicalUnit):
             if not isinstance(value, (str, int, float, bool)):
                 raise errors.WrongInput(f"OS parameter '{key}' must be a simple value")
         self.subdir = ic.check_subdir(op.file_storage_dir) if op.file_storage_dir else None
+        self.adopt = any("adopt" in d for d in self.disks)
+        if self.adopt and op.disk_template != constants.DT_PLAIN:
+            raise errors.WrongInput(f"disk adoption is not supported for the "
+                                    f"{op.disk_template} template (only plain)")
         if op.file_driver not in (None, "loop"):
             raise errors.WrongInput(f"unsupported file driver '{op.file_driver}' "
                                     "(expected loop)")
@@ -113,6 +117,11 @@ class LUInstanceCreate(LogicalUnit):
         if not op.no_install:
             await self.rpc.call(self.pnode, "os_validate",
                                 {"os": op.os_type, "osparams": dict(op.osparams)})
+        if template == constants.DT_PLAIN:
+            for disk in self.disks:
+                disk["vg"] = ic.plain_vg(cluster, disk)
+            if self.adopt:
+                await self._check_adoption()
         info = await self.rpc.call(self.pnode, "node_info", {})
         if op.start:
             ic.check_free_memory(self.pnode.name, info, int(self.filled_be["maxmem"]),
@@ -131,12 +140,50 @@ class LUInstanceCreate(LogicalUnit):
         raise errors.WrongState(f"IP address {ip} of instance {self.name} is already in use",
                                 "use --no-ip-check to skip this check")
 
+    async def _check_adoption(self) -> None:
+        """Ganeti's rules for ``--disk N:adopt=LV``: the LVs exist on the primary node, are
+        not open (in use), are named once and belong to no instance; each disk takes its
+        LV's size."""
+        wanted = [(d["vg"], ic.check_lvm_name(d["adopt"], "logical volume"))
+                  for d in self.disks]
+        if len(set(wanted)) != len(wanted):
+            raise errors.WrongInput("the same logical volume is given more than once for "
+                                    "adoption")
+        used = storage_query.lv_owners(self.cfg.instances.values())  # drbd children too
+        for vg, lv in wanted:
+            if (vg, lv) in used:
+                raise errors.WrongInput(f"logical volume {vg}/{lv} is used by instance "
+                                        f"{used[(vg, lv)]}")
+        specs = [{"dev_type": constants.DT_PLAIN, "logical_id": [vg, lv], "size": 0,
+                  "params": {}} for vg, lv in wanted]
+        found = await self.rpc.call(self.pnode, "blockdev_info", {"disks": specs})
+        missing = [f"{vg}/{lv}" for (vg, lv), st in zip(wanted, found, strict=True)
+                   if not st.get("exists")]
+        if missing:
+            raise errors.WrongInput(f"missing logical volume(s) on node {self.pnode.name}: "
+                                    f"{', '.join(missing)}")
+        online = [f"{vg}/{lv}" for (vg, lv), st in zip(wanted, found, strict=True)
+                  if len(str(st.get("attr", ""))) > 5 and str(st["attr"])[5] == "o"]
+        if online:
+            raise errors.WrongState(f"logical volume(s) in use (open), cannot adopt them: "
+                                    f"{', '.join(online)}")
+        for disk, st in zip(self.disks, found, strict=True):
+            disk["size"] = int(st["size"])
+
     def _check_disk_space(self, info: dict[str, Any]) -> None:
         if not self.disks:
             return
-        needed = sum(d["size"] for d in self.disks)
+        disks = self.disks
+        if self.op.disk_template == constants.DT_PLAIN:
+            # adopted LVs take no new space; the node reports the cluster's VG only
+            vgs = {str(item.get("key")) for item in info.get("storage", [])}
+            disks = [d for d in disks if "adopt" not in d and d["vg"] in vgs]
+            if not disks:
+                return
+        needed = sum(d["size"] for d in disks)
+        kind = constants.TEMPLATE_STORAGE.get(self.op.disk_template, self.op.disk_template)
         for item in info.get("storage", []):
-            if item.get("type") == self.op.disk_template:
+            if item.get("type") == kind:
                 free = int(item.get("free", 0))
                 if free < needed:
                     raise errors.InsufficientResources(
@@ -160,6 +207,8 @@ class LUInstanceCreate(LogicalUnit):
             if op.disk_template in _FILE_TEMPLATES:
                 disk.logical_id = [op.file_driver or "loop", ic.file_disk_path(
                     cluster, op.disk_template, subdir, disk.uuid, index)]
+            elif op.disk_template == constants.DT_PLAIN:
+                disk.logical_id = ic.plain_disk_id(cluster, spec, disk.uuid, index)
             inst.disks.append(disk)
         taken: set[str] = set()
         for spec in self.nics:
@@ -178,13 +227,23 @@ class LUInstanceCreate(LogicalUnit):
         inst = self._build_instance()
         spec = ic.instance_spec(self.cfg, inst)
         created: list[dict[str, Any]] = []
+        adopted: list[tuple[dict[str, Any], list[Any]]] = []
         try:
-            for disk in spec["disks"]:
+            for disk, asked in zip(spec["disks"], self.disks, strict=True):
+                if "adopt" in asked:
+                    old_id = [asked["vg"], asked["adopt"]]
+                    self.log_info(f"Adopting {'/'.join(old_id)} as disk {disk['iv_name']} "
+                                  f"({disk['size']} MiB) on {self.pnode.name}")
+                    await self.rpc.call(self.pnode, "blockdev_rename",
+                                        {"disk": dict(disk, logical_id=old_id),
+                                         "new_logical_id": disk["logical_id"]})
+                    adopted.append((disk, old_id))
+                    continue
                 self.log_info(f"Creating disk {disk['iv_name']} ({disk['size']} MiB) on "
                               f"{self.pnode.name}")
                 await self.rpc.call(self.pnode, "blockdev_create", {"disk": disk})
                 created.append(disk)
-            if not self.op.no_install:
+            if not self.op.no_install and not self.adopt:  # adopted disks keep their data
                 self.log_info(f"Running the OS create script of {inst.os} on {self.pnode.name}")
                 await self.rpc.call(self.pnode, "instance_os_add",
                                     {"instance": spec, "reinstall": False})
@@ -192,6 +251,10 @@ class LUInstanceCreate(LogicalUnit):
             await self.cfg.commit(add=[inst])
         except BaseException:
             await self._remove_disks(created)
+            for disk, old_id in reversed(adopted):  # give the volumes their names back
+                with contextlib.suppress(errors.CardumeError):
+                    await self.rpc.call(self.pnode, "blockdev_rename",
+                                        {"disk": disk, "new_logical_id": old_id})
             raise
         if self.op.start:
             self.log_info(f"Starting instance {inst.name} on {self.pnode.name}")

@@ -126,7 +126,8 @@ class LUInstanceGrowDisk(_InstanceLU):
                 "the amount to grow must be positive")
         info = await self.rpc.call(self.pnode, "node_info", {})
         for item in info.get("storage", []):
-            if item.get("type") == disk.dev_type and int(item.get("free", 0)) < self.amount:
+            if item.get("type") == constants.TEMPLATE_STORAGE.get(disk.dev_type, disk.dev_type) \
+                    and int(item.get("free", 0)) < self.amount:
                 raise errors.InsufficientResources(
                     f"not enough disk space on node {self.pnode.name}: needed {self.amount} "
                     f"MiB, available {item.get('free')} MiB")
@@ -326,6 +327,9 @@ class LUInstanceSetParams(_InstanceLU):
                 raise errors.WrongInput(f"instance {inst.name} already has {ic.MAX_DISKS} "
                                         "disks")
             spec = ic.check_disks(inst.disk_template, [params])[0]
+            if "adopt" in spec:
+                raise errors.WrongInput("a disk can be adopted only when the instance is "
+                                        "created")
             position = len(inst.disks) if index < 0 else index
             disk = objects.Disk(name=spec.get("name"), dev_type=inst.disk_template,
                                 size=spec["size"], mode=spec["mode"],
@@ -333,6 +337,9 @@ class LUInstanceSetParams(_InstanceLU):
             if inst.disk_template in (constants.DT_FILE, constants.DT_SHARED_FILE):
                 disk.logical_id = ["loop", ic.file_disk_path(
                     self.cfg.get_cluster(), inst.disk_template, inst.name, disk.uuid, position)]
+            elif inst.disk_template == constants.DT_PLAIN:
+                disk.logical_id = ic.plain_disk_id(self.cfg.get_cluster(), spec, disk.uuid,
+                                                   position)
             await self.rpc.call(self.pnode, "blockdev_create", {"disk": ic.disk_spec(disk)})
             created.append(ic.disk_spec(disk))
             inst.disks.insert(position, disk)
@@ -550,7 +557,8 @@ class LUInstanceMove(_InstanceLU):
                                  int(self.spec()["beparams"]["maxmem"]), inst.name)
         needed = sum(d.size for d in inst.disks)
         for item in info.get("storage", []):
-            if item.get("type") == inst.disk_template and int(item.get("free", 0)) < needed:
+            if item.get("type") == constants.TEMPLATE_STORAGE.get(
+                    inst.disk_template, inst.disk_template) and int(item.get("free", 0)) < needed:
                 raise errors.InsufficientResources(
                     f"not enough disk space on node {self.target.name}: needed {needed} MiB, "
                     f"available {item.get('free')} MiB")
@@ -601,6 +609,11 @@ class LUInstanceMove(_InstanceLU):
             if chunk["data"] is not None:
                 await self.rpc.call(target, "blockdev_write",
                                     {"disk": spec, "offset": offset, "data": chunk["data"]})
+            elif spec["dev_type"] == constants.DT_PLAIN and chunk["length"]:
+                # a new LV holds whatever its extents held before: zeros must be written
+                await self.rpc.call(target, "blockdev_write",
+                                    {"disk": spec, "offset": offset,
+                                     "zeros": int(chunk["length"])})
             offset += int(chunk["length"])
             if chunk["eof"] or not chunk["length"]:
                 break

@@ -7,6 +7,7 @@ import shutil
 from typing import Any
 
 from cardume import __version__, constants, errors
+from cardume.node.cmd import CommandRunner
 
 MIB = 1024 * 1024
 
@@ -55,15 +56,35 @@ def _existing(path: str, floor: str) -> str:
     return path
 
 
-def storage(ssconf: dict[str, Any], storage_prefix: str = "") -> list[dict[str, Any]]:
+def vg_space(vg: str, runner: CommandRunner | None = None) -> dict[str, int] | None:
+    """``{"total", "free"}`` of a volume group (MiB), or None when this node can't tell
+    (no LVM, no such volume group)."""
+    from cardume.node.storage import lvm
+    try:
+        return lvm.vg_info(vg, runner)
+    except errors.CardumeError:
+        return None
+
+
+def storage(ssconf: dict[str, Any], storage_prefix: str = "",
+            runner: CommandRunner | None = None) -> list[dict[str, Any]]:
     """Space of the storage that backs the cluster's default disk template.
 
     With a storage prefix (node.json) the ``file`` template's directory is measured where
     this node keeps it: under the prefix (or the prefix itself, before the first disk).
+    ``plain`` and ``drbd`` report the cluster's volume group (ssconf ``volume_group_name``)
+    as storage type ``lvm-vg``, from ``vgs``; a node without it falls through to the next
+    enabled template.
     """
     dirs = {constants.DT_FILE: ssconf.get("file_storage_dir"),
             constants.DT_SHARED_FILE: ssconf.get("shared_file_storage_dir")}
     for template in ssconf.get("enabled_disk_templates", []):
+        if template in constants.DTS_LVM:
+            vg = ssconf.get("volume_group_name")
+            found = vg_space(str(vg), runner) if vg else None
+            if found is not None:
+                return [{"type": constants.ST_LVM_VG, "key": vg, **found}]
+            continue
         path = dirs.get(template)
         if path:
             measured = path
@@ -109,12 +130,13 @@ def instances_memory(node_root: str | None) -> int:
 
 
 def node_info(ssconf: dict[str, Any], node_root: str | None = None,
-              storage_prefix: str = "") -> dict[str, Any]:
+              storage_prefix: str = "", runner: CommandRunner | None = None,
+              ) -> dict[str, Any]:
     """The node's resources. memory_free is the host's available memory minus what the
     running instances use (as Ganeti's fake hypervisor reports it, never below zero)."""
     info: dict[str, Any] = {"version": __version__, "bootid": boot_id(),
                             "hypervisors": hypervisors(),
-                            "storage": storage(ssconf, storage_prefix),
+                            "storage": storage(ssconf, storage_prefix, runner),
                             "spindles_total": 0, "spindles_free": 0}
     info.update(memory())
     info.update(cpus())

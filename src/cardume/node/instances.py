@@ -15,9 +15,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from cardume import errors
+from cardume import constants, errors
 from cardume.node import facts, hypervisor, osapi, storage
+from cardume.node.cmd import CommandRunner
 from cardume.node.hypervisor.base import Hypervisor
+from cardume.node.storage import lvm
 from cardume.node.storage.base import BlockDev
 from cardume.paths import NodePaths
 from cardume.rpc.transport import Handler, PeerInfo
@@ -93,16 +95,18 @@ class InstanceCalls:
     """The handlers; ``ssconf`` is read at each call (it changes), node.json once."""
 
     def __init__(self, paths: NodePaths, name: str,
-                 ssconf: Callable[[], dict[str, Any]]) -> None:
+                 ssconf: Callable[[], dict[str, Any]],
+                 runner: CommandRunner | None = None) -> None:
         self.paths = paths
         self.name = name
         self._ssconf = ssconf
         self.identity = paths.read_identity()
+        self.runner = runner  # None: the real commands (tests pass a FakeRunner)
 
     def handlers(self) -> dict[str, Handler]:
         names = ["blockdev_create", "blockdev_remove", "blockdev_assemble",
                  "blockdev_shutdown", "blockdev_grow", "blockdev_rename", "blockdev_info",
-                 "blockdev_read", "blockdev_write",
+                 "blockdev_read", "blockdev_write", "node_volumes", "node_storage",
                  "instance_os_add", "instance_os_rename", "instance_start",
                  "instance_shutdown", "instance_reboot", "instance_list", "instance_info_all",
                  "accept_instance", "instance_migrate", "instance_finalize_migration_dst",
@@ -124,7 +128,7 @@ class InstanceCalls:
 
     def disk(self, spec: Any, ssconf: dict[str, Any] | None = None) -> BlockDev:
         return storage.from_spec(spec, self._ssconf() if ssconf is None else ssconf,
-                                 self.identity)
+                                 self.identity, self.runner)
 
     def hv(self, name: Any) -> Hypervisor:
         if not isinstance(name, str):
@@ -203,9 +207,18 @@ class InstanceCalls:
         return {"data": encoded, "length": len(data), "eof": len(data) < length}
 
     async def blockdev_write(self, args: Args, peer: PeerInfo) -> None:
-        """{"disk", "offset", "data": base64}: write a chunk inside the disk."""
+        """{"disk", "offset", "data": base64}: write a chunk inside the disk.
+        {"disk", "offset", "zeros": length} writes that many zero bytes instead (a new LV,
+        unlike a new file, is not zero-filled, so a copy can't skip the holes)."""
         dev = self.disk(_need(args, "disk"))
         offset = _need(args, "offset", int)
+        if "data" not in args and "zeros" in args:
+            length = _need(args, "zeros", int)
+            if offset < 0 or not 0 < length <= MAX_CHUNK:
+                raise errors.WrongInput(f"bad chunk {offset}+{length}: at most {MAX_CHUNK} "
+                                        "bytes")
+            await _blocking(dev.write_chunk, offset, bytes(length))
+            return
         try:
             data = base64.b64decode(_need(args, "data", str), validate=True)
         except ValueError:
@@ -213,6 +226,46 @@ class InstanceCalls:
         if offset < 0 or len(data) > MAX_CHUNK:
             raise errors.WrongInput(f"bad chunk {offset}+{len(data)}: at most {MAX_CHUNK} bytes")
         await _blocking(dev.write_chunk, offset, data)
+
+    # --- storage inventory (gnt-node volumes, list-storage) --------------------------------
+
+    async def node_volumes(self, args: Args, peer: PeerInfo) -> list[dict[str, Any]]:
+        """{"vg"?} -> the LVs of the volume group (default: the cluster's), one row per PV:
+        ``{"vg", "name", "size", "dev"}``. A node without the volume group has none."""
+        vg = args.get("vg") or self._ssconf().get("volume_group_name")
+        if vg is not None and not isinstance(vg, str):
+            raise errors.WrongInput("argument 'vg' must be a string")
+        return await _blocking(lvm.list_volume_devices, vg or None, self.runner)
+
+    async def node_storage(self, args: Args, peer: PeerInfo) -> list[dict[str, Any]]:
+        """{"type": lvm-vg|lvm-pv|file|sharedfile} -> ``[{"name", "size", "used", "free",
+        "allocatable"}]`` (MiB), as gnt-node list-storage shows them."""
+        kind = args.get("type", constants.ST_LVM_VG)
+        if kind not in constants.STORAGE_TYPES:
+            raise errors.WrongInput(f"unknown storage type {kind!r} (expected "
+                                    f"{', '.join(constants.STORAGE_TYPES)})")
+        if kind == constants.ST_LVM_VG:
+            vgs = await _blocking(lvm.list_vgs, self.runner)
+            return [{"name": v["name"], "size": v["size"], "used": v["size"] - v["free"],
+                     "free": v["free"], "allocatable": True} for v in vgs]
+        if kind == constants.ST_LVM_PV:
+            pvs = await _blocking(lvm.list_pvs, self.runner)
+            return [{k: p[k] for k in ("name", "size", "used", "free", "allocatable")}
+                    for p in pvs]
+        key = {constants.ST_FILE: "file_storage_dir",
+               constants.ST_SHARED_FILE: "shared_file_storage_dir"}[kind]
+        path = self._ssconf().get(key)
+        if not path:
+            return []
+        measured = str(path)
+        if kind == constants.ST_FILE and self.storage_prefix:
+            measured = os.path.normpath(self.storage_prefix) + os.path.normpath(measured)
+        found = await _blocking(facts.space, measured)
+        if found is None:
+            return []
+        return [{"name": str(path), "size": found["total"],
+                 "used": found["total"] - found["free"], "free": found["free"],
+                 "allocatable": True}]
 
     # --- the OS -----------------------------------------------------------------------------
 

@@ -56,6 +56,8 @@ CALLS: dict[str, Call] = {c.name: c for c in (
     Call("blockdev_info", "fast", "path, existence and size of disks"),
     Call("blockdev_read", "normal", "read a chunk of a disk (copying it to another node)"),
     Call("blockdev_write", "normal", "write a chunk of a disk (copying it from another node)"),
+    Call("node_volumes", "fast", "the LVs of the cluster's volume group (gnt-node volumes)"),
+    Call("node_storage", "fast", "space of one storage type (gnt-node list-storage)"),
     # instances and their OS
     Call("instance_os_add", "4hrs", "install an instance's OS (the OS create script)"),
     Call("instance_os_rename", "slow", "run the OS rename script of a renamed instance"),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from cardume import constants, errors
+from cardume.node.cmd import CommandRunner
 from cardume.node.storage.base import BlockDev
 from cardume.node.storage.filestorage import FileDisk
-from cardume.node.storage.lvm import LogicalVolume
+from cardume.node.storage.lvm import LogicalVolume, LvmTool
 
 __all__ = ["BlockDev", "FileDisk", "LogicalVolume", "from_spec", "storage_dirs"]
 
@@ -21,12 +22,13 @@ def storage_dirs(dev_type: str, ssconf: dict[str, Any]) -> list[str]:
 
 
 def from_spec(spec: dict[str, Any], ssconf: dict[str, Any],
-              identity: dict[str, Any]) -> BlockDev:
+              identity: dict[str, Any], runner: CommandRunner | None = None) -> BlockDev:
     """The block device a DiskSpec names on this node.
 
     ``file`` disks map under the node's optional ``storage_prefix`` (node.json);
     ``sharedfile`` disks never do: every node must see the same file. ``plain`` disks are
-    LVs, ``[vg, lv_name]`` (lvm.py). ``drbd`` disks are built by ``drbd.from_spec`` (they
+    LVs, ``[vg, lv_name]`` (lvm.py), run through ``runner`` (tests pass a FakeRunner).
+    ``drbd`` disks are built by ``drbd.from_spec`` (they
     need the master's dynamic parameters and their two LV children).
     """
     if not isinstance(spec, dict):
@@ -44,7 +46,8 @@ def from_spec(spec: dict[str, Any], ssconf: dict[str, Any],
     if dev_type == constants.DT_SHARED_FILE:
         return FileDisk(logical_id, size, params, allowed=storage_dirs(dev_type, ssconf))
     if dev_type == constants.DT_PLAIN:
-        return LogicalVolume(logical_id, size, params)
+        return LogicalVolume(logical_id, size, params,
+                             tool=LvmTool(runner) if runner is not None else None)
     if dev_type == constants.DT_DISKLESS:
         raise errors.WrongInput("a diskless instance has no disks to act on")
     raise errors.WrongInput(f"disk template '{dev_type}' is not supported on this node")

@@ -160,6 +160,26 @@ class LvmTool:
         rows = self.report("lvs", ["vg_name", "lv_name", "lv_size", "lv_attr"], *targets)
         return [{"vg": v, "name": n, "size": mib(s), "attr": a} for v, n, s, a in rows]
 
+    def list_volume_devices(self, vg: str | None = None) -> list[dict[str, Any]]:
+        """Every LV (of one VG) with the PVs it lies on, one row per PV (gnt-node volumes):
+        ``{"vg", "name", "size", "dev"}``."""
+        targets = [check_name(vg, "volume group")] if vg else []
+        fields = ["vg_name", "lv_name", "lv_size", "devices"]
+        found = self.run("lvs", "--noheadings", "--units", "m", "--nosuffix",
+                         f"--separator={SEP}", "-o", ",".join(fields), *targets, check=False)
+        if not found.ok:
+            if vg and _is_vg_missing(found):
+                raise errors.WrongState(f"volume group '{vg}' does not exist on this node")
+            raise failure(found)
+        rows = _rows(found.stdout, len(fields))
+        result: list[dict[str, Any]] = []
+        for v, n, s, devices in rows:
+            # devices: "/dev/sdb(0),/dev/sdc(12)" (the extent in parentheses)
+            devs = [d.split("(", 1)[0] for d in devices.split(",") if d] or ["-"]
+            result.extend({"vg": v, "name": n, "size": mib(s), "dev": d}
+                          for d in dict.fromkeys(devs))
+        return result
+
     def list_pvs(self) -> list[dict[str, Any]]:
         """Every PV: ``{"name", "vg", "size", "used", "free", "allocatable"}`` (MiB)."""
         rows = self.report("pvs", ["pv_name", "vg_name", "pv_size", "pv_free", "pv_attr"])
@@ -325,6 +345,12 @@ def list_volumes(vg: str | None = None,
                  runner: CommandRunner | None = None) -> list[dict[str, Any]]:
     """``[{"vg", "name", "size", "attr"}]`` for gnt-node volumes / list-storage lvm-vg."""
     return LvmTool(runner).list_volumes(vg)
+
+
+def list_volume_devices(vg: str | None = None,
+                        runner: CommandRunner | None = None) -> list[dict[str, Any]]:
+    """``[{"vg", "name", "size", "dev"}]``, one row per LV and PV, for gnt-node volumes."""
+    return LvmTool(runner).list_volume_devices(vg)
 
 
 def list_pvs(runner: CommandRunner | None = None) -> list[dict[str, Any]]:

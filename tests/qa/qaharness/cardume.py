@@ -1,0 +1,138 @@
+"""A real cardume cluster on booted QA nodes (second QA stage).
+
+``cluster_up`` prepares every node (the ``xenvg`` volume group on ``/dev/qa-data``, a hosts
+file naming all nodes, a tiny OS definition), starts ``cardume-noded`` in each guest as a
+detached process with its output in a log file, runs ``gnt-cluster init`` on the first node
+and adds the others with the join token each prints. Everything runs inside the guests
+through the command agent; the host only drives it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .vm import AgentError, Cluster, Node
+
+ROOT = "/var/lib/cardume"
+PORT = 1811
+HOSTS_FILE = "/etc/cardume-hosts"
+CLUSTER_NAME = "qa-cluster.test"
+VG = "xenvg"
+NODED_LOG = "/var/log/cardume-noded.out"
+OS_NAME = "qa-os"
+OS_DIR = f"/srv/ganeti/os/{OS_NAME}"
+
+# An API-20 OS definition whose scripts only succeed: enough to add, rename and remove
+# diskless instances (the QA nodes have no package archive to install a real OS from).
+_OS_SCRIPT = b"#!/bin/sh\n# cardume QA OS: does nothing, successfully\nexit 0\n"
+OS_FILES: dict[str, tuple[bytes, int]] = {
+    "ganeti_api_version": (b"20\n", 0o644),
+    "variants.list": (b"default\n", 0o644),
+    "parameters.list": (b"", 0o644),
+    **{script: (_OS_SCRIPT, 0o755)
+       for script in ("create", "import", "export", "rename", "verify")},
+}
+
+# Waits until the node daemon accepts TCP connections on its address (run in the guest).
+_WAIT_PORT = """
+import socket, sys, time
+deadline = time.monotonic() + float(sys.argv[3])
+while True:
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit("nothing listens on %s:%s" % (sys.argv[1], sys.argv[2]))
+        time.sleep(0.1)
+"""
+
+
+@dataclass
+class CardumeCluster:
+    """The QA VMs with a cardume cluster on them; ``master`` is where gnt-* commands run."""
+
+    vms: Cluster
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return self.vms.nodes
+
+    @property
+    def master(self) -> Node:
+        return self.vms.nodes[0]
+
+    def gnt(self, cmd: str, timeout: float = 300.0, check: bool = True) -> str:
+        """Run a gnt-* (or any) command on the master; returns its standard output."""
+        res = self.master.run(cmd, timeout=timeout)
+        if check and not res.ok:
+            raise AgentError(f"{self.master.name}: {cmd!r} exited {res.rc}:\n{res.out}{res.err}"
+                             f"\n--- noded log\n{noded_log(self.master)}")
+        return res.out
+
+
+def noded_log(node: Node, lines: int = 30) -> str:
+    return node.run(f"tail -n {lines} {NODED_LOG} {ROOT}/log/*.log 2>/dev/null").out
+
+
+def hosts_file(nodes: list[Node]) -> str:
+    lines = [f"{node.ip} {node.name}" for node in nodes]
+    lines.append(f"{nodes[0].ip} {CLUSTER_NAME}")
+    return "".join(line + "\n" for line in lines)
+
+
+def prepare_node(node: Node, hosts: str) -> None:
+    """Volume group, hosts file and OS definition; safe to repeat."""
+    node.run(f"vgs {VG} >/dev/null 2>&1 || "
+             f"{{ pvcreate -q /dev/qa-data && vgcreate -q {VG} /dev/qa-data; }}", check=True)
+    node.put(HOSTS_FILE, hosts.encode())
+    for name, (data, mode) in OS_FILES.items():
+        node.put(f"{OS_DIR}/{name}", data, mode)
+
+
+def start_noded(node: Node, timeout: float = 60.0) -> None:
+    """Start cardume-noded detached (new session, no ties to the agent's pipes)."""
+    argv = ["cardume-noded", "--root", ROOT, "--name", node.name, "--bind", node.ip,
+            "--port", str(PORT)]
+    node.run(f"mkdir -p {ROOT} && setsid {shlex.join(argv)} </dev/null >>{NODED_LOG} 2>&1 &",
+             check=True)
+    res = node.run(f"python3 - {node.ip} {PORT} {timeout}", input=_WAIT_PORT,
+                   timeout=timeout + 10)
+    if not res.ok:
+        raise AgentError(f"{node.name}: cardume-noded did not start: {res.out}{res.err}\n"
+                         f"{noded_log(node)}")
+
+
+def _each(nodes: list[Node], func: Callable[[Node], None]) -> None:
+    """``func`` on every node at once (one thread per node; each node's agent serves many)."""
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        for future in [pool.submit(func, node) for node in nodes]:
+            future.result()
+
+
+def cluster_up(vms: Cluster) -> CardumeCluster:
+    """Turn booted QA nodes into a cardume cluster (node1 master, the others added)."""
+    cc = CardumeCluster(vms)
+    hosts = hosts_file(vms.nodes)
+    t0 = time.monotonic()
+    _each(vms.nodes, lambda node: prepare_node(node, hosts))
+    t1 = time.monotonic()
+    cc.timings["node preparation (vg, hosts, OS)"] = t1 - t0
+    _each(vms.nodes, start_noded)
+    t2 = time.monotonic()
+    cc.timings["node daemons start"] = t2 - t1
+    cc.gnt("gnt-cluster init --enabled-hypervisors=fake "
+           "--enabled-disk-templates=diskless,file "
+           f"--vg-name {VG} --hosts-file {HOSTS_FILE} --master-netdev eth0 {CLUSTER_NAME}")
+    t3 = time.monotonic()
+    cc.timings["gnt-cluster init"] = t3 - t2
+    for node in vms.nodes[1:]:
+        token = node.run("cardume node join-token", check=True).out.strip()
+        cc.gnt(f"gnt-node add --join-token {shlex.quote(token)} {node.name}")
+    cc.timings["gnt-node add of the others"] = time.monotonic() - t3
+    return cc
