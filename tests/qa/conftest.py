@@ -1,7 +1,8 @@
 """The QA suite: real LVM and DRBD on QEMU virtual machines (see qaharness/).
 
-It runs only when asked (``./dev qa``, which sets ``CARDUME_QA=1``): the normal test run
-does not collect these modules. Fixtures: ``qa_images`` (the cached guest artefacts, built
+It runs when ``CARDUME_QA=1`` is set: by ``./dev qa`` (this suite alone) and by ``./dev test``
+as root (in the same session as every other test); otherwise these modules are not
+collected. Fixtures: ``qa_images`` (the cached guest artefacts, built
 on first use), ``qa_cluster`` (``CARDUME_QA_NODES`` nodes, 2 by default, booted once
 per session and stopped at its end) and ``qa_cardume`` (a cardume cluster on those nodes:
 node daemons running, node1 the master, the others added; see qaharness/cardume.py).

@@ -185,9 +185,11 @@ class LUInstanceCreate(LogicalUnit):
         for item in info.get("storage", []):
             if item.get("type") == kind:
                 free = int(item.get("free", 0))
+                where = (f" in volume group {item.get('key')}"
+                         if kind == constants.ST_LVM_VG and item.get("key") else "")
                 if free < needed:
                     raise errors.InsufficientResources(
-                        f"not enough disk space on node {self.pnode.name} for "
+                        f"not enough disk space on node {self.pnode.name}{where} for "
                         f"{self.op.disk_template} disks: needed {needed} MiB, available "
                         f"{free} MiB (short by {needed - free} MiB)")
 

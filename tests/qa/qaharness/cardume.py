@@ -27,7 +27,7 @@ OS_NAME = "qa-os"
 OS_DIR = f"/srv/ganeti/os/{OS_NAME}"
 
 # An API-20 OS definition whose scripts only succeed: enough to add, rename and remove
-# diskless instances (the QA nodes have no package archive to install a real OS from).
+# instances (the QA nodes have no package archive to install a real OS from).
 _OS_SCRIPT = b"#!/bin/sh\n# cardume QA OS: does nothing, successfully\nexit 0\n"
 OS_FILES: dict[str, tuple[bytes, int]] = {
     "ganeti_api_version": (b"20\n", 0o644),
@@ -127,7 +127,7 @@ def cluster_up(vms: Cluster) -> CardumeCluster:
     t2 = time.monotonic()
     cc.timings["node daemons start"] = t2 - t1
     cc.gnt("gnt-cluster init --enabled-hypervisors=fake "
-           "--enabled-disk-templates=diskless,file "
+           "--enabled-disk-templates=plain,diskless,file "
            f"--vg-name {VG} --hosts-file {HOSTS_FILE} --master-netdev eth0 {CLUSTER_NAME}")
     t3 = time.monotonic()
     cc.timings["gnt-cluster init"] = t3 - t2
