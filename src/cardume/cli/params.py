@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from cardume import errors
+
+TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
+if TYPE_CHECKING:
+    from typing import Any
 
 #: What a parsed ``k=v`` value can be: the text, True (``k``), False (``no_k``), None (``-k``).
 KVValue = str | bool | None
