@@ -219,34 +219,34 @@ class LuxiServer:
 
     async def query_node_volumes(self, names: list[str] | None = None) -> dict[str, Any]:
         """gnt-node volumes: ``{"rows": [...], "errors": {node: message}}``."""
-        nodes = self._storage_nodes(names)
-        results = await self.daemon.rpc.call_many(nodes, "node_volumes", {})
         owners = storage_query.lv_owners(self.daemon.cfg.instances.values())
-        rows: list[dict[str, Any]] = []
-        failed: dict[str, str] = {}
-        for node in nodes:
-            result = results[node.name]
-            if result.error is not None:
-                failed[node.name] = str(result.error)
-                continue
-            rows.extend(storage_query.volume_rows(node.name, result.value or [], owners))
-        return {"rows": rows, "errors": failed}
+        return await self._per_node_rows(
+            names, "node_volumes", {},
+            lambda node, value: storage_query.volume_rows(node, value, owners))
 
     async def query_node_storage(self, names: list[str] | None = None,
                                  kind: str | None = None) -> dict[str, Any]:
         """gnt-node list-storage: ``{"rows": [...], "errors": {node: message}}``."""
         kind = storage_query.check_storage_type(
             kind or storage_query.default_storage_type(self.daemon.cfg.get_cluster()))
+        return await self._per_node_rows(
+            names, "node_storage", {"type": kind},
+            lambda node, value: storage_query.storage_rows(node, kind, value))
+
+    async def _per_node_rows(self, names: list[str] | None, call: str, args: dict[str, Any],
+                             to_rows: Callable[[str, list[Any]], list[dict[str, Any]]],
+                             ) -> dict[str, Any]:
+        """One call on every online node; rows from those that answered, errors by node."""
         nodes = self._storage_nodes(names)
-        results = await self.daemon.rpc.call_many(nodes, "node_storage", {"type": kind})
+        results = await self.daemon.rpc.call_many(nodes, call, args)
         rows: list[dict[str, Any]] = []
         failed: dict[str, str] = {}
         for node in nodes:
             result = results[node.name]
             if result.error is not None:
                 failed[node.name] = str(result.error)
-                continue
-            rows.extend(storage_query.storage_rows(node.name, kind, result.value or []))
+            else:
+                rows.extend(to_rows(node.name, result.value or []))
         return {"rows": rows, "errors": failed}
 
     async def instance_console(self, name: str) -> dict[str, Any]:

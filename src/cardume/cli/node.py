@@ -165,8 +165,6 @@ def tags(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 VOLUME_FIELDS = {f.name: f for f in (
     listing.Field("node", "Node", "text", "node name"),
     listing.Field("phys", "PhysDev", "text", "physical device the volume lies on"),

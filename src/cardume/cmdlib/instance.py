@@ -38,6 +38,22 @@ class _InstanceLU(LogicalUnit):
             edited.admin_state = state
             await self.cfg.commit(update=[edited])
 
+    async def check_startable(self, beparams: dict[str, Any] | None = None) -> bool:
+        """Refuse an offline instance or primary; if the instance is not running, check its
+        primary has the memory to start it. Returns whether it runs already."""
+        if self.inst.admin_state == "offline":
+            raise errors.WrongState(f"instance {self.inst.name} is marked offline",
+                                    f"bring it online with 'gnt-instance modify --online "
+                                    f"{self.inst.name}' first")
+        if self.pnode.offline:
+            raise errors.WrongState(f"primary node {self.pnode.name} is offline")
+        running = await self.running_on_primary()
+        if not running:
+            info = await self.rpc.call(self.pnode, "node_info", {})
+            memory = int(self.spec(beparams=beparams)["beparams"]["maxmem"])
+            ic.check_free_memory(self.pnode.name, info, memory, self.inst.name)
+        return running
+
     async def running_on_primary(self) -> bool:
         names = await self.rpc.call(self.pnode, "instance_list",
                                     {"hypervisors": [self.inst.hypervisor]})
@@ -50,18 +66,8 @@ class LUInstanceStartup(_InstanceLU):
 
     async def check_prereq(self) -> None:
         await super().check_prereq()
-        if self.inst.admin_state == "offline":
-            raise errors.WrongState(f"instance {self.inst.name} is marked offline",
-                                    f"bring it online with 'gnt-instance modify --online "
-                                    f"{self.inst.name}' first")
-        if self.pnode.offline:
-            raise errors.WrongState(f"primary node {self.pnode.name} is offline")
         self.extra_be = common.check_beparams(self.op.beparams)  # memory= sets maxmem, minmem
-        self.already = await self.running_on_primary()
-        if not self.already:
-            info = await self.rpc.call(self.pnode, "node_info", {})
-            memory = int(self.spec(beparams=self.extra_be)["beparams"]["maxmem"])
-            ic.check_free_memory(self.pnode.name, info, memory, self.inst.name)
+        self.already = await self.check_startable(self.extra_be)
 
     async def exec(self) -> None:
         if not self.op.no_remember:
@@ -103,17 +109,7 @@ class LUInstanceReboot(_InstanceLU):
 
     async def check_prereq(self) -> None:
         await super().check_prereq()
-        if self.inst.admin_state == "offline":
-            raise errors.WrongState(f"instance {self.inst.name} is marked offline",
-                                    f"bring it online with 'gnt-instance modify --online "
-                                    f"{self.inst.name}' first")
-        if self.pnode.offline:
-            raise errors.WrongState(f"primary node {self.pnode.name} is offline")
-        self.running = await self.running_on_primary()
-        if not self.running:
-            info = await self.rpc.call(self.pnode, "node_info", {})
-            memory = int(self.spec()["beparams"]["maxmem"])
-            ic.check_free_memory(self.pnode.name, info, memory, self.inst.name)
+        self.running = await self.check_startable()
 
     async def exec(self) -> None:
         """As Ganeti: a stopped instance is started, and is recorded as up either way."""

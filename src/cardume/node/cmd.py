@@ -22,6 +22,7 @@ import signal
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cardume import errors
 
@@ -149,18 +150,19 @@ class SubprocessRunner(CommandRunner):
         try:
             out, err_text = proc.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc, signal.SIGTERM)
+            kill_group(proc, signal.SIGTERM)
             try:
                 proc.communicate(timeout=KILL_GRACE)
             except subprocess.TimeoutExpired:
-                _kill_group(proc, signal.SIGKILL)
+                kill_group(proc, signal.SIGKILL)
                 proc.communicate()
             raise errors.ExecError(f"'{describe(argv)}' did not finish in {timeout:g} s") \
                 from None
         return Result(proc.returncode, out, err_text, tuple(argv))
 
 
-def _kill_group(proc: subprocess.Popen[str], sig: int) -> None:
+def kill_group(proc: subprocess.Popen[Any], sig: int) -> None:
+    """Signal a command started with start_new_session, and every child it left behind."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
 

@@ -18,7 +18,6 @@ scripts as loop devices (node/storage/loop.py), released when the script ends.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import re
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from cardume import errors
+from cardume.node.cmd import KILL_GRACE, kill_group
 from cardume.node.storage import loop
 
 SUPPORTED_API_VERSIONS = frozenset({20, 15, 10, 5})
@@ -58,7 +58,6 @@ VERIFY_PARAMETERS = "parameters"  # the check `verify` is asked for
 CREATE_TIMEOUT = 4 * 3600.0 - 300.0
 RENAME_TIMEOUT = 1800.0 - 60.0
 VERIFY_TIMEOUT = 45.0
-KILL_GRACE = 5.0
 LOG_TAIL_LINES = 20
 _TAIL_BYTES = 64 * 1024
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -406,13 +405,8 @@ def terminate_all() -> int:
     with _running_lock:
         procs = list(_running)
     for proc in procs:
-        _kill_group(proc, signal.SIGKILL)
+        kill_group(proc, signal.SIGKILL)
     return len(procs)
-
-
-def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
 
 
 @dataclass
@@ -458,14 +452,14 @@ def execute(argv: list[str], *, cwd: str, env: dict[str, str], output: IO[bytes]
             code: int | None = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             code = None
-            _kill_group(proc, signal.SIGTERM)
+            kill_group(proc, signal.SIGTERM)
             try:
                 proc.wait(timeout=KILL_GRACE)
             except subprocess.TimeoutExpired:
-                _kill_group(proc, signal.SIGKILL)
+                kill_group(proc, signal.SIGKILL)
                 proc.wait()
         # children the script left behind in its group die with it
-        _kill_group(proc, signal.SIGKILL)
+        kill_group(proc, signal.SIGKILL)
     finally:
         with _running_lock:
             _running.discard(proc)
