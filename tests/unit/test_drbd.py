@@ -322,9 +322,11 @@ def test_operations_are_idempotent_on_the_current_state() -> None:
 
 def test_roles_disconnect_detach_and_down() -> None:
     fake = FakeRunner(default=(0, "", ""))
-    dev = disk(fake, Proc(proc_line("Connected")))
+    secondary, primary = proc_line("Connected"), proc_line("Connected", "Primary/Secondary")
+    dev = disk(fake, Proc(secondary, secondary, primary, primary, primary, primary, primary))
     dev.primary(force=True)
     dev.primary()
+    dev.primary()  # already primary: nothing to run
     dev.secondary()
     dev.disconnect()
     dev.detach()

@@ -203,7 +203,9 @@ def test_from_spec_uses_the_template_dir_and_the_prefix() -> None:
         storage.from_spec(_spec(logical_id=["loop", "/srv/shared/vm1/d0"]), ssconf, ident)
     with pytest.raises(errors.WrongInput, match="none configured"):
         storage.from_spec(_spec(), {}, {})
-    with pytest.raises(errors.WrongInput, match="not supported"):
+    with pytest.raises(errors.WrongInput, match="drbd disk id"):  # a file disk's id
         storage.from_spec(_spec(dev_type="drbd"), ssconf, ident)
+    with pytest.raises(errors.WrongInput, match="not supported"):
+        storage.from_spec(_spec(dev_type="blockdev"), ssconf, ident)
     with pytest.raises(errors.WrongInput, match="diskless"):
         storage.from_spec(_spec(dev_type="diskless"), ssconf, ident)

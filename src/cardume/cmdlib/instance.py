@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cardume import errors, opcodes
-from cardume.cmdlib import common
+from cardume import constants, errors, opcodes
+from cardume.cmdlib import common, drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
@@ -32,11 +32,21 @@ class _InstanceLU(LogicalUnit):
     def spec(self, **overrides: Any) -> dict[str, Any]:
         return ic.instance_spec(self.cfg, self.inst, **overrides)
 
+    async def update_instance(self, **changes: Any) -> None:
+        """Commit field changes to the instance as the config has it now (not a copy taken
+        earlier in the job, which would undo the job's own earlier commits)."""
+        current = self.cfg.instances[self.inst.uuid]
+        if all(getattr(current, k) == v for k, v in changes.items()):
+            self.inst = current
+            return
+        edited = self.cfg.edit(current)
+        for key, value in changes.items():
+            setattr(edited, key, value)
+        await self.cfg.commit(update=[edited])
+        self.inst = edited
+
     async def set_admin_state(self, state: str) -> None:
-        if self.inst.admin_state != state:
-            edited = self.cfg.edit(self.inst)
-            edited.admin_state = state
-            await self.cfg.commit(update=[edited])
+        await self.update_instance(admin_state=state)
 
     async def check_startable(self, beparams: dict[str, Any] | None = None) -> bool:
         """Refuse an offline instance or primary; if the instance is not running, check its
@@ -53,6 +63,25 @@ class _InstanceLU(LogicalUnit):
             memory = int(self.spec(beparams=beparams)["beparams"]["maxmem"])
             ic.check_free_memory(self.pnode.name, info, memory, self.inst.name)
         return running
+
+    async def activate_mirrors(self) -> None:
+        """Before a start: a drbd instance's disks up on its secondary (a secondary that
+        can't be reached only degrades the mirror) and marked active; the primary side is
+        assembled by instance_start itself."""
+        if self.inst.disk_template != constants.DT_DRBD8:
+            return
+        await drbd.assemble(self, self.inst, None, ignore_secondaries=True)
+        await self.update_instance(disks_active=True)
+
+    async def release_mirrors(self, ignore_errors: bool = False) -> None:
+        """After a stop: a drbd instance's disks go down on both nodes (as in Ganeti, disks
+        are active only while the instance runs or after activate-disks), so either node
+        can be made primary next."""
+        if self.inst.disk_template != constants.DT_DRBD8:
+            return
+        for problem in await drbd.shutdown(self, self.inst, ignore_errors=ignore_errors):
+            self.log_warning(problem)
+        await self.update_instance(disks_active=False)
 
     async def running_on_primary(self) -> bool:
         names = await self.rpc.call(self.pnode, "instance_list",
@@ -75,6 +104,7 @@ class LUInstanceStartup(_InstanceLU):
         if self.already:
             self.log_info(f"Instance {self.inst.name} is already running")
             return
+        await self.activate_mirrors()
         await self.rpc.call(self.pnode, "instance_start",
                             {"instance": self.spec(beparams=self.extra_be,
                                                    hvparams=self.op.hvparams)})
@@ -101,6 +131,7 @@ class LUInstanceShutdown(_InstanceLU):
                                     "use --ignore-offline to only record the state")
         await self.rpc.call(self.pnode, "instance_shutdown",
                             {"instance": self.spec(), "timeout": self.op.timeout})
+        await self.release_mirrors()
 
 
 @register
@@ -124,6 +155,7 @@ class LUInstanceReboot(_InstanceLU):
                                     {"instance": spec, "timeout": self.op.shutdown_timeout})
             else:
                 self.log_info(f"Instance {self.inst.name} was already stopped, starting now")
+            await self.activate_mirrors()
             await self.rpc.call(self.pnode, "instance_start", {"instance": spec})
         await self.set_admin_state("up")
 
@@ -153,7 +185,8 @@ class LUInstanceRemove(_InstanceLU):
                 if node is None:
                     continue
                 try:
-                    await self.rpc.call(node, "blockdev_remove", {"disk": ic.disk_spec(disk)})
+                    await self.rpc.call(node, "blockdev_remove",
+                                        {"disk": ic.node_disk(self.cfg, disk, node_uuid)})
                 except errors.CardumeError as err:
                     problems.append(f"disk {disk.iv_name} on {node.name}: {err}")
         if problems and not self.op.ignore_failures:

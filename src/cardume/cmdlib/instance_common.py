@@ -24,11 +24,22 @@ def disk_spec(disk: objects.Disk) -> dict[str, Any]:
             "iv_name": disk.iv_name, "params": dict(disk.params)}
 
 
+def node_disk(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> dict[str, Any]:
+    """A disk as one of its nodes gets it (a drbd disk differs from node to node)."""
+    if disk.dev_type == constants.DT_DRBD8:
+        from cardume.cmdlib import drbd
+        return drbd.node_disk_spec(cfg, disk, node_uuid)
+    return disk_spec(disk)
+
+
 def instance_spec(cfg: ConfigWriter, inst: objects.Instance,
                   beparams: dict[str, Any] | None = None,
-                  hvparams: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An instance as a node gets it: parameters filled through every layer."""
+                  hvparams: dict[str, Any] | None = None,
+                  node_uuid: str | None = None) -> dict[str, Any]:
+    """An instance as a node gets it (by default its primary): parameters filled through
+    every layer."""
     cluster = cfg.get_cluster()
+    node_uuid = node_uuid or inst.primary_node
     node = cfg.nodes.get(inst.primary_node)
     group = cfg.groups.get(node.group) if node else None
     filled_be = objects.fill_beparams(cluster, group, inst.beparams)
@@ -47,7 +58,8 @@ def instance_spec(cfg: ConfigWriter, inst: objects.Instance,
                      "vlan": params.get("vlan", "")})
     return {"name": inst.name, "uuid": inst.uuid, "os": inst.os, "hypervisor": inst.hypervisor,
             "hvparams": filled_hv, "beparams": filled_be, "osparams": osparams,
-            "disk_template": inst.disk_template, "disks": [disk_spec(d) for d in inst.disks],
+            "disk_template": inst.disk_template,
+            "disks": [node_disk(cfg, d, node_uuid) for d in inst.disks],
             "nics": nics, "debug_level": 0}
 
 
@@ -217,3 +229,19 @@ def check_free_memory(node_name: str, info: dict[str, Any], needed: int,
         raise errors.InsufficientResources(
             f"not enough memory on node {node_name} for instance {inst_name}: needed "
             f"{needed} MiB, available {free} MiB (short by {needed - free} MiB)")
+
+
+async def check_vg_space(rpc: Any, node: objects.Node, needs: dict[str, int],
+                         what: str) -> None:
+    """Check ``node`` has each volume group of ``needs`` ({vg: MiB}) with that much free."""
+    vgs = {str(v["name"]): int(v["free"]) for v in
+           await rpc.call(node, "node_storage", {"type": constants.ST_LVM_VG})}
+    for vg, needed in sorted(needs.items()):
+        if vg not in vgs:
+            raise errors.WrongState(f"node {node.name} has no volume group '{vg}' for {what}",
+                                    f"create it on {node.name} (vgcreate {vg} DEVICE)")
+        if vgs[vg] < needed:
+            raise errors.InsufficientResources(
+                f"not enough free space in volume group {vg} on node {node.name} for {what}: "
+                f"needed {needed} MiB, available {vgs[vg]} MiB (short by "
+                f"{needed - vgs[vg]} MiB)")

@@ -12,14 +12,15 @@ import os
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes, storage_query
-from cardume.cmdlib import common
+from cardume.cmdlib import common, drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
 
 # Templates whose disks live on the primary node only, and how they are named.
 _FILE_TEMPLATES = (constants.DT_FILE, constants.DT_SHARED_FILE)
-SUPPORTED_TEMPLATES = (constants.DT_DISKLESS, *_FILE_TEMPLATES, constants.DT_PLAIN)
+SUPPORTED_TEMPLATES = (constants.DT_DISKLESS, *_FILE_TEMPLATES, constants.DT_PLAIN,
+                       constants.DT_DRBD8)
 
 
 @register
@@ -122,11 +123,38 @@ class LUInstanceCreate(LogicalUnit):
                 disk["vg"] = ic.plain_vg(cluster, disk)
             if self.adopt:
                 await self._check_adoption()
+        self.snode: objects.Node | None = None
+        if template == constants.DT_DRBD8:
+            await self._check_drbd(cluster)
         info = await self.rpc.call(self.pnode, "node_info", {})
         if op.start:
             ic.check_free_memory(self.pnode.name, info, int(self.filled_be["maxmem"]),
                                  self.name)
-        self._check_disk_space(info)
+        if template != constants.DT_DRBD8:  # drbd: checked per volume group on both nodes
+            self._check_disk_space(info)
+
+    async def _check_drbd(self, cluster: objects.Cluster) -> None:
+        """Both nodes usable and different, DRBD loaded on both, and room for every disk's
+        data and metadata volume in the volume groups of both."""
+        self.snode = self.cfg.expand_node(str(self.op.snode))
+        if self.snode.uuid == self.pnode.uuid:
+            raise errors.WrongInput(f"the primary and the secondary node must be different "
+                                    f"(both are {self.pnode.name})")
+        ic.check_node_usable(self.snode, "secondary")
+        needs: dict[str, int] = {}
+        for disk in self.disks:
+            disk["vg"] = ic.plain_vg(cluster, disk)
+            default_metavg = cluster.diskparams.get(constants.DT_DRBD8, {}).get("metavg")
+            disk["metavg"] = ic.check_lvm_name(disk.get("metavg") or default_metavg
+                                               or disk["vg"], "volume group")
+            needs[disk["vg"]] = needs.get(disk["vg"], 0) + disk["size"]
+            needs[disk["metavg"]] = needs.get(disk["metavg"], 0) + drbd.META_SIZE
+        for node in (self.pnode, self.snode):
+            found = await self.rpc.call(node, "drbd_status", {"minors": []})
+            if not found.get("version"):
+                raise errors.WrongState(f"DRBD is not loaded on node {node.name}",
+                                        "modprobe drbd usermode_helper=/bin/true")
+            await ic.check_vg_space(self.rpc, node, needs, "drbd disks (data and metadata)")
 
     async def _check_ip_free(self, ip: str) -> None:
         """Ganeti's IP check: something answering on the address means it is taken."""
@@ -193,7 +221,7 @@ class LUInstanceCreate(LogicalUnit):
                         f"{self.op.disk_template} disks: needed {needed} MiB, available "
                         f"{free} MiB (short by {needed - free} MiB)")
 
-    def _build_instance(self) -> objects.Instance:
+    def _build_instance(self, alloc: drbd.Allocator | None = None) -> objects.Instance:
         op, cfg = self.op, self.cfg
         cluster = cfg.get_cluster()
         inst = objects.Instance(name=self.name, primary_node=self.pnode.uuid, os=op.os_type or "",
@@ -211,6 +239,11 @@ class LUInstanceCreate(LogicalUnit):
                     cluster, op.disk_template, subdir, disk.uuid, index)]
             elif op.disk_template == constants.DT_PLAIN:
                 disk.logical_id = ic.plain_disk_id(cluster, spec, disk.uuid, index)
+            elif op.disk_template == constants.DT_DRBD8:
+                assert alloc is not None and self.snode is not None
+                disk = drbd.make_disk(alloc, self.pnode, self.snode, size=spec["size"],
+                                      vg=spec["vg"], metavg=spec["metavg"], index=index,
+                                      mode=spec["mode"], name=spec.get("name"))
             inst.disks.append(disk)
         taken: set[str] = set()
         for spec in self.nics:
@@ -226,7 +259,75 @@ class LUInstanceCreate(LogicalUnit):
         return inst
 
     async def exec(self) -> list[str]:
-        inst = self._build_instance()
+        if self.op.disk_template == constants.DT_DRBD8:
+            with drbd.allocating(self.cfg) as alloc:  # ports and minors held until commit
+                inst = self._build_instance(alloc)
+                await self._create_drbd(inst)
+        else:
+            inst = self._build_instance()
+            await self._create(inst)
+        spec = ic.instance_spec(self.cfg, inst)
+        if self.op.start:
+            self.log_info(f"Starting instance {inst.name} on {self.pnode.name}")
+            try:
+                await self.rpc.call(self.pnode, "instance_start", {"instance": spec})
+            except errors.CardumeError as err:
+                edited = self.cfg.edit(self.cfg.instances[inst.uuid])
+                edited.admin_state = "down"
+                await self.cfg.commit(update=[edited])
+                raise errors.ExecError(
+                    f"instance {inst.name} was created but did not start: {err}",
+                    f"fix the cause, then 'gnt-instance startup {inst.name}'") from None
+        elif inst.disk_template == constants.DT_DRBD8 and self.op.wait_for_sync:
+            await drbd.shutdown(self, self.cfg.instances[inst.uuid], ignore_errors=True)
+            edited = self.cfg.edit(self.cfg.instances[inst.uuid])
+            edited.disks_active = False
+            await self.cfg.commit(update=[edited])
+        return [self.pnode.name]
+
+    async def _create_drbd(self, inst: objects.Instance) -> None:
+        """Both sides of every disk (secondary first), connected, the primary forced to be
+        the sync source, the initial sync waited for (unless --no-wait-for-sync), the OS
+        installed, then the commit. Any failure before the commit removes both sides."""
+        assert self.snode is not None
+        nodes = (self.snode, self.pnode)
+        created: list[tuple[objects.Node, dict[str, Any]]] = []
+        try:
+            for disk in inst.disks:
+                for node in nodes:
+                    spec = drbd.node_disk_spec(self.cfg, disk, node.uuid)
+                    self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB, minor "
+                                  f"{spec['dynamic_params']['local_minor']}) on {node.name}")
+                    await self.rpc.call(node, "blockdev_create", {"disk": spec})
+                    created.append((node, spec))
+            for node in nodes:
+                await self.rpc.call(node, "drbd_connect",
+                                    {"disks": drbd.disks_for(self.cfg, inst, node.uuid)})
+            await drbd.wait_connected(self, inst, self.pnode.uuid, timeout=30.0)
+            await self.rpc.call(self.pnode, "drbd_set_role",
+                                {"disks": drbd.disks_for(self.cfg, inst, self.pnode.uuid),
+                                 "role": "primary", "force": True})
+            if self.op.wait_for_sync:
+                await drbd.wait_for_sync(self, inst, self.pnode.uuid)
+            else:
+                self.log_info("Not waiting for the initial sync (--no-wait-for-sync): the "
+                              "secondary is not a usable copy until it ends")
+            spec = ic.instance_spec(self.cfg, inst)
+            if not self.op.no_install:
+                self.log_info(f"Running the OS create script of {inst.os} on "
+                              f"{self.pnode.name}")
+                await self.rpc.call(self.pnode, "instance_os_add",
+                                    {"instance": spec, "reinstall": False})
+            inst.admin_state = "up" if self.op.start else "down"
+            inst.disks_active = True
+            await self.cfg.commit(add=[inst])
+        except BaseException:
+            for node, spec in reversed(created):
+                with contextlib.suppress(errors.CardumeError):
+                    await self.rpc.call(node, "blockdev_remove", {"disk": spec})
+            raise
+
+    async def _create(self, inst: objects.Instance) -> None:
         spec = ic.instance_spec(self.cfg, inst)
         created: list[dict[str, Any]] = []
         adopted: list[tuple[dict[str, Any], list[Any]]] = []
@@ -258,18 +359,6 @@ class LUInstanceCreate(LogicalUnit):
                     await self.rpc.call(self.pnode, "blockdev_rename",
                                         {"disk": disk, "new_logical_id": old_id})
             raise
-        if self.op.start:
-            self.log_info(f"Starting instance {inst.name} on {self.pnode.name}")
-            try:
-                await self.rpc.call(self.pnode, "instance_start", {"instance": spec})
-            except errors.CardumeError as err:
-                edited = self.cfg.edit(self.cfg.instances[inst.uuid])
-                edited.admin_state = "down"
-                await self.cfg.commit(update=[edited])
-                raise errors.ExecError(
-                    f"instance {inst.name} was created but did not start: {err}",
-                    f"fix the cause, then 'gnt-instance startup {inst.name}'") from None
-        return [self.pnode.name]
 
     async def _remove_disks(self, created: list[dict[str, Any]]) -> None:
         for disk in reversed(created):

@@ -8,7 +8,7 @@ import contextlib
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import common
+from cardume.cmdlib import common, drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
@@ -43,8 +43,13 @@ class LUInstanceReinstall(_InstanceLU):
         edited.os = self.os_name
         edited.osparams = dict(self.osparams)
         spec = ic.instance_spec(self.cfg, edited)
+        await self.activate_mirrors()  # a drbd disk is written with its mirror connected
         self.log_info(f"Running the OS create script of {edited.os} on {self.pnode.name}")
         await self.rpc.call(self.pnode, "instance_os_add", {"instance": spec, "reinstall": True})
+        await self.release_mirrors(ignore_errors=True)
+        edited = self.cfg.edit(self.cfg.instances[edited.uuid])
+        edited.os = self.os_name
+        edited.osparams = dict(self.osparams)
         if edited.os != self.inst.os or edited.osparams != self.inst.osparams:
             await self.cfg.commit(update=[edited])
 
@@ -124,6 +129,13 @@ class LUInstanceGrowDisk(_InstanceLU):
                 f"disk {self.op.disk} is {disk.size} MiB; growing to {self.op.amount} MiB "
                 "would shrink it (shrinking is not supported)" if self.op.absolute else
                 "the amount to grow must be positive")
+        if disk.dev_type == constants.DT_DRBD8:  # the data LV grows on both nodes
+            vg = str(disk.children[0].logical_id[0])
+            for node_uuid in disk.nodes:
+                await ic.check_vg_space(self.rpc, self.cfg.nodes[node_uuid],
+                                        {vg: self.amount}, f"growing disk {self.op.disk}")
+            self.running = await self.running_on_primary()
+            return
         info = await self.rpc.call(self.pnode, "node_info", {})
         for item in info.get("storage", []):
             if item.get("type") == constants.TEMPLATE_STORAGE.get(disk.dev_type, disk.dev_type) \
@@ -136,10 +148,36 @@ class LUInstanceGrowDisk(_InstanceLU):
         edited = self.cfg.edit(self.inst)
         disk = edited.disks[self.op.disk]
         self.log_info(f"Growing disk {self.op.disk} of {edited.name} by {self.amount} MiB")
+        if disk.dev_type == constants.DT_DRBD8:
+            await self._grow_drbd(edited, disk)
+            return
         await self.rpc.call(self.pnode, "blockdev_grow",
                             {"disk": ic.disk_spec(disk), "amount": self.amount})
         disk.size += self.amount
         await self.cfg.commit(update=[edited])
+
+    async def _grow_drbd(self, edited: objects.Instance, disk: objects.Disk) -> None:
+        """As Ganeti: the mirror up on both nodes, the data LV grown on each, then the DRBD
+        device resized (from the primary: DRBD carries it to the peer) and the new space
+        synced; the disks go down again if they were down before."""
+        was_active = self.inst.disks_active or self.running
+        await drbd.assemble(self, self.inst, None)
+        for node_uuid in disk.nodes:
+            await self.rpc.call(self.cfg.nodes[node_uuid], "blockdev_grow",
+                                {"disk": ic.node_disk(self.cfg, disk, node_uuid),
+                                 "amount": self.amount, "backingstore": True})
+        disk.size += self.amount
+        disk.children[0].size += self.amount
+        await self.rpc.call(self.pnode, "blockdev_grow",
+                            {"disk": ic.node_disk(self.cfg, disk, self.pnode.uuid),
+                             "amount": self.amount, "backingstore": False})
+        await self.cfg.commit(update=[edited])
+        self.inst = edited
+        if self.op.wait_for_sync:
+            await drbd.wait_for_sync(self, edited, self.pnode.uuid)
+        if not was_active:
+            for problem in await drbd.shutdown(self, edited, ignore_errors=True):
+                self.log_warning(problem)
 
 
 @register
@@ -147,15 +185,17 @@ class LUInstanceActivateDisks(_InstanceLU):
     OP = opcodes.OpInstanceActivateDisks
 
     async def exec(self) -> list[tuple[str, str, str]]:
-        result = []
-        for disk in self.inst.disks:
-            reply = await self.rpc.call(self.pnode, "blockdev_assemble",
-                                        {"disk": ic.disk_spec(disk)})
-            result.append((self.pnode.name, disk.iv_name, reply["path"]))
-        if not self.inst.disks_active:
-            edited = self.cfg.edit(self.inst)
-            edited.disks_active = True
-            await self.cfg.commit(update=[edited])
+        if self.inst.disk_template == constants.DT_DRBD8:
+            result = await drbd.assemble(self, self.inst, None)
+        else:
+            result = []
+            for disk in self.inst.disks:
+                reply = await self.rpc.call(self.pnode, "blockdev_assemble",
+                                            {"disk": ic.disk_spec(disk)})
+                result.append((self.pnode.name, disk.iv_name, reply["path"]))
+        await self.update_instance(disks_active=True)
+        if self.op.wait_for_sync and self.inst.disk_template == constants.DT_DRBD8:
+            await drbd.wait_for_sync(self, self.inst, self.pnode.uuid)
         return result
 
 
@@ -169,12 +209,13 @@ class LUInstanceDeactivateDisks(_InstanceLU):
             _check_stopped(self, await self.running_on_primary(), "deactivating its disks")
 
     async def exec(self) -> None:
-        for disk in self.inst.disks:
-            await self.rpc.call(self.pnode, "blockdev_shutdown", {"disk": ic.disk_spec(disk)})
-        if self.inst.disks_active:
-            edited = self.cfg.edit(self.inst)
-            edited.disks_active = False
-            await self.cfg.commit(update=[edited])
+        if self.inst.disk_template == constants.DT_DRBD8:
+            await drbd.shutdown(self, self.inst)
+        else:
+            for disk in self.inst.disks:
+                await self.rpc.call(self.pnode, "blockdev_shutdown",
+                                    {"disk": ic.disk_spec(disk)})
+        await self.update_instance(disks_active=False)
 
 
 @register
@@ -400,6 +441,8 @@ class _MoveLU(_InstanceLU):
 
     async def choose_target(self) -> objects.Node:
         inst = self.inst
+        if inst.disk_template == constants.DT_DRBD8:
+            return self._drbd_target()
         if inst.disk_template not in _SHARED:
             raise errors.WrongInput(
                 f"instance {inst.name} uses the {inst.disk_template} template, whose disks "
@@ -419,10 +462,31 @@ class _MoveLU(_InstanceLU):
         ic.check_node_usable(target, "target")
         return target
 
+    def _drbd_target(self) -> objects.Node:
+        """A drbd instance moves to its secondary node, the only other copy of its disks."""
+        inst = self.inst
+        secondaries = inst.secondary_nodes
+        if len(secondaries) != 1:
+            raise errors.InternalError(f"instance {inst.name} has {len(secondaries)} "
+                                       "secondary nodes")
+        target = self.cfg.nodes[secondaries[0]]
+        if self.op.target_node and self.cfg.expand_node(self.op.target_node).uuid != \
+                target.uuid:
+            raise errors.WrongInput(
+                f"instance {inst.name} has its disks mirrored on {target.name}; it can only "
+                f"move there, not to {self.op.target_node}",
+                f"change its secondary first: gnt-instance replace-disks -n NODE {inst.name}")
+        if target.offline:
+            raise errors.WrongState(f"secondary node {target.name} of {inst.name} is offline")
+        return target
+
     async def failover(self, target: objects.Node, was_up: bool, ignore_consistency: bool,
                        shutdown_timeout: int) -> None:
         """Stop on the primary, make the target the primary, start there if it was up."""
         inst, source = self.inst, self.pnode
+        if inst.disk_template == constants.DT_DRBD8:
+            await self._failover_drbd(target, was_up, ignore_consistency, shutdown_timeout)
+            return
         if not source.offline:
             self.log_info(f"Shutting down instance {inst.name} on {source.name}")
             try:
@@ -440,12 +504,84 @@ class _MoveLU(_InstanceLU):
             await self.rpc.call(target, "instance_start",
                                 {"instance": ic.instance_spec(self.cfg, moved)})
 
+    async def _failover_drbd(self, target: objects.Node, was_up: bool,
+                             ignore_consistency: bool, shutdown_timeout: int) -> None:
+        """Stop the instance and demote its disks on the primary (if that node lives),
+        check the secondary holds a complete copy, promote it, record the new primary,
+        and start there. A dead primary's data is used only with --ignore-consistency
+        when the secondary's copy is not known to be up to date."""
+        inst, source = self.inst, self.pnode
+        source_alive = not source.offline
+        if source_alive:
+            self.log_info(f"Shutting down instance {inst.name} on {source.name}")
+            try:
+                await self.rpc.call(source, "instance_shutdown",
+                                    {"instance": self.spec(), "timeout": shutdown_timeout})
+                await self.rpc.call(source, "drbd_connect",
+                                    {"disks": drbd.disks_for(self.cfg, inst, source.uuid)})
+                await self.rpc.call(source, "drbd_set_role",
+                                    {"disks": drbd.disks_for(self.cfg, inst, source.uuid),
+                                     "role": "secondary"})
+            except errors.CardumeError as err:
+                if not ignore_consistency:
+                    raise errors.ExecError(
+                        f"could not stop {inst.name} on {source.name}: {err}",
+                        "if that node is dead, mark it offline (gnt-node modify -O yes) or "
+                        "use --ignore-consistency") from None
+                self.log_warning(f"could not stop it on {source.name}: {err}; going on "
+                                 "without it (--ignore-consistency)")
+                source_alive = False
+        target_disks = drbd.disks_for(self.cfg, inst, target.uuid)
+        await self.rpc.call(target, "drbd_connect", {"disks": target_disks})
+        if source_alive:
+            await drbd.wait_connected(self, inst, target.uuid, timeout=30.0)
+        states = await drbd.status(self, inst, target.uuid)
+        stale = [f"{d.iv_name} is {st['disk'] if st else 'not set up'}"
+                 for d, st in zip(inst.disks, states, strict=True)
+                 if st is None or st["disk"] not in ("UpToDate", "Consistent")
+                 or st["resyncing"]]
+        if stale and not ignore_consistency:
+            raise errors.WrongState(
+                f"the disks of {inst.name} on {target.name} are not a complete copy ("
+                + ", ".join(stale) + ")", "wait for the sync to end; --ignore-consistency "
+                "uses them anyway and loses what they miss")
+        self.log_info(f"Making {target.name} the primary of {inst.name}'s disks")
+        try:
+            await self.rpc.call(target, "drbd_set_role",
+                                {"disks": target_disks, "role": "primary"})
+        except errors.CardumeError as err:
+            if not ignore_consistency:
+                raise errors.WrongState(
+                    f"DRBD refused to make {target.name} primary for {inst.name}: {err}",
+                    "--ignore-consistency forces it (the copy there may be stale)") from None
+            self.log_warning(f"forcing {target.name} to be primary: {err}")
+            await self.rpc.call(target, "drbd_set_role",
+                                {"disks": target_disks, "role": "primary", "force": True})
+        moved = await self.set_primary(target)
+        if was_up:
+            self.log_info(f"Starting instance {inst.name} on {target.name}")
+            await self.rpc.call(target, "instance_start",
+                                {"instance": ic.instance_spec(self.cfg, moved)})
+            await self.update_instance(disks_active=True)
+        else:
+            for problem in await drbd.shutdown(self, moved, ignore_errors=True):
+                self.log_warning(problem)
+            await self.update_instance(disks_active=False)
+
     async def set_primary(self, target: objects.Node) -> objects.Instance:
-        edited = self.cfg.edit(self.inst)
+        current = self.cfg.instances[self.inst.uuid]
+        edited = self.cfg.edit(current)
+        old = current.primary_node
         edited.primary_node = target.uuid
         for disk in edited.disks:
-            disk.nodes = [target.uuid]
+            if disk.dev_type == constants.DT_DRBD8:  # the old primary keeps the mirror
+                disk.nodes = [target.uuid, old]
+                for child in disk.children:
+                    child.nodes = list(disk.nodes)
+            else:
+                disk.nodes = [target.uuid]
         await self.cfg.commit(update=[edited])
+        self.inst = edited
         return edited
 
 
@@ -494,6 +630,22 @@ class LUInstanceMigrate(_MoveLU):
         info = await self.rpc.call(self.target, "node_info", {})
         memory = int(self.spec()["beparams"]["maxmem"])
         ic.check_free_memory(self.target.name, info, memory, self.inst.name)
+        if self.inst.disk_template == constants.DT_DRBD8:
+            await self._check_mirror_in_sync()
+
+    async def _check_mirror_in_sync(self) -> None:
+        """A live migration needs the target's copy complete and connected right now."""
+        states = await drbd.status(self, self.inst, self.target.uuid)
+        bad = [f"{d.iv_name}: " + (f"{st['cstate']} {st['disk']}/{st['peer_disk']}" if st
+                                   else "not set up")
+               for d, st in zip(self.inst.disks, states, strict=True)
+               if st is None or st["degraded"] or st["resyncing"]]
+        if bad:
+            raise errors.WrongState(
+                f"the disks of {self.inst.name} are not in sync on {self.target.name} ("
+                + "; ".join(bad) + "), so it can't migrate there now",
+                f"wait for the sync (gnt-instance info {self.inst.name}), or check the mirror "
+                "with gnt-cluster verify-disks")
 
     async def exec(self) -> None:
         if self.as_failover:
@@ -501,27 +653,59 @@ class LUInstanceMigrate(_MoveLU):
             await self.failover(self.target, self.was_up, False, 120)
             return
         inst, source, target = self.inst, self.pnode, self.target
-        spec = self.spec()
         live = self.op.mode != "non-live" and self.op.live is not False
+        mirrored = inst.disk_template == constants.DT_DRBD8
+        if mirrored:
+            self.log_info("Switching the disks to dual-primary mode")
+            await self._reconnect(dual_primary=True)
         self.log_info(f"Migrating instance {inst.name} from {source.name} to {target.name}")
-        accepted = await self.rpc.call(target, "accept_instance",
-                                       {"instance": spec, "source": source.primary_ip})
+        spec, target_spec = self.spec(), self.spec(node_uuid=target.uuid)
         try:
+            accepted = await self.rpc.call(target, "accept_instance",
+                                           {"instance": target_spec,
+                                            "source": source.primary_ip})
             await self.rpc.call(source, "instance_migrate",
                                 {"instance": spec, "target": target.primary_ip,
                                  "info": accepted or {}, "live": live})
         except errors.CardumeError as err:
             with contextlib.suppress(errors.CardumeError):
                 await self.rpc.call(target, "instance_finalize_migration_dst",
-                                    {"instance": spec, "success": False})
+                                    {"instance": target_spec, "success": False})
+            if mirrored:  # the target must not stay primary: back to one writer
+                with contextlib.suppress(errors.CardumeError):
+                    await self.rpc.call(target, "drbd_set_role",
+                                        {"disks": drbd.disks_for(self.cfg, inst, target.uuid),
+                                         "role": "secondary"})
+                    await self._reconnect(dual_primary=False)
             raise errors.ExecError(f"migration of {inst.name} failed: {err}; it still runs "
                                    f"on {source.name}") from None
         await self.rpc.call(target, "instance_finalize_migration_dst",
-                            {"instance": spec, "success": True})
+                            {"instance": target_spec, "success": True})
         await self.set_primary(target)
         await self.rpc.call(source, "instance_finalize_migration_src",
                             {"instance": spec, "success": True})
+        if mirrored:
+            self.log_info("Back to single-primary mode, the old primary as secondary")
+            await self.rpc.call(source, "drbd_set_role",
+                                {"disks": drbd.disks_for(self.cfg, self.inst, source.uuid),
+                                 "role": "secondary"})
+            await self._reconnect(dual_primary=False)
         self.log_info(f"Instance {inst.name} now runs on {target.name}")
+
+    async def _reconnect(self, dual_primary: bool) -> None:
+        """Disconnect and reconnect both sides with or without dual-primary mode (as Ganeti
+        does; DRBD keeps the bitmap meanwhile, so nothing is resynced whole)."""
+        inst = self.cfg.instances[self.inst.uuid]
+        nodes = [self.cfg.nodes[u] for u in (inst.primary_node, *inst.secondary_nodes)]
+        for node in nodes:
+            await self.rpc.call(node, "drbd_disconnect",
+                                {"disks": drbd.disks_for(self.cfg, inst, node.uuid)})
+        for node in nodes:
+            await self.rpc.call(node, "drbd_connect",
+                                {"disks": drbd.disks_for(self.cfg, inst, node.uuid),
+                                 "dual_primary": dual_primary})
+        for node in nodes:
+            await drbd.wait_connected(self, inst, node.uuid, timeout=30.0)
 
 
 COPY_CHUNK = 8 * 1024 * 1024  # bytes per read/write round trip; zero chunks cost nothing

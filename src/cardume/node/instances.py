@@ -19,7 +19,7 @@ from cardume import constants, errors
 from cardume.node import facts, hypervisor, osapi, storage
 from cardume.node.cmd import CommandRunner
 from cardume.node.hypervisor.base import Hypervisor
-from cardume.node.storage import lvm
+from cardume.node.storage import drbd, lvm
 from cardume.node.storage.base import BlockDev
 from cardume.paths import NodePaths
 from cardume.rpc.transport import Handler, PeerInfo
@@ -107,6 +107,7 @@ class InstanceCalls:
         names = ["blockdev_create", "blockdev_remove", "blockdev_assemble",
                  "blockdev_shutdown", "blockdev_grow", "blockdev_rename", "blockdev_info",
                  "blockdev_read", "blockdev_write", "node_volumes", "node_storage",
+                 "drbd_status", "drbd_connect", "drbd_disconnect", "drbd_set_role",
                  "instance_os_add", "instance_os_rename", "instance_start",
                  "instance_shutdown", "instance_reboot", "instance_list", "instance_info_all",
                  "accept_instance", "instance_migrate", "instance_finalize_migration_dst",
@@ -144,12 +145,19 @@ class InstanceCalls:
         return [self.hv(n) for n in dict.fromkeys(names)]
 
     def _assemble(self, spec: dict[str, Any]) -> list[str]:
-        """Local paths of an instance's disks, each checked to exist (worker thread)."""
+        """Local paths of an instance's disks, each checked to exist (worker thread).
+
+        The instance is about to run or be written here, so a DRBD disk is made primary:
+        DRBD itself refuses that unless this side has good data, or while the peer is
+        primary without dual-primary mode, which keeps a second writer out."""
         paths = []
         ssconf = self._ssconf()
         for index, disk in enumerate(spec.get("disks", [])):
             try:
-                paths.append(self.disk(disk, ssconf).assemble())
+                dev = self.disk(disk, ssconf)
+                paths.append(dev.assemble())
+                if isinstance(dev, drbd.DrbdDisk):
+                    dev.primary()
             except errors.CardumeError as err:
                 raise type(err)(f"instance {spec['name']}, disk {index}: {err.message}",
                                 err.hint) from None
@@ -175,16 +183,32 @@ class InstanceCalls:
         await _blocking(dev.remove)
 
     async def blockdev_assemble(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
+        """{"disk", "primary"?}: a DRBD disk is attached and connected, and made primary
+        when asked; the others are just checked and made usable."""
         dev = self.disk(_need(args, "disk"))
-        return {"path": await _blocking(dev.assemble)}
+        primary = bool(args.get("primary"))
+
+        def assemble() -> str:
+            path = dev.assemble()
+            if primary and isinstance(dev, drbd.DrbdDisk):
+                dev.primary()
+            return path
+        return {"path": await _blocking(assemble)}
 
     async def blockdev_shutdown(self, args: Args, peer: PeerInfo) -> None:
         dev = self.disk(_need(args, "disk"))
         await _blocking(dev.shutdown)
 
     async def blockdev_grow(self, args: Args, peer: PeerInfo) -> None:
+        """{"disk", "amount", "backingstore"?}: a DRBD disk grows in two steps, its data
+        volume on each node (backingstore true), then the device on the primary, whose
+        spec carries the new size (backingstore false)."""
         dev = self.disk(_need(args, "disk"))
-        await _blocking(dev.grow, _need(args, "amount", int))
+        amount = _need(args, "amount", int)
+        if isinstance(dev, drbd.DrbdDisk) and not args.get("backingstore", True):
+            await _blocking(dev.resize)
+            return
+        await _blocking(dev.grow, amount)
 
     async def blockdev_rename(self, args: Args, peer: PeerInfo) -> None:
         dev = self.disk(_need(args, "disk"))
@@ -226,6 +250,76 @@ class InstanceCalls:
         if offset < 0 or len(data) > MAX_CHUNK:
             raise errors.WrongInput(f"bad chunk {offset}+{len(data)}: at most {MAX_CHUNK} bytes")
         await _blocking(dev.write_chunk, offset, data)
+
+    # --- DRBD (roles and connections of the drbd template's disks) ---------------------------
+
+    def _drbd_disks(self, args: Args) -> list[drbd.DrbdDisk]:
+        ssconf = self._ssconf()
+        devs = [self.disk(spec, ssconf) for spec in _need(args, "disks", list)]
+        for dev in devs:
+            if not isinstance(dev, drbd.DrbdDisk):
+                raise errors.WrongInput(f"disk {dev.path} is not a DRBD disk")
+        return devs  # type: ignore[return-value]
+
+    async def drbd_status(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
+        """{"minors"?: [int]} -> {"version", "minors": {minor: /proc/drbd status}}: one read
+        of /proc/drbd for every minor asked (all when none is named). A node without DRBD
+        loaded answers version null and no minors."""
+        wanted = args.get("minors")
+        if wanted is not None and (not isinstance(wanted, list) or not all(
+                isinstance(m, int) and not isinstance(m, bool) for m in wanted)):
+            raise errors.WrongInput("argument 'minors' must be a list of integers")
+
+        def read() -> dict[str, Any]:
+            try:
+                text = drbd.read_proc_drbd()
+            except errors.EnvironmentProblem:
+                return {"version": None, "minors": {}}
+            found = drbd.parse_proc_drbd(text)
+            if wanted is not None:
+                found = {m: found[m] for m in wanted if m in found}
+            version = drbd.parse_version(text)
+            return {"version": version["version"] if version else None,
+                    "minors": {str(m): st for m, st in found.items()}}
+        return await _blocking(read)
+
+    async def drbd_connect(self, args: Args, peer: PeerInfo) -> None:
+        """{"disks", "dual_primary"?}: attach (if needed) and connect to the peers."""
+        devs = self._drbd_disks(args)
+        dual = bool(args.get("dual_primary"))
+
+        def connect() -> None:
+            for dev in devs:
+                dev.attach()
+                dev.connect(dual_primary=dual)
+        await _blocking(connect)
+
+    async def drbd_disconnect(self, args: Args, peer: PeerInfo) -> None:
+        """{"disks"}: drop the network connections (the disks stay attached)."""
+        devs = self._drbd_disks(args)
+
+        def disconnect() -> None:
+            for dev in devs:
+                dev.disconnect()
+        await _blocking(disconnect)
+
+    async def drbd_set_role(self, args: Args, peer: PeerInfo) -> None:
+        """{"disks", "role": primary|secondary, "force"?}: force only overrides DRBD's
+        check that this side has good data (the initial sync, or a dead peer)."""
+        devs = self._drbd_disks(args)
+        role = args.get("role")
+        if role not in ("primary", "secondary"):
+            raise errors.WrongInput(f"invalid DRBD role {role!r}: expected primary or "
+                                    "secondary")
+        force = bool(args.get("force"))
+
+        def apply() -> None:
+            for dev in devs:
+                if role == "primary":
+                    dev.primary(force=force)
+                else:
+                    dev.secondary()
+        await _blocking(apply)
 
     # --- storage inventory (gnt-node volumes, list-storage) --------------------------------
 

@@ -56,6 +56,10 @@ CALLS: dict[str, Call] = {c.name: c for c in (
     Call("blockdev_info", "fast", "path, existence and size of disks"),
     Call("blockdev_read", "normal", "read a chunk of a disk (copying it to another node)"),
     Call("blockdev_write", "normal", "write a chunk of a disk (copying it from another node)"),
+    Call("drbd_status", "urgent", "state of DRBD minors from /proc/drbd (all, or those named)"),
+    Call("drbd_connect", "normal", "attach DRBD disks and connect them to their peers"),
+    Call("drbd_disconnect", "normal", "disconnect DRBD disks from their peers"),
+    Call("drbd_set_role", "normal", "make DRBD disks primary or secondary"),
     Call("node_volumes", "fast", "the LVs of the cluster's volume group (gnt-node volumes)"),
     Call("node_storage", "fast", "space of one storage type (gnt-node list-storage)"),
     # instances and their OS

@@ -24,6 +24,7 @@ CLUSTER_NAME = "qa-cluster.test"
 VG = "xenvg"
 NODED_LOG = "/var/log/cardume-noded.out"
 OS_NAME = "qa-os"
+DRBD_PARAMS = "drbd:net-custom=--ping-int=2 --ping-timeout=10"
 OS_DIR = f"/srv/ganeti/os/{OS_NAME}"
 
 # An API-20 OS definition whose scripts only succeed: enough to add, rename and remove
@@ -126,8 +127,11 @@ def cluster_up(vms: Cluster) -> CardumeCluster:
     _each(vms.nodes, start_noded)
     t2 = time.monotonic()
     cc.timings["node daemons start"] = t2 - t1
+    # DRBD notices a dead peer after ping-int seconds (10 by default): 2 keeps the
+    # failover tests that kill a node short
     cc.gnt("gnt-cluster init --enabled-hypervisors=fake "
-           "--enabled-disk-templates=plain,diskless,file "
+           "--enabled-disk-templates=drbd,plain,diskless,file "
+           f"-D {shlex.quote(DRBD_PARAMS)} "
            f"--vg-name {VG} --hosts-file {HOSTS_FILE} --master-netdev eth0 {CLUSTER_NAME}")
     t3 = time.monotonic()
     cc.timings["gnt-cluster init"] = t3 - t2

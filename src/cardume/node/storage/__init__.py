@@ -28,8 +28,8 @@ def from_spec(spec: dict[str, Any], ssconf: dict[str, Any],
     ``file`` disks map under the node's optional ``storage_prefix`` (node.json);
     ``sharedfile`` disks never do: every node must see the same file. ``plain`` disks are
     LVs, ``[vg, lv_name]`` (lvm.py), run through ``runner`` (tests pass a FakeRunner).
-    ``drbd`` disks are built by ``drbd.from_spec`` (they
-    need the master's dynamic parameters and their two LV children).
+    ``drbd`` disks are built by ``drbd.from_spec`` from the master's dynamic parameters
+    (addresses and minors as seen from this node) and their two LV children.
     """
     if not isinstance(spec, dict):
         raise errors.WrongInput(f"bad disk spec {spec!r}: expected an object")
@@ -48,6 +48,9 @@ def from_spec(spec: dict[str, Any], ssconf: dict[str, Any],
     if dev_type == constants.DT_PLAIN:
         return LogicalVolume(logical_id, size, params,
                              tool=LvmTool(runner) if runner is not None else None)
+    if dev_type == constants.DT_DRBD8:
+        from cardume.node.storage import drbd  # only nodes with drbd disks need it
+        return drbd.from_spec(spec, identity, tool=LvmTool(runner) if runner else None)
     if dev_type == constants.DT_DISKLESS:
         raise errors.WrongInput("a diskless instance has no disks to act on")
     raise errors.WrongInput(f"disk template '{dev_type}' is not supported on this node")

@@ -429,9 +429,17 @@ class DrbdDisk(BlockDev):
     def primary(self, force: bool = False) -> None:
         """Make this side primary; ``force`` only for the initial sync source (it overwrites
         the peer) or when the peer is lost and this side is known to be the newest."""
+        status = self.proc_status()
+        if status is None:
+            raise errors.WrongState(f"DRBD minor {self.minor} is not set up on this node")
+        if status["role"] == "Primary" and not force:
+            return
         self._run(self.cmds.primary(self.minor, force))
 
     def secondary(self) -> None:
+        status = self.proc_status()
+        if status is None or status["role"] == "Secondary":
+            return
         self._run(self.cmds.secondary(self.minor))
 
     def disconnect(self) -> None:

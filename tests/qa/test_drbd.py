@@ -1,0 +1,210 @@
+"""The ``drbd`` disk template on real DRBD 8.4 and LVM (issue 4, points 2 and 4).
+
+What cardume says is checked against what the nodes' kernels say: ``/proc/drbd`` for roles,
+connection and disk states, ``lvs`` for the volumes, and bytes written on one node read back
+on the other after each move.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from qaharness.cardume import VG, CardumeCluster
+from qaharness.vm import AgentError, Node
+
+pytestmark = pytest.mark.qa
+
+OS = "qa-os+default"
+_LINE_RE = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+) ds:(\S+)", re.MULTILINE)
+
+
+def _run(node: Node, cmd: str) -> str:
+    res = node.run(cmd)
+    if not res.ok:
+        raise AgentError(f"{node.name}: {cmd!r} exited {res.rc}:\n{res.out}{res.err}")
+    return res.out
+
+
+def proc_drbd(node: Node) -> dict[int, tuple[str, str, str]]:
+    """minor -> (connection state, roles, disk states), as the node's kernel reports."""
+    text = _run(node, "cat /proc/drbd")
+    return {int(m): (cs, ro, ds) for m, cs, ro, ds in _LINE_RE.findall(text)}
+
+
+def lvs(node: Node) -> dict[str, float]:
+    out = _run(node, f"lvs --noheadings --units m --nosuffix -o lv_name,lv_size {VG}")
+    return {name: float(size) for name, size in map(str.split, out.splitlines())}
+
+
+def _field(cc: CardumeCluster, instance: str, field: str) -> str:
+    return cc.gnt(f"gnt-instance list --no-headers -o {field} {instance}").strip()
+
+
+def _minors(cc: CardumeCluster, instance: str) -> dict[str, int]:
+    """node name -> the minor of disk/0 there, from gnt-instance info (nodeA/nodeB)."""
+    out = cc.gnt(f"gnt-instance info -s {instance}")
+    found = dict(re.findall(r"node[AB]: (\S+), minor=(\d+)", out))
+    return {node: int(minor) for node, minor in found.items()}
+
+
+def _port(cc: CardumeCluster, instance: str) -> int:
+    out = cc.gnt(f"gnt-instance info -s {instance}")
+    match = re.search(r"port: (\d+)", out)
+    assert match, out
+    return int(match.group(1))
+
+
+def _write(node: Node, minor: int, data: str) -> None:
+    _run(node, f"printf %s {data} | dd of=/dev/drbd{minor} conv=notrunc,fsync status=none")
+
+
+def _read(node: Node, minor: int, length: int) -> str:
+    return _run(node, f"dd if=/dev/drbd{minor} bs={length} count=1 status=none")
+
+
+def _data_lvs(cc: CardumeCluster, instance: str) -> list[str]:
+    uuid = _field(cc, instance, "disk.uuids").split(",")[0]
+    return [f"{uuid}.disk0_data", f"{uuid}.disk0_meta"]
+
+
+def _nodes(cc: CardumeCluster) -> tuple[Node, Node]:
+    return cc.nodes[0], cc.nodes[1]
+
+
+def test_drbd_instance_lifecycle(qa_cardume: CardumeCluster) -> None:
+    """The seed's HA instance: created mirrored and in sync, failed over and migrated with
+    the data following, grown on both nodes, disks activated and deactivated, removed
+    without a trace."""
+    cc = qa_cardume
+    node1, node2 = _nodes(cc)
+    name = "vmd1"
+    before = {node.name: lvs(node) for node in cc.nodes}
+    cc.gnt(f"gnt-instance add -t drbd --disk 0:size=64m -B memory=64 -o {OS} "
+           f"-n {node1.name}:{node2.name} --no-name-check --no-ip-check {name}")
+    assert _field(cc, name, "status") == "running"
+    assert _field(cc, name, "pnode") == node1.name
+    assert _field(cc, name, "snodes") == node2.name
+    assert 11000 <= _port(cc, name) <= 14999
+    minors = _minors(cc, name)
+    m1, m2 = minors[node1.name], minors[node2.name]
+    # in sync and connected, the primary where cardume says
+    assert proc_drbd(node1)[m1] == ("Connected", "Primary/Secondary", "UpToDate/UpToDate")
+    assert proc_drbd(node2)[m2] == ("Connected", "Secondary/Primary", "UpToDate/UpToDate")
+    data_lv, meta_lv = _data_lvs(cc, name)
+    for node in (node1, node2):
+        found = lvs(node)
+        assert (found[data_lv], found[meta_lv]) == (64.0, 128.0), found
+
+    # a write acknowledged on the primary is on the secondary (protocol C): after a
+    # failover the new primary reads it back
+    marker = "cardume-qa-drbd-failover"
+    _write(node1, m1, marker)
+    cc.gnt(f"gnt-instance failover -f {name}")
+    assert _field(cc, name, "pnode") == node2.name
+    assert _field(cc, name, "snodes") == node1.name
+    assert _field(cc, name, "status") == "running"
+    assert proc_drbd(node2)[m2][1:] == ("Primary/Secondary", "UpToDate/UpToDate")
+    assert proc_drbd(node1)[m1][1] == "Secondary/Primary"
+    assert _read(node2, m2, len(marker)) == marker
+
+    # live migration back (dual-primary for the move, single primary after)
+    marker = "cardume-qa-drbd-migrate"
+    _write(node2, m2, marker)
+    cc.gnt(f"gnt-instance migrate -f {name}")
+    assert _field(cc, name, "pnode") == node1.name
+    assert proc_drbd(node1)[m1] == ("Connected", "Primary/Secondary", "UpToDate/UpToDate")
+    assert proc_drbd(node2)[m2] == ("Connected", "Secondary/Primary", "UpToDate/UpToDate")
+    assert _read(node1, m1, len(marker)) == marker
+
+    # grow: the data LV on both nodes, the device on the primary, synced
+    cc.gnt(f"gnt-instance grow-disk {name} 0 32m")
+    assert _field(cc, name, "disk.sizes") == "96"
+    for node in (node1, node2):
+        assert lvs(node)[data_lv] == 96.0
+    size = int(_run(node1, f"blockdev --getsize64 /dev/drbd{m1}"))
+    assert size == 96 << 20
+    assert proc_drbd(node2)[m2] == ("Connected", "Secondary/Primary", "UpToDate/UpToDate")
+
+    # stopped: the mirror goes down on both nodes; activate-disks brings it back
+    cc.gnt(f"gnt-instance shutdown {name}")
+    assert m1 not in proc_drbd(node1) and m2 not in proc_drbd(node2)
+    out = cc.gnt(f"gnt-instance activate-disks {name}")
+    assert f"{node1.name}:disk/0:/dev/drbd{m1}" in out, out
+    assert proc_drbd(node1)[m1][0] in ("Connected", "SyncSource")
+    assert proc_drbd(node1)[m1][1] == "Primary/Secondary"
+    assert _read(node1, m1, len(marker)) == marker
+    cc.gnt(f"gnt-instance deactivate-disks {name}")
+    assert m1 not in proc_drbd(node1) and m2 not in proc_drbd(node2)
+
+    # failover of a stopped instance: the disks come up, switch roles and go down again
+    cc.gnt(f"gnt-instance failover -f {name}")
+    assert _field(cc, name, "pnode") == node2.name
+    assert _field(cc, name, "status") == "ADMIN_down"
+    assert m2 not in proc_drbd(node2)
+    cc.gnt(f"gnt-instance startup {name}")
+    assert proc_drbd(node2)[m2] == ("Connected", "Primary/Secondary", "UpToDate/UpToDate")
+    assert _read(node2, m2, len(marker)) == marker
+
+    cc.gnt(f"gnt-instance remove -f {name}")
+    assert m1 not in proc_drbd(node1) and m2 not in proc_drbd(node2)
+    assert {node.name: lvs(node) for node in cc.nodes} == before
+
+
+def test_drbd_no_wait_for_sync_and_two_disks(qa_cardume: CardumeCluster) -> None:
+    cc = qa_cardume
+    node1, node2 = _nodes(cc)
+    name = "vmd2"
+    cc.gnt(f"gnt-instance add -t drbd --disk 0:size=96m --disk 1:size=32m -B memory=64 "
+           f"-o {OS} -n {node2.name}:{node1.name} --no-wait-for-sync --no-name-check "
+           f"--no-ip-check {name}")
+    out = cc.gnt(f"gnt-instance info -s {name}")
+    assert out.count("nodeA:") == 2, out
+    minors = set(proc_drbd(node2))
+    assert len(minors) >= 2
+    # gnt-instance activate-disks --wait-for-sync returns once both disks are in sync
+    cc.gnt(f"gnt-instance activate-disks --wait-for-sync {name}")
+    states = [v for v in proc_drbd(node2).values() if v[1].startswith("Primary")]
+    assert len(states) == 2 and all(s == ("Connected", "Primary/Secondary",
+                                          "UpToDate/UpToDate") for s in states), states
+    cc.gnt(f"gnt-instance remove -f {name}")
+
+
+def test_drbd_bad_requests_leave_nothing(qa_cardume: CardumeCluster) -> None:
+    cc = qa_cardume
+    node1, node2 = _nodes(cc)
+    before = {node.name: (lvs(node), proc_drbd(node)) for node in cc.nodes}
+    base = f"gnt-instance add -t drbd -B memory=64 -o {OS} --no-name-check --no-ip-check"
+    cases = {
+        f"{base} --disk 0:size=64m -n {node1.name} vmd-bad": "secondary node",
+        f"{base} --disk 0:size=64m -n {node1.name}:{node1.name} vmd-bad": "must be different",
+        f"{base} --disk 0:size=100g -n {node1.name}:{node2.name} vmd-bad": VG,
+        f"{base} --disk 0:size=64m,vg=novg -n {node1.name}:{node2.name} vmd-bad": "novg",
+    }
+    for cmd, expected in cases.items():
+        res = cc.master.run(cmd)
+        message = (res.out + res.err).strip()
+        assert not res.ok, cmd
+        assert len(message.splitlines()) == 1 and expected in message, (cmd, message)
+    assert "vmd-bad" not in cc.gnt("gnt-instance list --no-headers -o name")
+    assert {node.name: (lvs(node), proc_drbd(node)) for node in cc.nodes} == before
+
+
+def test_drbd_create_with_the_peer_daemon_down_leaves_nothing(
+        qa_cardume: CardumeCluster) -> None:
+    from qaharness.cardume import start_noded
+    cc = qa_cardume
+    node1, node2 = _nodes(cc)
+    before = (lvs(node1), proc_drbd(node1))
+    _run(node2, "pkill -x cardume-noded; sleep 0.5")
+    try:
+        res = cc.master.run(f"gnt-instance add -t drbd --disk 0:size=64m -B memory=64 "
+                            f"-o {OS} -n {node1.name}:{node2.name} --no-name-check "
+                            "--no-ip-check vmd-peerless")
+        message = (res.out + res.err).strip()
+        assert not res.ok and node2.name in message, message
+        assert len(message.splitlines()) == 1, message
+    finally:
+        start_noded(node2)
+    assert (lvs(node1), proc_drbd(node1)) == before
+    assert "vmd-peerless" not in cc.gnt("gnt-instance list --no-headers -o name")
