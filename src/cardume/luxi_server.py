@@ -47,6 +47,7 @@ class LuxiServer:
             "QueryOs": self.query_os,
             "QueryNodeVolumes": self.query_node_volumes,
             "QueryNodeStorage": self.query_node_storage,
+            "QueryDrbd": self.query_drbd,
             "InstanceConsole": self.instance_console,
         }
 
@@ -248,6 +249,17 @@ class LuxiServer:
             else:
                 rows.extend(to_rows(node.name, result.value or []))
         return {"rows": rows, "errors": failed}
+
+    async def query_drbd(self, instances: list[str] | None = None,
+                         nodes: list[str] | None = None) -> dict[str, Any]:
+        """watch-disks, list-drbd, info: the DRBD state of instances' disks and nodes' minors,
+        one drbd_status per involved node (see cardume.drbd_query)."""
+        from cardume import drbd_query  # master-only, and only when DRBD is asked about
+        for what, value in (("instances", instances), ("nodes", nodes)):
+            if value is not None and not isinstance(value, list):
+                raise errors.WrongInput(f"QueryDrbd: {what} must be a list of names or null")
+        return await drbd_query.query_drbd(self.daemon.cfg, self.daemon.rpc,
+                                           instances, nodes)
 
     async def instance_console(self, name: str) -> dict[str, Any]:
         inst = self.daemon.cfg.expand_instance(str(name))

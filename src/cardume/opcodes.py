@@ -562,3 +562,42 @@ class OpInstanceMigrate(OpCode):
         Param("allow_failover", TBool, False, "fail over if migration is impossible"),
         Param("ignore_ipolicy", TBool, False, "ignore the instance policy"),
     )
+
+
+TIntList = Type("list of ints", lambda v: isinstance(v, list) and all(_is_int(x) for x in v))
+REPLACE_MODES = ("replace_on_primary", "replace_on_secondary", "replace_new_secondary",
+                 "replace_auto")
+
+
+class OpInstanceReplaceDisks(OpCode):
+    OP_ID = "OP_INSTANCE_REPLACE_DISKS"
+    OP_DSC_FIELD = "instance_name"
+    DOC = "Replace the storage under a mirrored instance's disks, or its secondary node."
+    PARAMS = (
+        _instance_name(),
+        Param("mode", one_of(*REPLACE_MODES), required=True, doc="where to replace"),
+        Param("disks", TIntList, [], "disk indices (all when empty)"),
+        Param("remote_node", TMaybeString, None, "new secondary node"),
+        Param("iallocator", TMaybeString, None, "allocator choosing the new secondary"),
+        Param("early_release", TBool, False, "release locks early"),
+        Param("ignore_ipolicy", TBool, False, "ignore the instance policy"),
+    )
+
+
+class OpClusterVerifyDisks(OpCode):
+    OP_ID = "OP_CLUSTER_VERIFY_DISKS"
+    DOC = "Find mirrored disks that are degraded or disconnected, and reconnect them."
+    PARAMS = (Param("group_name", TMaybeString, None, "only this node group"),)
+
+
+class OpNodeEvacuate(OpCode):
+    OP_ID = "OP_NODE_EVACUATE"
+    OP_DSC_FIELD = "node_name"
+    DOC = "Move instances off a node: secondaries to other nodes, primaries by failover."
+    PARAMS = (
+        Param("node_name", TNonEmptyString, required=True, doc="node to evacuate"),
+        Param("mode", one_of("primary-only", "secondary-only", "all"), "all", "what to move"),
+        Param("remote_node", TMaybeString, None, "new secondary for every instance"),
+        Param("iallocator", TMaybeString, None, "allocator choosing the new nodes"),
+        Param("early_release", TBool, False, "release locks early"),
+    )

@@ -319,6 +319,14 @@ class _InstanceQuery:
         return None
 
 
+def _shown_logical_id(disk: Any) -> list[Any]:
+    """A disk's logical_id as queries show it: a drbd disk's shared secret (its 6th item)
+    stays in the config, out of every listing and socket reply."""
+    if disk.dev_type == "drbd":
+        return list(disk.logical_id[:5])
+    return list(disk.logical_id)
+
+
 def _instance_fields() -> list[QField]:
     def node_name(q: Any, uuid: str) -> str:
         node = q.node(uuid)
@@ -369,7 +377,7 @@ def _instance_fields() -> list[QField]:
         QField("disks", "Disks_details", "other", "every disk with its backing path",
                lambda q, o: [{"iv_name": d.iv_name, "name": d.name, "uuid": d.uuid,
                               "size": d.size, "mode": d.mode, "dev_type": d.dev_type,
-                              "logical_id": d.logical_id, "path": q.disk_path(o, d)}
+                              "logical_id": _shown_logical_id(d), "path": q.disk_path(o, d)}
                              for d in o.disks]),
         QField("nic.count", "NICs", "number", "number of NICs", lambda q, o: len(o.nics)),
         QField("nic.macs", "NIC_MACs", "list", "NIC MAC addresses",

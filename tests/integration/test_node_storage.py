@@ -33,3 +33,19 @@ def test_volumes_without_a_volume_group_warns_per_node(cluster: VCluster, gnt: G
 def test_list_storage_refuses_an_unknown_type(cluster: VCluster, gnt: Gnt) -> None:
     rc, _, err = gnt("gnt-node", "list-storage", "-t", "zfs", check=False)
     assert rc != 0 and "zfs" in err
+
+
+def test_list_drbd_without_drbd_loaded(cluster: VCluster, gnt: Gnt) -> None:
+    # no drbd instances and no DRBD module on this machine: the header, and the node says why
+    rc, out, err = gnt("gnt-node", "list-drbd", "node1", check=False)
+    assert rc == 0
+    assert out.split() == ["Node", "Minor", "Instance", "Disk", "Role", "PeerNode"]
+    assert "DRBD is not loaded on node node1" in err
+    rc, out, err = gnt("gnt-node", "list-drbd", "node9", check=False)
+    assert rc != 0 and out == "" and "node9" in err and err.count("\n") == 1
+
+
+def test_watch_disks_without_drbd_instances(cluster: VCluster, gnt: Gnt) -> None:
+    for family in ("gnt-instance", "gnt-cluster"):
+        rc, out, _ = gnt(family, "watch-disks", "--once", check=False)
+        assert (rc, out) == (0, "No instances with drbd disks.\n")

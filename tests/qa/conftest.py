@@ -3,9 +3,10 @@
 It runs when ``CARDUME_QA=1`` is set: by ``./dev qa`` (this suite alone) and by ``./dev test``
 as root (in the same session as every other test); otherwise these modules are not
 collected. Fixtures: ``qa_images`` (the cached guest artefacts, built
-on first use), ``qa_cluster`` (``CARDUME_QA_NODES`` nodes, 2 by default, booted once
-per session and stopped at its end) and ``qa_cardume`` (a cardume cluster on those nodes:
-node daemons running, node1 the master, the others added; see qaharness/cardume.py).
+on first use), ``qa_cluster`` (``CARDUME_QA_NODES`` nodes, 3 by default so that a drbd
+secondary has somewhere to move; booted once per session and stopped at its end) and
+``qa_cardume`` (a cardume cluster on those nodes: node daemons running, node1 the master,
+the others added; see qaharness/cardume.py).
 Timings are printed at the end of the session.
 """
 
@@ -37,7 +38,7 @@ def qa_images() -> images.Images:
 @pytest.fixture(scope="session")
 def qa_cluster(qa_images: images.Images,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[vm.Cluster]:
-    count = int(os.environ.get("CARDUME_QA_NODES", "2"))
+    count = int(os.environ.get("CARDUME_QA_NODES", "3"))
     cluster = vm.boot(qa_images, Path(tmp_path_factory.mktemp("qa-nodes")), count)
     TIMINGS[f"boot of {count} nodes"] = cluster.boot_seconds
     try:

@@ -208,3 +208,170 @@ def test_drbd_create_with_the_peer_daemon_down_leaves_nothing(
         start_noded(node2)
     assert (lvs(node1), proc_drbd(node1)) == before
     assert "vmd-peerless" not in cc.gnt("gnt-instance list --no-headers -o name")
+
+
+# --- HA operations that need a third node, and the views of the mirror ---------------------
+
+def _three(cc: CardumeCluster) -> tuple[Node, Node, Node]:
+    if len(cc.nodes) < 3:
+        pytest.fail("these tests need 3 QA nodes (CARDUME_QA_NODES=3, the default)")
+    return cc.nodes[0], cc.nodes[1], cc.nodes[2]
+
+
+def _minor_on(cc: CardumeCluster, instance: str, node: str) -> int:
+    return _minors(cc, instance)[node]
+
+
+def _in_sync(node: Node, minor: int, role: str) -> bool:
+    state = proc_drbd(node).get(minor)
+    return state is not None and state[0] == "Connected" and state[2] == "UpToDate/UpToDate" \
+        and state[1].startswith(role)
+
+
+def _md5(node: Node, path: str, mib: int) -> str:
+    return _run(node, f"dd if={path} bs=1M count={mib} status=none | md5sum").split()[0]
+
+
+def test_drbd_views_info_list_drbd_and_watch(qa_cardume: CardumeCluster) -> None:
+    cc = qa_cardume
+    node1, node2, _ = _three(cc)
+    name = "vmd-view"
+    cc.gnt(f"gnt-instance add -t drbd --disk 0:size=32m -B memory=64 -o {OS} "
+           f"-n {node1.name}:{node2.name} --no-name-check --no-ip-check {name}")
+    m1, m2 = _minor_on(cc, name, node1.name), _minor_on(cc, name, node2.name)
+    info = cc.gnt(f"gnt-instance info {name}")
+    assert f"on primary: /dev/drbd{m1} (minor {m1}) in sync, status ok" in info, info
+    assert f"on secondary: /dev/drbd{m2} (minor {m2}) in sync, status ok" in info, info
+    rows = [line.split() for line in cc.gnt(
+        f"gnt-node list-drbd --no-headers {node2.name}").splitlines() if line.strip()]
+    assert [node2.name, str(m2), name, "0", "secondary", node1.name] in rows, rows
+    out = cc.gnt(f"gnt-instance watch-disks --once {name}")
+    assert node1.name in out and node2.name in out and "Connected" in out, out
+    assert cc.master.run(f"gnt-instance watch-disks --once --until-synced {name}").ok
+    cc.gnt(f"gnt-instance remove -f {name}")
+
+
+def test_drbd_replace_disks_and_verify_disks(qa_cardume: CardumeCluster) -> None:
+    cc = qa_cardume
+    node1, node2, node3 = _three(cc)
+    name = "vmd-rep"
+    cc.gnt(f"gnt-instance add -t drbd --disk 0:size=32m -B memory=64 -o {OS} "
+           f"-n {node1.name}:{node2.name} --no-name-check --no-ip-check {name}")
+    data_lv, meta_lv = _data_lvs(cc, name)
+    m1 = _minor_on(cc, name, node1.name)
+    marker = "cardume-qa-replace"
+    _write(node1, m1, marker)
+    digest = _md5(node1, f"/dev/drbd{m1}", 32)
+
+    # -s: new volumes on the secondary, filled from the primary; the old ones go
+    cc.gnt(f"gnt-instance replace-disks -s {name}")
+    found = lvs(node2)
+    assert (found[data_lv], found[meta_lv]) == (32.0, 128.0)
+    assert not [lv for lv in found if "_replaced-" in lv], found
+    assert _in_sync(node2, _minor_on(cc, name, node2.name), "Secondary")
+    assert _md5(node2, f"/dev/{VG}/{data_lv}", 32) == digest
+
+    # -p: the same on the primary, while the instance keeps running
+    cc.gnt(f"gnt-instance replace-disks -p {name}")
+    assert not [lv for lv in lvs(node1) if "_replaced-" in lv]
+    assert _in_sync(node1, m1, "Primary")
+    assert _md5(node1, f"/dev/{VG}/{data_lv}", 32) == digest
+    assert _field(cc, name, "status") == "running"
+
+    # -n: the secondary side moves to node3, node2 keeps nothing
+    cc.gnt(f"gnt-instance replace-disks -n {node3.name} {name}")
+    assert _field(cc, name, "snodes") == node3.name
+    assert data_lv not in lvs(node2) and meta_lv not in lvs(node2)
+    m3 = _minor_on(cc, name, node3.name)
+    assert _in_sync(node3, m3, "Secondary")
+    assert _md5(node3, f"/dev/{VG}/{data_lv}", 32) == digest
+
+    # verify-disks finds a mirror someone disconnected and reconnects it
+    port = _port(cc, name)
+    _run(node3, f"drbdsetup disconnect ipv4:{node3.ip}:{port} ipv4:{node1.ip}:{port}")
+    assert proc_drbd(node3)[m3][0] == "StandAlone"
+    out = cc.gnt("gnt-cluster verify-disks")
+    assert name in out, out
+    assert _in_sync(node3, m3, "Secondary"), proc_drbd(node3)
+    assert "No disks need to be activated." in cc.gnt("gnt-cluster verify-disks")
+
+    # the secondary of a live instance becomes its primary, data included
+    cc.gnt(f"gnt-instance failover -f {name}")
+    assert _field(cc, name, "pnode") == node3.name
+    assert _read(node3, m3, len(marker)) == marker
+    cc.gnt(f"gnt-instance remove -f {name}")
+    for node in cc.nodes:
+        assert data_lv not in lvs(node)
+
+
+def test_drbd_split_brain_is_reported_not_resolved(qa_cardume: CardumeCluster) -> None:
+    """Both sides written while disconnected: verify-disks must say so and keep both."""
+    cc = qa_cardume
+    node1, node2, _ = _three(cc)
+    name = "vmd-split"
+    cc.gnt(f"gnt-instance add -t drbd --disk 0:size=16m -B memory=64 -o {OS} "
+           f"-n {node1.name}:{node2.name} --no-name-check --no-ip-check {name}")
+    m1, m2 = _minor_on(cc, name, node1.name), _minor_on(cc, name, node2.name)
+    port = _port(cc, name)
+    a1, a2 = f"ipv4:{node1.ip}:{port}", f"ipv4:{node2.ip}:{port}"
+    _run(node1, f"drbdsetup disconnect {a1} {a2}")
+    _run(node2, f"drbdsetup disconnect {a2} {a1}")
+    # an admin (or a partitioned cluster) writes on both sides
+    _run(node2, f"drbdsetup primary {m2}")
+    _write(node2, m2, "written-on-node2")
+    _run(node2, f"drbdsetup secondary {m2}")
+    _write(node1, m1, "written-on-node1")
+    res = cc.master.run("gnt-cluster verify-disks")
+    text = res.out + res.err
+    assert res.rc == 1, text
+    assert "split brain" in text and name in text, text
+    # nothing discarded: each side still has its own data
+    assert _read(node1, m1, 16) == "written-on-node1"
+    data_lv = _data_lvs(cc, name)[0]
+    assert _run(node2, f"dd if=/dev/{VG}/{data_lv} bs=16 count=1 status=none") == \
+        "written-on-node2"
+    assert proc_drbd(node1)[m1][0] == "StandAlone"
+    cc.gnt(f"gnt-instance remove -f {name}")
+
+
+def test_drbd_conversions_and_node_evacuation(qa_cardume: CardumeCluster) -> None:
+    cc = qa_cardume
+    node1, node2, node3 = _three(cc)
+    name = "vmd-conv"
+    cc.gnt(f"gnt-instance add -t plain --disk 0:size=32m -B memory=64 -o {OS} "
+           f"-n {node2.name} --no-name-check --no-ip-check --no-start {name}")
+    [plain_lv] = [f"{_field(cc, name, 'disk.uuids')}.disk0"]
+    marker = "cardume-qa-convert"
+    _run(node2, f"printf %s {marker} | dd of=/dev/{VG}/{plain_lv} conv=notrunc,fsync "
+                "status=none")
+    cc.gnt(f"gnt-instance modify -t drbd -n {node3.name} {name}")
+    assert _field(cc, name, "disk_template") == "drbd"
+    assert _field(cc, name, "snodes") == node3.name
+    # the plain LV became the data side: same name, same data, now mirrored on node3
+    assert plain_lv in lvs(node2) and plain_lv in lvs(node3)
+    assert _run(node3, f"dd if=/dev/{VG}/{plain_lv} bs={len(marker)} count=1 "
+                       "status=none") == marker
+
+    # node2 is evacuated: its primary goes to the secondary, then its secondary elsewhere
+    cc.gnt(f"gnt-instance startup {name}")
+    cc.gnt(f"gnt-node evacuate -f {node2.name}")
+    assert _field(cc, name, "pnode") == node3.name
+    assert _field(cc, name, "snodes") == node1.name
+    assert plain_lv not in lvs(node2)
+    m3 = _minor_on(cc, name, node3.name)
+    assert _read(node3, m3, len(marker)) == marker
+    # gnt-node migrate moves every primary instance of a node to its secondary
+    cc.gnt(f"gnt-node migrate -f {node3.name}")
+    assert _field(cc, name, "pnode") == node1.name
+    cc.gnt(f"gnt-node failover -f {node1.name}")
+    assert _field(cc, name, "pnode") == node3.name
+
+    cc.gnt(f"gnt-instance shutdown {name}")
+    cc.gnt(f"gnt-instance modify -t plain {name}")
+    assert _field(cc, name, "disk_template") == "plain"
+    assert _field(cc, name, "snodes") == ""
+    assert plain_lv in lvs(node3) and plain_lv not in lvs(node1)
+    assert not [lv for lv in lvs(node3) if lv.endswith("_meta")]
+    assert _run(node3, f"dd if=/dev/{VG}/{plain_lv} bs={len(marker)} count=1 "
+                       "status=none") == marker
+    cc.gnt(f"gnt-instance remove -f {name}")

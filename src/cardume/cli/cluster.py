@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from cardume import __version__, constants, errors, paths
-from cardume.cli import common
+from cardume.cli import common, drbd
 from cardume.cli.luxi import Client
 from cardume.cli.params import parse_ident_kv, parse_kv, parse_names_list
 
@@ -68,6 +68,17 @@ def build(sub: Any) -> None:
     p.add_argument("--no-nplus1-mem", action="store_true", help="skip the N+1 memory check")
     common.add_job_options(p)
     p.set_defaults(func=verify)
+
+    p = sub.add_parser("verify-disks", help="find degraded or disconnected mirrors and "
+                       "reconnect them; report split brains and failed disks")
+    p.add_argument("--node-group", help="only the instances of this node group")
+    common.add_job_options(p)
+    p.set_defaults(func=verify_disks)
+
+    p = sub.add_parser("watch-disks", help="watch the DRBD replication of every instance, "
+                       "live (as gnt-instance watch-disks)")
+    drbd.add_watch_options(p, names=False)
+    p.set_defaults(func=drbd.watch)
 
     p = sub.add_parser("getmaster", help="print the master node")
     p.set_defaults(func=getmaster)
@@ -269,6 +280,23 @@ def verify(args: argparse.Namespace) -> int:
     if result is None:
         return 0
     return 0 if result[0] else 1
+
+
+def verify_disks(args: argparse.Namespace) -> int:
+    """Exit 0 when every active mirror is (or was made) healthy, 1 when a problem needs
+    the admin: a split brain, a failed disk, a mirror that would not reconnect, a node
+    that did not answer."""
+    result = common.run_job(args, [{"OP_ID": "OP_CLUSTER_VERIFY_DISKS",
+                                    "group_name": args.node_group}])
+    if not result:
+        return 0
+    found = result[0]
+    if found["reconnected"]:
+        print(f"Reconnected the disks of instance(s) {', '.join(found['reconnected'])}")
+    else:
+        print("No disks need to be activated.")
+    left = [found[k] for k in ("split_brain", "failed_disks", "degraded", "node_errors")]
+    return 1 if any(left) else 0
 
 
 def getmaster(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from cardume import constants, errors
 from cardume.cli import common
+from cardume.cli import drbd as drbd_cli
 from cardume.cli.listing import format_size, format_timestamp
 from cardume.cli.params import (
     check_param_types,
@@ -140,6 +141,11 @@ def build(sub: Any) -> None:
     p.add_argument("--roman", action="store_true", help="accepted for compatibility")
     p.add_argument("instances", nargs="*", help="instances")
     p.set_defaults(func=info)
+
+    p = sub.add_parser("watch-disks", help="watch the DRBD replication of instances' disks, "
+                       "live, across nodes")
+    drbd_cli.add_watch_options(p)
+    p.set_defaults(func=drbd_cli.watch)
 
     p = sub.add_parser("startup", aliases=["start"], help="start instances")
     _add_selector_options(p)
@@ -304,6 +310,25 @@ def build(sub: Any) -> None:
     common.add_job_options(p)
     p.add_argument("instance", help="name of the instance")
     p.set_defaults(func=migrate)
+
+    p = sub.add_parser("replace-disks", help="replace the storage under a drbd instance's "
+                       "mirror, or its secondary node")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-p", "--on-primary", dest="replace_mode", action="store_const",
+                       const="replace_on_primary", help="new volumes on the primary node")
+    where.add_argument("-s", "--on-secondary", dest="replace_mode", action="store_const",
+                       const="replace_on_secondary", help="new volumes on the secondary node")
+    where.add_argument("-n", "--new-secondary", dest="remote_node",
+                       help="move the secondary side to this node")
+    where.add_argument("-a", "--auto", dest="replace_mode", action="store_const",
+                       const="replace_auto", help="replace where the disks are faulty")
+    where.add_argument("-I", "--iallocator", help="allocator choosing the new secondary")
+    p.add_argument("--disks", help="disk indices, e.g. 0,2 (default: every disk)")
+    p.add_argument("--early-release", action="store_true",
+                   help="release the locks early (accepted for compatibility)")
+    common.add_job_options(p)
+    p.add_argument("instance", help="name of the instance")
+    p.set_defaults(func=replace_disks)
 
     p = sub.add_parser("console", help="connect to the console of an instance")
     p.add_argument("--show-cmd", action="store_true",
@@ -1041,6 +1066,32 @@ def modify(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_replace_disks_op(args: argparse.Namespace) -> dict[str, Any]:
+    mode = args.replace_mode
+    if args.remote_node or args.iallocator:
+        mode = "replace_new_secondary"
+    op: dict[str, Any] = {"OP_ID": "OP_INSTANCE_REPLACE_DISKS", "instance_name": args.instance,
+                          "mode": mode, "early_release": args.early_release}
+    if args.remote_node:
+        op["remote_node"] = args.remote_node
+    if args.iallocator:
+        op["iallocator"] = args.iallocator
+    if args.disks:
+        indices = []
+        for text in args.disks.split(","):
+            if not text.strip().isdigit():
+                raise errors.WrongInput(f"invalid disk index '{text}' in --disks "
+                                        f"'{args.disks}': expected numbers like 0,1")
+            indices.append(int(text))
+        op["disks"] = indices
+    return op
+
+
+def replace_disks(args: argparse.Namespace) -> int:
+    common.run_job(args, [build_replace_disks_op(args)])
+    return 0
+
+
 def grow_disk(args: argparse.Namespace) -> int:
     common.run_job(args, [build_grow_disk_op(args)])
     return 0
@@ -1158,14 +1209,28 @@ def info(args: argparse.Namespace) -> int:
             print("No instances.")
             return 1
         node_reply = client.call("Query", "node", NODE_INFO_FIELDS, [])
+        drbd = {} if args.static else _drbd_state(client, rows)
     nodes = [dict(zip(NODE_INFO_FIELDS, row, strict=True)) for row in node_reply["data"]]
-    print(format_info([format_instance_info(row, nodes, args.static) for row in rows]))
+    print(format_info([format_instance_info(row, nodes, args.static, drbd.get(row["name"]))
+                       for row in rows]))
     return 0
 
 
+def _drbd_state(client: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """QueryDrbd for the instances that have drbd disks (one RPC per node, on the master)."""
+    names = [row["name"] for row in rows
+             if any(d.get("dev_type") == constants.DT_DRBD8 for d in row.get("disks") or [])]
+    if not names:
+        return {}
+    reply = client.call("QueryDrbd", names, None)
+    return {inst["name"]: inst for inst in reply.get("instances") or []}
+
+
 def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
-                         static: bool) -> list[tuple[str, Any]]:
-    """Ganeti's ``_FormatInstanceInfo`` from one row of an instance query."""
+                         static: bool, drbd: dict[str, Any] | None = None,
+                         ) -> list[tuple[str, Any]]:
+    """Ganeti's ``_FormatInstanceInfo`` from one row of an instance query; ``drbd`` is the
+    instance's entry in a QueryDrbd answer (the live state of its drbd disks)."""
     by_name = {n["name"]: n for n in nodes}
     node_names = {n["uuid"]: n["name"] for n in nodes}
     state = f"configured to be {inst['admin_state']}"
@@ -1183,6 +1248,7 @@ def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
     if "maxmem" in beparams:
         beparams["memory"] = beparams["maxmem"]  # the old name, as Ganeti shows it
     hvparams = {k: v for k, v in (inst["hvparams"] or {}).items() if k not in constants.HVC_GLOBALS}
+    drbd_disks = {d["index"]: d for d in (drbd or {}).get("disks") or []}
     return [
         ("Instance name", inst["name"]),
         ("UUID", inst["uuid"]),
@@ -1204,7 +1270,7 @@ def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
         ("Back-end parameters", format_params(inst["custom_beparams"] or {}, beparams)),
         ("NICs", [_nic_info(index, nic) for index, nic in enumerate(inst["nics"] or [])]),
         ("Disk template", inst["disk_template"]),
-        ("Disks", [_disk_info(index, disk, node_names, static)
+        ("Disks", [_disk_info(index, disk, node_names, static, drbd_disks.get(index))
                    for index, disk in enumerate(inst["disks"] or [])]),
     ]
 
@@ -1250,7 +1316,7 @@ def _nic_info(index: int, nic: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _disk_info(index: int, disk: dict[str, Any], node_names: dict[str, str],
-               static: bool) -> list[tuple[str, Any]]:
+               static: bool, drbd: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
     size = disk.get("size")
     nice_size = format_size(size) if isinstance(size, int) else str(size)
     header = disk.get("iv_name") or f"disk {index}"
@@ -1268,6 +1334,8 @@ def _disk_info(index: int, disk: dict[str, Any], node_names: dict[str, str],
             data.extend([("nodeA", f"{node_a}, minor={logical_id[3]}"),
                          ("nodeB", f"{node_b}, minor={logical_id[4]}"),
                          ("port", str(logical_id[2]))])
+            if not static and drbd is not None:
+                data.extend(drbd_cli.info_lines(drbd))
         elif dev_type == constants.DT_PLAIN and isinstance(logical_id, list) \
                 and len(logical_id) == 2:
             data.append(("logical_id", f"{logical_id[0]}/{logical_id[1]}"))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from cardume.cli import common, listing
+from cardume import errors
+from cardume.cli import common, drbd, listing
 from cardume.cli.params import parse_kv
 
 DEFAULT_FIELDS = ["name", "dtotal", "dfree", "mtotal", "mnode", "mfree", "pinst_cnt",
@@ -53,6 +55,11 @@ def build(sub: Any) -> None:
                    help="storage type (default: that of the first enabled disk template)")
     p.set_defaults(func=list_storage)
 
+    p = sub.add_parser("list-drbd", help="list the DRBD minors of a node, with their "
+                       "instances and the minors no disk claims")
+    drbd.add_list_drbd_options(p)
+    p.set_defaults(func=drbd.list_drbd)
+
     for name in ("info", "show"):
         p = sub.add_parser(name, help="show node details")
         p.add_argument("nodes", nargs="*", help="nodes (default: all)")
@@ -79,6 +86,41 @@ def build(sub: Any) -> None:
     p.add_argument("node", help="name of the node")
     p.set_defaults(func=modify)
 
+    p = sub.add_parser("evacuate", help="move the instances' disks off a node")
+    p.add_argument("-f", "--force", action="store_true", help="don't ask for confirmation")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("-p", "--primary-only", dest="evac_mode", action="store_const",
+                       const="primary-only", help="only the instances whose primary it is")
+    which.add_argument("-s", "--secondary-only", dest="evac_mode", action="store_const",
+                       const="secondary-only", help="only the instances whose secondary it is")
+    p.add_argument("-n", "--new-secondary", dest="remote_node",
+                   help="new secondary node (default: the node with the most free space)")
+    p.add_argument("-I", "--iallocator", help="allocator choosing the new nodes")
+    p.add_argument("--early-release", action="store_true",
+                   help="release the locks early (accepted for compatibility)")
+    common.add_job_options(p)
+    p.add_argument("node", help="name of the node")
+    p.set_defaults(func=evacuate, evac_mode="all")
+
+    p = sub.add_parser("failover", help="fail over every instance whose primary is a node")
+    p.add_argument("-f", "--force", action="store_true", help="don't ask for confirmation")
+    p.add_argument("--ignore-consistency", action="store_true",
+                   help="fail over even if the disks are not consistent (dead node)")
+    common.add_job_options(p)
+    p.add_argument("node", help="name of the node")
+    p.set_defaults(func=failover)
+
+    p = sub.add_parser("migrate", help="migrate every instance whose primary is a node")
+    p.add_argument("-f", "--force", action="store_true", help="don't ask for confirmation")
+    p.add_argument("--non-live", dest="non_live", action="store_true",
+                   help="non-live migration")
+    p.add_argument("--migration-mode", choices=("live", "non-live"), help="live or non-live")
+    p.add_argument("--allow-failover", action="store_true",
+                   help="fail over the instances that cannot be migrated")
+    common.add_job_options(p)
+    p.add_argument("node", help="name of the node")
+    p.set_defaults(func=migrate)
+
     for action in ("add-tags", "remove-tags", "list-tags"):
         p = sub.add_parser(action, help=f"{action.replace('-', ' ')} of a node")
         p.add_argument("node", help="name of the node")
@@ -98,6 +140,71 @@ def add(args: argparse.Namespace) -> int:
         op["ndparams"] = dict(parse_kv(args.ndparams))
     common.run_job(args, [op])
     return 0
+
+
+def evacuate(args: argparse.Namespace) -> int:
+    if not args.force and not common.confirm(
+            f"Move the instances' disks off node {args.node} ({args.evac_mode})?"):
+        raise errors.WrongInput(f"evacuating {args.node} needs -f to confirm")
+    op: dict[str, Any] = {"OP_ID": "OP_NODE_EVACUATE", "node_name": args.node,
+                          "mode": args.evac_mode, "early_release": args.early_release}
+    if args.remote_node:
+        op["remote_node"] = args.remote_node
+    if args.iallocator:
+        op["iallocator"] = args.iallocator
+    result = common.run_job(args, [op])
+    if result and result[0]:
+        for instance, what in result[0]:
+            print(f"{instance}: {what}")
+    return 0
+
+
+def _primary_instances(node: str) -> tuple[str, list[str]]:
+    """The node's full name and the instances whose primary it is."""
+    from cardume.cli.luxi import Client
+    with Client() as client:
+        found = client.call("Query", "node", ["name"], [node])["data"]
+        full = str(found[0][0])
+        rows = client.call("Query", "instance", ["name", "pnode"], [])["data"]
+    return full, sorted(str(name) for name, pnode in rows if pnode == full)
+
+
+def _each_instance(args: argparse.Namespace, verb: str,
+                   build: Callable[[str], dict[str, Any]]) -> int:
+    """Ganeti's gnt-node failover/migrate: one job per primary instance of the node."""
+    node, names = _primary_instances(args.node)
+    if not names:
+        print(f"No primary instances on node {node}, exiting.")
+        return 0
+    if not args.force and not common.confirm(
+            f"{verb.capitalize()} instance(s) {', '.join(names)} off {node}?"):
+        raise errors.WrongInput(f"{verb} of the instances of {node} needs -f to confirm")
+    failed = []
+    for name in names:
+        try:
+            common.run_job(args, [build(name)])
+        except errors.CardumeError as err:
+            print(f"Failure: {name}: {err}", file=sys.stderr)
+            failed.append(name)
+    if failed:
+        raise errors.ExecError(f"{verb} failed for {len(failed)} of {len(names)} "
+                               f"instance(s): {', '.join(failed)}")
+    return 0
+
+
+def failover(args: argparse.Namespace) -> int:
+    return _each_instance(args, "failover", lambda name: {
+        "OP_ID": "OP_INSTANCE_FAILOVER", "instance_name": name,
+        "ignore_consistency": args.ignore_consistency})
+
+
+def migrate(args: argparse.Namespace) -> int:
+    if args.non_live and args.migration_mode:
+        raise errors.WrongInput("give either --non-live or --migration-mode, not both")
+    mode = "non-live" if args.non_live else args.migration_mode
+    return _each_instance(args, "migration", lambda name: {
+        "OP_ID": "OP_INSTANCE_MIGRATE", "instance_name": name, "mode": mode,
+        "allow_failover": args.allow_failover})
 
 
 def remove(args: argparse.Namespace) -> int:

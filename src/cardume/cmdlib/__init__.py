@@ -6,6 +6,9 @@ from cardume.cmdlib import (  # noqa: F401
     instance,
     instance_create,
     instance_ops,
+    instance_replace,
     misc,
     node,
+    node_evacuate,
+    verify_disks,
 )

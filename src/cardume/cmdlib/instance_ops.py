@@ -8,7 +8,7 @@ import contextlib
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import common, drbd
+from cardume.cmdlib import common, drbd, instance_convert
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
@@ -228,11 +228,12 @@ class LUInstanceSetParams(_InstanceLU):
         self.beparams = common.check_beparams(op.beparams)
         self.nic_changes = list(op.nics)
         self.disk_changes = list(op.disks)
-        if op.disk_template is not None:
-            raise errors.WrongInput(f"converting to the {op.disk_template} template is not "
-                                    "available yet")
+        if op.disk_template is not None and op.disk_template not in constants.DISK_TEMPLATES:
+            raise errors.WrongInput(f"unknown disk template '{op.disk_template}' (expected "
+                                    f"{', '.join(constants.DISK_TEMPLATES)})")
         if not any((op.beparams, op.hvparams, op.osparams is not None, op.os_name, op.disks,
-                    op.nics, op.offline is not None, op.runtime_mem is not None)):
+                    op.nics, op.offline is not None, op.runtime_mem is not None,
+                    op.disk_template)):
             raise errors.WrongInput("please give at least one modification")
 
     async def check_prereq(self) -> None:
@@ -270,11 +271,27 @@ class LUInstanceSetParams(_InstanceLU):
         if op.runtime_mem is not None and not self.running:
             raise errors.WrongState(f"instance {inst.name} is not running, so its memory "
                                     "can't be changed at runtime")
+        self.new_snode = None
+        if op.disk_template:
+            self.new_snode = await instance_convert.check(self, op.disk_template)
+        elif self.disk_changes and inst.disk_template == constants.DT_DRBD8 and any(
+                action in ("add", "remove") for action, _, _ in self.disk_changes):
+            raise errors.WrongInput(f"adding or removing disks of a drbd instance is not "
+                                    f"supported yet ({inst.name})",
+                                    "convert it to plain, change its disks, convert it back")
 
     async def exec(self) -> list[tuple[str, str]]:
         op = self.op
-        edited = self.cfg.edit(self.inst)
         changes: list[tuple[str, str]] = []
+        if op.disk_template == constants.DT_DRBD8:
+            assert self.new_snode is not None
+            await instance_convert.to_drbd(self, self.new_snode)
+            changes.append(("disk_template", f"drbd, secondary {self.new_snode.name}"))
+        elif op.disk_template == constants.DT_PLAIN:
+            await instance_convert.to_plain(self)
+            changes.append(("disk_template", "plain"))
+        self.inst = self.cfg.instances[self.inst.uuid]
+        edited = self.cfg.edit(self.inst)
         if self.beparams:
             edited.beparams = objects.merge_params(edited.beparams, self.beparams)
             changes.extend((f"be/{k}", str(v)) for k, v in self.beparams.items())

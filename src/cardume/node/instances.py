@@ -11,6 +11,7 @@ import asyncio
 import base64
 import logging
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -108,6 +109,7 @@ class InstanceCalls:
                  "blockdev_shutdown", "blockdev_grow", "blockdev_rename", "blockdev_info",
                  "blockdev_read", "blockdev_write", "node_volumes", "node_storage",
                  "drbd_status", "drbd_connect", "drbd_disconnect", "drbd_set_role",
+                 "drbd_replace_local",
                  "instance_os_add", "instance_os_rename", "instance_start",
                  "instance_shutdown", "instance_reboot", "instance_list", "instance_info_all",
                  "accept_instance", "instance_migrate", "instance_finalize_migration_dst",
@@ -174,8 +176,15 @@ class InstanceCalls:
     # --- block devices ----------------------------------------------------------------------
 
     async def blockdev_create(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
+        """{"disk", "data_exists"?}: data_exists (drbd only) keeps the existing data LV and
+        adds the metadata beside it."""
         dev = self.disk(_need(args, "disk"))
-        await _blocking(dev.create)
+        if args.get("data_exists"):
+            if not isinstance(dev, drbd.DrbdDisk):
+                raise errors.WrongInput("data_exists only applies to drbd disks")
+            await _blocking(dev.create, True)
+        else:
+            await _blocking(dev.create)
         return {"path": dev.path}
 
     async def blockdev_remove(self, args: Args, peer: PeerInfo) -> None:
@@ -278,6 +287,10 @@ class InstanceCalls:
             found = drbd.parse_proc_drbd(text)
             if wanted is not None:
                 found = {m: found[m] for m in wanted if m in found}
+            alone = [st for st in found.values() if st["cstate"] == "StandAlone"]
+            split = drbd.split_brain_minors(drbd.read_kmsg()) if alone else set()
+            for st in found.values():
+                st["split_brain"] = st["minor"] in split and st["cstate"] == "StandAlone"
             version = drbd.parse_version(text)
             return {"version": version["version"] if version else None,
                     "minors": {str(m): st for m, st in found.items()}}
@@ -302,6 +315,17 @@ class InstanceCalls:
             for dev in devs:
                 dev.disconnect()
         await _blocking(disconnect)
+
+    async def drbd_replace_local(self, args: Args, peer: PeerInfo) -> list[list[list[str]]]:
+        """{"disks", "suffix"}: new empty LVs under each disk's local side, synced from the
+        peer; returns, per disk, the [vg, lv] ids of the old LVs (renamed with suffix),
+        which the master removes once the sync has ended."""
+        devs = self._drbd_disks(args)
+        suffix = _need(args, "suffix", str)
+        if not re.fullmatch(r"_[A-Za-z0-9_.+-]{1,40}", suffix):
+            raise errors.WrongInput(f"invalid suffix {suffix!r}: expected '_' and up to 40 "
+                                    "letters, digits or '_.+-'")
+        return await _blocking(lambda: [dev.replace_local(suffix) for dev in devs])
 
     async def drbd_set_role(self, args: Args, peer: PeerInfo) -> None:
         """{"disks", "role": primary|secondary, "force"?}: force only overrides DRBD's

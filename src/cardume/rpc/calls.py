@@ -60,6 +60,7 @@ CALLS: dict[str, Call] = {c.name: c for c in (
     Call("drbd_connect", "normal", "attach DRBD disks and connect them to their peers"),
     Call("drbd_disconnect", "normal", "disconnect DRBD disks from their peers"),
     Call("drbd_set_role", "normal", "make DRBD disks primary or secondary"),
+    Call("drbd_replace_local", "normal", "put new LVs under DRBD disks (synced from the peer)"),
     Call("node_volumes", "fast", "the LVs of the cluster's volume group (gnt-node volumes)"),
     Call("node_storage", "fast", "space of one storage type (gnt-node list-storage)"),
     # instances and their OS

@@ -29,6 +29,7 @@ State comes from ``/proc/drbd`` (``parse_proc_drbd``), the file operators watch.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import shlex
 import time
@@ -354,11 +355,23 @@ class DrbdDisk(BlockDev):
 
     # --- creation and removal ----------------------------------------------------------------
 
-    def create(self) -> None:
+    def create(self, data_exists: bool = False) -> None:
         """Create the data and metadata LVs and initialise the metadata; on failure, remove
-        whatever this call created."""
+        whatever this call created. ``data_exists``: the data LV is there already, with
+        data to keep (a plain disk becoming the primary side of a mirror)."""
         if self.size <= 0:
             raise errors.WrongInput(f"invalid disk size {self.size} MiB")
+        if data_exists:
+            if not self.data.exists():
+                raise errors.WrongState(f"logical volume {self.data.lvm_name} does not exist "
+                                        "on this node")
+            self.meta.create()
+            try:
+                self._run(self.cmds.create_md(self.minor, self.meta.path), input="yes\nyes\n")
+            except BaseException:
+                self.meta.remove()
+                raise
+            return
         if self.data.vg == self.meta.vg:  # both must fit, not just each
             free = self.data.lvm.vg_info(self.data.vg)["free"]
             needed = self.data.size + self.meta.size
@@ -460,6 +473,45 @@ class DrbdDisk(BlockDev):
             return
         self._run(self.cmds.down(self.minor))
 
+    # --- replacing the local volumes (gnt-instance replace-disks -p/-s) ----------------------
+
+    def replace_local(self, old_suffix: str) -> list[list[str]]:
+        """Put new, empty LVs under this side of the mirror; DRBD then copies the peer's
+        data onto them. The old LVs are renamed with ``old_suffix`` and kept (returned as
+        [vg, lv] ids) until the caller has seen the sync end: if the peer dies meanwhile,
+        they still hold this side's data. On failure, the old LVs go back in place."""
+        status = self.proc_status()
+        if status is not None and not status["connected"]:
+            raise errors.WrongState(
+                f"DRBD minor {self.minor} is not connected to its peer "
+                f"({status['cstate']}): replacing its local disk would leave no copy")
+        if status is not None and status["peer_disk"] != "UpToDate":
+            raise errors.WrongState(
+                f"the peer of DRBD minor {self.minor} is not up to date "
+                f"({status['peer_disk']}): it can't be the source of the new disk")
+        if status is not None:
+            self.detach()
+        old = [LogicalVolume([lv.vg, lv.name], lv.size, lv.params, tool=lv.lvm)
+               for lv in (self.data, self.meta)]
+        renamed: list[tuple[LogicalVolume, str]] = []
+        try:
+            for lv in old:
+                if not lv.exists():  # lost with the failed disk: nothing to keep
+                    continue
+                original = lv.name
+                lv.rename([lv.vg, f"{original}{old_suffix}"])
+                renamed.append((lv, original))
+            self.create()
+        except BaseException:
+            for lv, original in renamed:
+                lv.rename([lv.vg, original])
+            if status is not None:
+                self.attach()
+            raise
+        if status is not None:
+            self.attach()
+        return [[lv.vg, lv.name] for lv, _ in renamed]
+
     # --- size --------------------------------------------------------------------------------
 
     def grow(self, amount: int) -> None:
@@ -545,6 +597,58 @@ def from_spec(spec: dict[str, Any], identity: dict[str, Any], *,
                     runner=tool.runner, **kwargs)
 
 
+# --- split brain ---------------------------------------------------------------------------
+
+KMSG = "/dev/kmsg"
+# The kernel's DRBD 8.4 names a minor "drbd0" in device messages ("block drbd0: ...") and
+# its resource ("resource0" here, see Drbd84Commands) in connection messages, e.g.
+#   block drbd0: Split-Brain detected but unresolved, dropping connection!
+#   block drbd0: Split-Brain detected, manually solved. Sync from this node
+#   drbd resource0: conn( WFReportParams -> Connected ) ...
+_MINOR_RE_KMSG = re.compile(r"\b(?:block drbd|drbd resource)(\d+): ")
+
+
+def read_kmsg(path: str = KMSG) -> str:
+    """The kernel log's records still in the ring buffer (without blocking), one per line;
+    empty when it can't be read."""
+    lines = []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        while True:
+            try:
+                record = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError:  # EPIPE: a record was overwritten while reading; go on
+                continue
+            if not record:
+                break
+            # "PRIO,SEQ,TIME,FLAGS;message" then optional " KEY=value" lines
+            text = record.decode("utf-8", "replace").split(";", 1)[-1]
+            lines.append(text.split("\n", 1)[0])
+    finally:
+        os.close(fd)
+    return "\n".join(lines)
+
+
+def split_brain_minors(kernel_log: str) -> set[int]:
+    """Minors whose last connection attempt ended in an unresolved split brain (a later
+    connection, or a split brain resolved by hand, clears it)."""
+    last: dict[int, bool] = {}
+    for line in kernel_log.splitlines():
+        match = _MINOR_RE_KMSG.search(line)
+        if match is None:
+            continue
+        if "Split-Brain detected but unresolved" in line:
+            last[int(match.group(1))] = True
+        elif "-> Connected )" in line or "Split-Brain detected, " in line:
+            last[int(match.group(1))] = False
+    return {minor for minor, split in last.items() if split}
+
+
 def list_minors(read_proc: Callable[[], str] = read_proc_drbd) -> dict[int, dict[str, Any]]:
     """Every configured minor on this node (for ``gnt-node list-drbd``)."""
     try:
@@ -555,4 +659,5 @@ def list_minors(read_proc: Callable[[], str] = read_proc_drbd) -> dict[int, dict
 
 
 __all__ = ["DrbdDisk", "Drbd84Commands", "META_SIZE", "address", "from_spec",
-           "list_minors", "parse_proc_drbd", "parse_version"]
+           "list_minors", "parse_proc_drbd", "parse_version", "read_kmsg",
+           "split_brain_minors"]

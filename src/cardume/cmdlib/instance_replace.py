@@ -1,0 +1,246 @@
+"""gnt-instance replace-disks: new storage under a drbd instance's mirror.
+
+``-p`` / ``-s`` put new LVs under one side (the primary's or the secondary's) and let DRBD
+copy the other side's data onto them; ``-n NODE`` moves the secondary side to another node;
+``-a`` finds the side whose disk failed and replaces it. The old LVs are removed only after
+the new copy is complete, so a second failure during the operation never leaves the
+instance without a good copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from cardume import constants, errors, objects, opcodes
+from cardume.cmdlib import drbd
+from cardume.cmdlib import instance_common as ic
+from cardume.cmdlib.base import register
+from cardume.cmdlib.instance import _InstanceLU
+from cardume.jobs import locks
+
+ON_PRIMARY, ON_SECONDARY, NEW_SECONDARY, AUTO = opcodes.REPLACE_MODES
+_GOOD_DISK = ("UpToDate",)
+
+
+@register
+class LUInstanceReplaceDisks(_InstanceLU):
+    OP = opcodes.OpInstanceReplaceDisks
+    NODE_LOCKS_SHARED = False
+
+    def check_arguments(self) -> None:
+        op = self.op
+        if op.iallocator:
+            raise errors.WrongInput(f"instance allocator '{op.iallocator}' is not available "
+                                    "yet: name the new secondary with -n NODE")
+        if op.mode == NEW_SECONDARY and not op.remote_node:
+            raise errors.WrongInput("replacing the secondary needs the new node: -n NODE")
+        if op.mode != NEW_SECONDARY and op.remote_node:
+            raise errors.WrongInput("a new node (-n) only goes with replacing the secondary")
+        if op.mode in (NEW_SECONDARY, AUTO) and op.disks:
+            raise errors.WrongInput("--disks only goes with -p or -s: the other modes "
+                                    "replace every disk that needs it")
+
+    def declare_locks(self) -> dict[str, tuple[Any, bool]]:
+        plan = super().declare_locks()
+        if self.op.remote_node:
+            names, _ = plan[locks.LEVEL_NODE]
+            node = self.cfg.find_node(self.op.remote_node)
+            plan[locks.LEVEL_NODE] = ([*names, node.name if node else self.op.remote_node],
+                                      False)
+        return plan
+
+    async def check_prereq(self) -> None:
+        await super().check_prereq()
+        inst = self.inst
+        if inst.disk_template != constants.DT_DRBD8:
+            raise errors.WrongInput(f"instance {inst.name} uses the {inst.disk_template} "
+                                    "template: only drbd disks are mirrored and can be "
+                                    "replaced")
+        for index in self.op.disks:
+            if not 0 <= index < len(inst.disks):
+                raise errors.WrongInput(f"invalid disk index {index}: instance {inst.name} "
+                                        f"has {len(inst.disks)} disk(s)")
+        self.secondary = self.cfg.nodes[inst.secondary_nodes[0]]
+        self.new_node: objects.Node | None = None
+        if self.op.mode == NEW_SECONDARY:
+            await self._check_new_secondary()
+        elif self.op.mode in (ON_PRIMARY, ON_SECONDARY):
+            node = self.pnode if self.op.mode == ON_PRIMARY else self.secondary
+            peer = self.secondary if self.op.mode == ON_PRIMARY else self.pnode
+            for each in (node, peer):
+                if each.offline:
+                    raise errors.WrongState(
+                        f"node {each.name} is offline: both sides are needed to replace "
+                        f"the disks on {node.name}",
+                        f"gnt-instance replace-disks -n NODE {inst.name} replaces a lost "
+                        "secondary" if each is self.secondary else
+                        f"gnt-instance failover {inst.name} first")
+            await ic.check_vg_space(self.rpc, node, self._needs(self._indices()),
+                                    "the new volumes")
+        self.running = await self.running_on_primary() if not self.pnode.offline else False
+
+    async def _check_new_secondary(self) -> None:
+        inst = self.inst
+        new = self.cfg.expand_node(str(self.op.remote_node))
+        if new.uuid == inst.primary_node:
+            raise errors.WrongInput(f"node {new.name} is the primary of {inst.name}; the "
+                                    "secondary must be another node")
+        if new.uuid == self.secondary.uuid:
+            raise errors.WrongInput(f"node {new.name} is already the secondary of "
+                                    f"{inst.name}")
+        ic.check_node_usable(new, "new secondary")
+        if self.pnode.offline:
+            raise errors.WrongState(f"primary node {self.pnode.name} is offline: the new "
+                                    "secondary would have nothing to copy from")
+        found = await self.rpc.call(new, "drbd_status", {"minors": []})
+        if not found.get("version"):
+            raise errors.WrongState(f"DRBD is not loaded on node {new.name}",
+                                    "modprobe drbd usermode_helper=/bin/true")
+        await ic.check_vg_space(self.rpc, new, self._needs(range(len(inst.disks))),
+                                "drbd disks (data and metadata)")
+        self.new_node = new
+
+    def _indices(self) -> list[int]:
+        return list(self.op.disks) or list(range(len(self.inst.disks)))
+
+    def _needs(self, indices: Any) -> dict[str, int]:
+        needs: dict[str, int] = {}
+        for index in indices:
+            data, meta = self.inst.disks[index].children
+            for child in (data, meta):
+                vg = str(child.logical_id[0])
+                needs[vg] = needs.get(vg, 0) + child.size
+        return needs
+
+    async def exec(self) -> None:
+        was_active = self.inst.disks_active or self.running
+        if not was_active:
+            self.log_info(f"Activating the disks of {self.inst.name} for the replacement")
+            await drbd.assemble(self, self.inst, None, ignore_secondaries=True)
+        try:
+            mode = self.op.mode
+            if mode == AUTO:
+                mode = await self._faulty_side()
+                if mode is None:
+                    self.log_info(f"No faulty disk found on the nodes of {self.inst.name}; "
+                                  "nothing to replace")
+                    return
+            if mode == NEW_SECONDARY:
+                assert self.new_node is not None
+                await self._change_secondary(self.new_node)
+            else:
+                node = self.pnode if mode == ON_PRIMARY else self.secondary
+                await self._replace_on(node, self._indices())
+        finally:
+            if not was_active:
+                for problem in await drbd.shutdown(self, self.cfg.instances[self.inst.uuid],
+                                                   ignore_errors=True):
+                    self.log_warning(problem)
+
+    async def _faulty_side(self) -> str | None:
+        """The side whose local disks failed (Ganeti's auto mode), or None."""
+        faulty = {}
+        for mode, node in ((ON_PRIMARY, self.pnode), (ON_SECONDARY, self.secondary)):
+            states = await drbd.status(self, self.inst, node.uuid)
+            bad = [st for st in states if st is None or st["disk"] not in _GOOD_DISK]
+            if bad:
+                faulty[mode] = node
+        if len(faulty) == 2:
+            raise errors.WrongState(f"the disks of {self.inst.name} are faulty on both "
+                                    "nodes; no good copy to replace from",
+                                    "check the nodes' storage (gnt-cluster verify-disks)")
+        if not faulty:
+            return None
+        mode, node = next(iter(faulty.items()))
+        self.log_info(f"The disks of {self.inst.name} are faulty on {node.name}: replacing "
+                      "them there")
+        return mode
+
+    async def _replace_on(self, node: objects.Node, indices: list[int]) -> None:
+        inst = self.inst
+        disks = [inst.disks[i] for i in indices]
+        peer = self.secondary if node.uuid == self.pnode.uuid else self.pnode
+        suffix = f"_replaced-{int(time.time())}"
+        self.log_info(f"Replacing disk(s) {', '.join(d.iv_name for d in disks)} of "
+                      f"{inst.name} on {node.name}: new volumes, filled from {peer.name}")
+        old_ids = await self.rpc.call(node, "drbd_replace_local",
+                                      {"disks": [drbd.node_disk_spec(self.cfg, d, node.uuid)
+                                                 for d in disks], "suffix": suffix})
+        await drbd.wait_for_sync(self, inst, node.uuid)
+        self.log_info(f"Removing the old volumes on {node.name}")
+        for ids in old_ids:
+            for vg, lv in ids:
+                try:
+                    await self.rpc.call(node, "blockdev_remove", {"disk": {
+                        "dev_type": constants.DT_PLAIN, "logical_id": [vg, lv], "size": 0,
+                        "params": {}}})
+                except errors.CardumeError as err:
+                    self.log_warning(f"could not remove the old volume {vg}/{lv} on "
+                                     f"{node.name}: {err}")
+
+    async def _change_secondary(self, new: objects.Node) -> None:
+        """The new secondary's side created, the old one taken down (if its node lives),
+        the primary reconnected to the new peer, the config committed, the sync waited
+        for, then the old side's LVs removed."""
+        inst, old, primary = self.inst, self.secondary, self.pnode
+        self.log_info(f"Replacing the secondary of {inst.name}: {old.name} -> {new.name}")
+        old_specs = {d.uuid: drbd.node_disk_spec(self.cfg, d, old.uuid) for d in inst.disks}
+        with drbd.allocating(self.cfg) as alloc:
+            edited = self.cfg.edit(self.cfg.instances[inst.uuid])
+            for disk in edited.disks:
+                minor = alloc.minor(new)
+                ids = list(disk.logical_id)
+                slot = 0 if ids[0] == old.uuid else 1
+                ids[slot], ids[3 + slot] = new.uuid, minor
+                disk.logical_id = ids
+                disk.nodes = [primary.uuid, new.uuid]
+                for child in disk.children:
+                    child.nodes = list(disk.nodes)
+            created: list[dict[str, Any]] = []
+            disconnected = False
+            try:
+                for disk in edited.disks:
+                    spec = drbd.node_disk_spec(self.cfg, disk, new.uuid)
+                    self.log_info(f"Creating disk {disk.iv_name} on {new.name} (minor "
+                                  f"{spec['dynamic_params']['local_minor']})")
+                    await self.rpc.call(new, "blockdev_create", {"disk": spec})
+                    created.append(spec)
+                if not old.offline:
+                    for spec in old_specs.values():
+                        try:
+                            await self.rpc.call(old, "blockdev_shutdown", {"disk": spec})
+                        except errors.CardumeError as err:
+                            self.log_warning(f"could not take the old secondary's disk down "
+                                             f"on {old.name}: {err}")
+                await self.rpc.call(primary, "drbd_disconnect", {
+                    "disks": [drbd.node_disk_spec(self.cfg, d, primary.uuid)
+                              for d in inst.disks]})
+                disconnected = True
+                await self.cfg.commit(update=[edited])
+            except BaseException:
+                for spec in created:
+                    with contextlib.suppress(errors.CardumeError):
+                        await self.rpc.call(new, "blockdev_remove", {"disk": spec})
+                if disconnected or not old.offline:  # back to the old pair
+                    with contextlib.suppress(errors.CardumeError):
+                        await drbd.assemble(self, inst, None, ignore_secondaries=True)
+                raise
+        self.inst = edited
+        for node in (primary, new):
+            await self.rpc.call(node, "drbd_connect",
+                                {"disks": drbd.disks_for(self.cfg, edited, node.uuid)})
+        await drbd.wait_for_sync(self, edited, primary.uuid)
+        if old.offline:
+            names = ", ".join(f"{c.logical_id[0]}/{c.logical_id[1]}"
+                              for spec in old_specs.values() for c in
+                              (objects.Disk.from_dict(x) for x in spec["children"]))
+            self.log_warning(f"node {old.name} is offline: remove the old volumes there "
+                             f"once it is back ({names})")
+            return
+        for spec in old_specs.values():
+            try:
+                await self.rpc.call(old, "blockdev_remove", {"disk": spec})
+            except errors.CardumeError as err:
+                self.log_warning(f"could not remove the old disk on {old.name}: {err}")
