@@ -331,6 +331,13 @@ def test_drbd_split_brain_is_reported_not_resolved(qa_cardume: CardumeCluster) -
     assert _run(node2, f"dd if=/dev/{VG}/{data_lv} bs=16 count=1 status=none") == \
         "written-on-node2"
     assert proc_drbd(node1)[m1][0] == "StandAlone"
+    # the admin keeps the primary's side (README: 'Split brain'): node2 gets node1's data
+    cc.gnt(f"gnt-instance replace-disks -s {name}")
+    assert _in_sync(node1, m1, "Primary") and _in_sync(node2, m2, "Secondary")
+    assert _run(node2, f"dd if=/dev/{VG}/{data_lv} bs=16 count=1 status=none") == \
+        "written-on-node1"
+    assert not [lv for lv in lvs(node2) if "_replaced-" in lv]
+    assert cc.master.run("gnt-cluster verify-disks").ok
     cc.gnt(f"gnt-instance remove -f {name}")
 
 

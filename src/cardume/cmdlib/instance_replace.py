@@ -163,11 +163,17 @@ class LUInstanceReplaceDisks(_InstanceLU):
         disks = [inst.disks[i] for i in indices]
         peer = self.secondary if node.uuid == self.pnode.uuid else self.pnode
         suffix = f"_replaced-{int(time.time())}"
+        split = await self._split_from(node, peer, indices)
         self.log_info(f"Replacing disk(s) {', '.join(d.iv_name for d in disks)} of "
                       f"{inst.name} on {node.name}: new volumes, filled from {peer.name}")
         old_ids = await self.rpc.call(node, "drbd_replace_local",
                                       {"disks": [drbd.node_disk_spec(self.cfg, d, node.uuid)
-                                                 for d in disks], "suffix": suffix})
+                                                 for d in disks], "suffix": suffix,
+                                       "standalone": split})
+        if split:  # the peer stood alone too: it listens again for the new side
+            await self.rpc.call(peer, "drbd_connect",
+                                {"disks": [drbd.node_disk_spec(self.cfg, d, peer.uuid)
+                                           for d in disks]})
         await drbd.wait_for_sync(self, inst, node.uuid)
         self.log_info(f"Removing the old volumes on {node.name}")
         for ids in old_ids:
@@ -179,6 +185,34 @@ class LUInstanceReplaceDisks(_InstanceLU):
                 except errors.CardumeError as err:
                     self.log_warning(f"could not remove the old volume {vg}/{lv} on "
                                      f"{node.name}: {err}")
+
+    async def _split_from(self, node: objects.Node, peer: objects.Node,
+                          indices: list[int]) -> bool:
+        """Whether ``node``'s side stands alone (after a split brain, or a disconnect); it
+        may then be replaced only from a peer whose own disk is UpToDate, and the changes
+        made on ``node`` since the split are dropped (the old volumes are kept until the
+        new copy is complete)."""
+        mine = await drbd.status(self, self.inst, node.uuid)
+        theirs = await drbd.status(self, self.inst, peer.uuid)
+        alone = [i for i in indices if not (mine[i] or {}).get("connected")]
+        if not alone:
+            return False
+        bad = [self.inst.disks[i].iv_name for i in alone
+               if (theirs[i] or {}).get("disk") != "UpToDate"]
+        if bad:
+            raise errors.WrongState(
+                f"disk(s) {', '.join(bad)} of {self.inst.name} are not connected and the "
+                f"copy on {peer.name} is not up to date: there is no good copy to replace "
+                f"{node.name}'s from")
+        if node.uuid == self.inst.primary_node and self.running:
+            raise errors.WrongState(
+                f"{self.inst.name} runs on {node.name}, whose disks are not connected: "
+                "replacing them would change the data under the running instance",
+                f"stop it first (gnt-instance shutdown {self.inst.name})")
+        self.log_warning(f"the disks of {self.inst.name} on {node.name} are not connected "
+                         f"to {peer.name}: their changes since then are dropped, "
+                         f"{peer.name}'s data is kept")
+        return True
 
     async def _change_secondary(self, new: objects.Node) -> None:
         """The new secondary's side created, the old one taken down (if its node lives),

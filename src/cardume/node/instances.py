@@ -317,15 +317,17 @@ class InstanceCalls:
         await _blocking(disconnect)
 
     async def drbd_replace_local(self, args: Args, peer: PeerInfo) -> list[list[list[str]]]:
-        """{"disks", "suffix"}: new empty LVs under each disk's local side, synced from the
-        peer; returns, per disk, the [vg, lv] ids of the old LVs (renamed with suffix),
+        """{"disks", "suffix", "standalone"?}: new empty LVs under each disk's local side,
+        synced from the peer (standalone: this side is split from its peer, whose changes
+        win); returns, per disk, the [vg, lv] ids of the old LVs (renamed with suffix),
         which the master removes once the sync has ended."""
         devs = self._drbd_disks(args)
         suffix = _need(args, "suffix", str)
         if not re.fullmatch(r"_[A-Za-z0-9_.+-]{1,40}", suffix):
             raise errors.WrongInput(f"invalid suffix {suffix!r}: expected '_' and up to 40 "
                                     "letters, digits or '_.+-'")
-        return await _blocking(lambda: [dev.replace_local(suffix) for dev in devs])
+        standalone = bool(args.get("standalone"))
+        return await _blocking(lambda: [dev.replace_local(suffix, standalone) for dev in devs])
 
     async def drbd_set_role(self, args: Args, peer: PeerInfo) -> None:
         """{"disks", "role": primary|secondary, "force"?}: force only overrides DRBD's

@@ -475,20 +475,27 @@ class DrbdDisk(BlockDev):
 
     # --- replacing the local volumes (gnt-instance replace-disks -p/-s) ----------------------
 
-    def replace_local(self, old_suffix: str) -> list[list[str]]:
-        """Put new, empty LVs under this side of the mirror; DRBD then copies the peer's
-        data onto them. The old LVs are renamed with ``old_suffix`` and kept (returned as
-        [vg, lv] ids) until the caller has seen the sync end: if the peer dies meanwhile,
-        they still hold this side's data. On failure, the old LVs go back in place."""
+    def replace_local(self, old_suffix: str, standalone: bool = False) -> list[list[str]]:
+        """Put new, empty LVs under this side of the mirror and bring it up; DRBD then
+        copies the peer's data onto them. The old LVs are renamed with ``old_suffix`` and
+        kept (returned as [vg, lv] ids) until the caller has seen the sync end: if the peer
+        dies meanwhile, they still hold this side's data. On failure, the old LVs go back.
+
+        ``standalone``: this side stands alone (a split brain the admin resolves by
+        dropping this side's changes): it is taken down instead of detached, and the
+        caller, having checked the peer's disk itself, reconnects the peer afterwards."""
         status = self.proc_status()
-        if status is not None and not status["connected"]:
+        if status is not None and not status["connected"] and not standalone:
             raise errors.WrongState(
                 f"DRBD minor {self.minor} is not connected to its peer "
                 f"({status['cstate']}): replacing its local disk would leave no copy")
-        if status is not None and status["peer_disk"] != "UpToDate":
+        if status is not None and status["connected"] and status["peer_disk"] != "UpToDate":
             raise errors.WrongState(
                 f"the peer of DRBD minor {self.minor} is not up to date "
                 f"({status['peer_disk']}): it can't be the source of the new disk")
+        if status is not None and not status["connected"]:
+            self.shutdown()
+            status = None
         if status is not None:
             self.detach()
         old = [LogicalVolume([lv.vg, lv.name], lv.size, lv.params, tool=lv.lvm)
@@ -508,8 +515,9 @@ class DrbdDisk(BlockDev):
             if status is not None:
                 self.attach()
             raise
-        if status is not None:
-            self.attach()
+        self.attach()
+        if status is None:
+            self.connect()
         return [[lv.vg, lv.name] for lv, _ in renamed]
 
     # --- size --------------------------------------------------------------------------------
