@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cardume import constants, errors, objects
@@ -210,6 +210,17 @@ def disks_for(cfg: ConfigWriter, inst: objects.Instance, node_uuid: str) -> list
 
 
 # --- driving both nodes ----------------------------------------------------------------------
+
+async def on_both(*steps: Awaitable[Any]) -> list[Any]:
+    """Run the two sides' steps at once (each node works on its own disks); every step
+    ends before this returns, and the first failure is raised, so the caller's cleanup
+    sees everything either side did."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
 
 def _node(lu: LogicalUnit, uuid: str) -> objects.Node:
     return lu.cfg.nodes[uuid]

@@ -149,12 +149,13 @@ class LUInstanceCreate(LogicalUnit):
                                                or disk["vg"], "volume group")
             needs[disk["vg"]] = needs.get(disk["vg"], 0) + disk["size"]
             needs[disk["metavg"]] = needs.get(disk["metavg"], 0) + drbd.META_SIZE
-        for node in (self.pnode, self.snode):
+        async def check(node: objects.Node) -> None:
             found = await self.rpc.call(node, "drbd_status", {"minors": []})
             if not found.get("version"):
                 raise errors.WrongState(f"DRBD is not loaded on node {node.name}",
                                         "modprobe drbd usermode_helper=/bin/true")
             await ic.check_vg_space(self.rpc, node, needs, "drbd disks (data and metadata)")
+        await drbd.on_both(check(self.pnode), check(self.snode))
 
     async def _check_ip_free(self, ip: str) -> None:
         """Ganeti's IP check: something answering on the address means it is taken."""
@@ -292,17 +293,20 @@ class LUInstanceCreate(LogicalUnit):
         assert self.snode is not None
         nodes = (self.snode, self.pnode)
         created: list[tuple[objects.Node, dict[str, Any]]] = []
-        try:
+        async def create_side(node: objects.Node) -> None:
             for disk in inst.disks:
-                for node in nodes:
-                    spec = drbd.node_disk_spec(self.cfg, disk, node.uuid)
-                    self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB, minor "
-                                  f"{spec['dynamic_params']['local_minor']}) on {node.name}")
-                    await self.rpc.call(node, "blockdev_create", {"disk": spec})
-                    created.append((node, spec))
-            for node in nodes:
-                await self.rpc.call(node, "drbd_connect",
-                                    {"disks": drbd.disks_for(self.cfg, inst, node.uuid)})
+                spec = drbd.node_disk_spec(self.cfg, disk, node.uuid)
+                self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB, minor "
+                              f"{spec['dynamic_params']['local_minor']}) on {node.name}")
+                await self.rpc.call(node, "blockdev_create", {"disk": spec})
+                created.append((node, spec))
+
+        async def connect(node: objects.Node) -> None:
+            await self.rpc.call(node, "drbd_connect",
+                                {"disks": drbd.disks_for(self.cfg, inst, node.uuid)})
+        try:
+            await drbd.on_both(*(create_side(node) for node in nodes))
+            await drbd.on_both(*(connect(node) for node in nodes))
             await drbd.wait_connected(self, inst, self.pnode.uuid, timeout=30.0)
             await self.rpc.call(self.pnode, "drbd_set_role",
                                 {"disks": drbd.disks_for(self.cfg, inst, self.pnode.uuid),
