@@ -382,3 +382,24 @@ def test_drbd_conversions_and_node_evacuation(qa_cardume: CardumeCluster) -> Non
     assert _run(node3, f"dd if=/dev/{VG}/{plain_lv} bs={len(marker)} count=1 "
                        "status=none") == marker
     cc.gnt(f"gnt-instance remove -f {name}")
+
+
+def test_drbd_peer_unreachable_on_the_replication_network(qa_cardume: CardumeCluster) -> None:
+    """The secondary's node daemon answers but DRBD can't reach its replication address:
+    the create fails with a clear error after the connection timeout, leaving nothing."""
+    cc = qa_cardume
+    node1, node2 = _nodes(cc)
+    before = {node.name: (lvs(node), proc_drbd(node)) for node in (node1, node2)}
+    cc.gnt(f"gnt-node modify -s 192.168.77.99 {node2.name}")  # nobody has this address
+    try:
+        res = cc.master.run(f"gnt-instance add -t drbd --disk 0:size=16m -B memory=64 -o {OS} "
+                            f"-n {node1.name}:{node2.name} --no-name-check --no-ip-check "
+                            "vmd-unreachable", timeout=180)
+    finally:
+        cc.gnt(f"gnt-node modify -s {node2.ip} {node2.name}")
+    message = res.err.strip()  # the job's progress lines go to stdout, the error to stderr
+    assert not res.ok, res.out + message
+    assert len(message.splitlines()) == 1, message
+    assert "did not connect" in message and "192.168.77.99" in message, message
+    assert "vmd-unreachable" not in cc.gnt("gnt-instance list --no-headers -o name")
+    assert {node.name: (lvs(node), proc_drbd(node)) for node in (node1, node2)} == before

@@ -289,7 +289,8 @@ async def wait_for_sync(lu: LogicalUnit, inst: objects.Instance, node_uuid: str,
 
 async def wait_connected(lu: LogicalUnit, inst: objects.Instance, node_uuid: str,
                          timeout: float = 60.0) -> None:
-    """Wait until every drbd disk on the node is connected (a resync may still run)."""
+    """Wait until every drbd disk on the node is connected (a resync may still run); the
+    error names the replication addresses that did not reach each other."""
     deadline = time.monotonic() + timeout
     while True:
         states = await status(lu, inst, node_uuid)
@@ -297,10 +298,15 @@ async def wait_connected(lu: LogicalUnit, inst: objects.Instance, node_uuid: str
             return
         if time.monotonic() >= deadline:
             disks = [d for d in inst.disks if d.dev_type == constants.DT_DRBD8]
+            local = _node(lu, node_uuid)
+            peer = _node(lu, peer_of(disks[0], node_uuid))
             raise errors.ExecError(
-                f"the disks of {inst.name} did not connect on {_node(lu, node_uuid).name} in "
+                f"the disks of {inst.name} did not connect on {local.name} in "
                 f"{timeout:g} s: " + "; ".join(_describe(d, s)
-                                               for d, s in zip(disks, states, strict=True)))
+                                               for d, s in zip(disks, states, strict=True)),
+                f"check that {local.name} ({replication_ip(local)}) and {peer.name} "
+                f"({replication_ip(peer)}) reach each other on TCP port "
+                f"{disks[0].logical_id[2]} (their secondary IPs)")
         await asyncio.sleep(0.2)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from cardume import errors, objects, opcodes
+from cardume import constants, errors, objects, opcodes
 from cardume.cmdlib import common
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.jobs import locks
@@ -209,6 +209,26 @@ class LUNodeSetParams(LogicalUnit):
                     f"not enough master candidates (desired {wanted}, new value would be "
                     f"{remaining})", hint)
         self.promote_self = op.master_candidate is None and self._becomes_candidate()
+        if op.secondary_ip is not None and op.secondary_ip != node.secondary_ip:
+            self._check_secondary_ip(op.secondary_ip)
+
+    def _check_secondary_ip(self, address: str) -> None:
+        """A new replication address: a valid IPv4 one, and no DRBD connection of the node
+        up with the old one (its peers would keep talking to an address that is gone)."""
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise errors.WrongInput(f"invalid secondary IP '{address}': expected an IPv4 "
+                                    "address") from None
+        busy = sorted(inst.name for inst in self.cfg.instances.values()
+                      if inst.disk_template == constants.DT_DRBD8
+                      and self.node.uuid in (inst.primary_node, *inst.secondary_nodes)
+                      and (inst.disks_active or inst.admin_state == "up"))
+        if busy and not self.node.offline:
+            raise errors.WrongState(
+                f"the DRBD disks of {', '.join(busy)} are connected through the current "
+                f"secondary IP of {self.node.name}",
+                "stop those instances (or deactivate their disks) first")
 
     def _becomes_candidate(self) -> bool:
         """Whether a node coming back (online, undrained, capable) fills a short pool, as
