@@ -403,3 +403,26 @@ def test_drbd_peer_unreachable_on_the_replication_network(qa_cardume: CardumeClu
     assert "did not connect" in message and "192.168.77.99" in message, message
     assert "vmd-unreachable" not in cc.gnt("gnt-instance list --no-headers -o name")
     assert {node.name: (lvs(node), proc_drbd(node)) for node in (node1, node2)} == before
+
+
+def test_drbd_disk_add_and_remove(qa_cardume: CardumeCluster) -> None:
+    cc = qa_cardume
+    node1, node2 = _nodes(cc)
+    name = "vmd-disks"
+    cc.gnt(f"gnt-instance add -t drbd --disk 0:size=16m -B memory=64 -o {OS} "
+           f"-n {node1.name}:{node2.name} --no-name-check --no-ip-check {name}")
+    cc.gnt(f"gnt-instance modify --disk add:size=24m {name}")  # while it runs
+    assert _field(cc, name, "disk.sizes") == "16,24"
+    uuid = _field(cc, name, "disk.uuids").split(",")[1]
+    new_lvs = [f"{uuid}.disk1_data", f"{uuid}.disk1_meta"]
+    for node in (node1, node2):
+        found = lvs(node)
+        assert [found.get(lv) for lv in new_lvs] == [24.0, 128.0], found
+    info = cc.gnt(f"gnt-instance info {name}")
+    assert info.count("in sync, status ok") == 4, info  # 2 disks x 2 nodes
+    cc.gnt(f"gnt-instance shutdown {name}")
+    cc.gnt(f"gnt-instance modify --disk 1:remove {name}")
+    assert _field(cc, name, "disk.sizes") == "16"
+    for node in (node1, node2):
+        assert not set(new_lvs) & set(lvs(node))
+    cc.gnt(f"gnt-instance remove -f {name}")

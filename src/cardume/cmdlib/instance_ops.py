@@ -249,7 +249,7 @@ class LUInstanceSetParams(_InstanceLU):
                     f"backend parameter minmem ({filled['minmem']}) would be bigger than maxmem "
                     f"({filled['maxmem']}) on instance {inst.name}")
         self.running = await self.running_on_primary()
-        self._removed: list[dict[str, Any]] = []
+        self._removed: list[tuple[objects.Node, dict[str, Any]]] = []
         if op.offline is True and inst.admin_state != "down":
             raise errors.WrongState(f"instance {inst.name} must be down (not "
                                     f"{inst.admin_state}) to be marked offline")
@@ -274,11 +274,12 @@ class LUInstanceSetParams(_InstanceLU):
         self.new_snode = None
         if op.disk_template:
             self.new_snode = await instance_convert.check(self, op.disk_template)
-        elif self.disk_changes and inst.disk_template == constants.DT_DRBD8 and any(
-                action in ("add", "remove") for action, _, _ in self.disk_changes):
-            raise errors.WrongInput(f"adding or removing disks of a drbd instance is not "
-                                    f"supported yet ({inst.name})",
-                                    "convert it to plain, change its disks, convert it back")
+        elif self.disk_changes and inst.disk_template == constants.DT_DRBD8:
+            offline = [self.cfg.nodes[u].name for u in inst.secondary_nodes
+                       if self.cfg.nodes[u].offline]
+            if offline and any(a in ("add", "remove") for a, _, _ in self.disk_changes):
+                raise errors.WrongState(f"secondary node {', '.join(offline)} of {inst.name} "
+                                        "is offline: disks can't be added or removed on it")
 
     async def exec(self) -> list[tuple[str, str]]:
         op = self.op
@@ -309,20 +310,23 @@ class LUInstanceSetParams(_InstanceLU):
             changes.append(("admin_state", edited.admin_state))
         for action, index, params in self.nic_changes:
             changes.append(self._change_nic(edited, str(action), int(index), dict(params)))
-        created: list[dict[str, Any]] = []
-        try:
-            for action, index, params in self.disk_changes:
-                changes.append(await self._change_disk(edited, str(action), int(index),
-                                                       dict(params), created))
-            await self.cfg.commit(update=[edited])
-        except BaseException:
-            for disk in created:
-                with contextlib.suppress(errors.CardumeError):
-                    await self.rpc.call(self.pnode, "blockdev_remove", {"disk": disk})
-            raise
-        for disk in self._removed:  # only once the config no longer points at them
+        created: list[tuple[objects.Node, dict[str, Any]]] = []
+        with drbd.allocating(self.cfg) as self.alloc:  # a new drbd disk's port and minors
+            try:
+                for action, index, params in self.disk_changes:
+                    changes.append(await self._change_disk(edited, str(action), int(index),
+                                                           dict(params), created))
+                await self.cfg.commit(update=[edited])
+            except BaseException:
+                for node, disk in created:
+                    with contextlib.suppress(errors.CardumeError):
+                        await self.rpc.call(node, "blockdev_remove", {"disk": disk})
+                raise
+        for node, disk in self._removed:  # only once the config no longer points at them
             with contextlib.suppress(errors.CardumeError):
-                await self.rpc.call(self.pnode, "blockdev_remove", {"disk": disk})
+                await self.rpc.call(node, "blockdev_remove", {"disk": disk})
+        if created and edited.disk_template == constants.DT_DRBD8:
+            await self._settle_new_mirrors(edited)
         if changes and self.running:
             self.log_info("Most changes take effect at the next restart of the instance")
         return changes
@@ -377,8 +381,49 @@ class LUInstanceSetParams(_InstanceLU):
                 raise errors.AlreadyExists(f"{what} {shown} is already used by instance "
                                            f"{inst.name}")
 
+    async def _settle_new_mirrors(self, inst: objects.Instance) -> None:
+        """New drbd disks sync from the primary; then, if the instance is stopped and its
+        disks were not active, they go down like its other disks."""
+        self.inst = inst
+        if self.op.wait_for_sync:
+            await drbd.wait_for_sync(self, inst, inst.primary_node)
+        if not (self.running or inst.disks_active):
+            for problem in await drbd.shutdown(self, inst, ignore_errors=True):
+                self.log_warning(problem)
+
+    async def _add_drbd_disk(self, inst: objects.Instance, spec: dict[str, Any],
+                             position: int,
+                             created: list[tuple[objects.Node, dict[str, Any]]],
+                             ) -> objects.Disk:
+        """Both sides of a new mirrored disk, connected, the primary's the sync source."""
+        cluster = self.cfg.get_cluster()
+        snode = self.cfg.nodes[inst.secondary_nodes[0]]
+        vg = ic.plain_vg(cluster, spec)
+        metavg = spec.get("metavg") or cluster.diskparams.get(
+            constants.DT_DRBD8, {}).get("metavg") or vg
+        needs = {vg: spec["size"]}
+        needs[metavg] = needs.get(metavg, 0) + drbd.META_SIZE
+        for node in (self.pnode, snode):
+            await ic.check_vg_space(self.rpc, node, needs, "the new drbd disk")
+        disk = drbd.make_disk(self.alloc, self.pnode, snode, size=spec["size"], vg=vg,
+                              metavg=str(metavg), index=position, mode=spec["mode"],
+                              name=spec.get("name"))
+        sides = [(node, drbd.node_disk_spec(self.cfg, disk, node.uuid))
+                 for node in (snode, self.pnode)]
+
+        async def create(node: objects.Node, node_spec: dict[str, Any]) -> None:
+            await self.rpc.call(node, "blockdev_create", {"disk": node_spec})
+            created.append((node, node_spec))
+        await drbd.on_both(*(create(node, node_spec) for node, node_spec in sides))
+        await drbd.on_both(*(self.rpc.call(node, "drbd_connect", {"disks": [node_spec]})
+                             for node, node_spec in sides))
+        await self.rpc.call(self.pnode, "drbd_set_role",
+                            {"disks": [sides[1][1]], "role": "primary", "force": True})
+        return disk
+
     async def _change_disk(self, inst: objects.Instance, action: str, index: int,
-                           params: dict[str, Any], created: list[dict[str, Any]],
+                           params: dict[str, Any],
+                           created: list[tuple[objects.Node, dict[str, Any]]],
                            ) -> tuple[str, str]:
         if action == "add":
             if len(inst.disks) >= ic.MAX_DISKS:
@@ -389,6 +434,11 @@ class LUInstanceSetParams(_InstanceLU):
                 raise errors.WrongInput("a disk can be adopted only when the instance is "
                                         "created")
             position = len(inst.disks) if index < 0 else index
+            if inst.disk_template == constants.DT_DRBD8:
+                disk = await self._add_drbd_disk(inst, spec, position, created)
+                inst.disks.insert(position, disk)
+                self._renumber(inst)
+                return (f"disk/{position}", f"add:size={disk.size}")
             disk = objects.Disk(name=spec.get("name"), dev_type=inst.disk_template,
                                 size=spec["size"], mode=spec["mode"],
                                 iv_name=f"disk/{position}", nodes=[inst.primary_node])
@@ -399,7 +449,7 @@ class LUInstanceSetParams(_InstanceLU):
                 disk.logical_id = ic.plain_disk_id(self.cfg.get_cluster(), spec, disk.uuid,
                                                    position)
             await self.rpc.call(self.pnode, "blockdev_create", {"disk": ic.disk_spec(disk)})
-            created.append(ic.disk_spec(disk))
+            created.append((self.pnode, ic.disk_spec(disk)))
             inst.disks.insert(position, disk)
             self._renumber(inst)
             return (f"disk/{position}", f"add:size={disk.size}")
@@ -409,7 +459,10 @@ class LUInstanceSetParams(_InstanceLU):
                 raise errors.WrongInput(f"disk {index} is the last disk of {inst.name}; "
                                         "it can't be removed")
             inst.disks.remove(disk)
-            self._removed.append(ic.disk_spec(disk))
+            self._removed.extend((self.cfg.nodes[node_uuid],
+                                  ic.node_disk(self.cfg, disk, node_uuid))
+                                 for node_uuid in disk.nodes or [inst.primary_node]
+                                 if node_uuid in self.cfg.nodes)
             self._renumber(inst)
             return (f"disk/{index}", "remove")
         if action == "modify":
