@@ -426,3 +426,28 @@ def test_drbd_disk_add_and_remove(qa_cardume: CardumeCluster) -> None:
     for node in (node1, node2):
         assert not set(new_lvs) & set(lvs(node))
     cc.gnt(f"gnt-instance remove -f {name}")
+
+
+def test_drbd_auto_replace_and_secondary_evacuation(qa_cardume: CardumeCluster) -> None:
+    cc = qa_cardume
+    node1, node2, node3 = _three(cc)
+    name = "vmd-auto"
+    cc.gnt(f"gnt-instance add -t drbd --disk 0:size=16m -B memory=64 -o {OS} "
+           f"-n {node1.name}:{node2.name} --no-name-check --no-ip-check {name}")
+    # a failed disk under the secondary (DRBD detaches on I/O errors): -a finds and
+    # replaces it there
+    m2 = _minor_on(cc, name, node2.name)
+    _run(node2, f"drbdsetup detach {m2}")
+    assert proc_drbd(node2)[m2][2].startswith("Diskless")
+    res = cc.master.run("gnt-cluster verify-disks")
+    assert res.rc == 1 and f"replace-disks -s {name}" in res.out + res.err, res
+    out = cc.gnt(f"gnt-instance replace-disks -a {name}")
+    assert node2.name in out, out
+    assert _in_sync(node2, m2, "Secondary")
+    assert "nothing to replace" in cc.gnt(f"gnt-instance replace-disks -a {name}")
+    # every secondary off node2, onto the node named
+    cc.gnt(f"gnt-node evacuate -f -s -n {node3.name} {node2.name}")
+    assert _field(cc, name, "snodes") == node3.name
+    assert _field(cc, name, "pnode") == node1.name
+    assert _in_sync(node3, _minor_on(cc, name, node3.name), "Secondary")
+    cc.gnt(f"gnt-instance remove -f {name}")
