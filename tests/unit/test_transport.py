@@ -482,3 +482,22 @@ def test_port_before_start(pki: Pki, tmp_path: Path) -> None:
     server = RpcServer(HANDLERS, node_server_ctx(pki))
     with pytest.raises(errors.WrongState):
         _ = server.port
+
+
+def test_client_sockets_give_up_on_a_silent_peer() -> None:
+    """A node whose power was cut must fail a call in seconds, not after TCP's ~15 minutes
+    of retransmissions: the client's sockets carry a user timeout and keepalive probes."""
+    import socket
+
+    from cardume.rpc import transport
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        transport._tune(sock)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == \
+            transport.TCP_USER_TIMEOUT_MS <= 30_000
+        idle, interval, count = transport.KEEPALIVE
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == idle
+        assert idle + interval * count <= 30
+    finally:
+        sock.close()

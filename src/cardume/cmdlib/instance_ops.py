@@ -14,6 +14,7 @@ from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
 from cardume.jobs import locks
 
+PROBE_TIMEOUT = 5.0  # seconds a live node daemon takes at most to answer 'version'
 # Templates whose disks every node can reach, so the instance can run anywhere.
 _SHARED = (constants.DT_DISKLESS, constants.DT_SHARED_FILE)
 
@@ -582,6 +583,15 @@ class _MoveLU(_InstanceLU):
         when the secondary's copy is not known to be up to date."""
         inst, source = self.inst, self.pnode
         source_alive = not source.offline
+        if source_alive and ignore_consistency:
+            # the admin says the primary may be dead: find out in seconds, not after a
+            # shutdown call's timeout
+            try:
+                await self.rpc.call(source, "version", {}, timeout=PROBE_TIMEOUT)
+            except errors.CardumeError as err:
+                self.log_warning(f"{source.name} does not answer ({err}); treating it as "
+                                 "dead (--ignore-consistency)")
+                source_alive = False
         if source_alive:
             self.log_info(f"Shutting down instance {inst.name} on {source.name}")
             try:

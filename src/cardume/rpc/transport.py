@@ -18,6 +18,7 @@ import errno
 import hashlib
 import json
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from collections.abc import Set as AbstractSet
@@ -40,6 +41,25 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _END_OF_HEAD = b"\r\n\r\n"
 _DRAIN_LIMIT = 64 * 1024  # a refused request body up to this size is read and discarded
 _READ_CHUNK = 256 * 1024
+# A node whose power was cut neither answers nor refuses: without these, a request sent on a
+# pooled connection to it waits for TCP's own retransmission timeout (about 15 minutes).
+# Unacknowledged data fails after USER_TIMEOUT, and keepalive probes find a peer that died
+# while a long call (an OS install) was running; connecting is bounded on its own.
+CONNECT_TIMEOUT = 10.0
+TCP_USER_TIMEOUT_MS = 15_000
+KEEPALIVE = (5, 2, 3)  # idle seconds before probing, seconds between probes, probes
+
+
+def _tune(sock: socket.socket | None) -> None:
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # Linux options; best effort elsewhere
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        idle, interval, count = KEEPALIVE
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS)
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 413: "Content Too Large",
             431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -553,16 +573,18 @@ class RpcClient:
     async def _connect(self, host: str, port: int, remaining: float,
                        timeout: float | None = None) -> _Connection:
         where = f"{self._peer_kind} at {_host_port(host, port)}"
+        limit = min(max(remaining, 0.0), CONNECT_TIMEOUT)
         try:
-            async with asyncio.timeout(max(remaining, 0.0)):
+            async with asyncio.timeout(limit):
                 reader, writer = await asyncio.open_connection(
                     host, port, ssl=self._ssl, limit=MAX_HEADER)
         except TimeoutError:
             raise errors.RpcError(
-                f"{where} did not accept a connection within {timeout or remaining:g}s",
+                f"{where} did not accept a connection within {limit:g}s",
                 hint="host down or port filtered?") from None
         except OSError as exc:
             raise self._failure(host, port, exc, fresh=True) from None
+        _tune(writer.get_extra_info("socket"))
         conn = _Connection(reader, writer)
         if self._closed:
             conn.close()

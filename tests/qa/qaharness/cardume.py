@@ -4,7 +4,8 @@
 file naming all nodes, a tiny OS definition), starts ``cardume-noded`` in each guest as a
 detached process with its output in a log file, runs ``gnt-cluster init`` on the first node
 and adds the others with the join token each prints. Everything runs inside the guests
-through the command agent; the host only drives it.
+through the command agent; the host only drives it. ``restart_node`` brings a killed node
+back (see ``vm.Node.kill``/``restart``) with the state it kept.
 """
 
 from __future__ import annotations
@@ -107,6 +108,24 @@ def start_noded(node: Node, timeout: float = 60.0) -> None:
     if not res.ok:
         raise AgentError(f"{node.name}: cardume-noded did not start: {res.out}{res.err}\n"
                          f"{noded_log(node)}")
+
+
+def restart_node(cc: CardumeCluster, node: Node, timeout: float = 180.0) -> float:
+    """Boot a (killed) node again and bring back what its root image lost: its volume group
+    is on the kept data disk and its cardume state on the kept state disk, so only the
+    hosts file and OS definition are written again and the node daemon started; the node
+    is back in the cluster without joining it again. Returns the seconds it took."""
+    if node is cc.master:
+        raise ValueError("restart_node: the master runs the gnt-* commands; not restarted")
+    t0 = time.monotonic()
+    node.restart(timeout)
+    # LVM runs without udev here: nothing activates the volume group at boot
+    node.run(f"vgscan -q >/dev/null 2>&1; vgchange -q -ay {VG}", check=True)
+    prepare_node(node, hosts_file(cc.nodes))
+    # what makes it a member: its identity and certificate, kept on the state disk
+    node.run(f"test -s {ROOT}/node.json && test -s {ROOT}/certs/node.pem", check=True)
+    start_noded(node)
+    return time.monotonic() - t0
 
 
 def _each(nodes: list[Node], func: Callable[[Node], None]) -> None:

@@ -1,11 +1,15 @@
 """Boot QA nodes as QEMU (TCG) virtual machines and run commands in them.
 
 Each node gets the shared root image (``snapshot=on``: its writes are thrown away), a sparse
-data disk of its own (``/dev/qa-data`` in the guest, for the volume group), a NIC on a
-private Ethernet segment and a virtio-serial port to the command agent. The segment is
-made of UDP sockets on 127.0.0.1: two nodes send their frames straight to each other, three
-or more go through ``hub.py``; either way no traffic leaves host loopback, and no side has to
-listen before the other connects. Guests use 192.168.77.0/24 among themselves.
+data disk of its own (``/dev/qa-data`` in the guest, for the volume group), a small ext4
+"state" disk (mounted at ``/var/lib/cardume`` by the guest init, so cardume's certificates
+and configuration survive a power cut), a NIC on a private Ethernet segment and a
+virtio-serial port to the command agent. Both disks are created when missing only:
+``Node.kill()`` pulls a node's power cord and ``Node.restart()`` boots it again with the
+same disks, MAC, IP and sockets. The segment is made of UDP sockets on 127.0.0.1: two nodes
+send their frames straight to each other, three or more go through ``hub.py``; either way no
+traffic leaves host loopback, and no side has to listen before the other connects (nor
+again after a restart). Guests use 192.168.77.0/24 among themselves.
 
 Processes are started by this module and stopped by their PID only.
 """
@@ -14,13 +18,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .images import Images
@@ -77,6 +83,7 @@ class Node:
     netdev: str
     memory_mb: int = 512
     disk_mb: int = 4096
+    state_mb: int = 64
     proc: subprocess.Popen[bytes] | None = None
     boot_seconds: float = 0.0
     _sock: socket.socket | None = None
@@ -84,6 +91,8 @@ class Node:
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _next_id: int = 0
     _ready: bool = False
+    boots: int = 0
+    _gen: int = 0  # connections made so far: a request dies with its connection
 
     @property
     def ip(self) -> str:
@@ -101,10 +110,28 @@ class Node:
     def console_path(self) -> Path:
         return self.workdir / f"{self.name}.console"
 
+    @property
+    def data_disk(self) -> Path:
+        return self.workdir / f"{self.name}.disk"
+
+    @property
+    def state_disk(self) -> Path:
+        return self.workdir / f"{self.name}.state"
+
+    def make_disks(self) -> None:
+        """The data disk (sparse, empty) and the state disk (ext4), unless they exist."""
+        if not self.data_disk.exists():
+            with self.data_disk.open("wb") as f:
+                f.truncate(self.disk_mb << 20)
+        if not self.state_disk.exists():
+            tmp = self.state_disk.with_suffix(".tmp")
+            subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "qastate", str(tmp),
+                            f"{self.state_mb}M"], check=True, capture_output=True)
+            tmp.rename(self.state_disk)
+
     def command(self) -> list[str]:
-        disk = self.workdir / f"{self.name}.disk"
-        with disk.open("wb") as f:
-            f.truncate(self.disk_mb << 20)
+        self.make_disks()
+        disk = self.data_disk
         append = (f"console=ttyS0 loglevel=4 panic=-1 net.ifnames=0 "
                   f"qa.host={self.name} qa.ip={self.ip}")
         return [
@@ -119,6 +146,8 @@ class Node:
             "-device", "virtio-blk-pci,drive=root,serial=qaroot",
             "-drive", f"if=none,id=data,file={disk},format=raw,cache=unsafe,aio=threads",
             "-device", "virtio-blk-pci,drive=data,serial=qadata",
+            "-drive", f"if=none,id=state,file={self.state_disk},format=raw,cache=unsafe",
+            "-device", "virtio-blk-pci,drive=state,serial=qastate",
             "-netdev", f"socket,id=net0,{self.netdev}",
             "-device", f"virtio-net-pci,netdev=net0,mac={self.mac}",
             "-device", "virtio-serial-pci",
@@ -128,10 +157,45 @@ class Node:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = (self.workdir / f"{self.name}.qemu.log").open("wb")
+        if self.boots and self.console_path.exists():  # keep the previous boot's output
+            shutil.move(self.console_path, f"{self.console_path}.{self.boots}")
+        log = (self.workdir / f"{self.name}.qemu.log").open("ab")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT)
         log.close()
+        self.boots += 1
+
+    def _disconnect(self) -> None:
+        """Forget the agent connection (its reader thread stops on its own)."""
+        with self._cond:
+            sock, self._sock = self._sock, None
+            self._gen += 1
+            self._replies[-1] = {"closed": True}  # wakes up requests still waiting
+            self._cond.notify_all()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def kill(self) -> None:
+        """Pull the power cord: SIGKILL the node's qemu (nothing reaches its disks after)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._disconnect()
+
+    def restart(self, timeout: float = 180.0) -> float:
+        """Boot the node again (after ``kill``) with the same disks, MAC, IP and network
+        sockets; returns the seconds until its agent answered."""
+        self.kill()
+        with self._cond:
+            self._replies = {}
+            self._ready = False
+        self.start()
+        self.boot_seconds = self.wait_ready(timeout)
+        return self.boot_seconds
 
     def _connect(self, deadline: float) -> None:
         while True:
@@ -141,26 +205,27 @@ class Node:
             try:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.connect(str(self.agent_path))
-                self._sock = s
                 break
             except OSError:
                 s.close()
                 if time.monotonic() > deadline:
                     raise AgentError(f"{self.name}: no agent socket") from None
                 time.sleep(0.05)
-        threading.Thread(target=self._reader, daemon=True).start()
+        with self._cond:
+            self._sock = s
+        threading.Thread(target=self._reader, args=(s,), daemon=True).start()
 
-    def _reader(self) -> None:
-        assert self._sock is not None
+    def _reader(self, sock: socket.socket) -> None:
         buf = b""
         while True:
             try:
-                chunk = self._sock.recv(1 << 16)
+                chunk = sock.recv(1 << 16)
             except OSError:
                 chunk = b""
             if not chunk:
                 with self._cond:
-                    self._replies[-1] = {"closed": True}
+                    if self._sock is sock:  # closed from the guest's side
+                        self._replies[-1] = {"closed": True}
                     self._cond.notify_all()
                 return
             buf += chunk
@@ -171,6 +236,8 @@ class Node:
                 except ValueError:
                     continue
                 with self._cond:
+                    if self._sock is not sock:
+                        return
                     if msg.get("ready"):
                         self._ready = True
                     elif isinstance(msg.get("id"), int):
@@ -178,7 +245,8 @@ class Node:
                     self._cond.notify_all()
 
     def _send(self, req: dict[str, object]) -> int:
-        assert self._sock is not None
+        if self._sock is None:
+            raise AgentError(f"{self.name}: not connected (killed?)")
         with self._cond:
             self._next_id += 1
             req["id"] = ident = self._next_id
@@ -201,11 +269,12 @@ class Node:
         return time.monotonic() - t0
 
     def request(self, req: dict[str, object], timeout: float) -> Result:
+        gen = self._gen
         ident = self._send(req)
         deadline = time.monotonic() + timeout + 10
         with self._cond:
             while ident not in self._replies:
-                if -1 in self._replies:
+                if -1 in self._replies or self._gen != gen:
                     raise AgentError(f"{self.name}: agent connection closed")
                 if time.monotonic() > deadline:
                     raise AgentError(f"{self.name}: no answer to {req.get('cmd', req['op'])!r}")
@@ -239,11 +308,7 @@ class Node:
         return "\n".join(out)
 
     def stop(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
+        self._disconnect()
         if self.proc is not None:
             stop_pid(self.proc)
 
@@ -261,10 +326,29 @@ class Cluster:
             stop_pid(self.hub, grace=1.0)
 
 
+def pin_images(images: Images, workdir: Path) -> Images:
+    """The boot artefacts linked into ``workdir``: a restarted node boots the image it
+    booted first, even after a build for edited sources dropped that image layer."""
+    pinned = workdir / "images"
+    pinned.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for what in ("kernel", "initramfs", "rootfs"):
+        src: Path = getattr(images, what)
+        dest = pinned / src.name
+        if not dest.exists():
+            try:
+                os.link(src, dest)
+            except OSError:  # another file system: a (sparse) copy
+                subprocess.run(["cp", "--sparse=always", str(src), str(dest)], check=True)
+        paths[what] = dest
+    return replace(images, **paths)
+
+
 def boot(images: Images, workdir: Path, count: int = 2, memory_mb: int = 512,
          disk_mb: int = 4096, timeout: float = 180.0) -> Cluster:
     """Boot ``count`` nodes in parallel and wait until every agent answers."""
     workdir.mkdir(parents=True, exist_ok=True)
+    images = pin_images(images, workdir)
     ports = free_udp_ports(count + 1)
     hub = None
     if count == 2:
