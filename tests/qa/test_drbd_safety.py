@@ -248,6 +248,16 @@ def _after_failover(cc: CardumeCluster, name: str, m1: int) -> None:
     assert ro.startswith("Primary/") and ds.startswith("UpToDate/"), (cs, ro, ds)
 
 
+def _kernel_log_since(node: Node, since: float) -> str:
+    """The node's DRBD kernel messages stamped after ``since`` (seconds since boot)."""
+    lines = []
+    for line in _run(node, "dmesg | grep -i drbd || true").splitlines():
+        stamp = re.match(r"^\[\s*([\d.]+)\]", line)
+        if stamp and float(stamp.group(1)) >= since:
+            lines.append(line)
+    return "".join(line + "\n" for line in lines)
+
+
 def _resync_from_node1(cc: CardumeCluster, name: str, m1: int, m2: int, uuid: str) -> None:
     """Change a block on node1 that node2 also wrote, bring node2 back and the mirror up:
     node1 must stay primary and be the sync source; both copies end up identical."""
@@ -267,7 +277,9 @@ def _resync_from_node1(cc: CardumeCluster, name: str, m1: int, m2: int, uuid: st
     if offline not in ("N", "False", "no"):
         ok, text, _ = _gnt(cc, f"gnt-node modify -O no {node2.name}")
         assert ok, f"gnt-node modify -O no {node2.name} failed:\n{text}\n{evidence(cc)}"
-    dmesg_from = int(_run(node1, "dmesg | wc -l"))
+    # the kernel's clock, not a line count: a full ring buffer (a long QA session logs a
+    # lot of DRBD) drops old lines as new ones come
+    since = float(_run(node1, "cut -d' ' -f1 /proc/uptime"))
     ok, text, _ = _gnt(cc, f"gnt-instance activate-disks {name}")
     assert ok, f"activate-disks failed:\n{text}\n{evidence(cc)}"
 
@@ -288,7 +300,7 @@ def _resync_from_node1(cc: CardumeCluster, name: str, m1: int, m2: int, uuid: st
     print("DRBD states seen (node1, node2): " + "; ".join(map(str, seen)))
     assert proc_drbd(node2)[m2] == ("Connected", "Secondary/Primary", "UpToDate/UpToDate")
     # the kernels' own account of the resync, which polling could miss
-    log1 = _run(node1, f"dmesg | tail -n +{dmesg_from + 1} | grep -i drbd || true")
+    log1 = _kernel_log_since(node1, since)
     log2 = _run(node2, "dmesg | grep -i drbd || true")
     print(f"--- {node1.name} dmesg\n{log1}--- {node2.name} dmesg\n{log2}")
     assert "-> SyncSource" in log1 and "-> SyncTarget" not in log1, log1
