@@ -561,6 +561,8 @@ class OpInstanceMigrate(OpCode):
         Param("cleanup", TBool, False, "recover from an interrupted migration"),
         Param("allow_failover", TBool, False, "fail over if migration is impossible"),
         Param("ignore_ipolicy", TBool, False, "ignore the instance policy"),
+        Param("mirror_disks", TBool, False,
+              "copy local (file, plain) disks to the target during a live migration"),
     )
 
 

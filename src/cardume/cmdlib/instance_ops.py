@@ -15,6 +15,8 @@ from cardume.cmdlib.instance import _InstanceLU
 from cardume.jobs import locks
 
 PROBE_TIMEOUT = 5.0  # seconds a live node daemon takes at most to answer 'version'
+# Templates whose local disks a live migration can copy to the target (--mirror-disks).
+_MIRRORABLE = (constants.DT_FILE, constants.DT_PLAIN)
 # Templates whose disks every node can reach, so the instance can run anywhere.
 _SHARED = (constants.DT_DISKLESS, constants.DT_SHARED_FILE)
 
@@ -514,7 +516,19 @@ class _MoveLU(_InstanceLU):
         inst = self.inst
         if inst.disk_template == constants.DT_DRBD8:
             return self._drbd_target()
-        if inst.disk_template not in _SHARED:
+        mirrored = inst.disk_template in _MIRRORABLE and getattr(self.op, "mirror_disks", False)
+        if inst.disk_template in _MIRRORABLE and isinstance(self, LUInstanceMigrate) \
+                and not mirrored:
+            raise errors.WrongInput(
+                f"instance {inst.name} keeps its {inst.disk_template} disks on "
+                f"{self.pnode.name} only, so a migration must copy them",
+                f"migrate it live with --mirror-disks (the disks are mirrored to the target "
+                f"while it runs), or move it offline with 'gnt-instance move -n NODE "
+                f"{inst.name}'")
+        if mirrored and inst.hypervisor != constants.HT_KVM:
+            raise errors.WrongInput(f"--mirror-disks needs the kvm hypervisor; instance "
+                                    f"{inst.name} runs on {inst.hypervisor}")
+        if inst.disk_template not in _SHARED and not mirrored:
             raise errors.WrongInput(
                 f"instance {inst.name} uses the {inst.disk_template} template, whose disks "
                 "live on one node; it can't fail over or migrate",
@@ -698,6 +712,13 @@ class LUInstanceMigrate(_MoveLU):
         # As in Ganeti: always_failover turns every migration into a failover, and
         # --allow-failover lets a migration that can't happen (stopped) fail over.
         self.as_failover = always or (not running and self.op.allow_failover)
+        self.copy_disks = self.inst.disk_template in _MIRRORABLE
+        if self.as_failover and self.copy_disks:
+            raise errors.WrongState(
+                f"instance {self.inst.name} can't fail over: its {self.inst.disk_template} "
+                "disks are on one node, and only a running instance's can be mirrored",
+                f"start it and migrate it, or move it offline with 'gnt-instance move -n "
+                f"NODE {self.inst.name}'")
         if self.as_failover:
             self.was_up = self.inst.admin_state == "up"
             if not self.was_up:
@@ -712,6 +733,25 @@ class LUInstanceMigrate(_MoveLU):
         ic.check_free_memory(self.target.name, info, memory, self.inst.name)
         if self.inst.disk_template == constants.DT_DRBD8:
             await self._check_mirror_in_sync()
+        if self.copy_disks:
+            await self._check_target_space(info)
+
+    async def _check_target_space(self, info: dict[str, Any]) -> None:
+        """Room on the target for the disks the migration copies."""
+        inst = self.inst
+        if inst.disk_template == constants.DT_PLAIN:
+            needs: dict[str, int] = {}
+            for disk in inst.disks:
+                needs[str(disk.logical_id[0])] = needs.get(str(disk.logical_id[0]), 0) \
+                    + disk.size
+            await ic.check_vg_space(self.rpc, self.target, needs, "the mirrored disks")
+            return
+        needed = sum(d.size for d in inst.disks)
+        for item in info.get("storage", []):
+            if item.get("type") == constants.ST_FILE and int(item.get("free", 0)) < needed:
+                raise errors.InsufficientResources(
+                    f"not enough file storage on node {self.target.name} for the mirrored "
+                    f"disks: needed {needed} MiB, available {item.get('free')} MiB")
 
     async def _check_mirror_in_sync(self) -> None:
         """A live migration needs the target's copy complete and connected right now."""
@@ -740,6 +780,19 @@ class LUInstanceMigrate(_MoveLU):
             await self._reconnect(dual_primary=True)
         self.log_info(f"Migrating instance {inst.name} from {source.name} to {target.name}")
         spec, target_spec = self.spec(), self.spec(node_uuid=target.uuid)
+        copies: list[dict[str, Any]] = []
+        if self.copy_disks:  # empty disks of the same size, which the migration fills
+            target_spec = dict(target_spec, mirror_disks=True)
+            for disk in inst.disks:
+                self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB) on "
+                              f"{target.name} for the mirror")
+                try:
+                    await self.rpc.call(target, "blockdev_create",
+                                        {"disk": ic.disk_spec(disk)})
+                except errors.CardumeError:
+                    await self._remove_copies(target, copies)
+                    raise
+                copies.append(ic.disk_spec(disk))
         try:
             accepted = await self.rpc.call(target, "accept_instance",
                                            {"instance": target_spec,
@@ -751,6 +804,7 @@ class LUInstanceMigrate(_MoveLU):
             with contextlib.suppress(errors.CardumeError):
                 await self.rpc.call(target, "instance_finalize_migration_dst",
                                     {"instance": target_spec, "success": False})
+            await self._remove_copies(target, copies)
             if mirrored:  # the target must not stay primary: back to one writer
                 with contextlib.suppress(errors.CardumeError):
                     await self.rpc.call(target, "drbd_set_role",
@@ -764,6 +818,12 @@ class LUInstanceMigrate(_MoveLU):
         await self.set_primary(target)
         await self.rpc.call(source, "instance_finalize_migration_src",
                             {"instance": spec, "success": True})
+        for disk in inst.disks if self.copy_disks else []:  # the target has them now
+            try:
+                await self.rpc.call(source, "blockdev_remove", {"disk": ic.disk_spec(disk)})
+            except errors.CardumeError as err:
+                self.log_warning(f"could not remove the old copy of {disk.iv_name} on "
+                                 f"{source.name}: {err}")
         if mirrored:
             self.log_info("Back to single-primary mode, the old primary as secondary")
             await self.rpc.call(source, "drbd_set_role",
@@ -771,6 +831,12 @@ class LUInstanceMigrate(_MoveLU):
                                  "role": "secondary"})
             await self._reconnect(dual_primary=False)
         self.log_info(f"Instance {inst.name} now runs on {target.name}")
+
+    async def _remove_copies(self, target: objects.Node,
+                             copies: list[dict[str, Any]]) -> None:
+        for spec in copies:
+            with contextlib.suppress(errors.CardumeError):
+                await self.rpc.call(target, "blockdev_remove", {"disk": spec})
 
     async def _reconnect(self, dual_primary: bool) -> None:
         """Disconnect and reconnect both sides with or without dual-primary mode (as Ganeti
