@@ -267,7 +267,50 @@ class LuxiServer:
             return {"kind": "message", "instance": inst.name,
                     "message": f"Console not available for the fake hypervisor "
                                f"(instance {inst.name})"}
+        if inst.hypervisor == constants.HT_KVM:
+            return await self._kvm_console(inst)
         raise errors.WrongInput(f"no console for hypervisor '{inst.hypervisor}' yet")
+
+    async def _kvm_console(self, inst: Any) -> dict[str, Any]:
+        """The serial console through the node daemon (``cardume console``), or where VNC
+        listens when the instance has no serial console."""
+        import os
+        import sys
+
+        from cardume import objects
+        cfg = self.daemon.cfg
+        node = cfg.nodes.get(inst.primary_node)
+        if node is None:
+            raise errors.WrongState(f"instance {inst.name} has no primary node")
+        if node.offline:
+            raise errors.WrongState(f"node {node.name}, primary of {inst.name}, is offline")
+        running = await self.daemon.rpc.call(node, "instance_info_all",
+                                             {"hypervisors": [constants.HT_KVM]})
+        info = (running or {}).get(inst.name)
+        if info is None:
+            if inst.admin_state == "up":
+                raise errors.WrongState(f"instance {inst.name} is marked to be up but isn't "
+                                        f"running on {node.name}",
+                                        f"gnt-instance startup {inst.name}")
+            raise errors.WrongState(f"instance {inst.name} isn't running",
+                                    f"gnt-instance startup {inst.name}")
+        group = cfg.groups.get(node.group)
+        hvparams = objects.fill_hvparams(cfg.get_cluster(), group, inst.hypervisor,
+                                         inst.hvparams)
+        if not hvparams.get("serial_console", True):
+            if info.get("vnc"):
+                return {"kind": "message", "instance": inst.name,
+                        "message": f"Instance {inst.name} has no serial console; its VNC "
+                                   f"display listens on {info['vnc']} (node {node.name})"}
+            raise errors.WrongState(f"instance {inst.name} has neither a serial console nor "
+                                    "VNC", f"gnt-instance modify -H serial_console=true "
+                                    f"{inst.name}, then restart it")
+        tool = os.path.join(os.path.dirname(sys.executable), "cardume")
+        if not os.path.exists(tool):
+            tool = "cardume"
+        return {"kind": "command", "instance": inst.name, "node": node.name,
+                "vnc": info.get("vnc"),
+                "command": [tool, "console", "--node", node.name, "--instance", inst.name]}
 
     async def ping(self) -> dict[str, Any]:
         return {"time": time.time(), "version": __version__}

@@ -363,6 +363,8 @@ def _instance_fields() -> list[QField]:
                lambda q, o: q.oper(o, "vcpus"), live=True),
         QField("status", "Status", "text", "derived status (running, ADMIN_down, ERROR_...)",
                lambda q, o: q.status(o), live=True),
+        QField("console", "Console", "other", "where the VNC console listens (kvm), if any",
+               lambda q, o: q.oper(o, "vnc"), live=True),
         QField("disk_template", "Disk_template", "text", "disk template",
                lambda q, o: o.disk_template),
         QField("disk_usage", "DiskUsage", "unit", "disk space used (MiB)",

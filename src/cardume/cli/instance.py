@@ -307,6 +307,9 @@ def build(sub: Any) -> None:
     p.add_argument("-I", "--iallocator", help="allocator choosing the target node")
     p.add_argument("--allow-failover", action="store_true",
                    help="fail over if the instance cannot be migrated")
+    p.add_argument("--mirror-disks", action="store_true",
+                   help="file and plain instances: copy the disks to the target while the "
+                        "instance runs (kvm)")
     common.add_job_options(p)
     p.add_argument("instance", help="name of the instance")
     p.set_defaults(func=migrate)
@@ -805,6 +808,8 @@ def build_migrate_op(args: argparse.Namespace) -> dict[str, Any]:
     op: dict[str, Any] = {"OP_ID": "OP_INSTANCE_MIGRATE", "instance_name": args.instance,
                           "mode": mode, "target_node": args.target_node,
                           "cleanup": args.cleanup, "allow_failover": args.allow_failover}
+    if args.mirror_disks:
+        op["mirror_disks"] = True
     if args.iallocator:
         op["iallocator"] = args.iallocator
     return op
@@ -1176,6 +1181,8 @@ def console(args: argparse.Namespace) -> int:
     if args.show_cmd:
         print(shlex.join(command))
         return 0
+    if data.get("vnc"):
+        print(f"VNC of {data.get('instance', args.instance)}: {data['vnc']}", file=sys.stderr)
     sys.stdout.flush()
     try:
         os.execvp(command[0], command)
@@ -1201,7 +1208,7 @@ def info(args: argparse.Namespace) -> int:
     if args.instances and args.show_all:
         raise errors.WrongInput("--all cannot be combined with instance names")
     from cardume.cli.luxi import Client
-    fields = INFO_FIELDS if args.static else [*INFO_FIELDS, "oper_state"]
+    fields = INFO_FIELDS if args.static else [*INFO_FIELDS, "oper_state", "console"]
     with Client() as client:
         reply = client.call("Query", "instance", fields, list(args.instances))
         rows = [dict(zip(fields, row, strict=True)) for row in reply["data"]]
@@ -1265,6 +1272,8 @@ def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
         ("Operating system parameters",
          format_params(inst["custom_osparams"] or {}, inst["osparams"] or {})),
         ("Allocated network port", str(inst.get("network_port"))),
+        *([("Console", f"vnc to {inst['console']}")]
+          if isinstance(inst.get("console"), str) and inst["console"] else []),
         ("Hypervisor", inst["hypervisor"]),
         ("Hypervisor parameters", format_params(inst["custom_hvparams"] or {}, hvparams)),
         ("Back-end parameters", format_params(inst["custom_beparams"] or {}, beparams)),

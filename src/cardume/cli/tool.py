@@ -28,6 +28,14 @@ def build(sub: Any) -> None:
     status.add_argument("--root", required=True, help="state directory of the cluster")
     status.set_defaults(func=vcluster_status)
 
+    p = sub.add_parser("console", help="attach to the serial console of a kvm instance "
+                       "(through the node daemon; Ctrl-] ends it)")
+    p.add_argument("--node", required=True, help="the node running the instance")
+    p.add_argument("--instance", required=True, help="the instance's name")
+    p.add_argument("--linger", type=float, default=1.0,
+                   help="without a terminal: seconds to wait for output once stdin ends")
+    p.set_defaults(func=console)
+
     p = sub.add_parser("node", help="node-side helpers")
     nsub = p.add_subparsers(dest="ncommand", metavar="ACTION", required=True)
     token = nsub.add_parser("join-token", help="print this node's join token")
@@ -66,3 +74,8 @@ def node_join_token(args: argparse.Namespace) -> int:
         else paths.local_node_paths()
     print(join_token(local))
     return 0
+
+
+def console(args: argparse.Namespace) -> int:
+    from cardume.node.console import run_console
+    return run_console(paths.local_node_paths(), args.node, args.instance, args.linger)

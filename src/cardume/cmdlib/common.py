@@ -69,6 +69,9 @@ def check_hvparams(hvparams: dict[str, Any] | None) -> dict[str, dict[str, Any]]
                 f"unknown hypervisor '{hv}' (known: {', '.join(constants.HYPER_TYPES)})")
         types = constants.HVS_PARAMETER_TYPES.get(hv, {})
         result[hv] = check_params(values or {}, types, f"hypervisor {hv}")
+        if hv == constants.HT_KVM:
+            from cardume.node.hypervisor.kvm import check_hvparams as check_kvm
+            check_kvm(result[hv])
     return result
 
 

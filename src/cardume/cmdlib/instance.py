@@ -96,6 +96,8 @@ class LUInstanceStartup(_InstanceLU):
     async def check_prereq(self) -> None:
         await super().check_prereq()
         self.extra_be = common.check_beparams(self.op.beparams)  # memory= sets maxmem, minmem
+        self.extra_hv = (common.check_instance_hvparams(self.inst.hypervisor, self.op.hvparams)
+                         if self.op.hvparams else {})
         self.already = await self.check_startable(self.extra_be)
 
     async def exec(self) -> None:
@@ -107,7 +109,7 @@ class LUInstanceStartup(_InstanceLU):
         await self.activate_mirrors()
         await self.rpc.call(self.pnode, "instance_start",
                             {"instance": self.spec(beparams=self.extra_be,
-                                                   hvparams=self.op.hvparams)})
+                                                   hvparams=self.extra_hv)})
 
 
 @register

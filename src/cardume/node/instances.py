@@ -23,7 +23,7 @@ from cardume.node.hypervisor.base import Hypervisor
 from cardume.node.storage import drbd, lvm
 from cardume.node.storage.base import BlockDev
 from cardume.paths import NodePaths
-from cardume.rpc.transport import Handler, PeerInfo
+from cardume.rpc.transport import Handler, PeerInfo, StreamUpgrade
 
 log = logging.getLogger("cardume.noded")
 
@@ -113,7 +113,8 @@ class InstanceCalls:
                  "instance_os_add", "instance_os_rename", "instance_start",
                  "instance_shutdown", "instance_reboot", "instance_list", "instance_info_all",
                  "accept_instance", "instance_migrate", "instance_finalize_migration_dst",
-                 "instance_finalize_migration_src", "os_diagnose", "os_validate"]
+                 "instance_finalize_migration_src", "os_diagnose", "os_validate",
+                 "instance_console"]
         return {n: getattr(self, n) for n in names}
 
     # --- helpers ----------------------------------------------------------------------------
@@ -511,3 +512,23 @@ class InstanceCalls:
         spec = _instance(args)
         hv = self._migrating_hv(spec)
         await _blocking(hv.finalize_migration_source, spec["name"], bool(args.get("success")))
+
+    # --- the console ------------------------------------------------------------------------
+
+    async def instance_console(self, args: Args, peer: PeerInfo) -> StreamUpgrade:
+        """{"instance", "hypervisor"?: kvm}: the reply is followed by the raw serial console
+        of the instance on the same connection (see node/console.py)."""
+        from cardume.node import console
+        from cardume.node.hypervisor.kvm import KvmHypervisor
+        name = _need(args, "instance", str)
+        hv = self.hv(args.get("hypervisor") or "kvm")
+        if not isinstance(hv, KvmHypervisor):
+            raise errors.WrongInput(f"the {hv.NAME} hypervisor has no serial console to "
+                                    "relay")
+        path = await _blocking(hv.serial_socket, name)
+        key = f"{hv.NAME}:{name}"
+        console.claim(key, name)
+
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await console.relay(path, key, reader, writer)
+        return StreamUpgrade({"instance": name, "node": self.name}, run)

@@ -93,6 +93,21 @@ class PeerInfo:
 Handler = Callable[[dict[str, Any], PeerInfo], Awaitable[Any]]
 
 
+class StreamUpgrade:
+    """What a handler returns to take the connection over after its reply: the server sends
+    ``{"ok": true, "result": reply}`` (with ``Connection: close``), then hands the raw TLS
+    stream to ``run(reader, writer)``; the connection ends when ``run`` returns. The client
+    reads the reply as usual and then speaks the handler's own protocol (the console relay)."""
+
+    __slots__ = ("reply", "run")
+
+    def __init__(self, reply: Any,
+                 run: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                               Awaitable[None]]) -> None:
+        self.reply = reply
+        self.run = run
+
+
 @dataclass(slots=True)
 class Result:
     """One target's outcome in :func:`call_many`: either ``value`` or ``error``."""
@@ -258,6 +273,11 @@ class RpcServer:
             else:
                 body = b""
             status, payload = await self._dispatch(target[1:], body, peer)
+            if isinstance(payload, StreamUpgrade):
+                await self._reply(writer, 200, {"ok": True, "result": payload.reply}, False)
+                self.requests_served += 1
+                await payload.run(reader, writer)
+                return
             await self._reply(writer, status, payload, keep_alive)
             self.requests_served += 1
             if not keep_alive:
@@ -302,6 +322,8 @@ class RpcServer:
         except Exception as exc:
             log.exception("RPC call %s from %s failed", name, peer.address)
             return 200, _error(errors.InternalError(f"{name}: {type(exc).__name__}: {exc}"))
+        if isinstance(result, StreamUpgrade):
+            return 200, result
         return 200, {"ok": True, "result": result}
 
     async def _reply(self, writer: asyncio.StreamWriter, status: int, payload: Any,

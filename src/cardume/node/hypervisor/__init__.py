@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 from cardume import errors
 from cardume.node.hypervisor.base import Hypervisor
 
-SUPPORTED = ("fake",)
-"""The hypervisors this node software can drive."""
+SUPPORTED: tuple[str, ...] = ("fake", "kvm") if shutil.which("qemu-system-x86_64") \
+    else ("fake",)
+"""The hypervisors this node software can drive (kvm only where QEMU is installed)."""
 
 
 _made: dict[tuple[str, str], Hypervisor] = {}
@@ -24,6 +26,9 @@ def get(name: str, state_dir: str) -> Hypervisor:
     if name == "fake":
         from cardume.node.hypervisor.fake import FakeHypervisor
         found = FakeHypervisor(os.path.join(state_dir, "hv", "fake"))
+    elif name == "kvm" and name in SUPPORTED:
+        from cardume.node.hypervisor.kvm import KvmHypervisor
+        found = KvmHypervisor(os.path.join(state_dir, "hv", "kvm"))
     else:
         raise errors.WrongInput(f"hypervisor '{name}' is not supported on this node")
     return _made.setdefault(key, found)

@@ -1,0 +1,780 @@
+"""The ``kvm`` hypervisor: every instance is a ``qemu-system-x86_64`` process, driven
+through QMP.
+
+QEMU runs daemonized (``-daemonize -pidfile``), so it outlives the node daemon. What the
+node needs to find an instance again is in its runtime file, ``STATE/hv/kvm/NAME.json``
+(``STATE`` is the node's state directory)::
+
+    {"name", "uuid", "pid", "started", "accel", "argv", "qmp", "serial", "pidfile",
+     "serial_log", "vnc": {"address", "port", "display"} | null, "taps": [...], "chroot",
+     "netns", "memory", "vcpus", "spec"}
+
+Beside it, ``NAME.serial.log`` keeps what the guest wrote on its serial console since it
+last started (QEMU writes it even when no console is attached).
+
+``qmp`` and ``serial`` are unix sockets; they are in ``STATE/hv/kvm/run/`` when that path
+is short enough for a socket address (107 bytes), else in ``/run/cardume-kvm/<hash of
+STATE>/``, named by a hash of the instance name. An instance counts as running while its
+pid is alive and is a QEMU whose ``-name`` is the instance's; one found dead (crashed,
+killed, powered off by its guest) has its taps, sockets and runtime file removed, and is
+reported as not running (the master shows ``ERROR_down`` when it should run).
+
+Hypervisor parameters (Ganeti's names) and how they map to QEMU:
+
+=================  ======================================================================
+kernel_path        ``-kernel`` (must exist on the node); empty: boot from the disks
+initrd_path        ``-initrd`` (with kernel_path)
+root_path          ``root=...`` on the kernel command line (with kernel_path)
+kernel_args        appended to the kernel command line (with kernel_path)
+serial_console     a serial port on a unix socket (``-chardev socket ... -serial``), the
+                   one ``gnt-instance console`` attaches to; ``console=ttyS0,SPEED`` is
+                   added to the kernel command line
+serial_speed       SPEED above
+boot_order         ``-boot order=``: disk=c, cdrom=d, network=n, floppy=a
+disk_type          paravirtual: virtio-blk-pci; ide: ide-hd; scsi: scsi-hd on a
+                   virtio-scsi-pci controller
+disk_cache         ``cache=``; ``default`` is ``none`` (direct I/O) for block devices and
+                   ``writeback`` for image files (direct I/O fails on some file systems)
+nic_type           paravirtual: virtio-net-pci; else the QEMU model of that name (e1000...)
+vhost_net          ``vhost=on`` on the taps
+vnc_bind_address   ``-vnc ADDR:DISPLAY`` with the first free display (5900+N) on ADDR;
+                   recorded in the runtime file; empty: ``-display none``
+keymap             ``-k`` (with VNC)
+usb_mouse          ``mouse`` or ``tablet``: ``-usb -device usb-mouse|usb-tablet``
+cpu_type           ``-cpu``
+machine_version    ``-machine``
+acpi               false: ``-no-acpi``
+reboot_behavior    exit: ``-no-reboot`` (a guest reboot stops the instance)
+kvm_flag           enabled: ``-accel kvm``; disabled: ``-accel tcg``; empty: kvm when
+                   /dev/kvm works on the node (probed once), else tcg
+cdrom_image_path   an IDE CD-ROM drive with that image (read-only)
+use_chroot         ``-chroot`` into an empty directory once QEMU has opened its files
+security_model     only ``none`` (QEMU runs as root)
+kvm_extra          shell-split and appended to the command line
+migration_*        used by live migration (kvm_migrate)
+user_shutdown      accepted, no effect
+=================  ======================================================================
+
+With ``CARDUME_KVM_NETNS=NS`` in the node daemon's environment, the taps and QEMU itself
+live in network namespace NS (``ip netns exec``): the integration tests keep every network
+change there.
+
+Disks are the ``path`` of each disk in the spec (image files, LVs, DRBD devices), raw,
+read-only for mode ``ro``. NICs are taps (see kvm_nics). The memory is ``-m maxmem``
+(a virtio balloon is always there, so ``query-balloon`` reports the live size), the vCPUs
+``-smp vcpus``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import shlex
+import signal
+import socket
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from cardume import errors
+from cardume.node.cmd import CommandRunner, default_runner, last_line
+from cardume.node.hypervisor import kvm_nics
+from cardume.node.hypervisor.base import Hypervisor, Spec
+from cardume.node.hypervisor.qmp import QmpClient
+
+log = logging.getLogger("cardume.noded")
+
+QEMU = "qemu-system-x86_64"
+NETNS_ENV = "CARDUME_KVM_NETNS"
+SOCKET_MAX = 107
+START_TIMEOUT = 60.0
+VNC_BASE = 5900
+VNC_DISPLAYS = 1000
+
+BOOT_ORDERS = {"disk": "c", "cdrom": "d", "network": "n", "floppy": "a"}
+DISK_TYPES = ("paravirtual", "ide", "scsi")
+DISK_CACHES = ("default", "none", "writethrough", "writeback")
+KVM_FLAGS = ("", "enabled", "disabled")
+REBOOT_BEHAVIORS = ("reboot", "exit")
+SECURITY_MODELS = ("none",)
+USB_MICE = ("", "mouse", "tablet")
+MIGRATION_MODES = ("live", "non-live")
+
+
+# --- parameter checks (the master runs these at submission) ----------------------------------
+
+def check_hvparams(values: dict[str, Any]) -> None:
+    """Refuse bad kvm parameter values (types are already checked) with a one-line error
+    naming the key and what is expected."""
+    def bad(key: str, expected: str) -> errors.WrongInput:
+        return errors.WrongInput(f"invalid value {values[key]!r} for hypervisor parameter "
+                                 f"kvm:{key}: expected {expected}")
+
+    choices = {"boot_order": tuple(BOOT_ORDERS), "disk_type": DISK_TYPES,
+               "disk_cache": DISK_CACHES, "nic_type": tuple(kvm_nics.QEMU_NIC_MODELS),
+               "kvm_flag": KVM_FLAGS, "reboot_behavior": REBOOT_BEHAVIORS,
+               "security_model": SECURITY_MODELS, "usb_mouse": USB_MICE,
+               "migration_mode": MIGRATION_MODES}
+    for key, allowed in choices.items():
+        if key in values and values[key] not in allowed:
+            shown = ", ".join(repr(a) if a == "" else a for a in allowed)
+            raise bad(key, f"one of {shown}")
+    for key, low, high in (("migration_downtime", 1, 3_600_000),
+                           ("migration_bandwidth", 1, 1_000_000),
+                           ("migration_port", 1, 65535), ("serial_speed", 1, 4_000_000)):
+        if key in values and values[key] is not None and not low <= values[key] <= high:
+            raise bad(key, f"an integer from {low} to {high}")
+    for key in ("kernel_path", "initrd_path", "cdrom_image_path"):
+        value = values.get(key)
+        if value and not os.path.isabs(value):
+            raise bad(key, "an absolute path (or empty)")
+    if values.get("vnc_bind_address"):
+        try:
+            ipaddress.ip_address(values["vnc_bind_address"])
+        except ValueError:
+            raise bad("vnc_bind_address", "an IP address (or empty)") from None
+    if values.get("root_path") and any(c.isspace() for c in values["root_path"]):
+        raise bad("root_path", "a device path without spaces")
+    for key in ("kernel_args", "kvm_extra"):
+        if values.get(key):
+            try:
+                words = shlex.split(values[key])
+            except ValueError as err:
+                raise bad(key, f"shell-quoted words ({err})") from None
+            if key == "kvm_extra" and words and not words[0].startswith("-"):
+                raise bad(key, "QEMU options, starting with '-'")
+    for key in ("cpu_type", "machine_version", "keymap"):
+        value = values.get(key)
+        if value and not all(c.isalnum() or c in "-_.,=+" for c in value):
+            raise bad(key, "a QEMU name (letters, digits, '-_.,=+')")
+
+
+# --- acceleration ------------------------------------------------------------------------------
+
+_kvm_usable: bool | None = None
+
+
+def kvm_usable(runner: CommandRunner | None = None) -> bool:
+    """Whether hardware acceleration works here: /dev/kvm opens and creates a VM, and
+    QEMU starts with ``-accel kvm`` without warning that the host lacks basic CPU features
+    (nested setups that pass those checks but then fail guests). Probed once per process."""
+    global _kvm_usable
+    if _kvm_usable is None:
+        _kvm_usable = _probe_kvm(runner or default_runner())
+    return _kvm_usable
+
+
+def _probe_kvm(runner: CommandRunner) -> bool:
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        vm = fcntl.ioctl(fd, 0xAE01, 0)  # KVM_CREATE_VM
+        os.close(vm)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        result = runner.run([QEMU, "-accel", "kvm", "-machine", "pc", "-nodefaults",
+                             "-no-user-config", "-display", "none", "-S", "-qmp", "stdio"],
+                            input='{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n',
+                            timeout=20, check=False)
+    except errors.CardumeError:
+        return False
+    text = result.stderr.lower()
+    return result.ok and "doesn't support" not in text and "failed" not in text
+
+
+# --- the command line --------------------------------------------------------------------------
+
+def _opt(value: str) -> str:
+    """A value inside a QEMU option list (commas doubled)."""
+    return value.replace(",", ",,")
+
+
+def _is_block(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def disk_cache(setting: str, path: str) -> str:
+    if setting and setting != "default":
+        return setting
+    return "none" if _is_block(path) else "writeback"
+
+
+def build_command(spec: Spec, *, qmp: str, serial: str | None, pidfile: str, accel: str,
+                  nics: list[dict[str, Any]], vnc: dict[str, Any] | None = None,
+                  chroot: str | None = None, extra: list[str] | None = None,
+                  serial_log: str | None = None) -> list[str]:
+    """QEMU's argument list for an instance (no shell anywhere)."""
+    name = spec["name"]
+    hv = spec.get("hvparams") or {}
+    be = spec.get("beparams") or {}
+    try:
+        memory, vcpus = int(be["maxmem"]), int(be["vcpus"])
+    except (KeyError, TypeError, ValueError):
+        raise errors.WrongInput(f"instance {name}: beparams need integer maxmem and "
+                                "vcpus") from None
+    argv = [QEMU, "-name", f"{_opt(name)},process=kvm:{_opt(name)}",
+            "-nodefaults", "-no-user-config"]
+    if spec.get("uuid"):
+        argv += ["-uuid", str(spec["uuid"])]
+    argv += ["-accel", accel]
+    if hv.get("machine_version"):
+        argv += ["-machine", str(hv["machine_version"])]
+    if hv.get("cpu_type"):
+        argv += ["-cpu", str(hv["cpu_type"])]
+    argv += ["-m", str(memory), "-smp", str(vcpus)]
+    if hv.get("acpi") is False:
+        argv.append("-no-acpi")
+    if hv.get("reboot_behavior") == "exit":
+        argv.append("-no-reboot")
+    argv += ["-qmp", f"unix:{_opt(qmp)},server=on,wait=off"]
+    if serial:
+        log = f",logfile={_opt(serial_log)},logappend=off" if serial_log else ""
+        argv += ["-chardev", f"socket,id=serial0,path={_opt(serial)},server=on,wait=off{log}",
+                 "-serial", "chardev:serial0"]
+    if vnc:
+        argv += ["-vnc", f"{vnc['address']}:{vnc['display']}"]
+        if hv.get("keymap"):
+            argv += ["-k", str(hv["keymap"])]
+        argv += ["-vga", "std"]
+    else:
+        argv += ["-display", "none"]
+    if hv.get("usb_mouse"):
+        argv += ["-usb", "-device", f"usb-{hv['usb_mouse']}"]
+    argv += ["-device", "virtio-balloon-pci,id=balloon0"]
+    argv += _disk_args(spec, hv)
+    boot = BOOT_ORDERS.get(str(hv.get("boot_order") or "disk"), "c")
+    if hv.get("kernel_path"):
+        argv += ["-kernel", str(hv["kernel_path"])]
+        if hv.get("initrd_path"):
+            argv += ["-initrd", str(hv["initrd_path"])]
+        append = []
+        if hv.get("root_path"):
+            append.append(f"root={hv['root_path']}")
+        if hv.get("kernel_args"):
+            append.append(str(hv["kernel_args"]))
+        if serial:
+            append.append(f"console=ttyS0,{hv.get('serial_speed') or 38400}")
+        if append:
+            argv += ["-append", " ".join(append)]
+    else:
+        argv += ["-boot", f"order={boot}"]
+    argv += kvm_nics.qemu_args(nics, vhost=bool(hv.get("vhost_net")))
+    if chroot:
+        argv += ["-chroot", chroot]
+    argv += ["-daemonize", "-pidfile", pidfile]
+    if hv.get("kvm_extra"):
+        argv += shlex.split(str(hv["kvm_extra"]))
+    argv += extra or []
+    return argv
+
+
+def _disk_args(spec: Spec, hv: dict[str, Any]) -> list[str]:
+    name = spec["name"]
+    disk_type = str(hv.get("disk_type") or "paravirtual")
+    if disk_type not in DISK_TYPES:
+        raise errors.WrongInput(f"instance {name}: unknown disk_type {disk_type!r} "
+                                f"(expected {', '.join(DISK_TYPES)})")
+    args: list[str] = []
+    disks = spec.get("disks") or []
+    ide_slots = 3 if hv.get("cdrom_image_path") else 4
+    if disk_type == "ide" and len(disks) > ide_slots:
+        raise errors.WrongInput(f"instance {name}: {len(disks)} disks, but IDE has room for "
+                                f"{ide_slots}", "use disk_type=paravirtual or scsi")
+    if disk_type == "scsi" and disks:
+        args += ["-device", "virtio-scsi-pci,id=scsi0"]
+    for index, disk in enumerate(disks):
+        path = disk.get("path")
+        if not path:
+            raise errors.WrongInput(f"instance {name}, disk {index}: no path on this node")
+        readonly = disk.get("mode") == "ro"
+        if readonly and disk_type == "ide":
+            raise errors.WrongInput(f"instance {name}, disk {index}: read-only disks can't be "
+                                    "IDE disks", "use disk_type paravirtual or scsi")
+        cache = disk_cache(str(hv.get("disk_cache") or "default"), str(path))
+        drive = (f"file={_opt(str(path))},format=raw,if=none,id=disk{index},cache={cache}"
+                 + (",readonly=on" if readonly else ""))
+        if cache == "none":
+            drive += ",aio=native"
+        args += ["-drive", drive]
+        boot = f",bootindex={index + 1}" if index == 0 else ""
+        if disk_type == "paravirtual":
+            args += ["-device", f"virtio-blk-pci,drive=disk{index},id=virtio-disk{index}{boot}"]
+        elif disk_type == "ide":
+            args += ["-device", f"ide-hd,drive=disk{index},bus=ide.{index // 2},"
+                                f"unit={index % 2},id=ide-disk{index}{boot}"]
+        else:
+            args += ["-device", f"scsi-hd,drive=disk{index},bus=scsi0.0,scsi-id={index},"
+                                f"lun=0,id=scsi-disk{index}{boot}"]
+    if hv.get("cdrom_image_path"):
+        args += ["-drive", f"file={_opt(str(hv['cdrom_image_path']))},format=raw,if=none,"
+                           "id=cdrom0,media=cdrom,readonly=on",
+                 "-device", "ide-cd,drive=cdrom0,bus=ide.1,unit=1,id=cdrom"]
+    return args
+
+
+def free_vnc_display(address: str, taken: set[int]) -> int:
+    """The first display N whose port 5900+N is free on address (and not in taken)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    for display in range(0, VNC_DISPLAYS):
+        if display in taken:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((address, VNC_BASE + display))
+            except OSError:
+                continue
+        return display
+    raise errors.InsufficientResources(f"no free VNC port on {address} "
+                                       f"({VNC_BASE}..{VNC_BASE + VNC_DISPLAYS - 1} are taken)")
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[:1] == ["Z"]
+    except OSError:
+        return True
+
+
+def qemu_alive(pid: int, name: str) -> bool:
+    """pid is a live QEMU started for instance name."""
+    if pid <= 0 or _zombie(pid):
+        return False
+    argv = _cmdline(pid)
+    if not argv or "qemu" not in os.path.basename(argv[0]):
+        return False
+    expected = f"{_opt(name)},process=kvm:{_opt(name)}"
+    return any(a == "-name" and b == expected for a, b in zip(argv, argv[1:], strict=False))
+
+
+def _wait_gone(pid: int, name: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while qemu_alive(pid, name):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class KvmHypervisor(Hypervisor):
+    NAME = "kvm"
+    CAN_MIGRATE = True
+
+    def __init__(self, state_dir: str, runner: CommandRunner | None = None,
+                 netns: str | None = None) -> None:
+        self.dir = state_dir
+        os.makedirs(self.dir, exist_ok=True)
+        self.runner = runner or default_runner()
+        self.netns = (netns if netns is not None else os.environ.get(NETNS_ENV)) or None
+        self.taps = kvm_nics.TapManager(self.runner, self.netns)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self.sock_dir = self._socket_dir()
+
+    # --- files ------------------------------------------------------------------------------
+
+    def _socket_dir(self) -> str:
+        local = os.path.join(self.dir, "run")
+        if len(local) + 1 + 16 + len(".serial") <= SOCKET_MAX:
+            return local
+        digest = hashlib.sha256(os.path.abspath(self.dir).encode()).hexdigest()[:16]
+        return os.path.join("/run/cardume-kvm", digest)
+
+    def _check_name(self, name: str) -> str:
+        if not isinstance(name, str) or not name or "/" in name or "\0" in name \
+                or name.startswith("."):
+            raise errors.WrongInput(f"invalid instance name {name!r}")
+        return name
+
+    def runtime_path(self, name: str) -> str:
+        return os.path.join(self.dir, f"{self._check_name(name)}.json")
+
+    def serial_log_path(self, name: str) -> str:
+        """Everything the guest wrote on its serial console since it last started (kept
+        after it stops, for a look at why it did)."""
+        return os.path.join(self.dir, f"{self._check_name(name)}.serial.log")
+
+    def _files(self, name: str) -> dict[str, str]:
+        key = hashlib.sha256(name.encode()).hexdigest()[:16]
+        base = os.path.join(self.sock_dir, key)
+        return {"qmp": f"{base}.qmp", "serial": f"{base}.serial", "pidfile": f"{base}.pid",
+                "chroot": f"{base}.chroot"}
+
+    def read_runtime(self, name: str) -> dict[str, Any] | None:
+        try:
+            with open(self.runtime_path(name), encoding="utf-8") as handle:
+                data: dict[str, Any] = json.load(handle)
+                return data
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _write_runtime(self, name: str, data: dict[str, Any]) -> None:
+        path = self.runtime_path(name)
+        tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
+        # root only: the spec it keeps may hold secrets (a DRBD disk's shared secret)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1)
+        os.replace(tmp, path)
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            yield
+
+    def _running(self, name: str) -> dict[str, Any] | None:
+        """The runtime of an instance that runs here (not one waiting for a migration)."""
+        runtime = self._live_runtime(name)
+        return None if runtime is None or runtime.get("incoming") else runtime
+
+    def _alive(self, runtime: dict[str, Any]) -> bool:
+        return qemu_alive(int(runtime.get("pid") or 0), str(runtime.get("name")))
+
+    def _cleanup(self, name: str, runtime: dict[str, Any] | None) -> None:
+        """Remove what a stopped (or dead) instance leaves: taps, sockets, runtime file."""
+        files = self._files(name)
+        if runtime:
+            netns = runtime.get("netns", self.netns) or None
+            taps = self.taps if netns == self.netns else kvm_nics.TapManager(self.runner,
+                                                                             netns)
+            taps.remove(list(runtime.get("taps") or []))
+        for key in ("qmp", "serial", "pidfile"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink((runtime or {}).get(key) or files[key])
+        with contextlib.suppress(OSError):
+            os.rmdir(files["chroot"])
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.runtime_path(name))
+
+    def _live_runtime(self, name: str) -> dict[str, Any] | None:
+        """The runtime of a running instance; a dead one is cleaned up (None)."""
+        runtime = self.read_runtime(name)
+        if runtime is None:
+            return None
+        if self._alive(runtime):
+            return runtime
+        with self._lock(name):
+            runtime = self.read_runtime(name)
+            if runtime is None or self._alive(runtime):
+                return runtime
+            self._cleanup(name, runtime)
+        return None
+
+    def qmp(self, name: str, timeout: float = 10.0) -> QmpClient:
+        """A connected QMP client of a running instance (close it when done)."""
+        runtime = self._live_runtime(name)
+        if runtime is None:
+            raise errors.WrongState(f"instance {name} is not running on this node")
+        return QmpClient(runtime["qmp"], timeout).connect()
+
+    def serial_socket(self, name: str) -> str:
+        """The unix socket of a running instance's serial console."""
+        runtime = self._live_runtime(name)
+        if runtime is None:
+            raise errors.WrongState(f"instance {name} is not running on this node")
+        if not runtime.get("serial"):
+            raise errors.WrongState(f"instance {name} has no serial console",
+                                    "set -H kvm:serial_console=true and restart it")
+        return str(runtime["serial"])
+
+    # --- the interface -------------------------------------------------------------------------
+
+    def list_instances(self) -> list[str]:
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        found = []
+        for entry in sorted(names):
+            if entry.endswith(".json") and not entry.startswith("."):
+                name = entry[:-5]
+                if self._running(name) is not None:
+                    found.append(name)
+        return found
+
+    def instance_info(self, name: str) -> dict[str, Any] | None:
+        runtime = self._running(name)
+        if runtime is None:
+            return None
+        info: dict[str, Any] = {"state": "running", "memory": int(runtime.get("memory", 0)),
+                                "vcpus": int(runtime.get("vcpus", 0)),
+                                "started": runtime.get("started")}
+        if runtime.get("vnc"):
+            vnc = runtime["vnc"]
+            info["vnc"] = f"{vnc['address']}:{vnc['port']}"
+        try:
+            with QmpClient(runtime["qmp"], timeout=2.0).connect() as qmp:
+                status = qmp.execute("query-status") or {}
+                if status.get("status") not in (None, "running"):
+                    info["qemu_status"] = status.get("status")
+                with contextlib.suppress(errors.ExecError):
+                    balloon = qmp.execute("query-balloon") or {}
+                    if balloon.get("actual"):
+                        info["memory"] = int(balloon["actual"]) // (1024 * 1024)
+                with contextlib.suppress(errors.ExecError):
+                    info["vcpus"] = len(qmp.execute("query-cpus-fast") or []) or info["vcpus"]
+        except errors.ExecError:
+            pass  # QEMU busy (migrating, or hung): the configured values stand
+        return info
+
+    def start(self, spec: Spec, extra: list[str] | None = None,
+              incoming: bool = False) -> None:
+        """Start the instance (with extra QEMU arguments; incoming: as a migration target,
+        not listed as running until finalize_migration_target)."""
+        name = self._check_name(spec["name"])
+        with self._lock(name):
+            runtime = self.read_runtime(name)
+            if runtime is not None:
+                if self._alive(runtime):
+                    raise errors.WrongState(f"instance {name} is already running on this "
+                                            "node")
+                self._cleanup(name, runtime)
+            self._start(spec, extra or [], incoming)
+
+    def _start(self, spec: Spec, extra: list[str], incoming: bool) -> None:
+        name = spec["name"]
+        hv = dict(spec.get("hvparams") or {})
+        check_hvparams(hv)
+        if hv.get("security_model", "none") not in SECURITY_MODELS:
+            raise errors.WrongInput(f"instance {name}: security_model "
+                                    f"{hv['security_model']!r} is not supported")
+        for key in ("kernel_path", "initrd_path", "cdrom_image_path"):
+            if hv.get(key) and not os.path.isfile(str(hv[key])):
+                raise errors.WrongInput(f"instance {name}: {key} {hv[key]} does not exist on "
+                                        "this node")
+        for index, disk in enumerate(spec.get("disks") or []):
+            path = disk.get("path")
+            if not path or not os.path.exists(str(path)):
+                raise errors.WrongInput(f"instance {name}, disk {index}: {path} does not "
+                                        "exist on this node")
+        nics = kvm_nics.plan(name, list(spec.get("nics") or []),
+                             str(hv.get("nic_type") or "paravirtual"), salt=self.dir)
+        files = self._files(name)
+        os.makedirs(self.sock_dir, mode=0o700, exist_ok=True)
+        for key in ("qmp", "serial", "pidfile"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(files[key])
+        flag = hv.get("kvm_flag") or ""
+        accel = {"enabled": "kvm", "disabled": "tcg"}.get(flag) or (
+            "kvm" if kvm_usable(self.runner) else "tcg")
+        vnc = None
+        if hv.get("vnc_bind_address"):
+            address = str(hv["vnc_bind_address"])
+            display = free_vnc_display(address, self._vnc_taken())
+            vnc = {"address": address, "display": display, "port": VNC_BASE + display}
+        chroot = None
+        if hv.get("use_chroot"):
+            chroot = files["chroot"]
+            os.makedirs(chroot, mode=0o755, exist_ok=True)
+        serial = files["serial"] if hv.get("serial_console", True) else None
+        serial_log = self.serial_log_path(name) if serial else None
+        argv = build_command(spec, qmp=files["qmp"], serial=serial, pidfile=files["pidfile"],
+                             accel=accel, nics=nics, vnc=vnc, chroot=chroot, extra=extra,
+                             serial_log=serial_log)
+        runtime = {"name": name, "uuid": spec.get("uuid"), "pid": 0, "started": time.time(),
+                   "accel": accel, "argv": argv, "qmp": files["qmp"], "serial": serial,
+                   "pidfile": files["pidfile"], "serial_log": serial_log, "vnc": vnc,
+                   "chroot": chroot,
+                   "taps": [n["tap"] for n in nics], "netns": self.netns,
+                   "memory": int((spec.get("beparams") or {}).get("maxmem", 0)),
+                   "vcpus": int((spec.get("beparams") or {}).get("vcpus", 0)),
+                   "incoming": incoming, "spec": spec}
+        self.taps.setup(nics)
+        try:
+            result = self.runner.run(kvm_nics.in_netns(argv, self.netns),
+                                     timeout=START_TIMEOUT, check=False)
+            pid = self._read_pid(files["pidfile"])
+            if not result.ok or pid is None or not qemu_alive(pid, name):
+                if pid is not None:
+                    self._kill(pid, name)
+                reason = last_line(result.stderr) or last_line(result.stdout) or (
+                    f"exit code {result.rc}" if not result.ok else "QEMU exited at once")
+                raise errors.ExecError(f"instance {name}: QEMU failed to start: "
+                                       f"{reason.removeprefix(QEMU + ': ')}")
+            runtime["pid"] = pid
+            self._write_runtime(name, runtime)
+        except BaseException:
+            self._cleanup(name, runtime)
+            raise
+
+    def _vnc_taken(self) -> set[int]:
+        taken = set()
+        for name in self.list_instances():
+            runtime = self.read_runtime(name) or {}
+            if runtime.get("vnc"):
+                taken.add(int(runtime["vnc"]["display"]))
+        return taken
+
+    @staticmethod
+    def _read_pid(pidfile: str) -> int | None:
+        try:
+            with open(pidfile, encoding="ascii") as handle:
+                return int(handle.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _kill(pid: int, name: str, timeout: float = 10.0) -> None:
+        if qemu_alive(pid, name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, name, timeout)
+
+    def stop(self, name: str, timeout: float, force: bool) -> None:
+        """ACPI power button, wait up to timeout, then quit (SIGKILL if QEMU hangs)."""
+        with self._lock(name):
+            runtime = self.read_runtime(name)
+            if runtime is None:
+                return
+            pid = int(runtime.get("pid") or 0)
+            if self._alive(runtime):
+                self._stop_process(runtime, pid, name, 0.0 if force else timeout)
+            self._cleanup(name, runtime)
+
+    def _stop_process(self, runtime: dict[str, Any], pid: int, name: str,
+                      timeout: float) -> None:
+        if timeout > 0:
+            try:
+                with QmpClient(runtime["qmp"], timeout=5.0).connect() as qmp:
+                    qmp.execute("system_powerdown")
+            except errors.ExecError:
+                pass
+            if _wait_gone(pid, name, timeout):
+                return
+        try:
+            with QmpClient(runtime["qmp"], timeout=5.0).connect() as qmp:
+                qmp.execute("quit")
+        except errors.ExecError:
+            pass
+        if not _wait_gone(pid, name, 5.0):
+            self._kill(pid, name)
+
+    def reboot(self, name: str) -> None:
+        runtime = self._live_runtime(name)
+        if runtime is None:
+            raise errors.WrongState(f"instance {name} is not running, so it can't reboot")
+        with QmpClient(runtime["qmp"]).connect() as qmp:
+            qmp.execute("system_reset")
+        runtime["started"] = time.time()
+        with self._lock(name):
+            self._write_runtime(name, runtime)
+
+    # --- migration (the steps are in kvm_migrate) --------------------------------------------
+
+    def _node_address(self) -> str:
+        """The address this node daemon listens on (node.json beside hv/kvm)."""
+        from cardume.paths import NodePaths
+        root = os.path.dirname(os.path.dirname(os.path.abspath(self.dir)))
+        return str(NodePaths(root).read_identity().get("address") or "")
+
+    @staticmethod
+    def _check_port_free(host: str, port: int, what: str) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host or "0.0.0.0", port))
+            except OSError as err:
+                raise errors.EnvironmentProblem(
+                    f"the {what} port {port} on {host or '*'} is not free: "
+                    f"{err.strerror or err}",
+                    "another migration running? change kvm:migration_port") from None
+
+    def accept_instance(self, spec: Spec, source: str) -> dict[str, Any]:
+        from cardume.node.hypervisor import kvm_migrate
+        name = self._check_name(spec["name"])
+        if self._live_runtime(name) is not None:
+            raise errors.WrongState(f"instance {name} already runs on the target")
+        hv = spec.get("hvparams") or {}
+        port = int(hv.get("migration_port") or 8102)
+        host = self._node_address() or "0.0.0.0"
+        mirror = bool(spec.get(kvm_migrate.MIRROR_PARAM))
+        self._check_port_free(host, port, "migration")
+        if mirror:
+            self._check_port_free(host, port + 1, "disk mirror (NBD)")
+        self.start(spec, extra=kvm_migrate.incoming_args(), incoming=True)
+        try:
+            with self.qmp(name) as qmp:
+                disks = [{"device": f"disk{i}"} for i in range(len(spec.get("disks") or []))]
+                return kvm_migrate.accept(qmp, listen_host=host, port=port,
+                                          mirror_disks=disks if mirror else None)
+        except BaseException:
+            self.stop(name, 0, True)
+            raise
+
+    def migrate(self, name: str, target: str, info: dict[str, Any], live: bool) -> None:
+        from cardume.node.hypervisor import kvm_migrate
+        runtime = self._running(name)
+        if runtime is None:
+            raise errors.WrongState(f"instance {name} is not running, so it can't migrate")
+        hv = (runtime.get("spec") or {}).get("hvparams") or {}
+        if str(info.get("host") or "0.0.0.0") in ("0.0.0.0", "::"):
+            info = dict(info, host=target)
+        with self.qmp(name, timeout=60.0) as qmp:
+            result = kvm_migrate.migrate(
+                qmp, info, live=live, downtime_ms=int(hv.get("migration_downtime") or 30),
+                bandwidth_mib=int(hv.get("migration_bandwidth") or 32),
+                mirror=bool(info.get("exports")))
+        log.info("instance %s migrated to %s: %s", name, target,
+                 ", ".join(f"{k}={v}" for k, v in result.items()))
+
+    def finalize_migration_target(self, spec: Spec, success: bool) -> None:
+        from cardume.node.hypervisor import kvm_migrate
+        name = self._check_name(spec["name"])
+        runtime = self._live_runtime(name)
+        if not success:
+            if runtime is not None and runtime.get("incoming"):
+                self.stop(name, 0, True)
+            return
+        if runtime is None:
+            raise errors.WrongState(f"instance {name} is not running on the target")
+        with self.qmp(name, timeout=30.0) as qmp:
+            kvm_migrate.finalize_target(qmp, True)
+        with self._lock(name):
+            runtime["incoming"] = False
+            runtime["started"] = time.time()
+            self._write_runtime(name, runtime)
+
+    def finalize_migration_source(self, name: str, success: bool) -> None:
+        from cardume.node.hypervisor import kvm_migrate
+        if self._live_runtime(name) is None:
+            return
+        with self.qmp(name, timeout=30.0) as qmp:
+            kvm_migrate.finalize_source(qmp, success)
+        if success:
+            self.stop(name, 0, True)
+
+    def verify(self) -> list[str]:
+        try:
+            self.runner.run([QEMU, "--version"], timeout=20)
+        except errors.CardumeError as err:
+            return [f"kvm: {err.message}"]
+        return []

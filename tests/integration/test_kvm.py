@@ -1,0 +1,361 @@
+"""The kvm hypervisor in a local cluster: a real tiny guest (tests/kvmguest) under QEMU
+(software emulation here), started, listed, reached through the console relay, rebooted,
+shut down politely, killed, found again after a node daemon restart.
+
+All the networking happens inside a network namespace this module creates: the node
+daemons get ``CARDUME_KVM_NETNS`` so that the taps, their bridge and QEMU itself live
+there; the host's own interfaces are never touched. Every QEMU left at the end is killed
+by the PID in its runtime file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from integration_kit import VCluster, free_base_ip, pid_alive, stop_cluster, wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for kvmguest
+
+QEMU = shutil.which("qemu-system-x86_64")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed"),
+              pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")]
+
+FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
+OS = ["-o", "dummy+default"]
+MARKER = "cardume-guest: up"
+GUEST_IP = "10.99.0.2"
+BRIDGE_IP = "10.99.0.1"
+ROUTED_IP = "10.98.0.7"
+BOOT_TIMEOUT = 120.0
+
+
+class NetnsCluster(VCluster):
+    """A local cluster whose node daemons run their kvm networking in namespace netns."""
+
+    def __init__(self, root: Path, base_ip: str, netns: str) -> None:
+        super().__init__(root, base_ip)
+        self.netns = netns
+
+    def env(self, node: str | None = None) -> dict[str, str]:
+        env = super().env(node)
+        env["CARDUME_KVM_NETNS"] = self.netns
+        return env
+
+
+def ns(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", "netns", "exec", NETNS, *argv], capture_output=True,
+                          text=True, check=check, timeout=30)
+
+
+NETNS = f"cardume-kvmt-{os.getpid()}"
+
+
+@pytest.fixture(scope="module")
+def guest() -> object:
+    import kvmguest
+    return kvmguest.build()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, guest: object) -> Iterator[VCluster]:
+    made = subprocess.run(["ip", "netns", "add", NETNS], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"can't create a network namespace: {made.stderr.strip()}")
+    vc = NetnsCluster(tmp_path_factory.mktemp("kvm") / "vc", free_base_ip(4), NETNS)
+    try:
+        ns("ip", "link", "set", "lo", "up")
+        ns("ip", "link", "add", "br0", "type", "bridge")
+        ns("ip", "addr", "add", f"{BRIDGE_IP}/24", "dev", "br0")
+        ns("ip", "link", "set", "br0", "up")
+        vc.up()
+        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
+        vc.gnt("gnt-cluster", "modify", "--enabled-hypervisors=kvm,fake")
+        yield vc
+    finally:
+        try:
+            stop_cluster(vc)
+        finally:
+            for runtime in vc.root.glob("nodes/*/hv/kvm/*.json"):
+                with contextlib.suppress(ValueError, OSError):
+                    pid = int(json.loads(runtime.read_text())["pid"])
+                    if pid_alive(pid):
+                        os.kill(pid, signal.SIGKILL)
+            subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
+
+
+def kvm_dir(cluster: VCluster, node: str = "node1") -> Path:
+    return cluster.node_dir(node) / "hv" / "kvm"
+
+
+def runtime(cluster: VCluster, name: str, node: str = "node1") -> dict[str, object]:
+    return dict(json.loads((kvm_dir(cluster, node) / f"{name}.json").read_text()))
+
+
+def serial_log(cluster: VCluster, name: str, node: str = "node1") -> str:
+    path = kvm_dir(cluster, node) / f"{name}.serial.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def listing(cluster: VCluster, name: str) -> list[str]:
+    out = cluster.gnt("gnt-instance", "list", "--no-headers", "--separator=|", "-o",
+                      "status,oper_ram,oper_vcpus", name)[1]
+    return out.strip().split("|")
+
+
+def taps(cluster: VCluster) -> list[str]:
+    out = ns("ip", "-o", "link", "show").stdout
+    return re.findall(r"^\d+: (tapc-[0-9a-f]+)", out, re.MULTILINE)
+
+
+def console(cluster: VCluster, command: list[str], text: str, linger: float = 3.0) -> str:
+    proc = subprocess.run([*command, "--linger", str(linger)], input=text,
+                          capture_output=True, text=True, env=cluster.env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def hv_args(guest: object, *extra: str) -> str:
+    kernel, initrd = guest.kernel, guest.initrd  # type: ignore[attr-defined]
+    return ",".join([f"kvm:kernel_path={kernel}", f"initrd_path={initrd}", "root_path=",
+                     f"kernel_args=quiet cardume.ip={GUEST_IP}/24", *extra])
+
+
+def test_boot_list_console_network(cluster: VCluster, guest: object) -> None:
+    t0 = time.monotonic()
+    cluster.gnt("gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check",
+                "--no-ip-check", "-n", "node1", "-B", "memory=160,vcpus=2",
+                "--net", "0:link=br0", "--net", f"1:mode=routed,link=main,ip={ROUTED_IP}",
+                "-H", hv_args(guest), "kvm1")
+    wait_for(lambda: MARKER in serial_log(cluster, "kvm1"), BOOT_TIMEOUT, "the guest's marker")
+    print(f"\nkvm1 reached userspace {time.monotonic() - t0:.1f}s after gnt-instance add")
+    assert listing(cluster, "kvm1") == ["running", "160", "2"]
+    info = runtime(cluster, "kvm1")
+    assert info["accel"] in ("kvm", "tcg") and pid_alive(int(info["pid"]))  # type: ignore
+
+    # the console, through the node daemon's TLS
+    rc, shown, _ = cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm1")
+    command = shlex.split(shown.strip())
+    assert command[1:] == ["console", "--node", "node1", "--instance", "kvm1"]
+    out = console(cluster, command, "echo cardume-$((40+2))\n")
+    assert "cardume-42" in out
+
+    # the NICs: a tap on the bridge, a routed one with a host route; the guest answers
+    tap0, tap1 = info["taps"]  # type: ignore[misc]
+    assert tap0 in ns("ip", "-o", "link", "show", "master", "br0").stdout
+    assert f"dev {tap1}" in ns("ip", "route", "show", f"{ROUTED_IP}/32").stdout
+    assert ns("sysctl", "-n", f"net.ipv4.conf.{tap1}.proxy_arp").stdout.strip() == "1"
+    def pings() -> bool:
+        out = console(cluster, command, f"ping -c1 -W2 {BRIDGE_IP} >/dev/null && "
+                                        "echo ping-$((1+1))-ok\n", linger=3.0)
+        return "ping-2-ok" in out
+    wait_for(pings, 60, "the guest to reach the host's bridge address", interval=1)
+
+
+def test_node_daemon_restart_keeps_it(cluster: VCluster) -> None:
+    pid = int(runtime(cluster, "kvm1")["pid"])  # type: ignore[arg-type]
+    noded = cluster.pid("node1", "noded")
+    assert noded is not None
+    os.kill(noded, signal.SIGTERM)
+    wait_for(lambda: not pid_alive(noded), 30, "the node daemon to stop")
+    assert pid_alive(pid)
+    cluster.up()
+    wait_for(lambda: listing(cluster, "kvm1")[0] == "running", 30, "kvm1 found again")
+    assert int(runtime(cluster, "kvm1")["pid"]) == pid  # type: ignore[arg-type]
+    command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm1")[1])
+    out = console(cluster, command, "echo still-$((1+1))\n")
+    assert "still-2" in out
+
+
+def test_reboot_and_shutdown(cluster: VCluster) -> None:
+    pid = int(runtime(cluster, "kvm1")["pid"])  # type: ignore[arg-type]
+    cluster.gnt("gnt-instance", "reboot", "--type", "soft", "kvm1")  # system_reset
+    wait_for(lambda: serial_log(cluster, "kvm1").count(MARKER) >= 2, BOOT_TIMEOUT,
+             "the guest to come up again after the soft reboot")
+    assert int(runtime(cluster, "kvm1")["pid"]) == pid  # type: ignore[arg-type]
+    cluster.gnt("gnt-instance", "reboot", "kvm1")  # hard: a new QEMU
+    wait_for(lambda: MARKER in serial_log(cluster, "kvm1"), BOOT_TIMEOUT,
+             "the guest to come up again after the hard reboot")
+    assert not pid_alive(pid)
+    pid = int(runtime(cluster, "kvm1")["pid"])  # type: ignore[arg-type]
+    assert len(taps(cluster)) == 2
+    t0 = time.monotonic()
+    cluster.gnt("gnt-instance", "shutdown", "--timeout", "60", "kvm1")
+    took = time.monotonic() - t0
+    assert "powering off" in serial_log(cluster, "kvm1")  # the guest's ACPI handler ran
+    print(f"\npolite shutdown took {took:.1f}s")
+    assert not pid_alive(pid)
+    assert listing(cluster, "kvm1")[0] == "ADMIN_down"
+    assert taps(cluster) == []
+    assert not (kvm_dir(cluster) / "kvm1.json").exists()
+    rc, _, err = cluster.gnt("gnt-instance", "console", "kvm1", check=False)
+    assert rc != 0 and "isn't running" in err
+
+
+def test_killed_qemu_shows_error_down(cluster: VCluster) -> None:
+    cluster.gnt("gnt-instance", "startup", "kvm1")
+    pid = int(runtime(cluster, "kvm1")["pid"])  # type: ignore[arg-type]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), 10, "QEMU to die")
+    assert listing(cluster, "kvm1")[0] == "ERROR_down"
+    assert taps(cluster) == []  # cleaned up when the node noticed
+    cluster.gnt("gnt-instance", "startup", "kvm1")
+    assert listing(cluster, "kvm1")[0] == "running"
+    cluster.gnt("gnt-instance", "shutdown", "--timeout", "0", "kvm1")
+    assert listing(cluster, "kvm1")[0] == "ADMIN_down"
+
+
+def test_failed_start_leaves_nothing(cluster: VCluster) -> None:
+    before = {p for p in os.listdir("/proc") if p.isdigit()}
+    rc, _, err = cluster.gnt("gnt-instance", "startup", "-H",
+                             "kvm_extra=-device no-such-device-model", "kvm1", check=False)
+    assert rc != 0
+    assert "QEMU failed to start" in err and "no-such-device-model" in err
+    assert len(err.strip().splitlines()) == 1, err
+    rc, _, err = cluster.gnt("gnt-instance", "startup", "-H", "kernel_path=/nonexistent/vmlinuz",
+                             "kvm1", check=False)
+    assert rc != 0 and "kernel_path /nonexistent/vmlinuz does not exist" in err
+    assert taps(cluster) == []
+    assert listing(cluster, "kvm1")[0] == "ERROR_down"  # marked up, as Ganeti does, not running
+    assert not (kvm_dir(cluster) / "kvm1.json").exists()
+    after = {p for p in os.listdir("/proc") if p.isdigit()}
+    stray = [p for p in after - before
+             if "qemu" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    assert stray == []
+    cluster.gnt("gnt-instance", "shutdown", "kvm1")
+    assert listing(cluster, "kvm1")[0] == "ADMIN_down"
+
+
+def test_bad_parameters_refused_at_submission(cluster: VCluster, guest: object) -> None:
+    for extra, needle in (("disk_type=floppy", "kvm:disk_type"),
+                          ("boot_order=xyz", "kvm:boot_order"),
+                          ("migration_downtime=-1", "kvm:migration_downtime"),
+                          ("kvm_extra=foo", "kvm:kvm_extra"),
+                          ("no_such_key=1", "no_such_key")):
+        rc, _, err = cluster.gnt("gnt-instance", "add", "-t", "diskless", *OS,
+                                 "--no-name-check", "--no-ip-check", "-n", "node1",
+                                 "-H", hv_args(guest, extra), "kvm2", check=False)
+        assert rc != 0 and needle in err, err
+        assert len(err.strip().splitlines()) == 1, err
+    rc, out, _ = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "name")
+    assert "kvm2" not in out.split()
+
+
+def test_live_migration_keeps_the_guest(cluster: VCluster) -> None:
+    cluster.gnt("gnt-instance", "startup", "kvm1")
+    wait_for(lambda: MARKER in serial_log(cluster, "kvm1"), BOOT_TIMEOUT, "the guest's marker")
+    command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm1")[1])
+    console(cluster, command, "echo before > /tmp/mark\n")
+    pid = int(runtime(cluster, "kvm1")["pid"])  # type: ignore[arg-type]
+    t0 = time.monotonic()
+    cluster.gnt("gnt-instance", "migrate", "-f", "-n", "node2", "kvm1")
+    print(f"\nlive migration node1 -> node2 took {time.monotonic() - t0:.1f}s")
+    out = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode,status", "kvm1")[1]
+    assert out.split() == ["node2", "running"]
+    assert not pid_alive(pid) and not (kvm_dir(cluster) / "kvm1.json").exists()
+    assert len(taps(cluster)) == 2  # node2's; node1's went with its QEMU
+    command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm1")[1])
+    assert command[2:4] == ["--node", "node2"]
+    out = console(cluster, command, "cat /tmp/mark; echo after-$((2+3))\n")
+    assert "before" in out and "after-5" in out  # the same guest, memory and all
+    pty_session(cluster, command)
+    cluster.gnt("gnt-instance", "shutdown", "--timeout", "30", "kvm1")
+    assert taps(cluster) == []
+
+
+def test_vnc_shown_in_info(cluster: VCluster) -> None:
+    cluster.gnt("gnt-instance", "startup", "-H", "vnc_bind_address=127.0.0.1", "kvm1")
+    info = cluster.gnt("gnt-instance", "info", "kvm1")[1]
+    match = re.search(r"Console: vnc to 127\.0\.0\.1:(\d+)", info)
+    assert match, info
+    port = int(match.group(1))
+    assert 5900 <= port < 6900
+    assert f":{port}" in ns("ss", "-ltn").stdout  # QEMU listens (in the namespace)
+    cluster.gnt("gnt-instance", "shutdown", "--timeout", "0", "kvm1")
+
+
+def test_shutdown_kills_a_guest_that_ignores_acpi(cluster: VCluster) -> None:
+    cluster.gnt("gnt-instance", "startup", "-H", "acpi=false", "kvm1")
+    wait_for(lambda: MARKER in serial_log(cluster, "kvm1", "node2"), BOOT_TIMEOUT,
+             "the guest's marker")
+    pid = int(runtime(cluster, "kvm1", "node2")["pid"])  # type: ignore[arg-type]
+    t0 = time.monotonic()
+    cluster.gnt("gnt-instance", "shutdown", "--timeout", "3", "kvm1")
+    took = time.monotonic() - t0
+    assert 3 <= took < 30 and not pid_alive(pid)
+    assert "powering off" not in serial_log(cluster, "kvm1", "node2")
+    assert listing(cluster, "kvm1")[0] == "ADMIN_down" and taps(cluster) == []
+
+
+def pty_session(cluster: VCluster, command: list[str]) -> None:
+    """The console on a terminal: raw mode, the escape key ends it; a second session on
+    the same console meanwhile is refused."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the console command on the pty
+        os.execve(command[0], command, cluster.env())
+    seen = b""
+
+    def read_until(needle: bytes, timeout: float = 20.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while needle not in seen:
+            assert time.monotonic() < deadline, f"no {needle!r} in {seen[-400:]!r}"
+            if select.select([fd], [], [], 0.5)[0]:
+                seen += os.read(fd, 4096)
+    try:
+        read_until(b"Escape character is '^]'")
+        for attempt in range(4):  # a shell that was just (re)starting may drop a line
+            os.write(fd, b"echo tty-$((3*3))\r")
+            try:
+                read_until(b"tty-9", 8.0)
+                break
+            except AssertionError:
+                if attempt == 3:
+                    raise
+        proc = subprocess.run(command, input="", capture_output=True, text=True,
+                              env=cluster.env(), timeout=30)
+        assert proc.returncode != 0 and "in use by another session" in proc.stderr
+        os.write(fd, b"\x1d")
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_file_instance_migrates_with_its_disk_mirrored(cluster: VCluster, guest: object) -> None:
+    cluster.gnt("gnt-instance", "add", "-t", "file", "--disk", "0:size=16m", *OS,
+                "--no-name-check", "--no-ip-check", "-n", "node1", "-B", "memory=128",
+                "--net", "0:link=br0", "-H", hv_args(guest), "kvm3")
+    wait_for(lambda: MARKER in serial_log(cluster, "kvm3"), BOOT_TIMEOUT, "the guest's marker")
+    command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm3")[1])
+    console(cluster, command, "echo mirrored-$((6*7)) | dd of=/dev/vda conv=fsync\n")
+    code, _, err = cluster.gnt("gnt-instance", "migrate", "-f", "-n", "node2", "kvm3",
+                               check=False)
+    assert code != 0 and "--mirror-disks" in err, err  # local disks: copied only if asked
+    t0 = time.monotonic()
+    cluster.gnt("gnt-instance", "migrate", "-f", "--mirror-disks", "-n", "node2", "kvm3")
+    print(f"\nblock-mirrored live migration of a 16 MiB file disk took "
+          f"{time.monotonic() - t0:.1f}s")
+    out = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode,status", "kvm3")[1]
+    assert out.split() == ["node2", "running"]
+    command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm3")[1])
+    out = console(cluster, command, "head -c 11 /dev/vda; echo; echo alive-$((1+2))\n")
+    assert "mirrored-42" in out and "alive-3" in out
+    cluster.gnt("gnt-instance", "remove", "-f", "kvm3")
+    assert taps(cluster) == []
