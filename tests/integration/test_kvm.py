@@ -359,3 +359,24 @@ def test_file_instance_migrates_with_its_disk_mirrored(cluster: VCluster, guest:
     assert "mirrored-42" in out and "alive-3" in out
     cluster.gnt("gnt-instance", "remove", "-f", "kvm3")
     assert taps(cluster) == []
+
+
+def test_migrate_cleanup_finds_where_the_instance_runs(cluster: VCluster, guest: object) -> None:
+    """--cleanup after a migration that never started: both sides are asked, the instance
+    is found running on its primary, nothing is left on the target."""
+    cluster.gnt("gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check",
+                "--no-ip-check", "--no-nics", "-n", "node1", "-B", "memory=128",
+                "-H", hv_args(guest), "kvm5")
+    wait_for(lambda: MARKER in serial_log(cluster, "kvm5"), BOOT_TIMEOUT, "the guest's marker")
+    pid = int(runtime(cluster, "kvm5")["pid"])  # type: ignore[arg-type]
+    code, out, err = cluster.gnt("gnt-instance", "migrate", "-f", "--cleanup", "-n", "node2",
+                                 "kvm5")
+    assert code == 0 and "runs on node1" in out + err, out + err
+    listed = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode,status",
+                         "kvm5")[1]
+    assert listed.split() == ["node1", "running"]
+    assert pid_alive(pid) and not (kvm_dir(cluster, "node2") / "kvm5.json").exists()
+    code, _, err = cluster.gnt("gnt-instance", "migrate", "-f", "--cleanup", "kvm5",
+                               check=False)
+    assert code != 0 and "-n NODE" in err, err
+    cluster.gnt("gnt-instance", "remove", "-f", "kvm5")

@@ -704,8 +704,8 @@ class LUInstanceMigrate(_MoveLU):
     async def check_prereq(self) -> None:
         await super().check_prereq()
         if self.op.cleanup:
-            raise errors.WrongInput("--cleanup: nothing to clean up, the fake hypervisor "
-                                    "migrates atomically")
+            self._check_cleanup()
+            return
         self.target = await self.choose_target()
         running = await self.running_on_primary()
         always = bool(self.spec()["beparams"].get("always_failover"))
@@ -767,7 +767,74 @@ class LUInstanceMigrate(_MoveLU):
                 f"wait for the sync (gnt-instance info {self.inst.name}), or check the mirror "
                 "with gnt-cluster verify-disks")
 
+    def _check_cleanup(self) -> None:
+        """--cleanup: the instance's primary was the source; the target is its drbd
+        secondary or the node named with -n."""
+        inst = self.inst
+        if inst.hypervisor != constants.HT_KVM:
+            raise errors.WrongInput(f"--cleanup: nothing to clean up, the {inst.hypervisor} "
+                                    "hypervisor migrates atomically")
+        if inst.disk_template == constants.DT_DRBD8:
+            self.target = self._drbd_target()
+        elif self.op.target_node:
+            self.target = self.cfg.expand_node(self.op.target_node)
+        else:
+            raise errors.WrongInput("--cleanup needs the node the migration went to: "
+                                    "-n NODE")
+        if self.target.uuid == inst.primary_node:
+            raise errors.WrongInput(f"--cleanup: {self.target.name} is the primary of "
+                                    f"{inst.name}; name the migration's target node")
+
+    async def _side(self, node: objects.Node, role: str, spec: dict[str, Any]) -> str:
+        if node.offline:
+            return "absent"
+        return str(await self.rpc.call(node, "instance_migration_state",
+                                       {"instance": spec, "role": role}))
+
+    async def _cleanup(self) -> None:
+        """Ask both sides where the interrupted migration left them, decide with the
+        migration engine's table, carry it out, and record where the instance runs."""
+        import asyncio
+
+        from cardume.node.hypervisor import kvm_migrate
+        inst, source, target = self.inst, self.pnode, self.target
+        spec, target_spec = self.spec(), self.spec(node_uuid=target.uuid)
+        plan = None
+        for _ in range(10):  # a target still loading the last of the state: let it finish
+            states = (await self._side(source, "source", spec),
+                      await self._side(target, "target", target_spec))
+            plan = kvm_migrate.decide_cleanup(*states)
+            if states != (kvm_migrate.HANDED_OVER, kvm_migrate.WAITING):
+                break
+            await asyncio.sleep(1.0)
+        assert plan is not None
+        self.log_info(f"{source.name}: {states[0]}, {target.name}: {states[1]}: "
+                      f"{plan.reason}")
+        if plan.error:
+            raise errors.WrongState(f"--cleanup of {inst.name}: {plan.error}")
+        for node, role, action, node_spec in ((source, "source", plan.source, spec),
+                                              (target, "target", plan.target, target_spec)):
+            if action and not node.offline:
+                await self.rpc.call(node, "instance_migration_cleanup",
+                                    {"instance": node_spec, "role": role, "action": action})
+        mirrored = inst.disk_template == constants.DT_DRBD8
+        if plan.runs_on == "target":
+            await self.set_primary(target)
+            loser = source
+        else:
+            loser = target
+        if mirrored and not loser.offline:  # one writer again: the other side secondary
+            await self.rpc.call(loser, "drbd_set_role",
+                                {"disks": drbd.disks_for(self.cfg, self.inst, loser.uuid),
+                                 "role": "secondary"})
+            await self._reconnect(dual_primary=False)
+        where = self.cfg.node_name(self.cfg.instances[inst.uuid].primary_node)
+        self.log_info(f"Instance {inst.name} runs on {where}")
+
     async def exec(self) -> None:
+        if self.op.cleanup:
+            await self._cleanup()
+            return
         if self.as_failover:
             self.log_info(f"Failing over instance {self.inst.name} instead of migrating it")
             await self.failover(self.target, self.was_up, False, 120)

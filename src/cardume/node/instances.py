@@ -113,7 +113,8 @@ class InstanceCalls:
                  "instance_os_add", "instance_os_rename", "instance_start",
                  "instance_shutdown", "instance_reboot", "instance_list", "instance_info_all",
                  "accept_instance", "instance_migrate", "instance_finalize_migration_dst",
-                 "instance_finalize_migration_src", "os_diagnose", "os_validate",
+                 "instance_finalize_migration_src", "instance_migration_state",
+                 "instance_migration_cleanup", "os_diagnose", "os_validate",
                  "instance_console"]
         return {n: getattr(self, n) for n in names}
 
@@ -506,6 +507,32 @@ class InstanceCalls:
         paths = await _blocking(self._assemble, spec)
         await _blocking(hv.finalize_migration_target, self._with_paths(spec, paths),
                         bool(args.get("success")))
+
+    def _cleanup_hv(self, spec: dict[str, Any]) -> Any:
+        from cardume.node.hypervisor.kvm import KvmHypervisor
+        hv = self._migrating_hv(spec)
+        if not isinstance(hv, KvmHypervisor):
+            raise errors.WrongInput(f"the {hv.NAME} hypervisor migrates atomically: there "
+                                    "is nothing to clean up")
+        return hv
+
+    async def instance_migration_state(self, args: Args, peer: PeerInfo) -> str:
+        """{"instance", "role": source|target} -> this side's state (migrate --cleanup)."""
+        spec = _instance(args)
+        role = args.get("role")
+        if role not in ("source", "target"):
+            raise errors.WrongInput(f"invalid role {role!r}: expected source or target")
+        return str(await _blocking(self._cleanup_hv(spec).migration_state, spec["name"], role))
+
+    async def instance_migration_cleanup(self, args: Args, peer: PeerInfo) -> None:
+        """{"instance", "role", "action"}: this side's part of the cleanup plan."""
+        spec = _instance(args)
+        role, action = args.get("role"), args.get("action")
+        if role not in ("source", "target"):
+            raise errors.WrongInput(f"invalid role {role!r}: expected source or target")
+        if action not in (None, "keep", "resume", "quit", "kill", "leave"):
+            raise errors.WrongInput(f"invalid cleanup action {action!r}")
+        await _blocking(self._cleanup_hv(spec).migration_cleanup, spec["name"], role, action)
 
     async def instance_finalize_migration_src(self, args: Args, peer: PeerInfo) -> None:
         """{"instance", "success"} on the source: stop it here, or keep it running."""

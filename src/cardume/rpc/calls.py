@@ -75,6 +75,8 @@ CALLS: dict[str, Call] = {c.name: c for c in (
     Call("instance_migrate", "slow", "migration source: send a running instance"),
     Call("instance_finalize_migration_dst", "normal", "migration target: finish (or undo)"),
     Call("instance_finalize_migration_src", "normal", "migration source: finish (or undo)"),
+    Call("instance_migration_state", "fast", "one side of an interrupted migration (--cleanup)"),
+    Call("instance_migration_cleanup", "normal", "one side's part of a migration cleanup"),
     Call("instance_console", "urgent", "attach to an instance's serial console (the "
          "connection then carries the console)"),
     Call("os_diagnose", "fast", "every OS definition in the search path, valid or not"),

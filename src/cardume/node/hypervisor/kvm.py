@@ -772,6 +772,40 @@ class KvmHypervisor(Hypervisor):
         if success:
             self.stop(name, 0, True)
 
+    # --- gnt-instance migrate --cleanup (the decision is the master's: kvm_migrate) ---------
+
+    def migration_state(self, name: str, role: str) -> str:
+        """This side of an interrupted migration, as kvm_migrate.side_state classifies it."""
+        from cardume.node.hypervisor import kvm_migrate
+        name = self._check_name(name)
+        if self._live_runtime(name) is None:
+            return kvm_migrate.ABSENT
+        try:
+            with self.qmp(name, timeout=10.0) as qmp:
+                return kvm_migrate.side_state(qmp, role)
+        except errors.CardumeError:
+            return kvm_migrate.ABSENT
+
+    def migration_cleanup(self, name: str, role: str, action: str | None) -> None:
+        """Carry out this side's part of the master's cleanup plan."""
+        from cardume.node.hypervisor import kvm_migrate
+        name = self._check_name(name)
+        runtime = self._live_runtime(name)
+        if runtime is None or action in (None, kvm_migrate.LEAVE):
+            return
+        if action in (kvm_migrate.QUIT, kvm_migrate.KILL):
+            self.stop(name, 0, True)
+            return
+        with self.qmp(name, timeout=30.0) as qmp:
+            if role == "source":
+                kvm_migrate.cleanup_source(qmp, action)
+            else:
+                kvm_migrate.cleanup_target(qmp, action)
+        if role == "target":  # it keeps the instance now: a normal running instance
+            with self._lock(name):
+                runtime["incoming"] = False
+                self._write_runtime(name, runtime)
+
     def verify(self) -> list[str]:
         try:
             self.runner.run([QEMU, "--version"], timeout=20)
