@@ -329,7 +329,8 @@ def test_script_time_limit_kills_the_script_and_its_children(dummy_search: list[
         osapi.install(spec(osparams={"flavour": "sleep30"}), dummy_search, [],
                       log_dir=str(tmp_path), timeout=0.5)
     assert time.monotonic() - started < 10
-    leftover = subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True, text=True)
+    # exactly the script's child: "sleep 300" in some other shell is not ours
+    leftover = subprocess.run(["pgrep", "-xf", "sleep 30"], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
 
 
