@@ -117,6 +117,24 @@ def allocating(cfg: ConfigWriter) -> Iterator[Allocator]:
         alloc.release()
 
 
+def volume_needs(disks: Iterable[objects.Disk]) -> dict[str, int]:
+    """MiB each volume group must have for these drbd disks' data and metadata volumes."""
+    needs: dict[str, int] = {}
+    for disk in disks:
+        for child in disk.children:
+            vg = str(child.logical_id[0])
+            needs[vg] = needs.get(vg, 0) + child.size
+    return needs
+
+
+async def require_loaded(rpc: Any, node: objects.Node) -> None:
+    """Refuse a node whose kernel has no DRBD loaded (its drbd_status has no version)."""
+    found = await rpc.call(node, "drbd_status", {"minors": []})
+    if not found.get("version"):
+        raise errors.WrongState(f"DRBD is not loaded on node {node.name}",
+                                "modprobe drbd usermode_helper=/bin/true")
+
+
 def new_secret() -> str:
     """A per-disk shared secret for DRBD's peer authentication (cram-hmac sha1)."""
     return secrets.token_hex(20)

@@ -50,10 +50,7 @@ async def check(lu: LUInstanceSetParams, target: str) -> objects.Node | None:
                                 f"({snode.name})")
     ic.check_node_usable(snode, "secondary")
     for node in (lu.pnode, snode):
-        found = await lu.rpc.call(node, "drbd_status", {"minors": []})
-        if not found.get("version"):
-            raise errors.WrongState(f"DRBD is not loaded on node {node.name}",
-                                    "modprobe drbd usermode_helper=/bin/true")
+        await drbd.require_loaded(lu.rpc, node)
     meta: dict[str, int] = {}
     data: dict[str, int] = {}
     for disk in inst.disks:

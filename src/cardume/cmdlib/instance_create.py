@@ -150,10 +150,7 @@ class LUInstanceCreate(LogicalUnit):
             needs[disk["vg"]] = needs.get(disk["vg"], 0) + disk["size"]
             needs[disk["metavg"]] = needs.get(disk["metavg"], 0) + drbd.META_SIZE
         async def check(node: objects.Node) -> None:
-            found = await self.rpc.call(node, "drbd_status", {"minors": []})
-            if not found.get("version"):
-                raise errors.WrongState(f"DRBD is not loaded on node {node.name}",
-                                        "modprobe drbd usermode_helper=/bin/true")
+            await drbd.require_loaded(self.rpc, node)
             await ic.check_vg_space(self.rpc, node, needs, "drbd disks (data and metadata)")
         await drbd.on_both(check(self.pnode), check(self.snode))
 

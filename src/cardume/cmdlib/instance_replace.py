@@ -94,10 +94,7 @@ class LUInstanceReplaceDisks(_InstanceLU):
         if self.pnode.offline:
             raise errors.WrongState(f"primary node {self.pnode.name} is offline: the new "
                                     "secondary would have nothing to copy from")
-        found = await self.rpc.call(new, "drbd_status", {"minors": []})
-        if not found.get("version"):
-            raise errors.WrongState(f"DRBD is not loaded on node {new.name}",
-                                    "modprobe drbd usermode_helper=/bin/true")
+        await drbd.require_loaded(self.rpc, new)
         await ic.check_vg_space(self.rpc, new, self._needs(range(len(inst.disks))),
                                 "drbd disks (data and metadata)")
         self.new_node = new
@@ -106,13 +103,7 @@ class LUInstanceReplaceDisks(_InstanceLU):
         return list(self.op.disks) or list(range(len(self.inst.disks)))
 
     def _needs(self, indices: Any) -> dict[str, int]:
-        needs: dict[str, int] = {}
-        for index in indices:
-            data, meta = self.inst.disks[index].children
-            for child in (data, meta):
-                vg = str(child.logical_id[0])
-                needs[vg] = needs.get(vg, 0) + child.size
-        return needs
+        return drbd.volume_needs(self.inst.disks[index] for index in indices)
 
     async def exec(self) -> None:
         was_active = self.inst.disks_active or self.running

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
+from cardume.cmdlib import drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.cmdlib.instance_ops import LUInstanceMigrate
@@ -96,11 +97,7 @@ class LUNodeEvacuate(LogicalUnit):
         """The usable node of the primary's group with DRBD loaded and the most free space
         in the volume groups the instance's disks need."""
         primary = self.cfg.nodes[inst.primary_node]
-        needs: dict[str, int] = {}
-        for disk in inst.disks:
-            for child in disk.children:
-                vg = str(child.logical_id[0])
-                needs[vg] = needs.get(vg, 0) + child.size
+        needs = drbd.volume_needs(inst.disks)
         best: tuple[int, objects.Node] | None = None
         for node in self.cfg.sorted_nodes():
             if node.uuid in (primary.uuid, self.node.uuid) or node.group != primary.group:
