@@ -12,6 +12,15 @@ initrd_path=...``. The guest's init:
 * then runs a shell on ttyS0, again each time it exits, so a console can type commands.
 
 It needs no root image: a file disk given to the instance shows up as /dev/vda.
+
+Given ``cardume.switchroot`` and ``root=/dev/...`` on the kernel command line, it instead
+does what a distribution's initramfs does: waits for that device, mounts its ext4
+filesystem read-only (read-write with ``rw``), moves /dev into it and hands over to its
+``/sbin/init`` (or ``init=``), so a real system installed on the instance's disk boots
+(``-H kvm:root_path=/dev/vda,kernel_args=ro cardume.switchroot``). The explicit trigger
+keeps guests that only have the default ``root=/dev/vda1`` (no root filesystem) on the
+busybox shell above. When the device or its filesystem is missing, it says so on ttyS0 and
+stays in the initramfs.
 """
 
 from __future__ import annotations
@@ -36,16 +45,38 @@ MARKER = "cardume-guest: up"
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
-mkdir -p /proc /sys /dev /tmp /etc/acpi /run
+mkdir -p /proc /sys /dev /tmp /etc/acpi /run /newroot
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 while read -r ko; do insmod "/modules/$ko" 2>/dev/null; done </modules/order
+addr= root= init=/sbin/init rootmode=ro switchroot=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    cardume.ip=*) addr=${arg#cardume.ip=} ;;
+    cardume.switchroot) switchroot=1 ;;
+    root=/dev/*) root=${arg#root=} ;;
+    init=/*) init=${arg#init=} ;;
+    ro|rw) rootmode=$arg ;;
+  esac
+done
+if [ -n "$switchroot" ] && [ -n "$root" ]; then
+  # the disk's driver probes asynchronously: give a slow (emulated) machine time
+  for i in $(seq 1 300); do [ -b "$root" ] && break; sleep 0.1; done
+  if mount -t ext4 -o "$rootmode" "$root" /newroot; then
+    # -L too: a merged-/usr system's /sbin/init is an absolute symlink, dangling from here
+    if [ -e "/newroot$init" ] || [ -L "/newroot$init" ]; then
+      echo "cardume-guest: switching to the root filesystem on $root" >/dev/ttyS0
+      umount /proc /sys
+      mount --move /dev /newroot/dev
+      exec switch_root /newroot "$init"
+    fi
+    umount /newroot
+  fi
+  echo "cardume-guest: no bootable root filesystem on $root, staying here" >/dev/ttyS0
+fi
 hostname cardume-guest
 ip link set lo up
-for arg in $(cat /proc/cmdline); do
-  case "$arg" in cardume.ip=*) addr=${arg#cardume.ip=} ;; esac
-done
 if [ -n "$addr" ]; then
   for i in $(seq 1 50); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
   ip addr add "$addr" dev eth0 && ip link set eth0 up
@@ -125,7 +156,8 @@ def build(cache: Path | None = None) -> Guest:
     }
     for path in modules:
         files[f"modules/{path.name}"] = (0o100644, path.read_bytes())
-    images.write_cpio(guest.initrd, files, ["bin", "modules", "dev", "proc", "sys", "etc"])
+    images.write_cpio(guest.initrd, files,
+                     ["bin", "modules", "dev", "proc", "sys", "etc", "newroot"])
     shutil.rmtree(work)
     (out / ".complete").touch()
     images.log(f"built the kvm test guest {key} in {time.monotonic() - t0:.1f}s")
