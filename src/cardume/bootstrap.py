@@ -47,6 +47,7 @@ class InitOptions:
     hosts_file: str = ""
     os_search_path: list[str] = field(default_factory=list)
     max_running_jobs: int = constants.DEFAULT_MAX_RUNNING_JOBS
+    uid_pool: list[list[int]] = field(default_factory=list)
 
 
 def _validate(opts: InitOptions) -> None:
@@ -110,7 +111,8 @@ def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
         hvparams={hv: opts.hvparams.get(hv, {}) for hv in opts.enabled_hypervisors},
         beparams={"default": opts.beparams}, nicparams={"default": opts.nicparams},
         ndparams=opts.ndparams, diskparams=opts.diskparams, noded_port=port,
-        hosts_file=opts.hosts_file, os_search_path=opts.os_search_path)
+        hosts_file=opts.hosts_file, os_search_path=opts.os_search_path,
+        uid_pool=opts.uid_pool)
 
     store = ConfigStore(paths.config_db)
     try:

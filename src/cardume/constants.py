@@ -97,6 +97,7 @@ HVC_DEFAULTS: dict[str, dict[str, Any]] = {
         "migration_mode": "live", "use_chroot": False, "security_model": "none",
         "kvm_flag": "", "machine_version": "", "kvm_extra": "", "vhost_net": False,
         "usb_mouse": "", "keymap": "", "cdrom_image_path": "", "user_shutdown": False,
+        "security_domain": "",
     },
 }
 #: Hypervisor parameters set for the whole cluster only, never on one instance (Ganeti's).
@@ -113,7 +114,7 @@ HVS_PARAMETER_TYPES: dict[str, dict[str, str]] = {
         "use_chroot": "bool", "security_model": "string", "kvm_flag": "string",
         "machine_version": "string", "kvm_extra": "string", "vhost_net": "bool",
         "usb_mouse": "string", "keymap": "string", "cdrom_image_path": "string",
-        "user_shutdown": "bool",
+        "user_shutdown": "bool", "security_domain": "string",
     },
 }
 

@@ -186,6 +186,9 @@ class OpClusterSetParams(OpCode):
         Param("default_iallocator", TMaybeString, None, "default instance allocator"),
         Param("drbd_helper", TMaybeString, None, "DRBD user-mode helper"),
         Param("os_search_path", TMaybeStringList, None, "directories searched for OSes"),
+        Param("uid_pool", TList | TNone, None, "uid ranges [[low, high], ...] (replaces)"),
+        Param("add_uids", TList | TNone, None, "uid ranges added to the pool"),
+        Param("remove_uids", TList | TNone, None, "uid ranges removed from the pool"),
         Param("add_tags", TMaybeStringList, None, "tags to add"),
         Param("remove_tags", TMaybeStringList, None, "tags to remove"),
     )

@@ -174,6 +174,21 @@ class VCluster:
         }
 
 
+class NetnsCluster(VCluster):
+    """A local cluster whose node daemons run their kvm networking and QEMUs in network
+    namespace ``netns`` (``CARDUME_KVM_NETNS``): the host's own interfaces are never
+    touched."""
+
+    def __init__(self, root: Path, base_ip: str, netns: str) -> None:
+        super().__init__(root, base_ip)
+        self.netns = netns
+
+    def env(self, node: str | None = None) -> dict[str, str]:
+        env = super().env(node)
+        env["CARDUME_KVM_NETNS"] = self.netns
+        return env
+
+
 def start_cluster(tmp_root: Path, nodes: int = 3) -> VCluster:
     cluster = VCluster(tmp_root / "vc", free_base_ip(nodes + 1), nodes)
     try:

@@ -732,9 +732,33 @@ def test_status_wrong_node(cluster: VCluster, gnt: Gnt) -> None:
     # as Ganeti: running, but not on its primary node
     assert listing(gnt, "status,oper_state,oper_ram", "vm38")["vm38"] == [
         "ERROR_wrongnode", "Y", "128"]
+    # cluster verify says so, both ways, and how it may have come about
+    assert verify_errors(gnt) == [
+        "ERROR: instance vm38: runs on node2, not on its primary node node1 (after an "
+        "interrupted migration: gnt-instance migrate --cleanup -n node2 vm38)",
+        "ERROR: instance vm38: not running on its primary node node1 "
+        "(gnt-instance startup vm38)"]
+    # and something unknown to the configuration running on a node
+    orphan = fake_state(cluster, "node3", "ghost")
+    orphan.write_text(json.dumps({"name": "ghost", "uuid": None, "memory": 64, "vcpus": 1,
+                                  "disks": [], "started": 0.0}))
+    try:
+        assert "ERROR: node node3: instance ghost runs here but is not in the " \
+            "configuration" in verify_errors(gnt)
+    finally:
+        orphan.unlink()
     os.replace(elsewhere, state)
     assert status(gnt, "vm38") == "running"
+    assert verify_errors(gnt) == []
     remove(gnt, "vm38")
+
+
+def verify_errors(gnt: Gnt) -> list[str]:
+    """The problems gnt-cluster verify reports (exit 1 when there are any)."""
+    rc, out, _ = gnt("gnt-cluster", "verify", check=False)
+    found = [line.split(" - ", 1)[1] for line in out.splitlines() if " - ERROR" in line]
+    assert rc == (1 if found else 0), out
+    return found
 
 
 def test_status_error_up_from_the_hypervisor(cluster: VCluster, gnt: Gnt) -> None:
@@ -745,6 +769,8 @@ def test_status_error_up_from_the_hypervisor(cluster: VCluster, gnt: Gnt) -> Non
                                  "disks": [], "started": 0.0}))
     assert listing(gnt, "status,admin_state,oper_state,oper_ram", "vm40")["vm40"] == [
         "ERROR_up", "down", "Y", "64"]
+    assert verify_errors(gnt) == ["ERROR: instance vm40: runs on node2 but is marked "
+                                  "stopped (gnt-instance shutdown vm40)"]
     gnt("gnt-instance", "shutdown", "vm40")  # stops what runs, though it is already "down"
     assert not state.exists() and status(gnt, "vm40") == "ADMIN_down"
     remove(gnt, "vm40")

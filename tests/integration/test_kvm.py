@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import VCluster, free_base_ip, pid_alive, stop_cluster, wait_for
+from integration_kit import NetnsCluster, VCluster, free_base_ip, pid_alive, stop_cluster, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for kvmguest
 
@@ -39,19 +40,6 @@ GUEST_IP = "10.99.0.2"
 BRIDGE_IP = "10.99.0.1"
 ROUTED_IP = "10.98.0.7"
 BOOT_TIMEOUT = 120.0
-
-
-class NetnsCluster(VCluster):
-    """A local cluster whose node daemons run their kvm networking in namespace netns."""
-
-    def __init__(self, root: Path, base_ip: str, netns: str) -> None:
-        super().__init__(root, base_ip)
-        self.netns = netns
-
-    def env(self, node: str | None = None) -> dict[str, str]:
-        env = super().env(node)
-        env["CARDUME_KVM_NETNS"] = self.netns
-        return env
 
 
 def ns(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -380,3 +368,100 @@ def test_migrate_cleanup_finds_where_the_instance_runs(cluster: VCluster, guest:
                                check=False)
     assert code != 0 and "-n NODE" in err, err
     cluster.gnt("gnt-instance", "remove", "-f", "kvm5")
+
+
+def test_refused_migrations_leave_it_running(cluster: VCluster, guest: object) -> None:
+    """A target without the memory, or with its migration port taken (where the node daemon
+    checks it, or only where QEMU binds it): each migration fails in one line naming the
+    problem, the guest keeps running on its node, and nothing is left on the target."""
+    cluster.gnt("gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check",
+                "--no-ip-check", "--no-nics", "-n", "node1", "-B", "memory=128",
+                "-H", hv_args(guest), "kvm6")
+    wait_for(lambda: MARKER in serial_log(cluster, "kvm6"), BOOT_TIMEOUT, "the guest's marker")
+    pid = int(runtime(cluster, "kvm6")["pid"])  # type: ignore[arg-type]
+
+    def refused(needle: str) -> None:
+        code, _, err = cluster.gnt("gnt-instance", "migrate", "-f", "-n", "node2", "kvm6",
+                                   check=False)
+        assert code != 0 and needle in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        listed = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode,status",
+                             "kvm6")[1]
+        assert listed.split() == ["node1", "running"]
+        assert pid_alive(pid) and not (kvm_dir(cluster, "node2") / "kvm6.json").exists()
+        command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm6")[1])
+        assert "still-8" in console(cluster, command, "echo still-$((4+4))\n")
+
+    # a size the next start would need: a migration must find it on the target now
+    cluster.gnt("gnt-instance", "modify", "-B", "memory=4194304", "kvm6")
+    refused("not enough memory on node node2")
+    cluster.gnt("gnt-instance", "modify", "-B", "memory=128", "kvm6")
+
+    port = 8102  # Ganeti's default kvm migration_port
+    node2_ip = cluster.ip(2)
+    with socket.socket() as taken:  # where the node daemon runs
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind((node2_ip, port))
+        taken.listen()
+        refused(f"the migration port {port} on {node2_ip} is not free")
+    # only where QEMU runs (its network namespace here): QEMU's own refusal, same outcome
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", NETNS, sys.executable, "-c",
+         "import socket, sys, time\n"
+         "s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen()\n"
+         "print('bound', flush=True); time.sleep(600)\n", node2_ip, str(port)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "bound"
+        refused(f"can't listen for the migration on {node2_ip}:{port}")
+    finally:
+        holder.kill()
+        holder.wait()
+    cluster.gnt("gnt-instance", "migrate", "-f", "-n", "node2", "kvm6")
+    listed = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode,status",
+                         "kvm6")[1]
+    assert listed.split() == ["node2", "running"]
+    cluster.gnt("gnt-instance", "remove", "-f", "kvm6")
+
+
+def test_security_models_run_qemu_unprivileged(cluster: VCluster, guest: object) -> None:
+    """security_model=user: QEMU runs as the security domain (and the guest boots);
+    pool: each instance as a uid of its own from the cluster's uid pool, free again once
+    it stops; a used-up pool refuses a start in one line."""
+    def uid_of(name: str, node: str = "node1") -> int:
+        pid = int(runtime(cluster, name, node)["pid"])  # type: ignore[arg-type]
+        status = Path(f"/proc/{pid}/status").read_text()
+        found = re.search(r"^Uid:\s+(\d+)\s+(\d+)", status, re.MULTILINE)
+        assert found and found.group(1) == found.group(2), status
+        return int(found.group(1))
+
+    cluster.gnt("gnt-cluster", "modify", "--uid-pool", "41000-41001")
+    assert "uid pool: 41000-41001" in cluster.gnt("gnt-cluster", "info")[1]
+    base = ["gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check", "--no-ip-check",
+            "--no-nics", "-n", "node1"]
+    cluster.gnt(*base, "-B", "memory=128", "-H", hv_args(guest, "security_model=user",
+                                                         "security_domain=nobody"), "kvm7")
+    assert uid_of("kvm7") == 65534
+    wait_for(lambda: MARKER in serial_log(cluster, "kvm7"), BOOT_TIMEOUT, "the guest's marker")
+    code, _, err = cluster.gnt(*base, "-H", hv_args(guest, "security_model=user"), "kvm8",
+                               check=False)
+    assert code != 0 and "needs kvm:security_domain" in err, err
+
+    base += ["-B", "memory=64"]  # these need not boot
+    pooled = hv_args(guest, "security_model=pool")
+    cluster.gnt(*base, "-H", pooled, "kvm8")
+    cluster.gnt(*base, "-H", pooled, "kvm9")
+    assert {uid_of("kvm8"), uid_of("kvm9")} == {41000, 41001}
+    cluster.gnt(*base, "--no-start", "-H", pooled, "kvm10")
+    code, _, err = cluster.gnt("gnt-instance", "startup", "kvm10", check=False)
+    assert code != 0 and "every uid of the uid pool (41000-41001) is in use" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (kvm_dir(cluster) / "kvm10.json").exists()
+    freed = uid_of("kvm8")
+    cluster.gnt("gnt-instance", "shutdown", "--timeout", "0", "kvm8")
+    cluster.gnt("gnt-instance", "startup", "kvm10")
+    assert uid_of("kvm10") == freed
+    for name in ("kvm7", "kvm8", "kvm9", "kvm10"):
+        cluster.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout", "0", name)
+    cluster.gnt("gnt-cluster", "modify", "--remove-uids", "41000-41001")
+    assert "uid pool: \n" in cluster.gnt("gnt-cluster", "info")[1]

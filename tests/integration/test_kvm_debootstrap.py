@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import VCluster, free_base_ip, pid_alive, stop_cluster, wait_for
+from integration_kit import NetnsCluster, VCluster, free_base_ip, pid_alive, stop_cluster, wait_for
 from test_debootstrap import OS_DIR, check_archive, os_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for kvmguest
@@ -52,19 +52,6 @@ ADD_TIMEOUT = 20 * 60.0  # debootstrap from the network takes minutes the first 
 BOOT_TIMEOUT = 10 * 60.0
 LOGIN_TIMEOUT = 3 * 60.0
 SHUTDOWN_TIMEOUT = 20  # gnt-instance shutdown --timeout: then QEMU is killed
-
-
-class NetnsCluster(VCluster):
-    """A local cluster whose node daemons run their kvm networking in namespace netns."""
-
-    def __init__(self, root: Path, base_ip: str, netns: str) -> None:
-        super().__init__(root, base_ip)
-        self.netns = netns
-
-    def env(self, node: str | None = None) -> dict[str, str]:
-        env = super().env(node)
-        env["CARDUME_KVM_NETNS"] = self.netns
-        return env
 
 
 def ns(*argv: str) -> subprocess.CompletedProcess[str]:

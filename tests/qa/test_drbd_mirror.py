@@ -11,30 +11,14 @@ import re
 
 import pytest
 from qaharness.cardume import VG, CardumeCluster
-from qaharness.vm import AgentError, Node
+from qaharness.checks import lv_sizes as lvs
+from qaharness.checks import proc_drbd
+from qaharness.checks import run as _run
+from qaharness.vm import Node
 
 pytestmark = pytest.mark.qa
 
 OS = "qa-os+default"
-_LINE_RE = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+) ds:(\S+)", re.MULTILINE)
-
-
-def _run(node: Node, cmd: str) -> str:
-    res = node.run(cmd)
-    if not res.ok:
-        raise AgentError(f"{node.name}: {cmd!r} exited {res.rc}:\n{res.out}{res.err}")
-    return res.out
-
-
-def proc_drbd(node: Node) -> dict[int, tuple[str, str, str]]:
-    """minor -> (connection state, roles, disk states), as the node's kernel reports."""
-    text = _run(node, "cat /proc/drbd")
-    return {int(m): (cs, ro, ds) for m, cs, ro, ds in _LINE_RE.findall(text)}
-
-
-def lvs(node: Node) -> dict[str, float]:
-    out = _run(node, f"lvs --noheadings --units m --nosuffix -o lv_name,lv_size {VG}")
-    return {name: float(size) for name, size in map(str.split, out.splitlines())}
 
 
 def _field(cc: CardumeCluster, instance: str, field: str) -> str:

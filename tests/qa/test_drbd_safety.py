@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 from qaharness.cardume import NODED_LOG, VG, CardumeCluster, restart_node
+from qaharness.checks import lv_sizes, proc_drbd
+from qaharness.checks import run as _run
 from qaharness.vm import AgentError, Node
 
 pytestmark = pytest.mark.qa
@@ -30,7 +32,6 @@ ACK_FILE = "/root/qa-safety-acks"
 ACK_PID = "/run/qa-safety-ack.pid"
 FAILOVER_BOUND = 120.0  # seconds a failover away from a dead node may take
 MARKER_BLOCK = 5  # the writer wrote there first: node2's old copy differs from the marker
-_LINE_RE = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+) ds:(\S+)", re.MULTILINE)
 
 # The content of block N (the writer's and the checker's definition).
 _BLOCK_PY = """
@@ -98,21 +99,8 @@ print(json.dumps({"acked": len(acked), "max": max(acked, default=-1),
 STATE: dict[str, object] = {}
 
 
-def _run(node: Node, cmd: str, timeout: float = 120.0) -> str:
-    res = node.run(cmd, timeout=timeout)
-    if not res.ok:
-        raise AgentError(f"{node.name}: {cmd!r} exited {res.rc}:\n{res.out}{res.err}")
-    return res.out
-
-
-def proc_drbd(node: Node) -> dict[int, tuple[str, str, str]]:
-    """minor -> (connection state, roles, disk states), as the node's kernel reports."""
-    text = _run(node, "cat /proc/drbd")
-    return {int(m): (cs, ro, ds) for m, cs, ro, ds in _LINE_RE.findall(text)}
-
-
 def lvs(node: Node) -> set[str]:
-    return set(_run(node, f"lvs --noheadings -o lv_name {VG}").split())
+    return set(lv_sizes(node))
 
 
 def _field(cc: CardumeCluster, name: str, field: str) -> str:

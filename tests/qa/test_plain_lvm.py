@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 from qaharness.cardume import VG, CardumeCluster
+from qaharness.checks import lv_sizes as lvs
+from qaharness.checks import run as _run
 from qaharness.vm import AgentError, Node
 
 pytestmark = pytest.mark.qa
@@ -18,19 +20,6 @@ MARKER = "cardume-qa-plain-marker"
 
 def _node(cc: CardumeCluster, name: str) -> Node:
     return next(node for node in cc.nodes if node.name == name)
-
-
-def _run(node: Node, cmd: str) -> str:
-    res = node.run(cmd)
-    if not res.ok:
-        raise AgentError(f"{node.name}: {cmd!r} exited {res.rc}:\n{res.out}{res.err}")
-    return res.out
-
-
-def lvs(node: Node) -> dict[str, float]:
-    """LV name -> size in MiB, as LVM reports it on ``node``."""
-    out = _run(node, f"lvs --noheadings --units m --nosuffix -o lv_name,lv_size {VG}")
-    return {name: float(size) for name, size in map(str.split, out.splitlines())}
 
 
 def vgs(node: Node) -> tuple[float, float]:

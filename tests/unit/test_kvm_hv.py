@@ -212,7 +212,12 @@ def test_missing_bridge_refused() -> None:
     ({"kvm_extra": "-device 'x"}, "kvm:kvm_extra: expected shell-quoted"),
     ({"nic_type": "vmxnet"}, "kvm:nic_type"),
     ({"disk_cache": "unsafe"}, "kvm:disk_cache"),
-    ({"security_model": "pool"}, "kvm:security_model: expected one of none"),
+    ({"security_model": "selinux"}, "kvm:security_model: expected one of none, user, pool"),
+    ({"security_model": "user", "security_domain": ""},
+     "security_model=user needs kvm:security_domain"),
+    ({"security_model": "pool", "security_domain": "nobody"},
+     "security_domain=nobody only applies to security_model=user"),
+    ({"security_model": "user", "security_domain": "-rf"}, "kvm:security_domain"),
     ({"kernel_path": "vmlinuz"}, "kvm:kernel_path: expected an absolute path"),
     ({"vnc_bind_address": "localhost"}, "kvm:vnc_bind_address: expected an IP"),
     ({"kvm_flag": "yes"}, "kvm:kvm_flag"),
@@ -226,7 +231,8 @@ def test_bad_values_refused_at_submission(values: dict[str, Any], message: str) 
 def test_good_values_accepted() -> None:
     values = {"disk_type": "scsi", "boot_order": "cdrom", "migration_downtime": 30,
               "kvm_extra": "-device virtio-rng-pci", "vnc_bind_address": "0.0.0.0",
-              "kernel_path": "/boot/vmlinuz", "kvm_flag": "", "usb_mouse": ""}
+              "kernel_path": "/boot/vmlinuz", "kvm_flag": "", "usb_mouse": "",
+              "security_model": "user", "security_domain": "qemu-vm1"}
     assert common.check_instance_hvparams("kvm", values) == values
 
 
@@ -308,3 +314,27 @@ def test_read_only_ide_disk_refused() -> None:
     s["disks"] = [{"path": "/dev/xenvg/lv1", "mode": "ro"}]
     with pytest.raises(errors.WrongInput, match="disk 0: read-only disks can't be IDE"):
         argv(s)
+
+
+def test_security_model_runs_qemu_as_another_user(tmp_path: Path) -> None:
+    """user: -runas the security domain (which must exist); pool: -runas UID:UID, a uid of
+    the pool that no process of the node has, and none: no -runas."""
+    hv = make(tmp_path, FakeRunner())
+    assert hv._runas(spec()) == (None, None)
+    assert hv._runas(spec(security_model="user", security_domain="root")) == ("root", 0)
+    with pytest.raises(errors.WrongInput, match="user 'no-such-user-x' does not exist"):
+        hv._runas(spec(security_model="user", security_domain="no-such-user-x"))
+    busy = os.getuid()  # this test's own process runs as it
+    pooled = spec(security_model="pool")
+    pooled["uid_pool"] = [[busy, busy], [4000, 4001]]
+    assert hv._runas(pooled) == ("4000:4000", 4000)
+    # chosen but not started yet: the next start gets another uid
+    assert hv._runas(pooled) == ("4001:4001", 4001)
+    with pytest.raises(errors.InsufficientResources, match="every uid of the uid pool"):
+        hv._runas(pooled)
+    hv._release_uid(4000)
+    assert hv._runas(pooled) == ("4000:4000", 4000)
+    pooled["uid_pool"] = []
+    with pytest.raises(errors.WrongInput, match="uid pool is empty"):
+        hv._runas(pooled)
+    assert after(argv(spec(), runas="4000:4000"), "-runas") == ["4000:4000"]

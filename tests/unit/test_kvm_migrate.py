@@ -370,6 +370,10 @@ def test_side_state() -> None:
     assert side("inmigrate", "active", "target") == km.WAITING
     assert side("paused", "completed", "target") == km.LOADED
     assert side("running", "completed", "target") == km.RUNNING
+    # an earlier migration's target keeps reporting that incoming migration as completed:
+    # as the source of the next one, only its run state counts
+    assert side("running", "completed", "source") == km.RUNNING
+    assert side("paused", "completed", "source") == km.STOPPED
     dead = FakeQmp(query_status=ConnectionRefusedError("gone"))
     assert km.side_state(dead, "target") == km.ABSENT
 
@@ -384,6 +388,19 @@ def test_cleanup_interrupted_mid_migration_resumes_the_source() -> None:
     assert (plan.runs_on, plan.source, plan.target) == ("source", km.RESUME, km.KILL)
     assert src.commands() == ["migrate_cancel", "block-job-cancel", "cont"]
     assert dst.commands() == ["nbd-server-stop"]
+
+
+def test_cleanup_refuses_a_plan_the_migration_outran() -> None:
+    # still streaming when the states were read, completed before the cancel: the target
+    # runs the guest now, so it must not be killed
+    src = FakeQmp(query_status=seq({"status": "running"}, {"status": "postmigrate"}),
+                  query_migrate=seq({"status": "active"}, {"status": "active"},
+                                    {"status": "completed"}))
+    dst = FakeQmp(query_status={"status": "inmigrate"}, query_migrate={"status": "active"})
+    with pytest.raises(errors.WrongState, match="completed while --cleanup was deciding"):
+        km.cleanup(src, dst, settle=0)
+    assert src.commands() == ["migrate_cancel"]
+    assert dst.commands() == []
 
 
 def test_cleanup_completed_resumes_a_paused_target() -> None:

@@ -202,3 +202,29 @@ def test_recovery_requeues_a_job_that_only_waited_for_locks(tmp_path: os.PathLik
         job = await _finish(queue, job_id)
         assert job.status == "success" and runner.order == [job_id, job_id]
     asyncio.run(after_restart())
+
+
+def test_interrupted_migration_names_the_cleanup(tmp_path: os.PathLike[str]) -> None:
+    """A migration cut short by the master's death may have left the guest on either node:
+    the error says which command finds it."""
+    path = os.path.join(tmp_path, "q.db")
+    migrate = {"OP_ID": "OP_INSTANCE_MIGRATE", "instance_name": "vm1", "target_node": "node2"}
+
+    async def before_crash() -> int:
+        queue, runner = _queue(path, max_running=1)
+        runner.gate = asyncio.Event()
+        job = queue.submit([migrate])
+        await asyncio.sleep(0.01)
+        assert queue.get(job).status == "running"
+        queue._closing = True
+        return job
+
+    job = asyncio.run(before_crash())
+
+    async def after_restart() -> None:
+        queue, _ = _queue(path)
+        queue.recover()
+        result = queue.get(job).op_result[0]
+        assert "master daemon stopped" in result["message"]
+        assert result["hint"] == "gnt-instance migrate --cleanup -n node2 vm1 finds where it runs"
+    asyncio.run(after_restart())

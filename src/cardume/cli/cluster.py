@@ -8,7 +8,7 @@ import platform
 import sys
 from typing import Any
 
-from cardume import __version__, constants, errors, paths
+from cardume import __version__, constants, errors, paths, uidpool
 from cardume.cli import common, drbd
 from cardume.cli.luxi import Client
 from cardume.cli.params import parse_ident_kv, parse_kv, parse_names_list
@@ -30,6 +30,8 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--master-netdev", help="network device of the master IP")
     p.add_argument("--mac-prefix", help="prefix of generated MAC addresses")
     p.add_argument("-C", "--candidate-pool-size", type=int, help="master candidates wanted")
+    p.add_argument("--uid-pool", help="uids (and LOW-HIGH ranges) kvm instances with "
+                   "security_model=pool run as, e.g. 4000-4099")
     p.add_argument("--os-search-path", help="colon-separated directories searched for OS "
                    "definitions (default: Ganeti's four)")
 
@@ -50,6 +52,8 @@ def build(sub: Any) -> None:
     _add_param_options(p)
     p.add_argument("--max-running-jobs", type=int, help="jobs allowed to run at once")
     p.add_argument("--max-tracked-jobs", type=int, help="jobs tracked at once")
+    p.add_argument("--add-uids", help="uids (and LOW-HIGH ranges) added to the uid pool")
+    p.add_argument("--remove-uids", help="uids (and LOW-HIGH ranges) taken from the uid pool")
     p.add_argument("-I", "--default-iallocator", help="default instance allocator")
     common.add_job_options(p)
     p.set_defaults(func=modify)
@@ -153,6 +157,8 @@ def init(args: argparse.Namespace) -> int:
             setattr(opts, attr, value)
     if args.os_search_path:
         opts.os_search_path = _search_path(args.os_search_path)
+    if args.uid_pool is not None:
+        opts.uid_pool = uidpool.parse(args.uid_pool)
     opts.beparams = dict(parse_kv(args.beparams or ""))
     opts.nicparams = dict(parse_kv(args.nicparams or ""))
     opts.ndparams = dict(parse_kv(args.ndparams or ""))
@@ -192,6 +198,9 @@ def modify(args: argparse.Namespace) -> int:
             op[attr] = value
     if args.os_search_path is not None:
         op["os_search_path"] = _search_path(args.os_search_path)
+    for attr in ("uid_pool", "add_uids", "remove_uids"):
+        if getattr(args, attr) is not None:
+            op[attr] = uidpool.parse(getattr(args, attr))
     if len(op) == 1:
         raise errors.WrongInput("please give at least one of the parameters to modify")
     common.run_job(args, [op])
@@ -232,6 +241,7 @@ def info(args: argparse.Namespace) -> int:
         "shared file storage path": data["shared_file_storage_dir"],
         "default instance allocator": data["default_iallocator"],
         "mac prefix": data["mac_prefix"],
+        "uid pool": uidpool.format_pool(data.get("uid_pool") or []),
         "OS search path": data["os_search_path"] or _default_os_path(),
         "enabled disk templates": data["enabled_disk_templates"],
         "node daemon port": data["noded_port"],

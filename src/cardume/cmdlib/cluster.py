@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cardume import __version__, constants, errors, objects, opcodes
+from cardume import __version__, constants, errors, objects, opcodes, uidpool
 from cardume.cmdlib import common
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.jobs import locks
@@ -19,6 +19,9 @@ ENODEFILECHECK = "ENODEFILECHECK"
 ENODEFILESTORAGEPATHS = "ENODEFILESTORAGEPATHS"
 ENODETIME = "ENODETIME"
 ENODESETUP = "ENODESETUP"
+ENODEORPHANINSTANCE = "ENODEORPHANINSTANCE"
+EINSTANCEDOWN = "EINSTANCEDOWN"
+EINSTANCEWRONGNODE = "EINSTANCEWRONGNODE"
 
 CERT_WARN_DAYS = 30
 MAX_CLOCK_SKEW = 150.0  # seconds, as Ganeti's NODE_MAX_CLOCK_SKEW
@@ -79,7 +82,56 @@ class LUClusterVerify(LogicalUnit):
                              f"while contacting node: {reason}")
                 continue
             self._verify_node(node, result.value, now)
+        await self._verify_instances(online, nodes)
         return not self.bad
+
+    async def _verify_instances(self, online: list[objects.Node],
+                                nodes: list[objects.Node]) -> None:
+        """Each instance runs where the configuration says, and only there; nothing runs
+        that the configuration does not know (a copy left by an interrupted migration is
+        the case that matters: two copies of one guest would corrupt its disks)."""
+        cfg = self.cfg
+        self.log_info("* Verifying instances")
+        args = {"hypervisors": cfg.get_cluster().enabled_hypervisors}
+        running = await self.rpc.call_many(online, "instance_list", args)
+        incoming = await self.rpc.call_many(online, "instance_list_incoming", args)
+        answered = {n.uuid for n in online if running[n.name].error is None}
+        where: dict[str, list[str]] = {}
+        for node in online:
+            if node.uuid not in answered:
+                continue
+            for name in running[node.name].value or []:
+                inst = cfg.find_instance(name)
+                if inst is None:
+                    self._report("ERROR", ENODEORPHANINSTANCE, "node", node.name,
+                                 f"instance {name} runs here but is not in the configuration")
+                    continue
+                where.setdefault(inst.uuid, []).append(node.uuid)
+                if inst.primary_node != node.uuid:
+                    pnode = cfg.nodes[inst.primary_node].name
+                    self._report("ERROR", EINSTANCEWRONGNODE, "instance", inst.name,
+                                 f"runs on {node.name}, not on its primary node {pnode} "
+                                 "(after an interrupted migration: gnt-instance migrate "
+                                 f"--cleanup -n {node.name} {inst.name})")
+            result = incoming[node.name]
+            for name in (result.value or []) if result.error is None else []:
+                self._report("ERROR", EINSTANCEWRONGNODE, "instance", name,
+                             f"a migration of it to {node.name} was left unfinished "
+                             f"(gnt-instance migrate --cleanup -n {node.name} {name})")
+        verified = {n.uuid for n in nodes}
+        for inst in sorted(cfg.instances.values(), key=lambda i: i.name):
+            pnode = inst.primary_node
+            if pnode not in verified or pnode not in answered:
+                continue
+            on_primary = pnode in where.get(inst.uuid, [])
+            if inst.admin_state == "up" and not on_primary:
+                self._report("ERROR", EINSTANCEDOWN, "instance", inst.name,
+                             f"not running on its primary node {cfg.nodes[pnode].name} "
+                             f"(gnt-instance startup {inst.name})")
+            elif inst.admin_state != "up" and on_primary:
+                self._report("ERROR", EINSTANCEWRONGNODE, "instance", inst.name,
+                             f"runs on {cfg.nodes[pnode].name} but is marked stopped "
+                             f"(gnt-instance shutdown {inst.name})")
 
     def _verify_config(self, cluster: objects.Cluster) -> None:
         cfg = self.cfg
@@ -165,6 +217,9 @@ class LUClusterSetParams(LogicalUnit):
                 f"max running jobs must be at least 1, not {op.max_running_jobs}")
         if op.mac_prefix is not None:
             check_mac_prefix(op.mac_prefix)
+        self.uid_changes = {key: uidpool.check(getattr(op, key))
+                            for key in ("uid_pool", "add_uids", "remove_uids")
+                            if getattr(op, key) is not None}
         for path in op.os_search_path or []:
             if not path.startswith("/"):
                 raise errors.WrongInput(f"OS search path entry '{path}' must be an absolute "
@@ -234,6 +289,14 @@ class LUClusterSetParams(LogicalUnit):
             if value is not None and value != getattr(cluster, attr):
                 setattr(cluster, attr, value)
                 changes.append((attr, str(value)))
+        pool = cluster.uid_pool
+        if "uid_pool" in self.uid_changes:
+            pool = self.uid_changes["uid_pool"]
+        pool = uidpool.remove(uidpool.add(pool, self.uid_changes.get("add_uids", [])),
+                              self.uid_changes.get("remove_uids", []))
+        if pool != cluster.uid_pool:
+            cluster.uid_pool = pool
+            changes.append(("uid_pool", uidpool.format_pool(pool)))
         if op.add_tags:
             cluster.tags = sorted(set(cluster.tags) | set(op.add_tags))
         if op.remove_tags:

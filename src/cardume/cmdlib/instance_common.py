@@ -56,11 +56,14 @@ def instance_spec(cfg: ConfigWriter, inst: objects.Instance,
         nics.append({"uuid": nic.uuid, "name": nic.name, "mac": nic.mac, "ip": nic.ip,
                      "network": nic.network, "mode": params["mode"], "link": params["link"],
                      "vlan": params.get("vlan", "")})
-    return {"name": inst.name, "uuid": inst.uuid, "os": inst.os, "hypervisor": inst.hypervisor,
+    spec = {"name": inst.name, "uuid": inst.uuid, "os": inst.os, "hypervisor": inst.hypervisor,
             "hvparams": filled_hv, "beparams": filled_be, "osparams": osparams,
             "disk_template": inst.disk_template,
             "disks": [node_disk(cfg, d, node_uuid) for d in inst.disks],
             "nics": nics, "debug_level": 0}
+    if filled_hv.get("security_model") == "pool":
+        spec["uid_pool"] = cluster.uid_pool  # the node picks a free uid from it
+    return spec
 
 
 def file_disk_path(cluster: objects.Cluster, template: str, subdir: str, disk_uuid: str,

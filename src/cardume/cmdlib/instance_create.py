@@ -110,6 +110,10 @@ class LUInstanceCreate(LogicalUnit):
         self.pnode = cfg.expand_node(op.pnode)
         ic.check_node_usable(self.pnode)
         self.filled_be = objects.fill_beparams(cluster, cfg.group_of(self.pnode), self.beparams)
+        # values fine alone may not be with the defaults (kvm's security model and domain)
+        hypervisor = self.hypervisor or cluster.enabled_hypervisors[0]
+        common.check_hvparams({hypervisor: objects.fill_hvparams(
+            cluster, cfg.group_of(self.pnode), hypervisor, self.hvparams)})
         for nic in self.nics:
             owner = cfg.nic_ips.get(nic["ip"]) if nic["ip"] else None
             if owner is not None:

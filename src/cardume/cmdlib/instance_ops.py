@@ -244,6 +244,10 @@ class LUInstanceSetParams(_InstanceLU):
         op, inst = self.op, self.inst
         self.hvparams = (common.check_instance_hvparams(inst.hypervisor, op.hvparams)
                          if op.hvparams else {})
+        if self.hvparams:  # fine alone, and with the instance's others and the defaults?
+            common.check_hvparams({inst.hypervisor: objects.fill_hvparams(
+                self.cfg.get_cluster(), self.cfg.group_of(self.pnode), inst.hypervisor,
+                objects.merge_params(inst.hvparams, self.hvparams))})
         if self.beparams:  # the values given may be fine alone and not with the others
             filled = objects.fill_beparams(self.cfg.get_cluster(), self.cfg.group_of(self.pnode),
                                            objects.merge_params(inst.beparams, self.beparams))
@@ -810,13 +814,16 @@ class LUInstanceMigrate(_MoveLU):
         assert plan is not None
         self.log_info(f"{source.name}: {states[0]}, {target.name}: {states[1]}: "
                       f"{plan.reason}")
-        if plan.error:
-            raise errors.WrongState(f"--cleanup of {inst.name}: {plan.error}")
+        # Even a refused plan is carried out: it then only kills a target that never ran
+        # the guest (left waiting, it would hold the migration port and its memory) and
+        # leaves alone whatever an operator must judge.
         for node, role, action, node_spec in ((source, "source", plan.source, spec),
                                               (target, "target", plan.target, target_spec)):
             if action and not node.offline:
                 await self.rpc.call(node, "instance_migration_cleanup",
                                     {"instance": node_spec, "role": role, "action": action})
+        if plan.error:
+            raise errors.WrongState(f"--cleanup of {inst.name}: {plan.error}")
         mirrored = inst.disk_template == constants.DT_DRBD8
         if plan.runs_on == "target":
             await self.set_primary(target)

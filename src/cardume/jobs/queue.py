@@ -29,6 +29,20 @@ RECOVERED_MESSAGE = ("the master daemon stopped while this job was running; "
                      "its effects may be partial, check the objects it touched")
 
 
+def _recovery_hint(job: Job) -> str | None:
+    """What to run after a job the master's death cut short, where cardume knows: an
+    interrupted live migration may have left the guest on either node."""
+    for op, status in zip(job.ops, job.op_status, strict=False):
+        if status != constants.JOB_STATUS_RUNNING:
+            continue
+        if op.OP_ID == "OP_INSTANCE_MIGRATE" and not getattr(op, "cleanup", False):
+            target = getattr(op, "target_node", None)
+            where = f" -n {target}" if target else ""
+            return (f"gnt-instance migrate --cleanup{where} {op.instance_name} "
+                    "finds where it runs")
+    return None
+
+
 class Job:
     __slots__ = ("id", "ops", "status", "priority", "received_ts", "start_ts", "end_ts",
                  "op_status", "op_result", "op_start_ts", "op_end_ts", "log", "changed",
@@ -136,9 +150,9 @@ class JobQueue:
             elif job.status == constants.JOB_STATUS_CANCELING:
                 self._finish(job, constants.JOB_STATUS_CANCELED, "job canceled")
             else:
-                self._append_log(job, "message", f"job failed: {RECOVERED_MESSAGE}")
-                self._finish(job, constants.JOB_STATUS_ERROR,
-                             errors.ExecError(RECOVERED_MESSAGE).to_dict())
+                error = errors.ExecError(RECOVERED_MESSAGE, _recovery_hint(job))
+                self._append_log(job, "message", f"job failed: {error}")
+                self._finish(job, constants.JOB_STATUS_ERROR, error.to_dict())
                 failed += 1
         self._schedule()
         return requeued, failed

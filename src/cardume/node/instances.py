@@ -112,6 +112,7 @@ class InstanceCalls:
                  "drbd_replace_local",
                  "instance_os_add", "instance_os_rename", "instance_start",
                  "instance_shutdown", "instance_reboot", "instance_list", "instance_info_all",
+                 "instance_list_incoming",
                  "accept_instance", "instance_migrate", "instance_finalize_migration_dst",
                  "instance_finalize_migration_src", "instance_migration_state",
                  "instance_migration_cleanup", "os_diagnose", "os_validate",
@@ -466,6 +467,10 @@ class InstanceCalls:
         hvs = self._hypervisor_args(args)
         return sorted({n for hv in hvs for n in await _blocking(hv.list_instances)})
 
+    async def instance_list_incoming(self, args: Args, peer: PeerInfo) -> list[str]:
+        hvs = self._hypervisor_args(args)
+        return sorted({n for hv in hvs for n in await _blocking(hv.list_incoming)})
+
     async def instance_info_all(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
         hvs = self._hypervisor_args(args)
 
@@ -498,7 +503,8 @@ class InstanceCalls:
         spec = _instance(args)
         hv = self._migrating_hv(spec)
         await _blocking(hv.migrate, spec["name"], _need(args, "target", str),
-                        dict(args.get("info") or {}), bool(args.get("live", True)))
+                        dict(args.get("info") or {}), bool(args.get("live", True)),
+                        dict(spec.get("hvparams") or {}))
 
     async def instance_finalize_migration_dst(self, args: Args, peer: PeerInfo) -> None:
         """{"instance", "success"} on the target: run it there, or forget it."""

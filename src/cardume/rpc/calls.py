@@ -71,6 +71,7 @@ CALLS: dict[str, Call] = {c.name: c for c in (
     Call("instance_reboot", "normal", "reboot a running instance (soft, hard or full)"),
     Call("instance_list", "urgent", "names of the instances running on the node"),
     Call("instance_info_all", "urgent", "state, memory, vcpus of the running instances"),
+    Call("instance_list_incoming", "urgent", "instances held as unfinished migration targets"),
     Call("accept_instance", "normal", "migration target: get ready to receive an instance"),
     Call("instance_migrate", "slow", "migration source: send a running instance"),
     Call("instance_finalize_migration_dst", "normal", "migration target: finish (or undo)"),

@@ -10,10 +10,12 @@ first free range 127.0.N.11.. (or ``--base-ip``), remembered in ROOT/vcluster.js
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import shutil
+import signal
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -190,6 +192,11 @@ class VCluster:
             if not os.path.isdir(os.path.join(self.root, "nodes")):
                 raise errors.WrongInput(f"{self.root} does not look like a local cluster "
                                         "root; not deleting it")
+            # kvm instances outlive their node daemon on purpose; not the cluster's state
+            for index in nodes:
+                for name in _kill_kvm_instances(self.node_paths(index).root):
+                    report.append(f"Killed the QEMU of instance {name} on "
+                                  f"{self.node_name(index)}")
             shutil.rmtree(self.root)
             report.append(f"Removed {self.root}")
         return report
@@ -206,3 +213,25 @@ class VCluster:
                 parts.append(f"masterd pid {masterd}")
             lines.append(", ".join(parts))
         return lines
+
+
+def _kill_kvm_instances(node_root: str) -> list[str]:
+    """Kill the QEMU of every kvm instance a node's runtime files name (each checked to be
+    that instance's QEMU first); their names."""
+    from cardume.node.hypervisor.kvm import qemu_alive
+    killed = []
+    kvm_dir = os.path.join(node_root, "hv", "kvm")
+    for entry in sorted(os.listdir(kvm_dir) if os.path.isdir(kvm_dir) else []):
+        if not entry.endswith(".json"):
+            continue
+        name = entry.removesuffix(".json")
+        try:
+            with open(os.path.join(kvm_dir, entry), encoding="utf-8") as f:
+                pid = int(json.load(f)["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if qemu_alive(pid, name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            killed.append(name)
+    return killed

@@ -3,9 +3,9 @@
 Three artefacts make a QA node: Debian's cloud kernel (``vmlinuz``; it has ext4 built in
 and dm-mod and DRBD 8.4 as modules), a tiny initramfs (Debian's busybox-static plus the
 virtio modules, enough to find and mount the root image) and ``rootfs.ext4``, a Debian
-minbase image with python3, python3-cryptography, lvm2, drbd-utils, the kernel's storage and
-network modules, the command agent and cardume itself. Nodes boot the root image with
-``snapshot=on``, so all of them share it read-only.
+minbase image with python3, python3-cryptography, lvm2, drbd-utils, qemu-system-x86, the
+kernel's storage and network modules, the command agent and cardume itself. Nodes boot the
+root image with ``snapshot=on``, so all of them share it read-only.
 
 The build has two cached layers under the cache directory:
 
@@ -42,6 +42,8 @@ ROOT_PACKAGES = (
     # python3-cffi-backend-api-* that python3-cryptography depends on.
     "python3", "python3-cryptography", "python3-cffi-backend", "lvm2", "drbd-utils", "kmod",
     "iproute2", "busybox", "udev", "procps",
+    # the kvm hypervisor's tests start guests inside the nodes (nested software emulation)
+    "qemu-system-x86",
 )
 # Modules (and, through modules.dep, their dependencies) copied into the root image.
 ROOT_MODULES = (

@@ -22,6 +22,11 @@ class Hypervisor(ABC):
     def list_instances(self) -> list[str]:
         """Names of the instances running on this node."""
 
+    def list_incoming(self) -> list[str]:
+        """Names of instances this node holds as a migration target not yet finalized (left
+        so when a migration was cut short): not in list_instances, yet a process."""
+        return []
+
     @abstractmethod
     def instance_info(self, name: str) -> dict[str, Any] | None:
         """{"state", "memory", "vcpus", "started"} of a running instance, None if not running."""
@@ -56,7 +61,10 @@ class Hypervisor(ABC):
     def accept_instance(self, spec: Spec, source: str) -> dict[str, Any]:
         raise NotImplementedError(f"the {self.NAME} hypervisor can't migrate instances")
 
-    def migrate(self, name: str, target: str, info: dict[str, Any], live: bool) -> None:
+    def migrate(self, name: str, target: str, info: dict[str, Any], live: bool,
+                hvparams: dict[str, Any] | None = None) -> None:
+        """hvparams: the instance's as the configuration has them now (the migration
+        settings are read at migration time, as in Ganeti, not when the instance started)."""
         raise NotImplementedError(f"the {self.NAME} hypervisor can't migrate instances")
 
     def finalize_migration_target(self, spec: Spec, success: bool) -> None:

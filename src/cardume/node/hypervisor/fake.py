@@ -127,7 +127,8 @@ class FakeHypervisor(Hypervisor):
             raise errors.WrongState(f"instance {spec['name']} already runs on the target")
         return {}
 
-    def migrate(self, name: str, target: str, info: dict[str, Any], live: bool) -> None:
+    def migrate(self, name: str, target: str, info: dict[str, Any], live: bool,
+                hvparams: dict[str, Any] | None = None) -> None:
         if self._read(name) is None:
             raise errors.WrongState(f"instance {name} is not running, so it can't migrate")
 

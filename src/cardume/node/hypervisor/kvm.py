@@ -49,7 +49,10 @@ kvm_flag           enabled: ``-accel kvm``; disabled: ``-accel tcg``; empty: kvm
                    /dev/kvm works on the node (probed once), else tcg
 cdrom_image_path   an IDE CD-ROM drive with that image (read-only)
 use_chroot         ``-chroot`` into an empty directory once QEMU has opened its files
-security_model     only ``none`` (QEMU runs as root)
+security_model     none: QEMU runs as root; user: ``-runas security_domain`` (a user of the
+                   node); pool: ``-runas UID:UID`` with a uid of the cluster's uid pool
+                   that no other process of the node uses (see ``_pool_uid``)
+security_domain    the user for security_model=user
 kvm_extra          shell-split and appended to the command line
 migration_*        used by live migration (kvm_migrate)
 user_shutdown      accepted, no effect
@@ -74,6 +77,8 @@ import ipaddress
 import json
 import logging
 import os
+import pwd
+import re
 import shlex
 import signal
 import socket
@@ -87,7 +92,7 @@ from cardume import errors
 from cardume.node.cmd import CommandRunner, default_runner, last_line
 from cardume.node.hypervisor import kvm_nics
 from cardume.node.hypervisor.base import Hypervisor, Spec
-from cardume.node.hypervisor.qmp import QmpClient
+from cardume.node.hypervisor.qmp import QmpClient, QmpPerCommand
 
 log = logging.getLogger("cardume.noded")
 
@@ -103,8 +108,9 @@ DISK_TYPES = ("paravirtual", "ide", "scsi")
 DISK_CACHES = ("default", "none", "writethrough", "writeback")
 KVM_FLAGS = ("", "enabled", "disabled")
 REBOOT_BEHAVIORS = ("reboot", "exit")
-SECURITY_MODELS = ("none",)
+SECURITY_MODELS = ("none", "user", "pool")
 USB_MICE = ("", "mouse", "tablet")
+USER_NAME_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}")
 MIGRATION_MODES = ("live", "non-live")
 
 
@@ -154,6 +160,18 @@ def check_hvparams(values: dict[str, Any]) -> None:
         value = values.get(key)
         if value and not all(c.isalnum() or c in "-_.,=+" for c in value):
             raise bad(key, "a QEMU name (letters, digits, '-_.,=+')")
+    # together only: given alone, the other comes from the defaults (checked once filled)
+    model, domain = values.get("security_model"), values.get("security_domain")
+    if "security_domain" in values and model == "user" and not domain:
+        raise errors.WrongInput("hypervisor parameter kvm:security_model=user needs "
+                                "kvm:security_domain, the user QEMU runs as")
+    if domain and "security_model" in values and model != "user":
+        raise errors.WrongInput(f"hypervisor parameter kvm:security_domain={domain} only "
+                                "applies to security_model=user, not "
+                                f"security_model={model}")
+    if domain and not USER_NAME_RE.fullmatch(str(domain)):
+        raise bad("security_domain", "a user name (letters, digits, '._-', not starting "
+                                     "with '-')")
 
 
 # --- acceleration ------------------------------------------------------------------------------
@@ -217,7 +235,7 @@ def disk_cache(setting: str, path: str) -> str:
 def build_command(spec: Spec, *, qmp: str, serial: str | None, pidfile: str, accel: str,
                   nics: list[dict[str, Any]], vnc: dict[str, Any] | None = None,
                   chroot: str | None = None, extra: list[str] | None = None,
-                  serial_log: str | None = None) -> list[str]:
+                  serial_log: str | None = None, runas: str | None = None) -> list[str]:
     """QEMU's argument list for an instance (no shell anywhere)."""
     name = spec["name"]
     hv = spec.get("hvparams") or {}
@@ -276,6 +294,9 @@ def build_command(spec: Spec, *, qmp: str, serial: str | None, pidfile: str, acc
     argv += kvm_nics.qemu_args(nics, vhost=bool(hv.get("vhost_net")))
     if chroot:
         argv += ["-chroot", chroot]
+    if runas:
+        # QEMU opens its disks, taps and sockets first, then drops to this user
+        argv += ["-runas", runas]
     argv += ["-daemonize", "-pidfile", pidfile]
     if hv.get("kvm_extra"):
         argv += shlex.split(str(hv["kvm_extra"]))
@@ -382,6 +403,24 @@ def _wait_gone(pid: int, name: str, timeout: float) -> bool:
     return True
 
 
+def _process_uids() -> set[int]:
+    """The real uids of the node's live processes (a zombie, such as a QEMU just killed and
+    not yet reaped, holds nothing any more)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError), \
+                open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("State:") and line.split()[1] in ("Z", "X"):
+                    break
+                if line.startswith("Uid:"):
+                    found.add(int(line.split()[1]))
+                    break
+    return found
+
+
 class KvmHypervisor(Hypervisor):
     NAME = "kvm"
     CAN_MIGRATE = True
@@ -395,6 +434,9 @@ class KvmHypervisor(Hypervisor):
         self.taps = kvm_nics.TapManager(self.runner, self.netns)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # uids chosen from the pool by starts still under way (not yet in a runtime file)
+        self._pending_uids: set[int] = set()
+        self._uid_guard = threading.Lock()
         self.sock_dir = self._socket_dir()
 
     # --- files ------------------------------------------------------------------------------
@@ -520,6 +562,15 @@ class KvmHypervisor(Hypervisor):
                     found.append(name)
         return found
 
+    def list_incoming(self) -> list[str]:
+        found = []
+        for entry in sorted(os.listdir(self.dir) if os.path.isdir(self.dir) else []):
+            if entry.endswith(".json") and not entry.startswith("."):
+                runtime = self.read_runtime(entry[:-5])
+                if runtime and runtime.get("incoming") and self._alive(runtime):
+                    found.append(entry[:-5])
+        return found
+
     def instance_info(self, name: str) -> dict[str, Any] | None:
         runtime = self._running(name)
         if runtime is None:
@@ -563,9 +614,6 @@ class KvmHypervisor(Hypervisor):
         name = spec["name"]
         hv = dict(spec.get("hvparams") or {})
         check_hvparams(hv)
-        if hv.get("security_model", "none") not in SECURITY_MODELS:
-            raise errors.WrongInput(f"instance {name}: security_model "
-                                    f"{hv['security_model']!r} is not supported")
         for key in ("kernel_path", "initrd_path", "cdrom_image_path"):
             if hv.get(key) and not os.path.isfile(str(hv[key])):
                 raise errors.WrongInput(f"instance {name}: {key} {hv[key]} does not exist on "
@@ -596,18 +644,23 @@ class KvmHypervisor(Hypervisor):
             os.makedirs(chroot, mode=0o755, exist_ok=True)
         serial = files["serial"] if hv.get("serial_console", True) else None
         serial_log = self.serial_log_path(name) if serial else None
+        runas, uid = self._runas(spec)
         argv = build_command(spec, qmp=files["qmp"], serial=serial, pidfile=files["pidfile"],
                              accel=accel, nics=nics, vnc=vnc, chroot=chroot, extra=extra,
-                             serial_log=serial_log)
+                             serial_log=serial_log, runas=runas)
         runtime = {"name": name, "uuid": spec.get("uuid"), "pid": 0, "started": time.time(),
                    "accel": accel, "argv": argv, "qmp": files["qmp"], "serial": serial,
                    "pidfile": files["pidfile"], "serial_log": serial_log, "vnc": vnc,
-                   "chroot": chroot,
+                   "chroot": chroot, "uid": uid,
                    "taps": [n["tap"] for n in nics], "netns": self.netns,
                    "memory": int((spec.get("beparams") or {}).get("maxmem", 0)),
                    "vcpus": int((spec.get("beparams") or {}).get("vcpus", 0)),
                    "incoming": incoming, "spec": spec}
-        self.taps.setup(nics)
+        try:
+            self.taps.setup(nics)
+        except BaseException:
+            self._release_uid(uid)
+            raise
         try:
             result = self.runner.run(kvm_nics.in_netns(argv, self.netns),
                                      timeout=START_TIMEOUT, check=False)
@@ -624,6 +677,54 @@ class KvmHypervisor(Hypervisor):
         except BaseException:
             self._cleanup(name, runtime)
             raise
+        finally:
+            self._release_uid(uid)
+
+    # --- security_model: the user QEMU runs as ------------------------------------------------
+
+    def _runas(self, spec: Spec) -> tuple[str | None, int | None]:
+        """QEMU's -runas value and the uid it means (None, None: stays root)."""
+        hv = spec.get("hvparams") or {}
+        name = spec["name"]
+        model = hv.get("security_model") or "none"
+        if model == "user":
+            domain = str(hv.get("security_domain") or "")
+            try:
+                return domain, pwd.getpwnam(domain).pw_uid
+            except KeyError:
+                raise errors.WrongInput(f"instance {name}: kvm:security_domain user {domain!r} "
+                                        "does not exist on this node") from None
+        if model == "pool":
+            uid = self._pool_uid(name, spec.get("uid_pool") or [])
+            return f"{uid}:{uid}", uid
+        return None, None
+
+    def _pool_uid(self, name: str, pool: list[list[int]]) -> int:
+        """A uid of the cluster's pool that no other instance holds and no process of this
+        node runs as (a uid in use by anything else would share its files and signals)."""
+        from cardume import uidpool
+        if not pool:
+            raise errors.WrongInput(f"instance {name}: security_model=pool, but the cluster's "
+                                    "uid pool is empty",
+                                    "gnt-cluster modify --uid-pool LOW-HIGH")
+        with self._uid_guard:
+            taken = set(self._pending_uids)
+            for other in self.list_instances():
+                runtime = self._live_runtime(other) if other != name else None
+                if runtime and isinstance(runtime.get("uid"), int):
+                    taken.add(runtime["uid"])
+            taken |= _process_uids()
+            for uid in uidpool.uids(pool):
+                if uid not in taken:
+                    self._pending_uids.add(uid)
+                    return uid
+        raise errors.InsufficientResources(
+            f"instance {name}: every uid of the uid pool ({uidpool.format_pool(pool)}) is in "
+            "use on this node", "gnt-cluster modify --add-uids LOW-HIGH")
+
+    def _release_uid(self, uid: int | None) -> None:
+        with self._uid_guard:
+            self._pending_uids.discard(uid)
 
     def _vnc_taken(self) -> set[int]:
         taken = set()
@@ -730,19 +831,22 @@ class KvmHypervisor(Hypervisor):
             self.stop(name, 0, True)
             raise
 
-    def migrate(self, name: str, target: str, info: dict[str, Any], live: bool) -> None:
+    def migrate(self, name: str, target: str, info: dict[str, Any], live: bool,
+                hvparams: dict[str, Any] | None = None) -> None:
         from cardume.node.hypervisor import kvm_migrate
         runtime = self._running(name)
         if runtime is None:
             raise errors.WrongState(f"instance {name} is not running, so it can't migrate")
-        hv = (runtime.get("spec") or {}).get("hvparams") or {}
+        # the settings as they are now (a bandwidth raised for this migration counts)
+        hv = hvparams or (runtime.get("spec") or {}).get("hvparams") or {}
         if str(info.get("host") or "0.0.0.0") in ("0.0.0.0", "::"):
             info = dict(info, host=target)
-        with self.qmp(name, timeout=60.0) as qmp:
-            result = kvm_migrate.migrate(
-                qmp, info, live=live, downtime_ms=int(hv.get("migration_downtime") or 30),
-                bandwidth_mib=int(hv.get("migration_bandwidth") or 32),
-                mirror=bool(info.get("exports")))
+        # a connection per command: QMP stays free meanwhile (for migrate --cleanup)
+        qmp = QmpPerCommand(str(runtime["qmp"]), timeout=60.0)
+        result = kvm_migrate.migrate(
+            qmp, info, live=live, downtime_ms=int(hv.get("migration_downtime") or 30),
+            bandwidth_mib=int(hv.get("migration_bandwidth") or 32),
+            mirror=bool(info.get("exports")))
         log.info("instance %s migrated to %s: %s", name, target,
                  ", ".join(f"{k}={v}" for k, v in result.items()))
 
@@ -780,11 +884,21 @@ class KvmHypervisor(Hypervisor):
         name = self._check_name(name)
         if self._live_runtime(name) is None:
             return kvm_migrate.ABSENT
+        problem = "it does not answer"
         try:
             with self.qmp(name, timeout=10.0) as qmp:
-                return kvm_migrate.side_state(qmp, role)
-        except errors.CardumeError:
-            return kvm_migrate.ABSENT
+                state = kvm_migrate.side_state(qmp, role)
+        except errors.CardumeError as err:
+            state, problem = kvm_migrate.ABSENT, err.message
+        runtime = self._live_runtime(name)
+        if state == kvm_migrate.ABSENT and runtime is not None:
+            # Absent would let the master hand the instance to the other side while this
+            # QEMU lives, and may run the guest: a second copy. Unknown is not absent.
+            raise errors.WrongState(
+                f"the QEMU of instance {name} (pid {runtime.get('pid')}) runs on this node "
+                f"but its state can't be read over QMP: {problem}",
+                "try again; if it hangs, kill that process and run --cleanup again")
+        return state
 
     def migration_cleanup(self, name: str, role: str, action: str | None) -> None:
         """Carry out this side's part of the master's cleanup plan."""

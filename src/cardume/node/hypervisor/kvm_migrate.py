@@ -521,7 +521,11 @@ def side_state(qmp: QmpLike | None, role: str) -> str:
         if status == "inmigrate":
             return WAITING
         return RUNNING if status == "running" else LOADED
-    if migration == "completed" or status == "postmigrate":
+    # Only the run state tells an outgoing migration that completed: QEMU leaves the source
+    # in postmigrate, whether the guest ran or was paused, while a QEMU that once received
+    # the guest (an earlier migration's target) reports that incoming migration as
+    # "completed" for as long as it runs it.
+    if status == "postmigrate":
         return HANDED_OVER
     if status == "running":
         return RUNNING
@@ -599,6 +603,13 @@ def cleanup_source(qmp: QmpLike, action: str | None) -> None:
         if _migration(qmp).get("status", "none") in _ACTIVE:
             _cancel_migration(qmp)
         _cancel_jobs(qmp)
+        if _status(qmp) == "postmigrate":
+            # A migration still streaming when the states were read has completed since
+            # (too late to cancel): the target runs the guest, so the plan is stale and
+            # must not go on to kill it.
+            raise errors.WrongState("the migration completed while --cleanup was deciding; "
+                                    "the target has the instance now",
+                                    "run gnt-instance migrate --cleanup again")
     if action == RESUME:
         _resume(qmp)
 

@@ -183,3 +183,20 @@ class QmpClient:
             raise errors.ExecError(f"QMP socket {self.path} sent a non-object: "
                                    f"{line[:200]!r}")
         return message
+
+
+class QmpPerCommand:
+    """A QMP client that connects for each command and disconnects right after.
+
+    QEMU serves one client at a time on a QMP socket; a second one waits, unanswered, until
+    the first disconnects. A migration polls QEMU for minutes: holding one connection all
+    along would leave ``migrate --cleanup`` (asked after the master died mid-migration) no
+    way to see the source, so the long waits use this instead."""
+
+    def __init__(self, path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    def execute(self, command: str, **arguments: Any) -> Any:
+        with QmpClient(self.path, self.timeout).connect() as qmp:
+            return qmp.execute(command, **arguments)
