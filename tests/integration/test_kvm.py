@@ -10,6 +10,7 @@ by the PID in its runtime file."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -465,3 +466,32 @@ def test_security_models_run_qemu_unprivileged(cluster: VCluster, guest: object)
         cluster.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout", "0", name)
     cluster.gnt("gnt-cluster", "modify", "--remove-uids", "41000-41001")
     assert "uid pool: \n" in cluster.gnt("gnt-cluster", "info")[1]
+
+
+def booted(cluster: VCluster, name: str, node: str = "node1") -> bool:
+    return MARKER in serial_log(cluster, name, node)
+
+
+def test_node_migrate_moves_every_primary(cluster: VCluster, guest: object) -> None:
+    """gnt-node migrate -n: each running kvm instance of node1 moves live to node2."""
+    names = ["kvm11", "kvm12"]
+    for name in names:
+        cluster.gnt("gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check",
+                    "--no-ip-check", "--no-nics", "-n", "node1", "-B", "memory=128",
+                    "-H", hv_args(guest), name)
+    for name in names:
+        wait_for(functools.partial(booted, cluster, name), BOOT_TIMEOUT, f"{name}'s marker")
+        command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", name)[1])
+        console(cluster, command, f"echo {name}-was-here > /tmp/mark\n")
+    cluster.gnt("gnt-node", "migrate", "-f", "-n", "node2", "node1")
+    for name in names:
+        listed = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode,status",
+                             name)[1]
+        assert listed.split() == ["node2", "running"]
+        command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", name)[1])
+        assert f"{name}-was-here" in console(cluster, command, "cat /tmp/mark\n")
+        assert not (kvm_dir(cluster) / f"{name}.json").exists()
+    out = cluster.gnt("gnt-node", "migrate", "-f", "-n", "node2", "node1")[1]
+    assert "No primary instances on node node1" in out
+    for name in names:
+        cluster.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout", "0", name)

@@ -117,6 +117,8 @@ def build(sub: Any) -> None:
     p.add_argument("--migration-mode", choices=("live", "non-live"), help="live or non-live")
     p.add_argument("--allow-failover", action="store_true",
                    help="fail over the instances that cannot be migrated")
+    p.add_argument("-n", "--target-node", dest="target_node",
+                   help="where instances without a secondary go (sharedfile, diskless)")
     common.add_job_options(p)
     p.add_argument("node", help="name of the node")
     p.set_defaults(func=migrate)
@@ -204,7 +206,7 @@ def migrate(args: argparse.Namespace) -> int:
     mode = "non-live" if args.non_live else args.migration_mode
     return _each_instance(args, "migration", lambda name: {
         "OP_ID": "OP_INSTANCE_MIGRATE", "instance_name": name, "mode": mode,
-        "allow_failover": args.allow_failover})
+        "allow_failover": args.allow_failover, "target_node": args.target_node})
 
 
 def remove(args: argparse.Namespace) -> int:
