@@ -100,6 +100,9 @@ HVC_DEFAULTS: dict[str, dict[str, Any]] = {
         "security_domain": "",
     },
 }
+#: An instance's state in hypervisor instance info when its guest powered itself off and the
+#: hypervisor keeps it (kvm's user_shutdown): shown as USER_down, not ERROR_down.
+HV_STATE_USER_DOWN = "user_down"
 #: Hypervisor parameters set for the whole cluster only, never on one instance (Ganeti's).
 HVC_GLOBALS = frozenset({"migration_bandwidth", "migration_mode", "migration_port", "xen_cmd"})
 HVS_PARAMETER_TYPES: dict[str, dict[str, str]] = {

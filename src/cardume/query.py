@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cardume import errors
+from cardume import constants, errors
 from cardume.cmdlib import common
 
 if TYPE_CHECKING:
@@ -275,7 +275,9 @@ class _InstanceQuery:
         pnode = self.node(inst.primary_node)
         if pnode is None or pnode.offline:
             return "ERROR_nodeoffline"
-        where, _ = self.live(inst)
+        where, info = self.live(inst)
+        if where == "primary" and (info or {}).get("state") == constants.HV_STATE_USER_DOWN:
+            return "USER_down"  # its guest powered itself off (kvm user_shutdown)
         if where == "primary":
             return "running" if inst.admin_state == "up" else "ERROR_up"
         if where == "elsewhere":
@@ -296,7 +298,7 @@ class _InstanceQuery:
         if where == "down":
             return NODATA
         if key == "state":
-            return info is not None
+            return info is not None and info.get("state") != constants.HV_STATE_USER_DOWN
         if info is None:
             return UNAVAIL
         return info.get(key)

@@ -115,6 +115,19 @@ def console(cluster: VCluster, command: list[str], text: str, linger: float = 3.
     return proc.stdout
 
 
+def until_answers(cluster: VCluster, command: list[str], text: str, *expected: str) -> str:
+    """Type text on the console until one answer shows every expected string (a guest on a
+    loaded machine may answer after the console has let go); that answer."""
+    found = ""
+
+    def answered() -> bool:
+        nonlocal found
+        found = console(cluster, command, text)
+        return all(e in found for e in expected)
+    wait_for(answered, 60, f"{', '.join(expected)} on the console", interval=1)
+    return found
+
+
 def hv_args(guest: object, *extra: str) -> str:
     kernel, initrd = guest.kernel, guest.initrd  # type: ignore[attr-defined]
     return ",".join([f"kvm:kernel_path={kernel}", f"initrd_path={initrd}", "root_path=",
@@ -137,8 +150,7 @@ def test_boot_list_console_network(cluster: VCluster, guest: object) -> None:
     rc, shown, _ = cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm1")
     command = shlex.split(shown.strip())
     assert command[1:] == ["console", "--node", "node1", "--instance", "kvm1"]
-    out = console(cluster, command, "echo cardume-$((40+2))\n")
-    assert "cardume-42" in out
+    until_answers(cluster, command, "echo cardume-$((40+2))\n", "cardume-42")
 
     # the NICs: a tap on the bridge, a routed one with a host route; the guest answers
     tap0, tap1 = info["taps"]  # type: ignore[misc]
@@ -163,8 +175,7 @@ def test_node_daemon_restart_keeps_it(cluster: VCluster) -> None:
     wait_for(lambda: listing(cluster, "kvm1")[0] == "running", 30, "kvm1 found again")
     assert int(runtime(cluster, "kvm1")["pid"]) == pid  # type: ignore[arg-type]
     command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm1")[1])
-    out = console(cluster, command, "echo still-$((1+1))\n")
-    assert "still-2" in out
+    until_answers(cluster, command, "echo still-$((1+1))\n", "still-2")
 
 
 def test_reboot_and_shutdown(cluster: VCluster) -> None:
@@ -256,8 +267,8 @@ def test_live_migration_keeps_the_guest(cluster: VCluster) -> None:
     assert len(taps(cluster)) == 2  # node2's; node1's went with its QEMU
     command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm1")[1])
     assert command[2:4] == ["--node", "node2"]
-    out = console(cluster, command, "cat /tmp/mark; echo after-$((2+3))\n")
-    assert "before" in out and "after-5" in out  # the same guest, memory and all
+    # the same guest, memory and all
+    until_answers(cluster, command, "cat /tmp/mark; echo after-$((2+3))\n", "before", "after-5")
     pty_session(cluster, command)
     cluster.gnt("gnt-instance", "shutdown", "--timeout", "30", "kvm1")
     assert taps(cluster) == []
@@ -344,8 +355,8 @@ def test_file_instance_migrates_with_its_disk_mirrored(cluster: VCluster, guest:
     out = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode,status", "kvm3")[1]
     assert out.split() == ["node2", "running"]
     command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm3")[1])
-    out = console(cluster, command, "head -c 11 /dev/vda; echo; echo alive-$((1+2))\n")
-    assert "mirrored-42" in out and "alive-3" in out
+    until_answers(cluster, command, "head -c 11 /dev/vda; echo; echo alive-$((1+2))\n",
+                  "mirrored-42", "alive-3")
     cluster.gnt("gnt-instance", "remove", "-f", "kvm3")
     assert taps(cluster) == []
 
@@ -391,7 +402,7 @@ def test_refused_migrations_leave_it_running(cluster: VCluster, guest: object) -
         assert listed.split() == ["node1", "running"]
         assert pid_alive(pid) and not (kvm_dir(cluster, "node2") / "kvm6.json").exists()
         command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm6")[1])
-        assert "still-8" in console(cluster, command, "echo still-$((4+4))\n")
+        until_answers(cluster, command, "echo still-$((4+4))\n", "still-8")
 
     # a size the next start would need: a migration must find it on the target now
     cluster.gnt("gnt-instance", "modify", "-B", "memory=4194304", "kvm6")
@@ -489,9 +500,48 @@ def test_node_migrate_moves_every_primary(cluster: VCluster, guest: object) -> N
                              name)[1]
         assert listed.split() == ["node2", "running"]
         command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", name)[1])
-        assert f"{name}-was-here" in console(cluster, command, "cat /tmp/mark\n")
+        until_answers(cluster, command, "cat /tmp/mark\n", f"{name}-was-here")
         assert not (kvm_dir(cluster) / f"{name}.json").exists()
     out = cluster.gnt("gnt-node", "migrate", "-f", "-n", "node2", "node1")[1]
     assert "No primary instances on node node1" in out
     for name in names:
         cluster.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout", "0", name)
+
+
+def test_user_shutdown_shows_user_down(cluster: VCluster, guest: object) -> None:
+    """user_shutdown: a guest that powers itself off is USER_down, not ERROR_down (its QEMU
+    waits); startup gives it a fresh QEMU, shutdown clears it at once. Without it the same
+    power-off is a crash: ERROR_down."""
+    cluster.gnt("gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check",
+                "--no-ip-check", "--no-nics", "-n", "node1", "-B", "memory=128",
+                "-H", hv_args(guest, "user_shutdown=true"), "kvm13")
+
+    def power_off_from_inside() -> int:
+        wait_for(functools.partial(booted, cluster, "kvm13"), BOOT_TIMEOUT, "the marker")
+        pid = int(runtime(cluster, "kvm13")["pid"])  # type: ignore[arg-type]
+        command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm13")[1])
+        console(cluster, command, "poweroff -f\n")
+        return pid
+
+    pid = power_off_from_inside()
+    wait_for(lambda: listing(cluster, "kvm13")[0] == "USER_down", 90, "USER_down")
+    assert pid_alive(pid)  # QEMU waits, as -no-shutdown asks
+    out = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "status,oper_state",
+                      "kvm13")[1]
+    assert out.split() == ["USER_down", "N"]
+    cluster.gnt("gnt-instance", "startup", "kvm13")
+    assert not pid_alive(pid) and listing(cluster, "kvm13")[0] == "running"
+
+    pid = power_off_from_inside()
+    wait_for(lambda: listing(cluster, "kvm13")[0] == "USER_down", 90, "USER_down")
+    t0 = time.monotonic()
+    cluster.gnt("gnt-instance", "shutdown", "kvm13")  # no power button left to wait for
+    assert time.monotonic() - t0 < 30 and not pid_alive(pid)
+    assert listing(cluster, "kvm13")[0] == "ADMIN_down"
+
+    cluster.gnt("gnt-instance", "modify", "-H", "user_shutdown=false", "kvm13")
+    cluster.gnt("gnt-instance", "startup", "kvm13")
+    pid = power_off_from_inside()
+    wait_for(lambda: not pid_alive(pid), 90, "QEMU to exit with its guest")
+    assert listing(cluster, "kvm13")[0] == "ERROR_down"
+    cluster.gnt("gnt-instance", "remove", "-f", "kvm13")

@@ -425,9 +425,12 @@ class InstanceCalls:
         """Start the instance; already running is success, as in Ganeti."""
         spec = _instance(args)
         hv = self.hv(spec.get("hypervisor"))
-        if hv.instance_info(spec["name"]) is not None:
+        info = hv.instance_info(spec["name"])
+        if info is not None and info.get("state") != constants.HV_STATE_USER_DOWN:
             log.info("instance %s is already running, not starting it", spec["name"])
             return
+        if info is not None:  # its guest powered off, its QEMU waits: a fresh one instead
+            await _blocking(hv.stop, spec["name"], 0, True)
         paths = await _blocking(self._assemble, spec)
         await _blocking(hv.start, self._with_paths(spec, paths))
 
@@ -450,7 +453,11 @@ class InstanceCalls:
         timeout = _seconds(args, "shutdown_timeout")
         name = spec["name"]
         hv = self.hv(spec.get("hypervisor"))
-        running = hv.instance_info(name) is not None
+        info = hv.instance_info(name)
+        if info is not None and info.get("state") == constants.HV_STATE_USER_DOWN:
+            await _blocking(hv.stop, name, 0, True)
+            info = None
+        running = info is not None
         if kind != "full" and not running:
             raise errors.WrongState(f"instance {name} is not running, so it can't reboot")
         if kind == "soft":

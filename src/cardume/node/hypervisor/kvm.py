@@ -55,7 +55,9 @@ security_model     none: QEMU runs as root; user: ``-runas security_domain`` (a 
 security_domain    the user for security_model=user
 kvm_extra          shell-split and appended to the command line
 migration_*        used by live migration (kvm_migrate)
-user_shutdown      accepted, no effect
+user_shutdown      ``-no-shutdown``: a guest that powers itself off leaves QEMU waiting and
+                   the instance shows ``USER_down`` (down by the user's hand, not crashed:
+                   ``ERROR_down``) until it is started (a fresh QEMU) or shut down
 =================  ======================================================================
 
 With ``CARDUME_KVM_NETNS=NS`` in the node daemon's environment, the taps and QEMU itself
@@ -88,7 +90,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from cardume import errors
+from cardume import constants, errors
 from cardume.node.cmd import CommandRunner, default_runner, last_line
 from cardume.node.hypervisor import kvm_nics
 from cardume.node.hypervisor.base import Hypervisor, Spec
@@ -112,6 +114,7 @@ SECURITY_MODELS = ("none", "user", "pool")
 USB_MICE = ("", "mouse", "tablet")
 USER_NAME_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}")
 MIGRATION_MODES = ("live", "non-live")
+USER_DOWN = constants.HV_STATE_USER_DOWN
 
 
 # --- parameter checks (the master runs these at submission) ----------------------------------
@@ -259,6 +262,8 @@ def build_command(spec: Spec, *, qmp: str, serial: str | None, pidfile: str, acc
         argv.append("-no-acpi")
     if hv.get("reboot_behavior") == "exit":
         argv.append("-no-reboot")
+    if hv.get("user_shutdown"):
+        argv.append("-no-shutdown")
     argv += ["-qmp", f"unix:{_opt(qmp)},server=on,wait=off"]
     if serial:
         log = f",logfile={_opt(serial_log)},logappend=off" if serial_log else ""
@@ -549,18 +554,43 @@ class KvmHypervisor(Hypervisor):
 
     # --- the interface -------------------------------------------------------------------------
 
-    def list_instances(self) -> list[str]:
+    def _names(self) -> list[str]:
+        """The instances that have a runtime file here (running or not)."""
         try:
-            names = os.listdir(self.dir)
+            entries = os.listdir(self.dir)
         except FileNotFoundError:
             return []
+        return [e[:-5] for e in sorted(entries) if e.endswith(".json") and not e.startswith(".")]
+
+    def list_instances(self) -> list[str]:
+        """Running instances: not a QEMU waiting after its guest powered off (user_down)."""
         found = []
-        for entry in sorted(names):
-            if entry.endswith(".json") and not entry.startswith("."):
-                name = entry[:-5]
-                if self._running(name) is not None:
-                    found.append(name)
+        for name in self._names():
+            runtime = self._running(name)
+            if runtime is not None and not self._user_down(runtime):
+                found.append(name)
         return found
+
+    def all_instances_info(self) -> dict[str, dict[str, Any]]:
+        """instance_info of every QEMU here, user_down ones included (they hold memory)."""
+        found = {}
+        for name in self._names():
+            info = self.instance_info(name)
+            if info is not None:
+                found[name] = info
+        return found
+
+    @staticmethod
+    def _user_down(runtime: dict[str, Any]) -> bool:
+        """The guest powered itself off and its QEMU, started with -no-shutdown
+        (user_shutdown), waits: down by the user's hand, not crashed."""
+        if "-no-shutdown" not in (runtime.get("argv") or []):
+            return False  # without it QEMU exits when the guest powers off
+        try:
+            with QmpClient(runtime["qmp"], timeout=2.0).connect() as qmp:
+                return (qmp.execute("query-status") or {}).get("status") == "shutdown"
+        except errors.ExecError:
+            return False
 
     def list_incoming(self) -> list[str]:
         found = []
@@ -586,6 +616,9 @@ class KvmHypervisor(Hypervisor):
                 status = qmp.execute("query-status") or {}
                 if status.get("status") not in (None, "running"):
                     info["qemu_status"] = status.get("status")
+                waits = "-no-shutdown" in (runtime.get("argv") or [])
+                if status.get("status") == "shutdown" and waits:
+                    info["state"] = USER_DOWN
                 with contextlib.suppress(errors.ExecError):
                     balloon = qmp.execute("query-balloon") or {}
                     if balloon.get("actual"):
@@ -757,7 +790,9 @@ class KvmHypervisor(Hypervisor):
                 return
             pid = int(runtime.get("pid") or 0)
             if self._alive(runtime):
-                self._stop_process(runtime, pid, name, 0.0 if force else timeout)
+                # a guest already powered off (user_down) has no button left to press
+                quick = force or self._user_down(runtime)
+                self._stop_process(runtime, pid, name, 0.0 if quick else timeout)
             self._cleanup(name, runtime)
 
     def _stop_process(self, runtime: dict[str, Any], pid: int, name: str,
