@@ -3,6 +3,7 @@ real ``gnt-*`` commands that drive it (the fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -11,8 +12,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
@@ -187,6 +190,59 @@ class NetnsCluster(VCluster):
         env = super().env(node)
         env["CARDUME_KVM_NETNS"] = self.netns
         return env
+
+
+@contextlib.contextmanager
+def netns_cluster(root: Path, netns: str, bridge: str = "",
+                  bridge_ip: str = "") -> Iterator[NetnsCluster]:
+    """A started NetnsCluster in a network namespace created for it (loopback up, and a
+    bridge with an optional address/prefix), stopped and deleted at the end with the
+    namespace; ``vcluster down --purge`` kills the instances' QEMUs. Skips the test when
+    no namespace can be made."""
+    made = subprocess.run(["ip", "netns", "add", netns], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"can't create a network namespace: {made.stderr.strip()}")
+    vc = NetnsCluster(root, free_base_ip(4), netns)
+
+    def ns(*argv: str) -> None:
+        subprocess.run(["ip", "netns", "exec", netns, *argv], check=True, timeout=30)
+    try:
+        ns("ip", "link", "set", "lo", "up")
+        if bridge:
+            ns("ip", "link", "add", bridge, "type", "bridge")
+            if bridge_ip:
+                ns("ip", "addr", "add", bridge_ip, "dev", bridge)
+            ns("ip", "link", "set", bridge, "up")
+        vc.up()
+        yield vc
+    finally:
+        try:
+            stop_cluster(vc)
+        finally:
+            for pid in qemus(vc):  # one without a runtime file (a failed test's), if any
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+
+
+def qemus(cluster: VCluster, name: str = "") -> dict[int, str]:
+    """pid -> node of every QEMU process of instance name (all instances without one) in
+    this cluster, found by its command line: the instance's process name and a file in the
+    node's directory."""
+    found = {}
+    nodes = re.compile(re.escape(str(cluster.root / "nodes")) + r"/([^/]+)/")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        node = nodes.search(argv)
+        if node and re.search(f"process=kvm:{re.escape(name) or '[^,]+'}\0", argv) \
+                and pid_alive(int(entry)):
+            found[int(entry)] = node.group(1)
+    return found
 
 
 def start_cluster(tmp_root: Path, nodes: int = 3) -> VCluster:

@@ -74,16 +74,7 @@ def check_archive(settings: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def settings() -> dict[str, str]:
-    assert (OS_DIR / "create").is_file(), (
-        f"{OS_DIR} is missing: install ganeti-instance-debootstrap (./dev install does)")
-    found = os_settings()
-    check_archive(found)
-    return found
-
-
-@pytest.fixture(scope="module")
-def cluster(settings: dict[str, str],
+def cluster(debootstrap_settings: dict[str, str],
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
     vc = start_cluster(tmp_path_factory.mktemp("debootstrap"))
     try:
@@ -137,7 +128,7 @@ def guest_path(root: Path, path: str) -> Path:
 
 
 def test_debootstrap_installs_debian(cluster: VCluster, gnt: Gnt,
-                                     settings: dict[str, str]) -> None:
+                                     debootstrap_settings: dict[str, str]) -> None:
     started = time.monotonic()
     rc, out, err = gnt("gnt-instance", "add", "-t", "file", "--disk", "0:size=2g",
                        "-o", "debootstrap+default", "-n", "node1", "vm1",
@@ -159,8 +150,9 @@ def test_debootstrap_installs_debian(cluster: VCluster, gnt: Gnt,
     assert system("losetup", "-j", str(image)) == "", "a loop device still holds the image"
 
     offset, partitioned = filesystem_offset(image)
-    assert partitioned == (settings["partition_style"] == "msdos"), (
-        f"PARTITION_STYLE is {settings['partition_style']}, "
+    style = debootstrap_settings["partition_style"]
+    assert partitioned == (style == "msdos"), (
+        f"PARTITION_STYLE is {style}, "
         f"but the image is {'' if partitioned else 'not '}partitioned")
     with open(image, "rb") as handle:
         handle.seek(offset + EXT_MAGIC_AT)

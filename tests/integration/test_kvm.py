@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import NetnsCluster, VCluster, free_base_ip, pid_alive, stop_cluster, wait_for
+from integration_kit import VCluster, netns_cluster, pid_alive, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for kvmguest
 
@@ -59,29 +59,11 @@ def guest() -> object:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, guest: object) -> Iterator[VCluster]:
-    made = subprocess.run(["ip", "netns", "add", NETNS], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"can't create a network namespace: {made.stderr.strip()}")
-    vc = NetnsCluster(tmp_path_factory.mktemp("kvm") / "vc", free_base_ip(4), NETNS)
-    try:
-        ns("ip", "link", "set", "lo", "up")
-        ns("ip", "link", "add", "br0", "type", "bridge")
-        ns("ip", "addr", "add", f"{BRIDGE_IP}/24", "dev", "br0")
-        ns("ip", "link", "set", "br0", "up")
-        vc.up()
+    with netns_cluster(tmp_path_factory.mktemp("kvm") / "vc", NETNS, "br0",
+                       f"{BRIDGE_IP}/24") as vc:
         shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
         vc.gnt("gnt-cluster", "modify", "--enabled-hypervisors=kvm,fake")
         yield vc
-    finally:
-        try:
-            stop_cluster(vc)
-        finally:
-            for runtime in vc.root.glob("nodes/*/hv/kvm/*.json"):
-                with contextlib.suppress(ValueError, OSError):
-                    pid = int(json.loads(runtime.read_text())["pid"])
-                    if pid_alive(pid):
-                        os.kill(pid, signal.SIGKILL)
-            subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
 
 
 def kvm_dir(cluster: VCluster, node: str = "node1") -> Path:

@@ -19,13 +19,11 @@ where the instance's NIC joins a bridge, as in test_kvm."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,8 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import NetnsCluster, VCluster, free_base_ip, pid_alive, stop_cluster, wait_for
-from test_debootstrap import OS_DIR, check_archive, os_settings
+from integration_kit import VCluster, netns_cluster, pid_alive, qemus, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for kvmguest
 
@@ -54,20 +51,6 @@ LOGIN_TIMEOUT = 3 * 60.0
 SHUTDOWN_TIMEOUT = 20  # gnt-instance shutdown --timeout: then QEMU is killed
 
 
-def ns(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", "netns", "exec", NETNS, *argv], capture_output=True,
-                          text=True, check=True, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def settings() -> dict[str, str]:
-    assert (OS_DIR / "create").is_file(), (
-        f"{OS_DIR} is missing: install ganeti-instance-debootstrap (./dev install does)")
-    found = os_settings()
-    check_archive(found)
-    return found
-
-
 @pytest.fixture(scope="module")
 def guest() -> object:
     import kvmguest
@@ -75,30 +58,12 @@ def guest() -> object:
 
 
 @pytest.fixture(scope="module")
-def cluster(settings: dict[str, str], guest: object,
+def cluster(debootstrap_settings: dict[str, str], guest: object,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
-    made = subprocess.run(["ip", "netns", "add", NETNS], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"can't create a network namespace: {made.stderr.strip()}")
-    vc = NetnsCluster(tmp_path_factory.mktemp("kvmdeb") / "vc", free_base_ip(4), NETNS)
-    try:
-        ns("ip", "link", "set", "lo", "up")
-        ns("ip", "link", "add", BRIDGE, "type", "bridge")
-        ns("ip", "link", "set", BRIDGE, "up")
-        vc.up()
+    with netns_cluster(tmp_path_factory.mktemp("kvmdeb") / "vc", NETNS, BRIDGE) as vc:
         with open(vc.root / "hosts", "a", encoding="ascii") as hosts:
             hosts.write(f"{INSTANCE_IP} {NAME}\n")
         yield vc
-    finally:
-        try:
-            stop_cluster(vc)
-        finally:
-            for runtime_file in vc.root.glob("nodes/*/hv/kvm/*.json"):
-                with contextlib.suppress(ValueError, OSError):
-                    pid = int(json.loads(runtime_file.read_text())["pid"])
-                    if pid_alive(pid):
-                        os.kill(pid, signal.SIGKILL)
-            subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
 
 
 def kvm_dir(cluster: VCluster, node: str = "node1") -> Path:
@@ -122,9 +87,10 @@ def tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def test_debootstrap_instance_boots_to_a_login_prompt(cluster: VCluster, guest: object,
-                                                      settings: dict[str, str]) -> None:
-    root = "/dev/vda" if settings["partition_style"] == "none" else "/dev/vda1"
+def test_debootstrap_instance_boots_to_a_login_prompt(
+        cluster: VCluster, guest: object, debootstrap_settings: dict[str, str]) -> None:
+    style = debootstrap_settings["partition_style"]
+    root = "/dev/vda" if style == "none" else "/dev/vda1"
     kernel, initrd = guest.kernel, guest.initrd  # type: ignore[attr-defined]
     cluster.gnt("gnt-cluster", "modify", "--enabled-hypervisors=kvm,fake")
     t0 = time.monotonic()
@@ -187,14 +153,4 @@ def test_debootstrap_instance_boots_to_a_login_prompt(cluster: VCluster, guest: 
     assert cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "status",
                        NAME)[1].split() == ["ADMIN_down"]
     assert not (kvm_dir(cluster) / f"{NAME}.json").exists()
-    # no QEMU of this cluster's (its files are under the cluster's directory) is left
-    stray = [p for p in os.listdir("/proc")
-             if p.isdigit() and "qemu" in (argv := _cmdline(p)) and str(cluster.root) in argv]
-    assert stray == [], stray
-
-
-def _cmdline(pid: str) -> str:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
-    return ""
+    assert qemus(cluster) == {}  # no QEMU of this cluster's is left

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -43,9 +42,9 @@ from integration_kit import (
     BIN,
     NetnsCluster,
     VCluster,
-    free_base_ip,
+    netns_cluster,
     pid_alive,
-    stop_cluster,
+    qemus,
     wait_for,
 )
 
@@ -74,48 +73,13 @@ def guest() -> Any:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, guest: Any) -> Iterator[NetnsCluster]:
-    made = subprocess.run(["ip", "netns", "add", NETNS], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"can't create a network namespace: {made.stderr.strip()}")
-    vc = NetnsCluster(tmp_path_factory.mktemp("kvmclean") / "vc", free_base_ip(4), NETNS)
-    try:
-        subprocess.run(["ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up"],
-                       check=True, timeout=30)
-        vc.up()
+    with netns_cluster(tmp_path_factory.mktemp("kvmclean") / "vc", NETNS) as vc:
         shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
         vc.gnt("gnt-cluster", "modify", "--enabled-hypervisors=kvm,fake")
         yield vc
-    finally:
-        try:
-            stop_cluster(vc)  # (stops the daemons, not the QEMUs, and removes vc.root)
-        finally:
-            for pid in qemus(vc):  # what a failed test left, found by command line
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
 
 
 # --- what the test looks at ----------------------------------------------------------------
-
-def qemus(cluster: VCluster, name: str = "") -> dict[int, str]:
-    """pid -> node of every QEMU process of instance name (all instances without one) in
-    this cluster, found by its command line: the instance's process name and a file in the
-    node's directory."""
-    found = {}
-    nodes = re.compile(re.escape(str(cluster.root / "nodes")) + r"/([^/]+)/")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        node = nodes.search(argv)
-        if node and re.search(f"process=kvm:{re.escape(name) or '[^,]+'}\0", argv) \
-                and pid_alive(int(entry)):
-            found[int(entry)] = node.group(1)
-    return found
-
 
 def runtime(cluster: VCluster, name: str, node: str) -> dict[str, Any] | None:
     path = cluster.node_dir(node) / "hv" / "kvm" / f"{name}.json"
