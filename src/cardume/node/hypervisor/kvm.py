@@ -594,11 +594,10 @@ class KvmHypervisor(Hypervisor):
 
     def list_incoming(self) -> list[str]:
         found = []
-        for entry in sorted(os.listdir(self.dir) if os.path.isdir(self.dir) else []):
-            if entry.endswith(".json") and not entry.startswith("."):
-                runtime = self.read_runtime(entry[:-5])
-                if runtime and runtime.get("incoming") and self._alive(runtime):
-                    found.append(entry[:-5])
+        for name in self._names():
+            runtime = self.read_runtime(name)
+            if runtime and runtime.get("incoming") and self._alive(runtime):
+                found.append(name)
         return found
 
     def instance_info(self, name: str) -> dict[str, Any] | None:
