@@ -431,6 +431,11 @@ def test_security_models_run_qemu_unprivileged(cluster: VCluster, guest: object)
 
     cluster.gnt("gnt-cluster", "modify", "--uid-pool", "41000-41001")
     assert "uid pool: 41000-41001" in cluster.gnt("gnt-cluster", "info")[1]
+    for bad, needle in (("41005-41002", "uid range '41005-41002'"), ("4x", "invalid uid '4x'"),
+                        ("0-9", "uid 0 in uid pool '0-9' is out of range")):
+        code, _, err = cluster.gnt("gnt-cluster", "modify", "--add-uids", bad, check=False)
+        assert code != 0 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert "uid pool: 41000-41001\n" in cluster.gnt("gnt-cluster", "info")[1]  # unchanged
     base = ["gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check", "--no-ip-check",
             "--no-nics", "-n", "node1"]
     cluster.gnt(*base, "-B", "memory=128", "-H", hv_args(guest, "security_model=user",
