@@ -91,7 +91,7 @@ def _wait_booted(cc: CardumeCluster, instance: str) -> float:
 
 
 def _console(cc: CardumeCluster, instance: str, text: str, expect: str,
-             timeout: float = 120.0) -> str:
+             timeout: float = 600.0) -> str:
     """Type ``text`` on the guest's serial console through ``gnt-instance console`` (the
     command it shows, run on the master) until the output has ``expect``."""
     command = cc.gnt(f"gnt-instance console --show-cmd {instance}").strip()
@@ -99,7 +99,9 @@ def _console(cc: CardumeCluster, instance: str, text: str, expect: str,
     out = ""
     while expect not in out:
         assert time.monotonic() < deadline, f"{instance}: no {expect!r} on the console:\n{out}"
-        out = cc.master.run(f"{command} --linger 8", input=text, timeout=60).out
+        # a guest emulated inside an emulated node may answer minutes late on a loaded host
+        res = cc.master.run(f"{command} --linger 8", input=text, timeout=60)
+        out = res.out + res.err
     return out
 
 
