@@ -8,6 +8,7 @@ Ganeti (``gnt-debug submit-job``) and RAPI bodies keep working.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,7 +37,8 @@ TNone = Type("None", lambda v: v is None)
 TBool = Type("bool", lambda v: isinstance(v, bool))
 TInt = Type("int", _is_int)
 TNonNegInt = Type("non-negative int", lambda v: _is_int(v) and v >= 0)
-TFloat = Type("float", lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool)))
+TFloat = Type("finite number", lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          and math.isfinite(v)))
 TNonNegFloat = Type("non-negative float", lambda v: TFloat.check(v) and v >= 0)
 TString = Type("string", lambda v: isinstance(v, str))
 TNonEmptyString = Type("non-empty string", lambda v: isinstance(v, str) and bool(v))
@@ -67,6 +69,11 @@ class Param:
     default: Any = None
     doc: str = ""
     required: bool = False
+    secret: bool = False
+    """Never shown (job info, queries, logs) and dropped from the stored job once it ended."""
+
+
+REDACTED = "<redacted>"
 
 
 COMMON_PARAMS = (
@@ -89,10 +96,14 @@ class OpCode:
     OP_DSC_FIELD: ClassVar[str | None] = None
     DOC: ClassVar[str] = ""
     _ALL: ClassVar[dict[str, Param]] = {}
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+    CANCELABLE: ClassVar[bool] = False
+    """A running job may be canceled while it runs this opcode (it changes nothing)."""
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         cls._ALL = {p.name: p for p in (*COMMON_PARAMS, *cls.PARAMS)}
+        cls.SECRETS = tuple(p.name for p in cls._ALL.values() if p.secret)
         if cls.OP_ID:
             REGISTRY[cls.OP_ID] = cls
 
@@ -117,8 +128,13 @@ class OpCode:
     def __getattr__(self, name: str) -> Any:  # for mypy: parameters are set dynamically
         raise AttributeError(name)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, redact: bool = False) -> dict[str, Any]:
+        """The opcode as data; with ``redact`` its secret parameters read ``<redacted>``."""
         data = {name: getattr(self, name) for name in self._ALL}
+        if redact:
+            for name in self.SECRETS:
+                if data.get(name) is not None:
+                    data[name] = REDACTED
         data["OP_ID"] = self.OP_ID
         return data
 
@@ -220,7 +236,8 @@ class OpNodeAdd(OpCode):
         Param("vm_capable", TMaybeBool, None, "may host instances"),
         Param("ndparams", TMaybeDict, None, "node parameters"),
         Param("port", TMaybeInt, None, "port of the node daemon"),
-        Param("join_token", TMaybeString, None, "the node's join token (fingerprint+secret)"),
+        Param("join_token", TMaybeString, None, "the node's join token (fingerprint+secret)",
+              secret=True),
     )
 
 
@@ -332,16 +349,23 @@ class OpTagsDel(OpCode):
     )
 
 
+MAX_DELAY = 86400.0
+"""The longest test delay: a day (a node daemon refuses longer sleeps too)."""
+TDelay = Type(f"seconds, 0 to {MAX_DELAY:g}", lambda v: TFloat.check(v) and 0 <= v <= MAX_DELAY)
+
+
 class OpTestDelay(OpCode):
     OP_ID = "OP_TEST_DELAY"
     OP_DSC_FIELD = "duration"
     DOC = "Sleep for a while, on the master and/or nodes; the unit of job benchmarks."
+    CANCELABLE = True
     PARAMS = (
-        Param("duration", TNonNegFloat, required=True, doc="seconds to sleep"),
+        Param("duration", TDelay, required=True, doc="seconds to sleep"),
         Param("on_master", TBool, True, "sleep on the master"),
         Param("on_nodes", TStringList, [], "nodes to sleep on (through their daemons)"),
         Param("on_node_uuids", TMaybeStringList, None, "node uuids to sleep on"),
-        Param("repeat", TNonNegInt, 0, "repeat the sleep this many times"),
+        Param("repeat", Type("int 0..1000", lambda v: _is_int(v) and 0 <= v <= 1000), 0,
+              "repeat the sleep this many times"),
         Param("interruptible", TBool, False, "may be canceled while sleeping"),
         Param("no_locks", TBool, True, "take no locks"),
     )

@@ -369,7 +369,7 @@ class JobQueue:
     @staticmethod
     def _interruptible(job: Job) -> bool:
         op = job.ops[job.current_op] if 0 <= job.current_op < len(job.ops) else None
-        return bool(op is not None and getattr(op, "interruptible", False))
+        return bool(op is not None and (op.CANCELABLE or getattr(op, "interruptible", False)))
 
     def archive(self, job_ids: list[int]) -> int:
         finished = [i for i in job_ids if (j := self.load(i)) is not None and j.finalized]
