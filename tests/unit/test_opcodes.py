@@ -25,7 +25,12 @@ def test_defaults_are_not_shared_between_instances() -> None:
 @pytest.mark.parametrize(("data", "message"), [
     ({"OP_ID": "OP_NOPE"}, "unknown opcode 'OP_NOPE'"),
     ({"OP_ID": "OP_TEST_DELAY"}, "parameter 'duration' is required"),
-    ({"OP_ID": "OP_TEST_DELAY", "duration": -1}, "must be non-negative float, not -1"),
+    ({"OP_ID": "OP_TEST_DELAY", "duration": -1}, "must be seconds, 0 to 86400, not -1"),
+    ({"OP_ID": "OP_TEST_DELAY", "duration": float("inf")}, "0 to 86400, not inf"),
+    ({"OP_ID": "OP_TEST_DELAY", "duration": 1e308}, "0 to 86400, not 1e[+]308"),
+    ({"OP_ID": "OP_TEST_DELAY", "duration": 100000}, "0 to 86400, not 100000"),
+    ({"OP_ID": "OP_TEST_DELAY", "duration": float("nan")}, "0 to 86400, not nan"),
+    ({"OP_ID": "OP_TEST_DELAY", "duration": 1, "repeat": 10**6}, "0..1000"),
     ({"OP_ID": "OP_TEST_DELAY", "duration": 1, "bogus": 2}, "unknown parameter"),
     ({"OP_ID": "OP_TEST_DELAY", "duration": 1, "priority": 99}, "priority -20..19"),
     ({"OP_ID": "OP_NODE_SET_PARAMS", "node_name": "n", "offline": "yes"}, "bool"),
