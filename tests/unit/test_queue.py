@@ -32,7 +32,7 @@ class Runner:
             await self.gate.wait()
         if op.comment == "fail":
             raise errors.ExecError("it failed on purpose")
-        return op.duration
+        return getattr(op, "duration", None)
 
 
 def _queue(path: str, max_running: int = 20) -> tuple[JobQueue, Runner]:
@@ -82,7 +82,7 @@ def test_cancel_queued_job_and_refuse_finished(tmp_path: os.PathLike[str]) -> No
     async def main() -> None:
         queue, runner = _queue(os.path.join(tmp_path, "q.db"), max_running=1)
         runner.gate = asyncio.Event()
-        running = queue.submit([DELAY])
+        running = queue.submit([{"OP_ID": "OP_CLUSTER_REDIST_CONF"}])
         queued = queue.submit([DELAY])
         await asyncio.sleep(0)
         assert queue.cancel(queued) == (True, f"Job {queued} canceled")
@@ -228,3 +228,22 @@ def test_interrupted_migration_names_the_cleanup(tmp_path: os.PathLike[str]) -> 
         assert "master daemon stopped" in result["message"]
         assert result["hint"] == "gnt-instance migrate --cleanup -n node2 vm1 finds where it runs"
     asyncio.run(after_restart())
+
+
+def test_a_running_delay_can_be_canceled(tmp_path: os.PathLike[str]) -> None:
+    """A delay changes nothing, so a running one may always be canceled: a long one must
+    not hold a running-job slot until it ends."""
+    async def main() -> None:
+        queue, runner = _queue(os.path.join(tmp_path, "q.db"), max_running=1)
+        runner.gate = asyncio.Event()
+        running = queue.submit([{**DELAY, "duration": 86400}])
+        waiting = queue.submit([DELAY])
+        await asyncio.sleep(0)
+        assert queue.get(running).status == "running"
+        assert queue.cancel(running) == (True, f"Job {running} will be canceled")
+        await _finish(queue, running)
+        assert queue.get(running).status == "canceled"
+        runner.gate.set()
+        await _finish(queue, waiting)
+        assert queue.get(waiting).status == "success"
+    asyncio.run(main())
