@@ -357,7 +357,8 @@ async def _amain(paths: NodePaths, name: str, bind: str, port: int) -> int:
     with open(pidfile, "w", encoding="ascii") as handle:
         handle.write(f"{os.getpid()}\n")
     if not daemon.joined:
-        log.info("not in a cluster yet; join token: %s", join_token(paths))
+        # never the token itself: logs are read by more people than root
+        log.info("not in a cluster yet; 'cardume node join-token' prints the join token")
     log.info("node daemon %s listening on %s:%d", name, bind or "*", port)
     try:
         await stop.wait()
