@@ -12,11 +12,12 @@ import base64
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from cardume import constants, errors
+from cardume import constants, errors, storage_paths
 from cardume.node import facts, hypervisor, osapi, storage
 from cardume.node.cmd import CommandRunner
 from cardume.node.hypervisor.base import Hypervisor
@@ -29,6 +30,7 @@ log = logging.getLogger("cardume.noded")
 
 T = TypeVar("T")
 MAX_CHUNK = 16 * 1024 * 1024
+MAX_LISTED_FILES = 10000  # per storage directory in file_storage_list: a reply stays small
 MAX_SCRIPTS = 64  # OS scripts running at once on one node; more wait for a free thread
 REBOOT_TYPES = ("soft", "hard", "full")
 
@@ -108,6 +110,7 @@ class InstanceCalls:
         names = ["blockdev_create", "blockdev_remove", "blockdev_assemble",
                  "blockdev_shutdown", "blockdev_grow", "blockdev_rename", "blockdev_info",
                  "blockdev_read", "blockdev_write", "node_volumes", "node_storage",
+                 "file_storage_list",
                  "drbd_status", "drbd_connect", "drbd_disconnect", "drbd_set_role",
                  "drbd_replace_local",
                  "instance_os_add", "instance_os_rename", "instance_start",
@@ -134,7 +137,7 @@ class InstanceCalls:
 
     def disk(self, spec: Any, ssconf: dict[str, Any] | None = None) -> BlockDev:
         return storage.from_spec(spec, self._ssconf() if ssconf is None else ssconf,
-                                 self.identity, self.runner)
+                                 self.identity, self.runner, node_root=self.paths.root)
 
     def hv(self, name: Any) -> Hypervisor:
         if not isinstance(name, str):
@@ -390,6 +393,38 @@ class InstanceCalls:
                  "used": found["total"] - found["free"], "free": found["free"],
                  "allocatable": True}]
 
+    async def file_storage_list(self, args: Args, peer: PeerInfo) -> dict[str, Any]:
+        """{"dirs": {file_storage_dir|shared_file_storage_dir: cluster path}, "files"?: bool}
+        -> ``{"allowed": [dir] | null, "allowed_problems": [str], "refused": {key: reason},
+        "files": {key: [{"path", "local", "size"}]}, "truncated": {key: bool}}``.
+
+        Judges each directory as this node would before using it (cluster verify and
+        gnt-cluster modify ask), and lists the regular files below the accepted ones
+        (``files``, default true): cluster verify compares them with the disks it knows.
+        ``path`` is the cluster path, ``local`` where it is on this node, ``size`` MiB."""
+        dirs = args.get("dirs") or {}
+        if not isinstance(dirs, dict) or not all(
+                k in storage_paths.LABELS and isinstance(v, str) for k, v in dirs.items()):
+            raise errors.WrongInput("argument 'dirs' must map file_storage_dir or "
+                                    "shared_file_storage_dir to a path")
+        listing = bool(args.get("files", True))
+        root = self.paths.root
+
+        def scan() -> dict[str, Any]:
+            allowed, problems = storage_paths.read_allowed_paths(root)
+            reply: dict[str, Any] = {"allowed": allowed, "allowed_problems": problems,
+                                     "refused": {}, "files": {}, "truncated": {}}
+            for key, path in sorted(dirs.items()):
+                prefix = self.storage_prefix if key == "file_storage_dir" else ""
+                reason = storage.refused_dir(key, path, root, prefix)
+                if reason:
+                    reply["refused"][key] = reason
+                elif listing:
+                    found, cut = _disk_files(storage_paths.normal(path), prefix)
+                    reply["files"][key], reply["truncated"][key] = found, cut
+            return reply
+        return await _blocking(scan)
+
     # --- the OS -----------------------------------------------------------------------------
 
     async def instance_os_add(self, args: Args, peer: PeerInfo) -> None:
@@ -572,3 +607,27 @@ class InstanceCalls:
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await console.relay(path, key, reader, writer)
         return StreamUpgrade({"instance": name, "node": self.name}, run)
+
+
+def _disk_files(cluster_dir: str, prefix: str) -> tuple[list[dict[str, Any]], bool]:
+    """The regular files below a storage directory (symbolic links not followed), as
+    ``{"path": cluster path, "local": path here, "size": MiB}``; and whether the list was
+    cut at MAX_LISTED_FILES."""
+    local_dir = prefix.rstrip("/") + cluster_dir if prefix else cluster_dir
+    found: list[dict[str, Any]] = []
+    for top, subdirs, names in os.walk(local_dir):
+        subdirs.sort()
+        for name in sorted(names):
+            local = os.path.join(top, name)
+            try:
+                info = os.lstat(local)
+            except OSError:
+                continue  # removed while we walked
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if len(found) >= MAX_LISTED_FILES:
+                return found, True
+            cluster_path = cluster_dir + local[len(local_dir):]
+            found.append({"path": cluster_path, "local": local,
+                          "size": info.st_size // (1024 * 1024)})
+    return found, False

@@ -92,6 +92,8 @@ CALLS: dict[str, Call] = {c.name: c for c in (
          readonly=True),
     Call("node_storage", "fast", "space of one storage type (gnt-node list-storage)",
          readonly=True),
+    Call("file_storage_list", "fast", "the disk files in the node's file storage directories",
+         readonly=True),
     # instances and their OS
     Call("instance_os_add", "4hrs", "install an instance's OS (the OS create script)"),
     Call("instance_os_rename", "slow", "run the OS rename script of a renamed instance"),

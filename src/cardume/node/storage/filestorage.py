@@ -7,7 +7,9 @@ while ``sharedfile`` stays one directory every node sees, as NFS would.
 
 Every path is confined twice: the cluster path must lie strictly inside one of the allowed
 directories (no ``..`` escape, not the directory itself), and the local path, once symbolic
-links are resolved, must still lie inside that directory's local counterpart.
+links are resolved, must still lie inside that directory's local counterpart. The allowed
+directories themselves pass cardume.storage_paths' rules (storage/__init__.py checks them
+with this node's state directory and allowed list; here, at least, no system directory).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import contextlib
 import os
 from typing import Any
 
-from cardume import errors
+from cardume import errors, storage_paths
 from cardume.node.storage.base import BlockDev
 
 MIB = 1024 * 1024
@@ -28,20 +30,26 @@ def check_within(path: str, allowed: list[str]) -> str:
 
 
 def _confine(path: str, allowed: list[str]) -> tuple[str, str]:
-    """(normalized path, the allowed directory it lies in)."""
+    """(normalized path, the allowed directory it lies in).
+
+    An allowed directory that storage_paths refuses (``/``, ``/etc``, relative...) counts
+    as none: confinement to ``/`` would be no confinement at all."""
     if not isinstance(path, str) or not os.path.isabs(path):
         raise errors.WrongInput(f"file disk path '{path}' is not absolute")
     if "\0" in path:
         raise errors.WrongInput("file disk path contains a NUL byte")
-    normal = os.path.normpath(path)
+    normal = storage_paths.normal(path)
+    usable = []
     for base in allowed:
-        if not base:
+        try:
+            usable.append(storage_paths.check_syntax(base))
+        except storage_paths.PathRefused:
             continue
-        base = os.path.normpath(base)
-        if normal.startswith(base.rstrip(os.sep) + os.sep) and normal != base:
+    for base in usable:
+        if storage_paths.is_below(normal, base):
             return normal, base
     raise errors.WrongInput(f"file disk path '{path}' is outside the storage directories "
-                            f"({', '.join(a for a in allowed if a) or 'none configured'})")
+                            f"({', '.join(usable) or 'none configured'})")
 
 
 def normal_prefix(prefix: str | None) -> str:
