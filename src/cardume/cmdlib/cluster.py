@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cardume import __version__, constants, errors, objects, opcodes, uidpool
+from cardume import __version__, constants, errors, objects, opcodes, storage_paths, uidpool
 from cardume.cmdlib import common
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.jobs import locks
@@ -20,11 +21,21 @@ ENODEFILESTORAGEPATHS = "ENODEFILESTORAGEPATHS"
 ENODETIME = "ENODETIME"
 ENODESETUP = "ENODESETUP"
 ENODEORPHANINSTANCE = "ENODEORPHANINSTANCE"
+ENODEORPHANLV = "ENODEORPHANLV"
+ENODEORPHANFILE = "ENODEORPHANFILE"  # ours: Ganeti does not look for stray disk files
+ENODELVM = "ENODELVM"
+EINSTANCEMISSINGDISK = "EINSTANCEMISSINGDISK"
 EINSTANCEDOWN = "EINSTANCEDOWN"
 EINSTANCEWRONGNODE = "EINSTANCEWRONGNODE"
 
 CERT_WARN_DAYS = 30
 MAX_CLOCK_SKEW = 150.0  # seconds, as Ganeti's NODE_MAX_CLOCK_SKEW
+MAX_NAMED = 5  # instances named in one refusal; the rest are counted
+
+# The storage directory of each file-based template (the Cluster field, the ssconf key and
+# the node call's key are the same name).
+STORAGE_DIRS = {"file_storage_dir": constants.DT_FILE,
+                "shared_file_storage_dir": constants.DT_SHARED_FILE}
 
 
 @register
@@ -82,8 +93,107 @@ class LUClusterVerify(LogicalUnit):
                              f"while contacting node: {reason}")
                 continue
             self._verify_node(node, result.value, now)
+        self._verify_disk_paths(nodes)
+        await self._verify_orphan_files(online, dirs)
+        await self._verify_orphan_volumes(online)
         await self._verify_instances(online, nodes)
         return not self.bad
+
+    def _verified_instances(self, nodes: list[objects.Node]) -> list[objects.Instance]:
+        verified = {n.uuid for n in nodes}
+        return sorted((i for i in self.cfg.instances.values() if i.primary_node in verified),
+                      key=lambda i: i.name)
+
+    def _verify_disk_paths(self, nodes: list[objects.Node]) -> None:
+        """Every file and sharedfile disk lies inside the cluster's storage directory for its
+        template: nodes refuse any other path, so such an instance can't start."""
+        cluster = self.cfg.get_cluster()
+        self.log_info("* Verifying file storage paths")
+        for inst in self._verified_instances(nodes):
+            for index, disk in enumerate(inst.disks):
+                key = file_dir_key(disk.dev_type)
+                if key is None or len(disk.logical_id) != 2:
+                    continue
+                base = getattr(cluster, key)
+                path = str(disk.logical_id[1])
+                if not base or not storage_paths.is_below(storage_paths.normal(path),
+                                                          storage_paths.normal(base)):
+                    self._report(
+                        "ERROR", EINSTANCEMISSINGDISK, "instance", inst.name,
+                        f"disk/{index} '{path}' is outside the {storage_paths.label(key)} "
+                        f"'{base}', so its node refuses it and the instance can't start "
+                        f"(gnt-cluster modify {storage_paths.OPTIONS[key]} with a directory "
+                        "that holds it)")
+
+    async def _verify_orphan_files(self, online: list[objects.Node],
+                                   dirs: Mapping[str, str]) -> None:
+        """Each node's judgement of the storage directories (refused ones are
+        ENODEFILESTORAGEPATHS), and disk files in them that no instance's disk is: left by
+        an interrupted add or move. A sharedfile directory is one for every node, so each
+        of its orphans is reported once."""
+        if not dirs:
+            return
+        self.log_info("* Verifying orphan disk files")
+        results = await self.rpc.call_many(online, "file_storage_list", {"dirs": dict(dirs)})
+        local, shared = file_disk_claims(self.cfg.instances.values())
+        seen_shared: set[str] = set()
+        for node in online:
+            result = results[node.name]
+            if result.error is not None:
+                continue  # node_verify has reported the node as unreachable
+            reply = result.value or {}
+            for problem in reply.get("allowed_problems") or []:
+                self._report("WARNING", ENODEFILESTORAGEPATHS, "node", node.name,
+                             f"{storage_paths.ALLOWED_PATHS_FILE}: {problem} (entry ignored)")
+            for key, reason in sorted((reply.get("refused") or {}).items()):
+                self._report("ERROR", ENODEFILESTORAGEPATHS, "node", node.name,
+                             f"the {storage_paths.label(key)} is refused here: {reason}")
+            for key, files in sorted((reply.get("files") or {}).items()):
+                if (reply.get("truncated") or {}).get(key):
+                    self._report("WARNING", ENODEFILESTORAGEPATHS, "node", node.name,
+                                 f"more than {len(files)} files in the "
+                                 f"{storage_paths.label(key)}: only those were checked")
+                for entry in files:
+                    path = str(entry.get("path", ""))
+                    if key == "shared_file_storage_dir":
+                        if path in shared or path in seen_shared:
+                            continue
+                        seen_shared.add(path)
+                    elif path in local.get(node.uuid, set()):
+                        continue
+                    self._report("WARNING", ENODEORPHANFILE, "node", node.name,
+                                 f"disk file {path} is unknown: no instance's disk uses it "
+                                 f"(if nothing else does, remove it with "
+                                 f"'rm -- {entry.get('local', path)}' on {node.name})")
+
+    async def _verify_orphan_volumes(self, online: list[objects.Node]) -> None:
+        """Logical volumes of the cluster's volume group that no instance's disk is (as
+        Ganeti's ENODEORPHANLV, a warning): left by an interrupted add, a replace-disks
+        whose old volumes were not removed, or made by hand."""
+        cluster = self.cfg.get_cluster()
+        vg = cluster.volume_group_name
+        lvm = {constants.DT_PLAIN, constants.DT_DRBD8} & set(cluster.enabled_disk_templates)
+        if not vg or not lvm:
+            return
+        self.log_info("* Verifying orphan volumes")
+        nodes = [n for n in online if n.vm_capable]
+        results = await self.rpc.call_many(nodes, "node_volumes", {"vg": vg})
+        claims = volume_claims(self.cfg.instances.values())
+        for node in nodes:
+            result = results[node.name]
+            if result.error is not None:
+                reason = str(result.error).removeprefix(f"node {node.name}: ")
+                self._report("ERROR", ENODELVM, "node", node.name,
+                             f"can't list the logical volumes of {vg}: {reason}")
+                continue
+            names = dict.fromkeys((str(v.get("vg", "")), str(v.get("name", "")))
+                                  for v in result.value or [])  # one row per PV
+            for lv_vg, lv in names:
+                if lv_vg == vg and (lv_vg, lv) not in claims.get(node.uuid, set()):
+                    self._report("WARNING", ENODEORPHANLV, "node", node.name,
+                                 f"volume {lv_vg}/{lv} is unknown: no instance's disk uses "
+                                 f"it (if nothing else does, remove it with 'lvremove "
+                                 f"{lv_vg}/{lv}' on {node.name})")
 
     async def _verify_instances(self, online: list[objects.Node],
                                 nodes: list[objects.Node]) -> None:
@@ -224,11 +334,9 @@ class LUClusterSetParams(LogicalUnit):
             if not path.startswith("/"):
                 raise errors.WrongInput(f"OS search path entry '{path}' must be an absolute "
                                         "path")
-        for key in ("file_storage_dir", "shared_file_storage_dir"):
-            value = getattr(op, key)
-            if value is not None and value and not value.startswith("/"):
-                raise errors.WrongInput(f"{key.replace('_', ' ')} must be an absolute path, "
-                                        f"not '{value}'")
+        # the new storage directories, normalised ("" unsets one)
+        self.storage_dirs = {key: check_storage_dir(key, getattr(op, key))
+                             for key in STORAGE_DIRS if getattr(op, key) is not None}
 
     async def check_prereq(self) -> None:
         cluster = self.cfg.get_cluster()
@@ -244,7 +352,55 @@ class LUClusterSetParams(LogicalUnit):
             if missing:
                 raise errors.WrongState(
                     f"disk template(s) {', '.join(sorted(missing))} still used by instances")
+        await self._check_storage_dirs(cluster)
         self.cluster = self.cfg.edit(cluster)
+
+    async def _check_storage_dirs(self, cluster: objects.Cluster) -> None:
+        """The storage directory of each enabled file template, after this change: set,
+        still holding the disks of the instances that use it (nodes only use disk files
+        inside it), and accepted by every node (its state directory, its allowed list)."""
+        op = self.op
+        enabled = (op.enabled_disk_templates if op.enabled_disk_templates is not None
+                   else cluster.enabled_disk_templates)
+        ask: dict[str, str] = {}
+        for key, template in STORAGE_DIRS.items():
+            old = getattr(cluster, key)
+            new = self.storage_dirs.get(key, old)
+            if template not in enabled:
+                continue
+            if not new:
+                raise errors.WrongInput(
+                    f"the {storage_paths.label(key)} can't be empty while the {template} disk "
+                    f"template is enabled", f"give {storage_paths.OPTIONS[key]} a directory")
+            if new != old:
+                check_not_stranded(key, old, new, self.cfg.instances.values())
+            if new != old or template not in cluster.enabled_disk_templates:
+                ask[key] = new
+        if ask:
+            await self._ask_nodes(ask)
+
+    async def _ask_nodes(self, dirs: dict[str, str]) -> None:
+        """Each online node judges the new directories by its own rules; a node that does
+        not answer is warned about (cluster verify reports it once it answers)."""
+        nodes = [n for n in self.cfg.sorted_nodes() if not n.offline]
+        results = await self.rpc.call_many(nodes, "file_storage_list",
+                                           {"dirs": dirs, "files": False})
+        for key in dirs:
+            refusing = [(n.name, results[n.name].value["refused"][key]) for n in nodes
+                        if results[n.name].error is None
+                        and key in ((results[n.name].value or {}).get("refused") or {})]
+            if refusing:
+                name, reason = refusing[0]
+                others = ", ".join(n for n, _ in refusing[1:MAX_NAMED + 1])
+                raise errors.WrongInput(
+                    f"node {name} refuses the {storage_paths.label(key)}: {reason}",
+                    (f"{others} too; " if others else "")
+                    + "choose a directory every node allows")
+        for node in nodes:
+            error = results[node.name].error
+            if error is not None:
+                self.log_warning(f"could not check the storage directories on {node.name} "
+                                 f"({error}); run 'gnt-cluster verify' once it answers")
 
     async def exec(self) -> list[tuple[str, str]]:
         op = self.op
@@ -277,8 +433,6 @@ class LUClusterSetParams(LogicalUnit):
         simple = {
             "vg_name": "volume_group_name", "enabled_hypervisors": "enabled_hypervisors",
             "enabled_disk_templates": "enabled_disk_templates",
-            "file_storage_dir": "file_storage_dir",
-            "shared_file_storage_dir": "shared_file_storage_dir",
             "master_netdev": "master_netdev", "candidate_pool_size": "candidate_pool_size",
             "mac_prefix": "mac_prefix", "max_running_jobs": "max_running_jobs",
             "max_tracked_jobs": "max_tracked_jobs", "default_iallocator": "default_iallocator",
@@ -289,6 +443,10 @@ class LUClusterSetParams(LogicalUnit):
             if value is not None and value != getattr(cluster, attr):
                 setattr(cluster, attr, value)
                 changes.append((attr, str(value)))
+        for key, value in self.storage_dirs.items():
+            if value != getattr(cluster, key):
+                setattr(cluster, key, value)
+                changes.append((key, value))
         pool = cluster.uid_pool
         if "uid_pool" in self.uid_changes:
             pool = self.uid_changes["uid_pool"]
@@ -319,6 +477,105 @@ class LUClusterSetParams(LogicalUnit):
             self.ctx.queue.max_running = op.max_running_jobs
         await self.push_node_state()
         return changes
+
+
+def file_dir_key(dev_type: str) -> str | None:
+    """The cluster field holding the storage directory of a file-based disk type."""
+    return next((k for k, t in STORAGE_DIRS.items() if t == dev_type), None)
+
+
+def check_storage_dir(key: str, value: Any, state_dir: str | None = None) -> str:
+    """A --file-storage-dir or --shared-file-storage-dir value in its normal form ("" is
+    kept: it unsets the directory), or a one-line WrongInput naming the value and what was
+    expected. With ``state_dir`` (gnt-cluster init, on the node itself) the node's own rules
+    apply too: its state directory and its list of allowed storage paths."""
+    if value == "":
+        return ""
+    if state_dir is None:
+        try:
+            return storage_paths.check_syntax(value)
+        except storage_paths.PathRefused as err:
+            raise errors.WrongInput(f"invalid {storage_paths.label(key)}: {err}") from None
+    allowed = storage_paths.read_allowed_paths(state_dir)[0]
+    reason = storage_paths.node_reason(value, state_dir, allowed)
+    if reason:
+        raise errors.WrongInput(f"invalid {storage_paths.label(key)}: {reason}")
+    return storage_paths.normal(str(value))
+
+
+def check_init_storage_dirs(opts: Any, state_dir: str | None = None) -> None:
+    """gnt-cluster init's check of its two storage directories (``opts``: bootstrap's
+    InitOptions, normalised in place): each one valid, and set when its template is
+    enabled."""
+    for key, template in STORAGE_DIRS.items():
+        value = check_storage_dir(key, getattr(opts, key), state_dir)
+        if not value and template in opts.enabled_disk_templates:
+            raise errors.WrongInput(
+                f"the {storage_paths.label(key)} can't be empty while the {template} disk "
+                f"template is enabled", f"give {storage_paths.OPTIONS[key]} a directory")
+        setattr(opts, key, value)
+
+
+def check_not_stranded(key: str, old: str, new: str,
+                       instances: Iterable[objects.Instance]) -> None:
+    """Refuse a new storage directory that leaves existing disks outside it: disks record
+    their absolute path, and nodes use only disk files inside the cluster's directory, so
+    those instances could no longer start (a directory that contains the old one is
+    fine: every disk stays inside it)."""
+    dev_type = STORAGE_DIRS[key]
+    base = storage_paths.normal(new)
+    stranded = sorted({inst.name for inst in instances for disk in inst.disks
+                       if disk.dev_type == dev_type and len(disk.logical_id) == 2
+                       and not storage_paths.is_below(
+                           storage_paths.normal(str(disk.logical_id[1])), base)})
+    if not stranded:
+        return
+    named = ", ".join(stranded[:MAX_NAMED])
+    if len(stranded) > MAX_NAMED:
+        named += f" and {len(stranded) - MAX_NAMED} more"
+    raise errors.WrongState(
+        f"changing the {storage_paths.label(key)} to '{new}' would strand instance(s) "
+        f"{named}: their disks are in '{old}', outside it, and could no longer be used",
+        "remove those instances first (gnt-instance remove), or choose a directory that "
+        f"contains '{old}'")
+
+
+def file_disk_claims(instances: Iterable[objects.Instance]
+                     ) -> tuple[dict[str, set[str]], set[str]]:
+    """(node uuid -> paths of the file disks it holds, paths of the sharedfile disks): a
+    file disk lives on its instance's primary node, a sharedfile disk on every node."""
+    local: dict[str, set[str]] = {}
+    shared: set[str] = set()
+    for inst in instances:
+        for disk in inst.disks:
+            if len(disk.logical_id) != 2:
+                continue
+            path = storage_paths.normal(str(disk.logical_id[1]))
+            if disk.dev_type == constants.DT_FILE:
+                local.setdefault(inst.primary_node, set()).add(path)
+            elif disk.dev_type == constants.DT_SHARED_FILE:
+                shared.add(path)
+    return local, shared
+
+
+def volume_claims(instances: Iterable[objects.Instance]) -> dict[str, set[tuple[str, str]]]:
+    """node uuid -> the ``(vg, lv)`` of every logical volume an instance's disk uses there:
+    plain disks, and the data and metadata volumes under drbd disks (on both nodes)."""
+    claims: dict[str, set[tuple[str, str]]] = {}
+
+    def walk(disk: objects.Disk, nodes: list[str]) -> None:
+        nodes = list(disk.nodes) or nodes
+        if disk.dev_type == constants.DT_PLAIN and len(disk.logical_id) == 2:
+            for node in nodes:
+                claims.setdefault(node, set()).add(
+                    (str(disk.logical_id[0]), str(disk.logical_id[1])))
+        for child in disk.children:
+            walk(child, nodes)
+
+    for inst in instances:
+        for disk in inst.disks:
+            walk(disk, [inst.primary_node])
+    return claims
 
 
 def check_mac_prefix(prefix: str) -> None:
