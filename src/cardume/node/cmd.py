@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardume import errors
+from cardume.node import children
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,9 @@ class CommandRunner:
 
 class SubprocessRunner(CommandRunner):
     """The real runner: resolves ``argv[0]`` in the system directories, runs it in its own
-    process group with a time limit (SIGTERM, then SIGKILL to the whole group)."""
+    process group with a time limit (SIGTERM, then SIGKILL to the whole group). The group
+    is recorded while it runs (children.py), so it dies with the node daemon, and whatever
+    the command left in it is killed when it ends."""
 
     def __init__(self, search_path: str = SEARCH_PATH) -> None:
         self.search_path = search_path
@@ -147,17 +150,22 @@ class SubprocessRunner(CommandRunner):
                                     close_fds=True, start_new_session=True)
         except OSError as err:
             raise errors.ExecError(f"can't run {argv[0]}: {err.strerror}") from None
-        try:
-            out, err_text = proc.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            kill_group(proc, signal.SIGTERM)
+        with children.bound(proc.pid):  # so it dies with the node daemon
             try:
-                proc.communicate(timeout=KILL_GRACE)
+                out, err_text = proc.communicate(input, timeout=timeout)
             except subprocess.TimeoutExpired:
+                kill_group(proc, signal.SIGTERM)
+                try:
+                    proc.communicate(timeout=KILL_GRACE)
+                except subprocess.TimeoutExpired:
+                    kill_group(proc, signal.SIGKILL)
+                    proc.communicate()
+                raise errors.ExecError(f"'{describe(argv)}' did not finish in {timeout:g} s") \
+                    from None
+            finally:
+                # what it left running in its group goes with it (a daemonizing program,
+                # such as QEMU with -daemonize, has left the group for a session of its own)
                 kill_group(proc, signal.SIGKILL)
-                proc.communicate()
-            raise errors.ExecError(f"'{describe(argv)}' did not finish in {timeout:g} s") \
-                from None
         return Result(proc.returncode, out, err_text, tuple(argv))
 
 

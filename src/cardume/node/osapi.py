@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from cardume import errors
+from cardume.node import children
 from cardume.node.cmd import KILL_GRACE, kill_group
 from cardume.node.storage import loop
 
@@ -401,7 +402,8 @@ _running_lock = threading.Lock()
 
 
 def terminate_all() -> int:
-    """Kill every script still running (the node daemon is stopping); returns how many."""
+    """Kill every script still running (the node daemon is stopping); returns how many.
+    (A node daemon that is killed can't do this: children.py's sentinel does it then.)"""
     with _running_lock:
         procs = list(_running)
     for proc in procs:
@@ -435,7 +437,8 @@ def execute(argv: list[str], *, cwd: str, env: dict[str, str], output: IO[bytes]
             timeout: float, stdin: int | IO[bytes] = subprocess.DEVNULL) -> ScriptResult:
     """Run argv (no shell) in its own process group; stdout and stderr go to output.
 
-    After ``timeout`` seconds the whole group gets SIGTERM, then SIGKILL.
+    After ``timeout`` seconds the whole group gets SIGTERM, then SIGKILL. The group is
+    recorded while the script runs (children.py), so it dies with the node daemon.
     """
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin, stdout=output,
@@ -448,18 +451,20 @@ def execute(argv: list[str], *, cwd: str, env: dict[str, str], output: IO[bytes]
     with _running_lock:
         _running.add(proc)
     try:
-        try:
-            code: int | None = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = None
-            kill_group(proc, signal.SIGTERM)
+        with children.bound(proc.pid):  # it dies with the node daemon, even a killed one
             try:
-                proc.wait(timeout=KILL_GRACE)
+                code: int | None = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                code = None
+                kill_group(proc, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=KILL_GRACE)
+                except subprocess.TimeoutExpired:
+                    kill_group(proc, signal.SIGKILL)
+                    proc.wait()
+            finally:
+                # children the script left behind in its group die with it
                 kill_group(proc, signal.SIGKILL)
-                proc.wait()
-        # children the script left behind in its group die with it
-        kill_group(proc, signal.SIGKILL)
     finally:
         with _running_lock:
             _running.discard(proc)

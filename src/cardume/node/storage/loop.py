@@ -4,6 +4,8 @@
 (``losetup --find --show``) and always detaches them again (``losetup -d``) when the block
 ends, whether it ended normally, by an exception or by a timeout. Before detaching it
 flushes each device (fsync), so nothing a script wrote stays behind in the device's cache.
+While attached, each device is recorded (node/children.py), so that if the node daemon is
+killed meanwhile its sentinel detaches it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import contextlib
 import logging
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
 from cardume import errors
+from cardume.node import children
+from cardume.node.cmd import Result, default_runner
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +37,10 @@ def losetup() -> str:
     return found
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=COMMAND_TIMEOUT, env={"PATH": SEARCH_PATH})
-    except subprocess.TimeoutExpired:
-        raise errors.EnvironmentProblem(f"'{' '.join(argv)}' did not finish in "
-                                        f"{COMMAND_TIMEOUT:.0f} s") from None
+def _run(argv: list[str]) -> Result:
+    """losetup through the node's command runner: recorded while it runs, like every
+    command of a call (children.py)."""
+    return default_runner().run(argv, timeout=COMMAND_TIMEOUT, check=False)
 
 
 class LoopDevices:
@@ -49,17 +49,20 @@ class LoopDevices:
     def __init__(self) -> None:
         self.attached: list[str] = []
         self.flush_errors: list[str] = []
+        self._records: dict[str, str | None] = {}
 
     def attach(self, path: str) -> str:
         proc = _run([losetup(), "--find", "--show", path])
         device = proc.stdout.strip()
-        if proc.returncode != 0 or not device.startswith("/dev/"):
+        if proc.rc != 0 or not device.startswith("/dev/"):
             reason = (proc.stderr.strip() or proc.stdout.strip()
-                      or f"exit code {proc.returncode}").splitlines()[-1]
+                      or f"exit code {proc.rc}").splitlines()[-1]
             raise errors.EnvironmentProblem(
                 f"can't attach {path} to a loop device: {reason}",
                 "loop devices need root and the loop kernel module (modprobe loop)")
         self.attached.append(device)
+        # a node daemon killed while the script runs can't detach it: its sentinel will
+        self._records[device] = children.record_loop(device, path)
         return device
 
     def detach_all(self) -> list[str]:
@@ -73,6 +76,7 @@ class LoopDevices:
                 self.flush_errors.append(problem)
             if not detach(device):
                 stuck.append(device)
+            children.forget(self._records.pop(device, None))
         return stuck
 
 
@@ -105,9 +109,9 @@ def detach(device: str) -> bool:
         except errors.CardumeError as err:
             reason = str(err)
             break
-        if proc.returncode == 0:
+        if proc.rc == 0:
             return True
-        reason = proc.stderr.strip() or f"exit code {proc.returncode}"
+        reason = proc.stderr.strip() or f"exit code {proc.rc}"
         if "No such device" in reason:
             return True
         time.sleep(min(0.05 * (attempt + 1), 0.5))
