@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cardume import errors, objects
-from cardume.rpc.calls import CALLS
+from cardume.rpc.calls import CALLS, Call
 from cardume.rpc.transport import Result, RpcClient
 
 
@@ -15,21 +15,24 @@ class NodeRpc:
     def __init__(self, client: RpcClient) -> None:
         self.client = client
 
-    def _timeout(self, call: str, timeout: float | None) -> float:
+    def _spec(self, call: str) -> Call:
         spec = CALLS.get(call)
         if spec is None:
             raise errors.InternalError(f"RPC call {call!r} is not in the call table")
-        return timeout if timeout is not None else spec.seconds
+        return spec
 
     async def call(self, node: objects.Node, call: str, args: dict[str, Any] | None = None,
                    timeout: float | None = None) -> Any:
         """One call to one node; errors name the node."""
-        seconds = self._timeout(call, timeout)
+        spec = self._spec(call)
         if node.offline:
             raise errors.RpcError(f"node {node.name} is marked offline", node=node.name)
         try:
-            return await self.client.call(node.primary_ip, node.port, call, args or {},
-                                          seconds)
+            # A call that changes things carries an idempotency key, so it runs once even
+            # if the transport has to resend it.
+            return await self.client.call(
+                node.primary_ip, node.port, call, args or {},
+                timeout if timeout is not None else spec.seconds, readonly=spec.readonly)
         except errors.RpcError as err:
             if err.message.startswith(f"node {node.name}"):
                 raise
