@@ -8,7 +8,7 @@ from typing import Any
 
 from cardume import errors
 from cardume.cli import common, listing
-from cardume.cli.luxi import Client
+from cardume.cli.luxi import MASTER_RESTART_WAIT, Client
 
 
 def build(sub: Any) -> None:
@@ -75,9 +75,16 @@ def submit_job(args: argparse.Namespace) -> int:
                 raise errors.WrongInput(f"job refused: {value}")
             ids.append(int(value))
         failed = 0
-        for job_id in ids:
+        for index, job_id in enumerate(ids):
             try:
-                client.wait_job(job_id, feedback=False)
+                # across a master restart: requeued jobs run then, and their outcome counts
+                client.wait_job(job_id, feedback=False, reconnect=MASTER_RESTART_WAIT)
+            except errors.MasterUnreachable as err:
+                unknown = ids[index:]
+                failed += len(unknown)
+                print(f"job{'s' if len(unknown) > 1 else ''} "
+                      f"{', '.join(map(str, unknown))}: outcome unknown: {err}")
+                break
             except errors.CardumeError as err:
                 failed += 1
                 print(f"job {job_id} failed: {err}")

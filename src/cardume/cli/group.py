@@ -1,4 +1,4 @@
-"""gnt-group: node groups."""
+"""gnt-group: node groups and their tags."""
 
 from __future__ import annotations
 
@@ -61,6 +61,14 @@ def build(sub: Any) -> None:
         p.add_argument("groups", nargs="*", help="groups (default: all)")
         p.set_defaults(func=info)
 
+    for action in ("add-tags", "remove-tags", "list-tags"):
+        p = sub.add_parser(action, help=f"{action.replace('-', ' ')} of a node group")
+        p.add_argument("group", help="name of the group")
+        if action != "list-tags":
+            p.add_argument("tags", nargs="+", help="tags")
+            common.add_job_options(p)
+        p.set_defaults(func=tags, action=action)
+
 
 def _diskparams(items: list[str]) -> dict[str, Any] | None:
     if not items:
@@ -122,4 +130,16 @@ def info(args: argparse.Namespace) -> int:
         print("  Disk parameters:")
         common.print_tree(group["diskparams"], 2)
         print(f"  Tags: {', '.join(group['tags']) or '(none)'}")
+    return 0
+
+
+def tags(args: argparse.Namespace) -> int:
+    if args.action == "list-tags":
+        rows = common.query_objects("group", ["tags"], [args.group])
+        for tag in rows[0]["tags"]:
+            print(tag)
+        return 0
+    op_id = "OP_TAGS_SET" if args.action == "add-tags" else "OP_TAGS_DEL"
+    common.run_job(args, [{"OP_ID": op_id, "kind": "nodegroup", "name": args.group,
+                           "tags": args.tags}])
     return 0

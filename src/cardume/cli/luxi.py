@@ -42,20 +42,80 @@ def master_socket_path(env: dict[str, str] | None = None) -> str:
     return local.master_socket
 
 
+# How long a command that waits across a master restart (gnt-debug submit-job) keeps
+# trying to reach the master again before it gives up.
+MASTER_RESTART_WAIT = 300.0
+
+
+def permission_error(path: str, prog: str = "gnt-*") -> errors.EnvironmentProblem:
+    """The one line for a user who may not open the master's socket or read this node's
+    state (its keys, ssconf): who may, and the owner and mode of the path when visible."""
+    seen = ""
+    try:
+        info = os.stat(path)
+        import grp
+        import pwd
+        try:
+            owner = pwd.getpwuid(info.st_uid).pw_name
+        except KeyError:
+            owner = str(info.st_uid)
+        try:
+            group = grp.getgrgid(info.st_gid).gr_name
+        except KeyError:
+            group = str(info.st_gid)
+        seen = f" (owner {owner}, group {group}, mode {info.st_mode & 0o7777:04o})"
+    except OSError:
+        pass  # not even visible to this user: the path alone says where
+    who = ("the gnt-* commands must run as root (or a user who may open the socket)"
+           if prog.startswith("gnt-") else
+           f"{prog} must run as root here (or as a user who may use that path)")
+    return errors.EnvironmentProblem(f"permission denied on {path}{seen}: {who}")
+
+
 class Client:
     def __init__(self, path: str | None = None, timeout: float = 120.0) -> None:
+        self._follow_master = path is None  # a reconnect finds the master again
         self.path = path or master_socket_path()
-        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        self._sock.settimeout(timeout)
+        self._timeout = timeout
+        self._sock = self._connect(self.path)
+        self._buffer = b""
+
+    def _connect(self, path: str) -> Any:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sock.settimeout(self._timeout)
         try:
-            self._sock.connect(self.path)
+            sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError):
-            self._sock.close()
+            sock.close()
             raise errors.MasterUnreachable(
-                f"the master daemon does not answer at {self.path}",
+                f"the master daemon does not answer at {path}",
                 "is cardume-masterd running? ('cardume vcluster up' restarts a local "
                 "cluster's daemons)") from None
+        except PermissionError:
+            sock.close()
+            raise permission_error(path) from None
+        return sock
+
+    def reconnect(self, within: float) -> None:
+        """Connect to the master again, trying for up to ``within`` seconds (it may be
+        restarting); MasterUnreachable if it doesn't come back in time."""
+        self._sock.close()
         self._buffer = b""
+        deadline = time.monotonic() + within
+        pause = 0.1
+        while True:
+            try:
+                path = master_socket_path() if self._follow_master else self.path
+                self._sock = self._connect(path)
+                self.path = path
+                return
+            except (errors.MasterUnreachable, errors.NotCluster) as err:
+                if time.monotonic() + pause > deadline:
+                    raise errors.MasterUnreachable(
+                        f"the master daemon did not come back within {within:.0f}s "
+                        f"({err.message})") from None
+            time.sleep(pause)  # a retry interval, not a wait for a condition
+            pause = min(pause * 2, 2.0)
 
     def close(self) -> None:
         self._sock.close()
@@ -90,12 +150,31 @@ class Client:
     def submit(self, ops: list[dict[str, Any]]) -> int:
         return int(self.call("SubmitJob", ops))
 
-    def wait_job(self, job_id: int, feedback: bool = True) -> list[Any]:
-        """Stream the job's log lines until it ends; its op results, or raise its error."""
+    def wait_job(self, job_id: int, feedback: bool = True,
+                 reconnect: float = 0.0) -> list[Any]:
+        """Stream the job's log lines until it ends; its op results, or raise its error.
+
+        With ``reconnect`` seconds, a lost master is waited for (a restart requeues the
+        jobs that had not started, and they run then): the job's real outcome is reported,
+        not the lost connection."""
         status: str | None = None
         serial = 0
         while True:
-            change = self.call("WaitForJobChange", job_id, status, serial, 30.0)
+            try:
+                change = self.call("WaitForJobChange", job_id, status, serial, 30.0)
+            except errors.MasterUnreachable as err:
+                hint = (f"job {job_id} may still run: 'gnt-job watch {job_id}' follows it "
+                        "once the master daemon answers")
+                if reconnect <= 0:
+                    raise errors.MasterUnreachable(
+                        f"{err.message} while waiting for job {job_id}", hint) from None
+                print(f"Lost the master daemon while waiting for job {job_id}; waiting up to "
+                      f"{reconnect:.0f}s for it to come back", file=sys.stderr, flush=True)
+                try:
+                    self.reconnect(reconnect)
+                except errors.MasterUnreachable as lost:
+                    raise errors.MasterUnreachable(lost.message, hint) from None
+                continue
             if change == "nochange":
                 continue
             status = change["status"]

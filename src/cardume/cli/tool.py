@@ -12,8 +12,12 @@ from cardume import paths
 def build(sub: Any) -> None:
     p = sub.add_parser("vcluster", help="a whole cluster on this machine (loopback addresses)")
     vsub = p.add_subparsers(dest="vcommand", metavar="ACTION", required=True)
-    up = vsub.add_parser("up", help="start (or restart) a local cluster")
-    up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    up = vsub.add_parser("up", help="start (or restart) a local cluster",
+                         description="Start a local cluster, or start again whatever of an "
+                         "existing one is not running.")
+    up.add_argument("--nodes", type=int, help="number of nodes: a new cluster gets 3 by "
+                    "default; an existing one keeps its size, grows to a larger number, and "
+                    "refuses a smaller one (nodes are never removed)")
     up.add_argument("--root", required=True, help="state directory of the cluster")
     up.add_argument("--base-ip", help="address of node1 (default: the first free "
                     "127.0.N.11, remembered for the root)")
@@ -48,7 +52,8 @@ def vcluster_up(args: argparse.Namespace) -> int:
     cluster = VCluster(args.root, base_ip=args.base_ip, port=args.port)
     for line in cluster.up(args.nodes, cluster_name=args.name):
         print(line)
-    print(f"Local cluster with {len(cluster.existing_nodes())} nodes is up. Use it with:")
+    size = cluster.size()
+    print(f"Local cluster with {size} node{'s' if size != 1 else ''} is up. Use it with:")
     print(f"  export CARDUME_ROOT={cluster.root}")
     print("  gnt-node list")
     return 0

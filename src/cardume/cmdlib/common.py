@@ -9,31 +9,61 @@ from cardume import constants, errors, objects
 from cardume.cli.params import check_param_types
 from cardume.config.writer import ConfigWriter
 
-_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,251}[a-zA-Z0-9])?$")
-_GROUP_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_.+-]{0,62}$")
-_TAG_RE = re.compile(r"^[\w.+*/:@-]{1,128}$")
+# Names of instances, nodes and the cluster are DNS names (RFC 1123): dot-separated labels
+# of 1-63 ASCII letters, digits and '-', neither first nor last a '-'.
+_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", re.ASCII)
+# DNS allows 253 characters, but an instance's name also goes into file names, whose
+# limit is 255 bytes: the longest is an OS script's log, "<script>-NAME-<26-character
+# timestamp>.log" (NAME + 38 with the 6-letter script names), next the hypervisors'
+# runtime files while they are written, "NAME.json.tmp<pid>.<thread id>" (NAME + up to
+# 37). 200 leaves room for both, and for a longer suffix to come. (Sockets are named by
+# a hash of the name, so the 107-byte limit of their paths does not depend on it.)
+MAX_NAME_LENGTH = 200
+_GROUP_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_.+-]{0,62}", re.ASCII)
+# Ganeti's tag rule, ASCII only: \w would let in every Unicode letter and digit.
+_TAG_RE = re.compile(r"[A-Za-z0-9.+*/:@_-]{1,128}", re.ASCII)
+_TAG_RULE = "1-128 ASCII letters, digits or .+*/:@_-"
+
+
+def _shown(name: str) -> str:
+    """A name as an error quotes it: a very long one cut, so the line stays readable."""
+    return name if len(name) <= 40 else f"{name[:32]}..."
 
 
 def check_hostname(name: str, what: str = "node") -> str:
-    if not _NAME_RE.match(name) or ".." in name:
-        raise errors.WrongInput(
-            f"invalid {what} name '{name}': expected letters, digits, '-', '.', '_'")
+    """The one check of instance, node and cluster names: a DNS name short enough for
+    every file name cardume builds from it (see MAX_NAME_LENGTH)."""
+    if not isinstance(name, str) or not name:
+        raise errors.WrongInput(f"invalid {what} name {name!r}: expected a DNS name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise errors.WrongInput(f"{what} name '{_shown(name)}' is too long: {len(name)} "
+                                f"characters, at most {MAX_NAME_LENGTH}")
+    for label in name.split("."):
+        if len(label) > 63:
+            raise errors.WrongInput(
+                f"invalid {what} name '{_shown(name)}': its label '{_shown(label)}' has "
+                f"{len(label)} characters, at most 63")
+        if not _LABEL_RE.fullmatch(label):
+            raise errors.WrongInput(
+                f"invalid {what} name {_shown(name)!r}: expected a DNS name, dot-separated "
+                "labels of 1-63 ASCII letters, digits and '-' (not first or last)")
     return name
 
 
 def check_group_name(name: str) -> str:
-    if not _GROUP_RE.match(name):
+    if not isinstance(name, str) or not _GROUP_RE.fullmatch(name):
         raise errors.WrongInput(
-            f"invalid group name '{name}': expected up to 63 letters, digits, '_.+-'")
+            f"invalid group name {_shown(str(name))!r}: expected up to 63 ASCII letters, "
+            "digits and '_.+-' (not starting with '.', '+' or '-')")
     return name
 
 
 def check_tags(tags: list[str]) -> None:
-    """Ganeti's tag syntax: 1-128 letters, digits or .+*/:@-_ each."""
+    """Ganeti's tag syntax, for cluster, node, group and instance tags alike."""
     for tag in tags:
-        if not isinstance(tag, str) or not _TAG_RE.match(tag):
-            raise errors.WrongInput(f"invalid tag '{tag}': expected 1-128 letters, digits "
-                                    "or .+*/:@-_")
+        if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):
+            shown = _shown(tag) if isinstance(tag, str) else tag
+            raise errors.WrongInput(f"invalid tag {shown!r}: expected {_TAG_RULE}")
 
 
 def check_params(values: dict[str, Any] | None, types: dict[str, str], what: str,

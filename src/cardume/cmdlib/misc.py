@@ -16,9 +16,12 @@ _LEVEL_OF_KIND = {"instance": locks.LEVEL_INSTANCE, "node": locks.LEVEL_NODE,
 
 class _TagsBase(LogicalUnit):
     def check_arguments(self) -> None:
-        common.check_tags(self.op.tags)
+        self.check_tag_syntax()
         if self.op.kind != "cluster" and not self.op.name:
             raise errors.WrongInput(f"tags of a {self.op.kind} need its name")
+
+    def check_tag_syntax(self) -> None:
+        common.check_tags(self.op.tags)
 
     def declare_locks(self) -> dict[str, tuple[Any, bool]]:
         level = _LEVEL_OF_KIND.get(self.op.kind)
@@ -55,6 +58,11 @@ class LUTagsSet(_TagsBase):
 @register
 class LUTagsDel(_TagsBase):
     OP = opcodes.OpTagsDel
+
+    def check_tag_syntax(self) -> None:
+        # Tags stored before the ASCII rule was enforced must stay removable: a tag that
+        # isn't there is refused by name in check_prereq anyway.
+        pass
 
     async def check_prereq(self) -> None:
         await super().check_prereq()

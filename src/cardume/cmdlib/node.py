@@ -38,7 +38,8 @@ class LUNodeAdd(LogicalUnit):
         cfg = self.cfg
         cluster = cfg.get_cluster()
         resolved = self.ctx.resolver.resolve(self.op.node_name)
-        self.name = resolved.name
+        # the resolver may lengthen the name (a hosts file's first name, DNS's canonical)
+        self.name = common.check_hostname(resolved.name)
         self.ip = self.op.primary_ip or resolved.ip
         existing = cfg.find_node(self.name)
         if existing is not None and not self.op.readd:
@@ -130,12 +131,21 @@ class LUNodeRemove(LogicalUnit):
 
     async def exec(self) -> None:
         node = self.node
-        if not node.offline:
+        if node.offline:
+            self.log_warning(f"{node.name} is offline, so it was not told to forget the "
+                             "cluster")
+        else:
             try:
                 await self.rpc.call(node, "leave", {})
             except errors.RpcError as err:
                 self.log_warning(f"could not tell {node.name} to leave the cluster ({err}); "
                                  "its daemon will refuse the cluster from now on anyway")
+            else:
+                # The node made a fresh join token; it is printed there only, never here:
+                # job logs and results are read by more people than the node's root.
+                self.log_info(f"{node.name} forgot the cluster; to add it again, run "
+                              f"'cardume node join-token' on {node.name} for its fresh "
+                              "token")
         update: list[objects.ConfigObject] = []
         if node.master_candidate:
             for promoted in common.nodes_to_promote(self.cfg, exclude={node.uuid}):

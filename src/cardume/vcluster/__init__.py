@@ -3,9 +3,11 @@
 ``cardume vcluster up --nodes 3 --root DIR`` starts (or restarts) the node daemons, creates
 the cluster on node1 with the fake hypervisor and file storage, adds the other nodes by
 their join tokens, and makes sure the master daemon runs. It is idempotent: run it again
-after a crash and it starts whatever is missing. ``down`` stops every daemon and keeps the
-state; ``down --purge`` also deletes it. Several roots run side by side: a new root gets the
-first free range 127.0.N.11.. (or ``--base-ip``), remembered in ROOT/vcluster.json.
+after a crash and it starts whatever is missing. Without ``--nodes`` an existing cluster
+keeps its size (a new one gets 3); a larger ``--nodes`` grows it, a smaller one is refused.
+``down`` stops every daemon and keeps the state; ``down --purge`` also deletes it. Several
+roots run side by side: a new root gets the first free range 127.0.N.11.. (or
+``--base-ip``), remembered in ROOT/vcluster.json.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from cardume.config import ssconf
 from cardume.paths import NodePaths
 
 DEFAULT_BASE_IP = "127.0.0.11"
+DEFAULT_NODES = 3
+MAX_NODES = 200
 
 
 def _port_free(ip: str, port: int) -> bool:
@@ -120,10 +124,26 @@ class VCluster:
             handle.write("\n".join(lines + kept) + "\n")
         os.replace(tmp, self.hosts_file)  # a reader never sees it half written
 
-    def up(self, count: int, cluster_name: str = "cluster.vcluster") -> list[str]:
-        if not 1 <= count <= 200:
-            raise errors.WrongInput(f"invalid node count {count}: expected 1..200")
-        count = max(count, *(self.existing_nodes() or [0]))
+    def size(self) -> int:
+        """How many nodes this root has (0 for a new root): node1..nodeN, the highest."""
+        return max(self.existing_nodes(), default=0)
+
+    def up(self, count: int | None = None, cluster_name: str = "cluster.vcluster",
+           ) -> list[str]:
+        """Start what is missing. ``count``: the wanted number of nodes; an existing
+        cluster keeps its size without it, grows to a larger one, and refuses a smaller
+        one (shrinking is ``gnt-node remove``'s job); a new root gets DEFAULT_NODES."""
+        size = self.size()
+        if count is None:
+            count = size or DEFAULT_NODES
+        if not 1 <= count <= MAX_NODES:
+            raise errors.WrongInput(f"invalid node count {count}: expected 1..{MAX_NODES}")
+        if count < size:
+            raise errors.WrongInput(
+                f"the local cluster in {self.root} has {size} nodes, more than the "
+                f"{count} asked for; 'up' never removes nodes",
+                f"leave out --nodes to restart all {size}, or start afresh after "
+                f"'cardume vcluster down --purge --root {self.root}'")
         if self.base_ip is None:
             self.base_ip = self._choose_base_ip(count)
         self._save()
