@@ -342,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
 async def _amain(paths: NodePaths, name: str, bind: str, port: int) -> int:
     daemon = NodeDaemon(paths, name)
     assert daemon.server is not None
+    from cardume.node import children
+    # before any call: what calls start dies with this daemon, even a SIGKILLed one
+    guard = children.guard(paths.run)
     try:
         await daemon.server.start(bind or "0.0.0.0", port)
     except OSError as err:
@@ -367,6 +370,7 @@ async def _amain(paths: NodePaths, name: str, bind: str, port: int) -> int:
         if killed:
             log.warning("killed %d OS script(s) still running", killed)
         await daemon.server.close()
+        guard.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(pidfile)
     return 0
