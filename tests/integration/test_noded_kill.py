@@ -56,15 +56,31 @@ def job_status(cluster: VCluster, job: int) -> str:
     return cluster.gnt("gnt-job", "list", "--no-headers", "-o", "status", str(job))[1].strip()
 
 
-def test_killed_node_daemon_takes_its_os_script_along(cluster: VCluster,
-                                                      tmp_path: Path) -> None:
-    record = tmp_path / "record"  # an OS parameter no other process on the machine has
+def sentinel_of(cluster: VCluster, node: str) -> int:
+    """The pid of the sentinel of node's node daemon, found by its command line."""
+    records = str(cluster.node_dir(node) / "run" / "children") + "/"
+    for entry in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "cardume-noded-sentinel" in argv and records in argv and pid_alive(int(entry)):
+            return int(entry)
+    raise AssertionError(f"no sentinel runs for {node}'s node daemon")
+
+
+def noded_log(cluster: VCluster, node: str) -> str:
+    return (cluster.node_dir(node) / "log" / "noded.log").read_text(errors="replace")
+
+
+def start_add(cluster: VCluster, name: str, record: Path) -> tuple[int, dict[int, list[str]]]:
+    """Submit an add on node2 whose create script sleeps; its job id and the processes of
+    the call once the script's sleep runs."""
     marker = f"OSP_RECORD={record}".encode()
     _, _, err = cluster.gnt("gnt-instance", "add", "-t", "file", "--disk", "0:size=64m",
                             "-o", "dummy+default", "-O", f"flavour=sleep600,record={record}",
                             "-n", "node2", "--no-name-check", "--no-ip-check", "--submit",
-                            "vmkilled")
-    job = job_id_of(err)
+                            name)
 
     def script_and_child() -> dict[int, list[str]]:
         found = call_processes(marker)
@@ -73,29 +89,67 @@ def test_killed_node_daemon_takes_its_os_script_along(cluster: VCluster,
     assert isinstance(running, dict)
     assert any(argv[-1].endswith("/os/dummy/create") for argv in running.values()), running
     assert loop_devices_under(cluster.root), "the script got its disk as a loop device"
+    return job_id_of(err), running
 
-    noded = cluster.pid("node2", "noded")
-    assert noded is not None
-    os.kill(noded, signal.SIGKILL)
-    wait_for(lambda: not call_processes(marker), 30, "the script and its sleep to die")
-    wait_for(lambda: not loop_devices_under(cluster.root), 30, "the loop device to go")
 
+def check_failed_job(cluster: VCluster, job: int) -> None:
     wait_for(lambda: job_status(cluster, job) not in ("queued", "waiting", "running"), 300,
              "the job to end")
     assert job_status(cluster, job) == "error"
     details = cluster.gnt("gnt-job", "info", str(job))[1]
     assert "node2" in details and "dropped the connection" in details, details
-    log = (cluster.node_dir("node2") / "log" / "noded.log").read_text(errors="replace")
-    assert "the node daemon died: killed 1 process group(s)" in log
 
-    cluster.up()  # starts what is missing: node2's node daemon
+
+def check_nothing_left(cluster: VCluster, record: Path, name: str, killed: int) -> None:
+    """After vcluster up: a new node daemon on node2, and nothing of the old call."""
     restarted = cluster.pid("node2", "noded")
-    assert restarted is not None and restarted != noded
-    assert not call_processes(marker)
+    assert restarted is not None and restarted != killed
+    assert not call_processes(f"OSP_RECORD={record}".encode())
     assert not loop_devices_under(cluster.root)
     # the new daemon's records: its own directory only, with nothing in it
     records = cluster.node_dir("node2") / "run" / "children"
     [mine] = os.listdir(records)
     assert mine.startswith(f"{restarted}-") and os.listdir(records / mine) == []
     out = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "name")[1]
-    assert "vmkilled" not in out.split()
+    assert name not in out.split()
+
+
+def test_killed_node_daemon_takes_its_os_script_along(cluster: VCluster,
+                                                      tmp_path: Path) -> None:
+    record = tmp_path / "record"  # an OS parameter no other process on the machine has
+    job, _ = start_add(cluster, "vmkilled", record)
+    noded = cluster.pid("node2", "noded")
+    assert noded is not None
+    os.kill(noded, signal.SIGKILL)
+    marker = f"OSP_RECORD={record}".encode()
+    wait_for(lambda: not call_processes(marker), 30, "the script and its sleep to die")
+    wait_for(lambda: not loop_devices_under(cluster.root), 30, "the loop device to go")
+    wait_for(lambda: "the node daemon died: killed 1 process group(s) and detached 1 loop "
+             "device(s)" in noded_log(cluster, "node2"), 30, "the sentinel's log line")
+    check_failed_job(cluster, job)
+    cluster.up()  # starts what is missing: node2's node daemon
+    check_nothing_left(cluster, record, "vmkilled", noded)
+
+
+def test_without_its_sentinel_the_next_node_daemon_kills_what_is_left(
+        cluster: VCluster, tmp_path: Path) -> None:
+    """Belt and braces: the sentinel was killed too, so the call's script outlives the
+    daemon, until the node daemon starts again and sweeps what its predecessor recorded."""
+    record = tmp_path / "record"
+    job, running = start_add(cluster, "vmorphan", record)
+    noded = cluster.pid("node2", "noded")
+    assert noded is not None
+    sentinel = sentinel_of(cluster, "node2")
+    os.kill(sentinel, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(sentinel), 30, "the sentinel to die")
+    os.kill(noded, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(noded), 30, "the node daemon to die")
+    check_failed_job(cluster, job)
+    assert all(pid_alive(pid) for pid in running), "nothing killed the call's processes"
+    assert loop_devices_under(cluster.root)
+
+    cluster.up()
+    assert "left by a previous node daemon" in noded_log(cluster, "node2")
+    marker = f"OSP_RECORD={record}".encode()
+    wait_for(lambda: not call_processes(marker), 30, "the script and its sleep to die")
+    check_nothing_left(cluster, record, "vmorphan", noded)
