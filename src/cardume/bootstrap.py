@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from cardume.cmdlib import common
 from cardume.config import ssconf
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
+from cardume.jobs.store import TAKEOVER_KEY, JobStore
 from cardume.node.daemon import join_token
 from cardume.paths import NodePaths
 from cardume.rpc import join
@@ -64,11 +66,8 @@ def _validate(opts: InitOptions) -> None:
     opts.nicparams = common.check_nicparams(opts.nicparams)
     opts.ndparams = common.check_ndparams(opts.ndparams)
     opts.diskparams = common.check_diskparams(opts.diskparams)
-    for key in ("file_storage_dir", "shared_file_storage_dir"):
-        value = getattr(opts, key)
-        if value and not os.path.isabs(value):
-            raise errors.WrongInput(f"{key.replace('_', ' ')} must be an absolute path, "
-                                    f"not '{value}'")
+    from cardume.cmdlib.cluster import check_init_storage_dirs
+    check_init_storage_dirs(opts)
     if opts.candidate_pool_size < 1:
         raise errors.WrongInput(f"candidate pool size must be at least 1, "
                                 f"not {opts.candidate_pool_size}")
@@ -90,6 +89,8 @@ def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
             f"the node daemon is not running on this node (state in {paths.root})",
             "start cardume-noded first")
     _validate(opts)
+    from cardume.cmdlib.cluster import check_init_storage_dirs
+    check_init_storage_dirs(opts, paths.root)  # this node's state dir and file-storage-paths
     token = join.parse_token(join_token(paths))
     address = identity.get("address") or "127.0.0.1"
     port = int(identity.get("port") or constants.DEFAULT_NODED_PORT)
@@ -224,15 +225,70 @@ def master_failover(paths: NodePaths, no_voting: bool = False) -> list[str]:
         try:
             asyncio.run(_rpc(paths, old_master, "master_stop", {}))
             report.append(f"Stopped the master daemon on {old_master.name}")
+            stopped = True
         except errors.CardumeError as err:
             report.append(f"Could not stop the master daemon on {old_master.name} ({err}); "
                           "it will refuse to run once it sees the new configuration")
+            stopped = False
+        report.append(asyncio.run(_take_queue(paths, cfg, me, old_master, stopped)))
         cluster = cfg.edit(cfg.get_cluster())
         cluster.master_node = me.uuid
         cluster.master_ip = me.primary_ip
         asyncio.run(cfg.commit(update=[cluster]))
     finally:
         store.close()
-    daemons.start(paths, "masterd")
+    # the vote happened above: the other nodes learn of the new master from it
+    daemons.start(paths, "masterd", extra=["--no-voting"])
     report.append(f"Node {name} is now the master")
     return report
+
+
+async def _take_queue(paths: NodePaths, cfg: ConfigWriter, me: objects.Node,
+                      old_master: objects.Node, old_stopped: bool) -> str:
+    """Make this node's job queue the cluster's: the old master's own when it could be
+    stopped (nothing is newer), else the most advanced replica among the candidates. Its
+    queued jobs then run here, exactly once; those that were running end as errors when the
+    new master daemon starts (it finds the note left here)."""
+    client = RpcClient(tls.client_context(paths.node_cert, paths.node_key, paths.ca_cert))
+    try:
+        dump: dict[str, Any] | None = None
+        source: str | None = None
+        if old_stopped:
+            try:
+                dump = await client.call(old_master.primary_ip, old_master.port, "queue_dump",
+                                         {}, 120.0, readonly=True)
+                source = old_master.name
+            except errors.CardumeError:
+                dump = None  # an old master without a queue (never ran one): use replicas
+        if dump is None:
+            local = JobStore(paths.queue_db) if os.path.exists(paths.queue_db) else None
+            best: tuple[int, objects.Node | None] = (local.seq if local is not None else -1,
+                                                      None)
+            if local is not None:
+                local.close()
+            others = [n for n in cfg.candidates() if n.uuid not in (me.uuid, old_master.uuid)
+                      and not n.offline]
+            replies = await asyncio.gather(
+                *(client.call(n.primary_ip, n.port, "queue_serial", {}, 10.0, readonly=True)
+                  for n in others), return_exceptions=True)
+            for node, reply in zip(others, replies, strict=True):
+                if isinstance(reply, dict) and int(reply.get("seq") or 0) > best[0]:
+                    best = (int(reply["seq"]), node)
+            if best[1] is not None:
+                dump = await client.call(best[1].primary_ip, best[1].port, "queue_dump", {},
+                                         120.0, readonly=True)
+                source = best[1].name
+    finally:
+        await client.close()
+    store = JobStore(paths.queue_db)
+    try:
+        if dump is not None:
+            store.apply_changes(dump, reset=True)
+        # a queue of its own from now on: every candidate gets it whole
+        store.set_meta("epoch", uuid.uuid4().hex)
+        store.set_meta(TAKEOVER_KEY, old_master.name)
+        jobs = len(store.unfinished())
+    finally:
+        store.close()
+    where = f"from {source}" if source else "kept this node's own copy"
+    return f"Took over the job queue ({where}; {jobs} unfinished job(s))"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,39 @@ log = logging.getLogger(__name__)
 
 EOM = b"\x03"
 MAX_MESSAGE = 64 * 1024 * 1024
+
+
+MAX_JOB_ID = 2**53
+"""Job ids are JSON numbers: integers beyond this lose precision in other clients."""
+
+
+def _job_id(value: Any) -> int:
+    """A job id from a request: an integer (or its digits, as Ganeti's clients send)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_JOB_ID:
+        raise errors.WrongInput(f"invalid job id {value!r}: expected a number from 0 to "
+                                f"{MAX_JOB_ID}")
+    return value
+
+
+def _int(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_JOB_ID:
+        raise errors.WrongInput(f"invalid {what} {value!r}: expected an integer")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not math.isfinite(value) or abs(value) > MAX_JOB_ID:
+        raise errors.WrongInput(f"invalid {what} {value!r}: expected a finite number")
+    return float(value)
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise errors.WrongInput(f"{what} must be a list, not {type(value).__name__}")
+    return value
 
 
 class LuxiServer:
@@ -85,7 +119,11 @@ class LuxiServer:
             return {"success": True, "result": await method(*args)}
         except errors.CardumeError as err:
             return {"success": False, "result": err.to_dict()}
-        except (ValueError, TypeError, AttributeError) as err:
+        except RecursionError:  # JSON nested deeper than the parser goes
+            return {"success": False,
+                    "result": errors.WrongInput("malformed request: nested too deep")
+                    .to_dict()}
+        except (ValueError, TypeError, AttributeError, OverflowError) as err:
             return {"success": False,
                     "result": errors.WrongInput(f"malformed request: {err}").to_dict()}
         except Exception as err:
@@ -95,42 +133,54 @@ class LuxiServer:
 
     # --- jobs ------------------------------------------------------------------------------
 
+    # A job id, once given, names that job forever: the submission is on the master
+    # candidates (those keeping up) before the id is returned, so a master failover right
+    # after cannot lose the job or hand its id to another.
+
     async def submit_job(self, ops: list[dict[str, Any]]) -> int:
-        return self.daemon.queue.submit(ops)
+        job_id = self.daemon.queue.submit(_list(ops, "a job's opcodes"))
+        await self.daemon.queue_replicator.synced()
+        return job_id
 
     async def submit_many_jobs(self, jobs: list[list[dict[str, Any]]]) -> list[Any]:
-        return self.daemon.queue.submit_many(jobs)
+        results = self.daemon.queue.submit_many(_list(jobs, "the jobs"))
+        await self.daemon.queue_replicator.synced()
+        return results
 
     async def wait_for_job_change(self, job_id: int, prev_status: str | None,
                                   prev_log_serial: int, timeout: float) -> Any:
-        timeout = min(max(float(timeout), 0.0), 60.0)
-        change = await self.daemon.queue.wait_for_change(int(job_id), prev_status,
-                                                         int(prev_log_serial), timeout)
+        timeout = min(max(_number(timeout, "timeout"), 0.0), 60.0)
+        change = await self.daemon.queue.wait_for_change(
+            _job_id(job_id), prev_status, _int(prev_log_serial, "log serial"), timeout)
         if change is None:
             return "nochange"
         if change["status"] in constants.JOBS_FINALIZED:
-            job = self.daemon.queue.get(int(job_id))
+            # the end of a job is told once the candidates have it (see submit_job)
+            await self.daemon.queue_replicator.synced()
+            job = self.daemon.queue.get(_job_id(job_id))
             change["opresult"] = job.op_result
             change["opstatus"] = job.op_status
         return change
 
     async def cancel_job(self, job_id: int) -> list[Any]:
-        return list(self.daemon.queue.cancel(int(job_id)))
+        return list(self.daemon.queue.cancel(_job_id(job_id)))
 
     async def archive_job(self, job_id: int) -> bool:
-        return self.daemon.queue.archive([int(job_id)]) > 0
+        return self.daemon.queue.archive([_job_id(job_id)]) > 0
 
     async def autoarchive_jobs(self, age: float) -> int:
-        return self.daemon.queue.autoarchive(float(age))
+        return self.daemon.queue.autoarchive(_number(age, "age"))
 
     async def set_drain_flag(self, drained: bool) -> bool:
-        self.daemon.queue.set_drained(bool(drained))
+        if not isinstance(drained, bool):  # "false" is a true value in Python
+            raise errors.WrongInput(f"drain flag must be true or false, not {drained!r}")
+        self.daemon.queue.set_drained(drained)
         return True
 
     async def queue_info(self) -> dict[str, Any]:
         queue = self.daemon.queue
         return {"drained": queue.drained, "max_running": queue.max_running,
-                "counts": queue.stats()}
+                "counts": queue.stats(), "replicas": self.daemon.queue_replicator.status()}
 
     # --- queries ---------------------------------------------------------------------------
 

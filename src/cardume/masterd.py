@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +24,10 @@ from cardume.config import ssconf
 from cardume.config.store import ChangeSet, ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.jobs import locks
-from cardume.jobs.queue import Job, JobQueue
-from cardume.jobs.store import JobStore
-from cardume.paths import NodePaths, write_json_atomic
+from cardume.jobs.queue import RECOVERED_MESSAGE, Job, JobQueue
+from cardume.jobs.replication import QueueReplicator
+from cardume.jobs.store import TAKEOVER_KEY, JobStore
+from cardume.paths import PRIVATE_UMASK, NodePaths, write_json_atomic
 from cardume.resolver import Resolver
 from cardume.rpc.client import NodeRpc
 from cardume.rpc.transport import RpcClient
@@ -35,6 +37,8 @@ log = logging.getLogger("cardume.masterd")
 REPLICATION_WAIT = 10.0  # seconds a commit waits for the candidates before moving on
 ARCHIVE_AGE = 6 * 3600.0  # finished jobs leave `gnt-job list` after this, as in Ganeti
 ARCHIVE_EVERY = 600.0
+UPKEEP_EVERY = 5.0  # seconds between checks for a disk that filled up (see _housekeeping)
+VOTE_TIMEOUT = 5.0
 
 
 @dataclass
@@ -46,8 +50,9 @@ class _ReplicaState:
 
 
 class MasterDaemon:
-    def __init__(self, paths: NodePaths) -> None:
+    def __init__(self, paths: NodePaths, voting: bool = True) -> None:
         self.paths = paths
+        self.voting = voting
         self.identity = paths.read_identity()
         self.name = str(self.identity.get("name", ""))
         self._replicas: dict[str, _ReplicaState] = {}
@@ -55,6 +60,7 @@ class MasterDaemon:
         self._stopping = asyncio.Event()
         self._destroy = False
         self._background: set[asyncio.Task[Any]] = set()
+        self._queue_replication = False
 
     # --- start-up --------------------------------------------------------------------------
 
@@ -70,15 +76,29 @@ class MasterDaemon:
         self.rpc_client = RpcClient(tls.client_context(*self.client_tls_files(),
                                                        self.paths.ca_cert))
         self.rpc = NodeRpc(self.rpc_client)
+        if self.voting:
+            await self._check_still_master()
         self.locks = locks.LockManager()
-        self.queue = JobQueue(JobStore(self.paths.queue_db), self._run_op,
-                              cluster.max_running_jobs, validator=self._check_op)
+        job_store = JobStore(self.paths.queue_db)
+        if job_store.get_meta("epoch") is None:
+            job_store.set_meta("epoch", uuid.uuid4().hex)
+        job_store.restore_reserve()
+        self.queue_replicator = QueueReplicator(job_store, self._replica_targets, self._send,
+                                                REPLICATION_WAIT)
+        job_store.on_change = self.queue_replicator.changed
+        self.queue = JobQueue(job_store, self._run_op, cluster.max_running_jobs,
+                              validator=self._check_op)
         self.ctx = cmdlib_base.Context(cfg=self.cfg, rpc=self.rpc, locks=self.locks,
                                        queue=self.queue, resolver=self.resolver(),
                                        master=self)
         import cardume.cmdlib  # noqa: F401  (registers every logical unit)
         from cardume.luxi_server import MAX_MESSAGE, LuxiServer
-        requeued, failed = self.queue.recover()
+        taken_over = job_store.get_meta(TAKEOVER_KEY) is not None
+        if taken_over:
+            # The nodes still name the old master until the first redistribution: a job
+            # started before it would have its node calls refused.
+            self.queue.hold()
+        requeued, failed = self.queue.recover(self._recovery_reason(job_store))
         if requeued or failed:
             log.info("job queue recovered: %d requeued, %d ended as error", requeued, failed)
         # This node's own summary names it master before the socket opens, so a command
@@ -92,9 +112,55 @@ class MasterDaemon:
         self._server = await asyncio.start_unix_server(
             self.luxi.handle, path=self.paths.master_socket, limit=MAX_MESSAGE)
         os.chmod(self.paths.master_socket, 0o600)
-        self.spawn(self.redistribute(full=False))
+        self.spawn(self._first_redistribution())
         self.spawn(self._housekeeping())
         log.info("master daemon for cluster %s running on %s", cluster.cluster_name, self.name)
+
+    async def _first_redistribution(self) -> None:
+        """Tell every node who is master, then start sending the job queue: candidates take
+        a replica only from the node their summary names master."""
+        try:
+            await self.redistribute(full=False)
+        finally:
+            self._queue_replication = True
+            self.queue_replicator.start()
+            self.queue.release()
+
+    def _recovery_reason(self, store: JobStore) -> str:
+        """What ends a job that was running when this daemon started: the previous master
+        daemon's death, or the move of the master role (a failover left a note)."""
+        previous = store.get_meta(TAKEOVER_KEY)
+        if previous is None:
+            return RECOVERED_MESSAGE
+        store.set_meta(TAKEOVER_KEY, None)
+        if previous == self.name:
+            return RECOVERED_MESSAGE
+        return (f"the master role moved from {previous} to {self.name} while this job was "
+                "running; its effects may be partial, check the objects it touched")
+
+    async def _check_still_master(self) -> None:
+        """Refuse to run when the other nodes name another master: this node was master once,
+        was failed over while away, and must not run the jobs it still holds (Ganeti's
+        voting at master daemon start)."""
+        cfg = self.cfg
+        others = [n for n in cfg.sorted_nodes() if n.uuid != cfg.get_cluster().master_node
+                  and not n.offline]
+        if not others:
+            return
+        replies = await self.rpc.call_many(others, "master_info", {}, timeout=VOTE_TIMEOUT)
+        named = [r.value.get("master") for r in replies.values()
+                 if r.error is None and isinstance(r.value, dict)]
+        elsewhere = [m for m in named if m and m != self.name]
+        if named and len(elsewhere) * 2 > len(named):
+            winner = max(set(elsewhere), key=elsewhere.count)
+            raise errors.WrongState(
+                f"this node ({self.name}) is no longer the master: {len(elsewhere)} of "
+                f"{len(named)} nodes that answered name {winner}",
+                f"run 'gnt-cluster master-failover' here to take the role back, or "
+                f"'gnt-node add --readd' from {winner}")
+
+    async def _send(self, node: objects.Node, call: str, args: dict[str, Any]) -> Any:
+        return await self.rpc.call(node, call, args)
 
     def resolver(self) -> Resolver:
         cluster = self.cfg.get_cluster()
@@ -115,12 +181,33 @@ class MasterDaemon:
         return await cmdlib_base.run_opcode(self.ctx, job, op)
 
     async def _housekeeping(self) -> None:
-        """Periodic upkeep (the part of Ganeti's watcher that belongs to the master)."""
+        """Periodic upkeep (the part of Ganeti's watcher that belongs to the master). One
+        bad pass is logged and the next one runs: nothing here may end the loop."""
+        next_archive = 0.0
+        loop = asyncio.get_running_loop()
         while True:
-            archived = self.queue.autoarchive(ARCHIVE_AGE)
-            if archived:
-                log.info("archived %d finished jobs", archived)
-            await asyncio.sleep(ARCHIVE_EVERY)
+            try:
+                self._upkeep_store()
+                if loop.time() >= next_archive:
+                    next_archive = loop.time() + ARCHIVE_EVERY
+                    archived = self.queue.autoarchive(ARCHIVE_AGE)
+                    if archived:
+                        log.info("archived %d finished jobs", archived)
+            except Exception:
+                log.exception("housekeeping pass failed; trying again in %gs", UPKEEP_EVERY)
+            await asyncio.sleep(UPKEEP_EVERY)
+
+    def _upkeep_store(self) -> None:
+        """After the disk filled up: write what was held back, then take the reserve again
+        (which lets new jobs in)."""
+        store = self.queue.store
+        if not store.full and not self.queue.has_unsaved:
+            return
+        left = self.queue.flush_unsaved()
+        if left:
+            log.warning("%d job(s) still wait to be written: the disk is full", left)
+        elif store.restore_reserve():
+            log.info("the job queue's disk has room again; accepting jobs")
 
     # --- replication to master candidates ------------------------------------------------------
 
@@ -129,6 +216,8 @@ class MasterDaemon:
         return [n for n in self.cfg.candidates() if n.uuid != master]
 
     async def _replicate(self, change: ChangeSet) -> None:
+        if self._queue_replication:
+            self.queue_replicator.start()  # the candidates may have changed with this commit
         futures = []
         loop = asyncio.get_running_loop()
         for node in self._replica_targets():
@@ -208,6 +297,8 @@ class MasterDaemon:
             elif node is not None:
                 state = self._replicas.setdefault(node.uuid, _ReplicaState())
                 state.in_sync = True
+        if self._queue_replication:
+            self.queue_replicator.retry_now()
         return failed
 
     # --- shutdown and destroy ----------------------------------------------------------------
@@ -224,6 +315,7 @@ class MasterDaemon:
         if self._server is not None:
             self._server.close()
         await self.queue.shutdown()
+        await self.queue_replicator.close()
         if self._destroy:
             await self._destroy_local()
         await self.rpc_client.close()
@@ -248,15 +340,20 @@ def main(argv: list[str] | None = None) -> int:
                                      description="cardume master daemon")
     parser.add_argument("--root", default="/var/lib/cardume", help="the node's state directory")
     parser.add_argument("--debug", action="store_true", help="log debug messages")
+    parser.add_argument("--no-voting", dest="voting", action="store_false",
+                        help="start without asking the other nodes who is master (master "
+                             "failover has asked them already)")
     args = parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)
     paths = NodePaths(args.root)
+    paths.make_private()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s masterd %(levelname)s %(message)s")
-    return asyncio.run(_amain(paths))
+    return asyncio.run(_amain(paths, args.voting))
 
 
-async def _amain(paths: NodePaths) -> int:
-    daemon = MasterDaemon(paths)
+async def _amain(paths: NodePaths, voting: bool) -> int:
+    daemon = MasterDaemon(paths, voting)
     try:
         await daemon.start()
     except errors.CardumeError as err:

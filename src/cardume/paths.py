@@ -19,6 +19,10 @@ DEFAULT_STATE_DIR = "/var/lib/cardume"
 ENV_ROOT = "CARDUME_ROOT"
 ENV_NODE = "CARDUME_NODE"
 
+PRIVATE_UMASK = 0o077
+"""The daemons' umask: every file they create (SQLite's -wal and -shm files, logs, runtime
+files) starts private to root, instead of being made private after it already existed."""
+
 
 class NodePaths:
     """The files of one node, all under ``root``. (No dataclass: the CLI imports this.)"""
@@ -94,6 +98,13 @@ class NodePaths:
     def logfile(self, daemon: str) -> str:
         return self.join("log", f"{daemon}.log")
 
+    def make_private(self) -> None:
+        """Create the node's state directories as root-only (0700), and take other users'
+        access away from those an older version made open. The files inside hold the node's
+        key, the configuration (the cluster CA's key on candidates) and the job queue."""
+        for path in (self.root, self.certs, self.run, self.log_dir):
+            private_dir(path)
+
     def read_identity(self) -> dict[str, Any]:
         return read_json(self.identity) or {}
 
@@ -121,6 +132,32 @@ def write_json_atomic(path: str, data: Any, mode: int = 0o644) -> None:
         os.fsync(handle.fileno())
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+def private_dir(path: str) -> None:
+    """A directory only its owner may enter (made if missing, tightened if open)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def private_file(path: str) -> None:
+    """Make sure ``path`` exists and is readable by its owner only, before anything is
+    written to it. SQLite gives a database's ``-wal`` and ``-shm`` files the mode of the
+    database file, so a database created this way never has an open side file; those an
+    older version left open are closed here too."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        try:
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def vcluster_node_dirs(root: str) -> list[str]:

@@ -215,7 +215,7 @@ def _job_fields() -> list[QField]:
                lambda q, j: _ts(j.start_ts)),
         QField("end_ts", "End", "timestamp", "time the job ended", lambda q, j: _ts(j.end_ts)),
         QField("ops", "OpCodes", "other", "the opcodes",
-               lambda q, j: [op.to_dict() for op in j.ops]),
+               lambda q, j: [op.to_dict(redact=True) for op in j.ops]),
         QField("opresult", "OpCode_result", "other", "results of the opcodes",
                lambda q, j: j.op_result),
         QField("opstatus", "OpCode_status", "list", "statuses of the opcodes",

@@ -327,6 +327,7 @@ class LUClusterSetParams(LogicalUnit):
                 f"max running jobs must be at least 1, not {op.max_running_jobs}")
         if op.mac_prefix is not None:
             check_mac_prefix(op.mac_prefix)
+        common.check_tags(op.add_tags or [])
         self.uid_changes = {key: uidpool.check(getattr(op, key))
                             for key in ("uid_pool", "add_uids", "remove_uids")
                             if getattr(op, key) is not None}

@@ -101,7 +101,9 @@ class LUInstanceCreate(LogicalUnit):
         self.ip: str | None = None
         if op.name_check:
             resolved = self.ctx.resolver.resolve(op.instance_name)
-            self.name, self.ip = resolved.name, resolved.ip
+            # what the resolver says may be longer than what was typed (a canonical name)
+            self.name = common.check_hostname(resolved.name, "instance")
+            self.ip = resolved.ip
         if cfg.find_instance(self.name) is not None or \
                 cfg.find_instance(op.instance_name) is not None:
             raise errors.AlreadyExists(f"instance '{self.name}' already exists")

@@ -77,7 +77,8 @@ class LUInstanceRename(_InstanceLU):
         await super().check_prereq()
         self.new_name = self.op.new_name
         if self.op.name_check:
-            self.new_name = self.ctx.resolver.resolve(self.op.new_name).name
+            self.new_name = common.check_hostname(
+                self.ctx.resolver.resolve(self.op.new_name).name, "instance")
         if self.cfg.find_instance(self.new_name) is not None:
             raise errors.AlreadyExists(f"instance '{self.new_name}' already exists")
         _check_stopped(self, await self.running_on_primary(), "renaming it")

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cardume.paths import private_file
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     kind TEXT NOT NULL,
@@ -59,12 +61,14 @@ class ConfigStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        # The config holds secrets (DRBD keys, the cluster CA's key on candidates): the file
+        # is private before SQLite writes a byte, and its -wal/-shm files inherit that.
+        private_file(path)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        os.chmod(path, 0o600)  # the config holds secrets (DRBD keys, the CA on candidates)
 
     def close(self) -> None:
         self._db.close()

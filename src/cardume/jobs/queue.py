@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cardume import constants, errors, opcodes
-from cardume.jobs.store import JobStore
+from cardume.jobs.store import DiskFull, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,13 @@ def _recovery_hint(job: Job) -> str | None:
     return None
 
 
+def _forget_secrets(job: Job) -> None:
+    for op in job.ops:
+        for name in op.SECRETS:
+            if getattr(op, name, None) is not None:
+                setattr(op, name, opcodes.REDACTED)
+
+
 class Job:
     __slots__ = ("id", "ops", "status", "priority", "received_ts", "start_ts", "end_ts",
                  "op_status", "op_result", "op_start_ts", "op_end_ts", "log", "changed",
@@ -65,8 +72,9 @@ class Job:
         self.task: asyncio.Task[None] | None = None
         self.current_op = -1
 
-    def to_data(self) -> dict[str, Any]:
-        return {"id": self.id, "ops": [op.to_dict() for op in self.ops],
+    def to_data(self, redact: bool = False) -> dict[str, Any]:
+        """The job as stored; ``redact`` hides the opcodes' secrets (a join token)."""
+        return {"id": self.id, "ops": [op.to_dict(redact) for op in self.ops],
                 "status": self.status, "priority": self.priority,
                 "received_ts": self.received_ts, "start_ts": self.start_ts,
                 "end_ts": self.end_ts, "op_status": self.op_status,
@@ -118,18 +126,23 @@ class JobQueue:
         # job exists (as Ganeti's client-side checks do), instead of leaving an error job.
         self.validator = validator
         self.max_running = max_running
-        self._next_id = store.last_id() + 1
+        self._next_id = store.next_id()
         self._jobs: dict[int, Job] = {}  # unfinished jobs and a window of recent ones
         self._recent: list[int] = []
         self._ready: list[tuple[int, int]] = []  # heap of (priority, id)
         self._running = 0
         self.drained = store.get_meta("drained") == "1"
         self._closing = False
+        # jobs whose newest state could not be written (the disk was full even after the
+        # store gave up its reserve): written again by flush_unsaved()
+        self._unsaved: set[int] = set()
+        self._held = False
 
     # --- start-up and recovery ----------------------------------------------------------
 
-    def recover(self) -> tuple[int, int]:
-        """Requeue queued jobs; end the ones that were running when the master died."""
+    def recover(self, reason: str = RECOVERED_MESSAGE) -> tuple[int, int]:
+        """Requeue queued jobs; end the ones that were running when the master died (or
+        when the master role moved: ``reason`` says which)."""
         requeued = failed = 0
         for job_id in self.store.unfinished():
             job = self.load(job_id)
@@ -142,7 +155,7 @@ class JobQueue:
                 job.op_status = [constants.JOB_STATUS_QUEUED] * len(job.ops)
                 job.start_ts = None
                 job.op_start_ts = [None] * len(job.ops)
-                self.store.update(job.id, job.status, job.to_data())
+                self._persist(job)
             if job.status == constants.JOB_STATUS_QUEUED:
                 self._jobs[job.id] = job
                 heapq.heappush(self._ready, (job.priority, job.id))
@@ -150,7 +163,7 @@ class JobQueue:
             elif job.status == constants.JOB_STATUS_CANCELING:
                 self._finish(job, constants.JOB_STATUS_CANCELED, "job canceled")
             else:
-                error = errors.ExecError(RECOVERED_MESSAGE, _recovery_hint(job))
+                error = errors.ExecError(reason, _recovery_hint(job))
                 self._append_log(job, "message", f"job failed: {error}")
                 self._finish(job, constants.JOB_STATUS_ERROR, error.to_dict())
                 failed += 1
@@ -165,23 +178,28 @@ class JobQueue:
                                     "run 'gnt-cluster queue undrain'")
         if self._closing:
             raise errors.WrongState("the master daemon is shutting down")
+        if self.store.full and not self.store.restore_reserve():
+            # what space is left belongs to the jobs already running
+            raise self.store._full_error()
 
-    def _build(self, op_dicts: list[dict[str, Any]]) -> Job:
+    def _build(self, op_dicts: list[dict[str, Any]], job_id: int) -> Job:
         if not isinstance(op_dicts, list) or not op_dicts:
             raise errors.WrongInput("a job needs a non-empty list of opcodes")
+        if not all(isinstance(d, dict) for d in op_dicts):
+            raise errors.WrongInput("a job's opcodes must be objects with an OP_ID")
         ops = [opcodes.OpCode.from_dict(d) for d in op_dicts]
         if self.validator is not None:
             for op in ops:
                 self.validator(op)
         priority = min(op.priority for op in ops)
-        job = Job(self._next_id, ops, priority)
-        self._next_id += 1
-        return job
+        return Job(job_id, ops, priority)
 
     def submit(self, op_dicts: list[dict[str, Any]]) -> int:
         self._check_submittable(1)
-        job = self._build(op_dicts)
+        job = self._build(op_dicts, self._next_id)
         self.store.insert(job.id, job.status, job.to_data())
+        # the id is taken only once the job is stored: a refused write skips no number
+        self._next_id += 1
         self._enqueue(job)
         return job.id
 
@@ -189,13 +207,16 @@ class JobQueue:
         """Ganeti's SubmitManyJobs: one (success, id-or-error) per job, one transaction."""
         self._check_submittable(len(jobs))
         built: list[Job | errors.CardumeError] = []
+        next_id = self._next_id
         for op_dicts in jobs:
             try:
-                built.append(self._build(op_dicts))
+                built.append(self._build(op_dicts, next_id))
+                next_id += 1
             except errors.CardumeError as err:
                 built.append(err)
         good = [j for j in built if isinstance(j, Job)]
         self.store.insert_many([(j.id, j.status, j.to_data()) for j in good])
+        self._next_id = next_id
         for job in good:
             self._enqueue(job)
         return [(True, j.id) if isinstance(j, Job) else (False, str(j)) for j in built]
@@ -207,7 +228,17 @@ class JobQueue:
 
     # --- scheduling and execution ----------------------------------------------------------
 
+    def hold(self) -> None:
+        """Start no job until :meth:`release` (a new master first tells the nodes)."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+        self._schedule()
+
     def _schedule(self) -> None:
+        if self._held:
+            return
         while self._ready and self._running < self.max_running and not self._closing:
             _, job_id = heapq.heappop(self._ready)
             job = self._jobs.get(job_id)
@@ -257,8 +288,45 @@ class JobQueue:
     def _set_status(self, job: Job, status: str, index: int) -> None:
         job.status = status
         job.op_status[index] = status
-        self.store.update(job.id, job.status, job.to_data())
+        self._persist(job)
         job.notify()
+
+    def _persist(self, job: Job) -> None:
+        """Write the job's state. A finished job is stored without its secrets, and they
+        leave memory too: nothing needs them any more. Should even the store's reserve be
+        used up, the job goes on and its state is written once there is room again."""
+        if job.finalized:
+            _forget_secrets(job)
+        try:
+            self.store.update(job.id, job.status, job.to_data(),
+                              job.end_ts if job.finalized else None)
+        except DiskFull as err:
+            if job.id not in self._unsaved:
+                log.error("job %d: state not written: %s", job.id, err)
+            self._unsaved.add(job.id)
+            return
+        self._unsaved.discard(job.id)
+
+    @property
+    def has_unsaved(self) -> bool:
+        return bool(self._unsaved)
+
+    def flush_unsaved(self) -> int:
+        """Write the jobs whose state a full disk held back; how many are still unsaved."""
+        for job_id in sorted(self._unsaved):
+            job = self._jobs.get(job_id)
+            if job is None:
+                self._unsaved.discard(job_id)
+                continue
+            try:
+                for serial, ts, kind, message in job.log:
+                    self.store.append_log(job.id, serial, ts, kind, message)
+            except DiskFull:
+                break
+            self._persist(job)
+            if job_id in self._unsaved:
+                break
+        return len(self._unsaved)
 
     def _fail(self, job: Job, index: int, err: errors.CardumeError) -> None:
         job.op_status[index] = constants.JOB_STATUS_ERROR
@@ -284,7 +352,7 @@ class JobQueue:
                 if op_status not in constants.JOBS_FINALIZED:
                     job.op_status[index] = status
                     job.op_result[index] = result
-        self.store.update(job.id, job.status, job.to_data())
+        self._persist(job)
         self._remember(job)
         job.notify()
 
@@ -295,7 +363,7 @@ class JobQueue:
         if len(self._recent) > 1000:
             old = self._recent.pop(0)
             stale = self._jobs.get(old)
-            if stale is not None and stale.finalized:
+            if stale is not None and stale.finalized and old not in self._unsaved:
                 del self._jobs[old]
 
     # --- logging from logical units -------------------------------------------------------
@@ -304,7 +372,10 @@ class JobQueue:
         serial = (job.log[-1][0] + 1) if job.log else 1
         entry = (serial, time.time(), kind, message)
         job.log.append(entry)
-        self.store.append_log(job.id, serial, entry[1], kind, message)
+        try:
+            self.store.append_log(job.id, serial, entry[1], kind, message)
+        except DiskFull:
+            self._unsaved.add(job.id)  # flush_unsaved() writes the lines it holds
 
     def feedback(self, job: Job, message: str, kind: str = constants.ELOG_MESSAGE) -> None:
         self._append_log(job, kind, message)
@@ -359,7 +430,7 @@ class JobQueue:
             return True, f"Job {job_id} canceled"
         if job.status == constants.JOB_STATUS_WAITING or self._interruptible(job):
             job.status = constants.JOB_STATUS_CANCELING
-            self.store.update(job.id, job.status, job.to_data())
+            self._persist(job)
             job.notify()
             if job.task is not None:
                 job.task.cancel()

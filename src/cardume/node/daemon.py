@@ -22,9 +22,11 @@ from typing import Any
 
 from cardume import __version__, constants, errors, tls
 from cardume.config.store import ChangeSet, ConfigStore
-from cardume.node import facts, osapi
+from cardume.jobs.store import JobStore
+from cardume.node import facts, osapi, storage
 from cardume.node.instances import InstanceCalls
-from cardume.paths import NodePaths, write_json_atomic
+from cardume.paths import PRIVATE_UMASK, NodePaths, read_json, write_json_atomic
+from cardume.rpc import calls
 from cardume.rpc.calls import CALLS
 from cardume.rpc.join import make_token
 from cardume.rpc.transport import Handler, PeerInfo, RpcServer
@@ -71,6 +73,9 @@ class NodeDaemon:
         self.paths = paths
         self.name = name
         self._store: ConfigStore | None = None
+        self._queue: JobStore | None = None
+        self._ssconf: tuple[tuple[int, int], dict[str, Any]] | None = None
+        self._caller_names: dict[bytes, str | None] = {}
         self.server: RpcServer | None = None
         self.ssl_context = tls.server_context(paths.node_cert, paths.node_key,
                                               paths.ca_cert if self.joined else None)
@@ -80,7 +85,9 @@ class NodeDaemon:
             "ssconf_write": self.ssconf_write, "config_apply": self.config_apply,
             "config_replace": self.config_replace, "config_serial": self.config_serial,
             "config_dump": self.config_dump, "master_stop": self.master_stop,
-            "test_delay": self.test_delay,
+            "test_delay": self.test_delay, "master_info": self.master_info,
+            "queue_apply": self.queue_apply, "queue_serial": self.queue_serial,
+            "queue_dump": self.queue_dump,
         }
         self.instances = InstanceCalls(paths, name, self.ssconf)
         handlers.update(self.instances.handlers())
@@ -88,19 +95,73 @@ class NodeDaemon:
         if missing:
             raise errors.InternalError(f"node daemon lacks handlers for {sorted(missing)}")
         public = {c.name for c in CALLS.values() if c.public}
-        self.server = RpcServer(handlers, self.ssl_context, public=public)
+        self.server = RpcServer(handlers, self.ssl_context, public=public,
+                                authorize=self.authorize)
 
     @property
     def joined(self) -> bool:
         return os.path.exists(self.paths.ca_cert)
 
     def ssconf(self) -> dict[str, Any]:
-        return self.paths.read_ssconf() or {}
+        """The cluster summary, re-read only when its file changed (every call reads it)."""
+        try:
+            info = os.stat(self.paths.ssconf)
+        except FileNotFoundError:
+            self._ssconf = None
+            return {}
+        stamp = (info.st_mtime_ns, info.st_ino)
+        if self._ssconf is None or self._ssconf[0] != stamp:
+            self._ssconf = (stamp, read_json(self.paths.ssconf) or {})
+        return self._ssconf[1]
+
+    # --- who may call what ---------------------------------------------------------------------
+
+    def caller_name(self, peer: PeerInfo) -> str | None:
+        """The node a (CA-verified) client certificate names; cached per certificate."""
+        if not peer.cert_der or not peer.verified:
+            return None
+        name = self._caller_names.get(peer.cert_der)
+        if name is None and peer.cert_der not in self._caller_names:
+            if len(self._caller_names) > 256:
+                self._caller_names.clear()
+            name = self._caller_names[peer.cert_der] = tls.cert_common_name(peer.cert_der)
+        return name
+
+    def authorize(self, name: str, peer: PeerInfo) -> str | None:
+        """The node-role rule of the call table, from the caller's certificate and this
+        node's current view of the roles (its ssconf); None allows the call."""
+        call = CALLS.get(name)
+        if call is None or call.public:
+            return None
+        caller = self.caller_name(peer)
+        ssconf = self.ssconf()
+        master = ssconf.get("master_node")
+        if caller is not None and caller == master:
+            return None
+        entry = (ssconf.get("nodes") or {}).get(caller) if caller else None
+        if call.caller == calls.NODE and entry is not None:
+            return None
+        if call.caller == calls.CANDIDATE and entry is not None \
+                and entry.get("master_candidate"):
+            return None
+        who = {calls.MASTER: f"the master ({master})" if master else "the master",
+               calls.CANDIDATE: "the master or a master candidate",
+               calls.NODE: "a node of the cluster"}[call.caller]
+        if caller is None:
+            return f"call '{name}' refused: only {who} may make it"
+        if entry is None:
+            return f"call '{name}' refused: {caller} is not a node of this cluster"
+        return f"call '{name}' refused to {caller}: only {who} may make it"
 
     def store(self) -> ConfigStore:
         if self._store is None:
             self._store = ConfigStore(self.paths.config_db)
         return self._store
+
+    def queue_store(self) -> JobStore:
+        if self._queue is None:
+            self._queue = JobStore(self.paths.queue_db)
+        return self._queue
 
     def _is_master(self) -> bool:
         return self.ssconf().get("master_node") == self.name
@@ -144,9 +205,7 @@ class NodeDaemon:
     async def leave(self, args: dict[str, Any], peer: PeerInfo) -> None:
         """Forget the cluster and go back to waiting for a join, with a new token."""
         self._require_master_peer(peer, self.ssconf().get("master_node"))
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        self._close_stores()
         for path in (self.paths.ssconf, self.paths.ca_cert):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
@@ -194,10 +253,18 @@ class NodeDaemon:
         write_json_atomic(self.paths.ssconf, ssconf)
         await asyncio.to_thread(self._ensure_storage_dirs, ssconf)
         me = ssconf.get("nodes", {}).get(self.name, {})
-        if ssconf.get("master_node") != self.name and not me.get("master_candidate"):
-            # no longer a candidate: an old replica must never be taken for the newest
-            # configuration by a later master failover
-            self._drop_replica()
+        if ssconf.get("master_node") != self.name:
+            # Another node is master: a master daemon still running here (this node was
+            # failed over while away and came back) holds a stale configuration and queue,
+            # and must not run their jobs.
+            if await stop_daemon(self.paths.pidfile("masterd"), timeout=15.0):
+                log.warning("stopped the master daemon here: %s is the master now",
+                            ssconf.get("master_node"))
+            if not me.get("master_candidate"):
+                # no longer a candidate: an old replica must never be taken for the newest
+                # configuration or queue by a later master failover, and the CA key in it
+                # is no business of a plain node
+                self._drop_replica()
 
     def _local_dir(self, key: str, path: str) -> str:
         """Where a cluster storage directory is on this node (``file`` may be prefixed)."""
@@ -211,25 +278,42 @@ class NodeDaemon:
                               ("shared_file_storage_dir", constants.DT_SHARED_FILE)):
             path = ssconf.get(key)
             if path and template in templates:
+                prefix = self.instances.storage_prefix if key == "file_storage_dir" else ""
+                reason = storage.refused_dir(key, path, self.paths.root, prefix)
+                if reason:  # verify reports it (ENODEFILESTORAGEPATHS); never created
+                    log.warning("not creating the %s: %s", key, reason)
+                    continue
                 try:
                     os.makedirs(self._local_dir(key, path), mode=0o750, exist_ok=True)
                 except OSError as err:  # reported by cluster verify, not fatal here
                     log.warning("can't create %s %s: %s", key, path, err)
 
-    def _drop_replica(self) -> None:
+    def _close_stores(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.paths.config_db + suffix)
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
+
+    def _drop_replica(self) -> None:
+        self._close_stores()
+        for path in (self.paths.config_db, self.paths.queue_db):
+            for suffix in ("", "-wal", "-shm", ".reserve"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path + suffix)
 
     # --- the configuration replica ---------------------------------------------------------------
 
-    def _refuse_if_master(self, peer: PeerInfo) -> None:
+    def _check_replica_write(self, peer: PeerInfo) -> None:
+        """Only a master candidate keeps replicas, and only the master writes them."""
         if self._is_master():
             raise errors.WrongState(f"node {self.name} is the master; it owns the "
                                     "configuration and takes no replica")
+        me = (self.ssconf().get("nodes") or {}).get(self.name) or {}
+        if not me.get("master_candidate"):
+            raise errors.WrongState(f"node {self.name} is not a master candidate; it keeps "
+                                    "no replica of the configuration or the job queue")
         self._require_master_peer(peer, self.ssconf().get("master_node"))
 
     @staticmethod
@@ -242,7 +326,7 @@ class NodeDaemon:
                                     f"master ({master} is)")
 
     async def config_apply(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
-        self._refuse_if_master(peer)
+        self._check_replica_write(peer)
         change = ChangeSet.from_dict(args["change"])
         store = self.store()
         current = store.serial()
@@ -254,7 +338,7 @@ class NodeDaemon:
         return {"applied": True, "serial": change.serial}
 
     async def config_replace(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
-        self._refuse_if_master(peer)
+        self._check_replica_write(peer)
         rows = [(str(k), str(u), dict(d)) for k, u, d in args["objects"]]
         self.store().replace_all(int(args["serial"]), rows)
         return {"serial": int(args["serial"])}
@@ -263,7 +347,44 @@ class NodeDaemon:
         return self.store().serial() if os.path.exists(self.paths.config_db) else 0
 
     async def config_dump(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        if not os.path.exists(self.paths.config_db):
+            raise errors.WrongState(f"node {self.name} holds no configuration replica")
         return self.store().dump()
+
+    async def master_info(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        ssconf = self.ssconf()
+        return {"master": ssconf.get("master_node"), "serial": ssconf.get("serial")}
+
+    # --- the job queue replica ------------------------------------------------------------------
+
+    async def queue_apply(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        self._check_replica_write(peer)
+        store = self.queue_store()
+        store.refresh()  # a master failover may have written it from another process
+        applied = store.apply_changes(args["change"], reset=bool(args.get("reset")))
+        return {"applied": applied, "seq": store.seq}
+
+    def _queue_now(self) -> JobStore | None:
+        """This node's queue as it is on disk now (on the master, the master daemon writes
+        it), or None when it has none."""
+        if not os.path.exists(self.paths.queue_db):
+            return None
+        store = self.queue_store()
+        store.refresh()
+        return store
+
+    async def queue_serial(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        store = self._queue_now()
+        if store is None:
+            return {"epoch": None, "seq": 0, "next_id": 1}
+        return {"epoch": store.get_meta("epoch"), "seq": store.seq,
+                "next_id": store.next_id()}
+
+    async def queue_dump(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+        store = self._queue_now()
+        if store is None:
+            raise errors.WrongState(f"node {self.name} holds no job queue")
+        return store.dump()
 
     # --- master daemon control and tests -------------------------------------------------------
 
@@ -314,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="print this node's join token and exit")
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     args = parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)
     paths = NodePaths(args.root)
+    paths.make_private()
     identity = paths.read_identity()
     name = args.name or identity.get("name") or os.uname().nodename
     if args.join_token:

@@ -6,7 +6,8 @@ so a typo fails at once instead of as a 404 from every node.
 ``caller`` says who may make a call, as the node daemon sees the caller's certificate
 (signed by the cluster CA, named after its node) against its own view of the roles:
 ``public`` anyone (before a node has joined), ``master`` the master only, ``candidate`` the
-master or a master candidate (what ``gnt-cluster master-failover`` needs). A call that only
+master or a master candidate (what ``gnt-cluster master-failover`` needs), ``node`` any node
+of the cluster (what a master daemon asks at start-up). A call that only
 reads is ``readonly``: the client may resend it after a connection drops; any other call is
 sent once (see rpc/transport.py).
 """
@@ -30,6 +31,7 @@ TIMEOUTS = {
 PUBLIC = "public"
 MASTER = "master"
 CANDIDATE = "candidate"
+NODE = "node"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ CALLS: dict[str, Call] = {c.name: c for c in (
     Call("node_verify", "fast", "run the node-local checks of cluster verify", readonly=True),
     # a new master pushes its summary before the nodes know it is master
     Call("ssconf_write", "fast", "store the cluster summary every node keeps", caller=CANDIDATE),
+    Call("master_info", "urgent", "who this node believes is master, and its summary's serial",
+         caller=NODE, readonly=True),
     Call("config_apply", "fast", "apply one config change set to the local replica"),
     Call("config_replace", "normal", "replace the local replica whole"),
     # master failover runs on a candidate: it compares replicas, takes the newest one and
@@ -68,6 +72,11 @@ CALLS: dict[str, Call] = {c.name: c for c in (
     Call("config_serial", "urgent", "serial number of the local replica",
          caller=CANDIDATE, readonly=True),
     Call("config_dump", "normal", "the local replica as one document",
+         caller=CANDIDATE, readonly=True),
+    Call("queue_apply", "fast", "apply job queue changes to the local replica"),
+    Call("queue_serial", "urgent", "epoch and serial of the local job queue (replica or "
+         "the master's own)", caller=CANDIDATE, readonly=True),
+    Call("queue_dump", "normal", "the local job queue as one document",
          caller=CANDIDATE, readonly=True),
     Call("master_stop", "fast", "stop the master daemon on this node", caller=CANDIDATE),
     Call("test_delay", "normal", "sleep for a while (gnt-debug delay -n)"),

@@ -26,6 +26,7 @@ from cardume import errors, tls
 
 TOKEN_PREFIX = "cardume-join:v1:"
 _TOKEN_RE = re.compile(r"^cardume-join:v1:([0-9a-f]{64}):([A-Za-z0-9_-]{20,128})$")
+_SECRET_LIKE = re.compile(r"[A-Za-z0-9_-]{20}")
 
 
 def make_token(cert_pem: bytes, secret: str) -> str:
@@ -36,9 +37,12 @@ def parse_token(token: str) -> tuple[str, str]:
     """(fingerprint "sha256:...", secret) of a join token; bad tokens are named."""
     match = _TOKEN_RE.match(token.strip())
     if not match:
-        shown = token if len(token) <= 40 else token[:37] + "..."
+        # A mistyped token may still hold most of the node's secret: it is named only when
+        # nothing in it could be one.
+        shown = (f"'{token}'" if len(token) <= 64 and not _SECRET_LIKE.search(token)
+                 else f"of {len(token)} characters")
         raise errors.WrongInput(
-            f"invalid join token '{shown}': expected cardume-join:v1:<sha256 hex>:<secret>",
+            f"invalid join token {shown}: expected cardume-join:v1:<sha256 hex>:<secret>",
             "print the token on the node with 'cardume node join-token'")
     return "sha256:" + match.group(1), match.group(2)
 
