@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -106,19 +108,23 @@ def dead_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def raw_request(pki: Pki, port: int, data: bytes) -> tuple[int, bytes]:
-    """Send raw bytes over mutual TLS; return the status and body of the first reply."""
-    ctx = tls.client_context(pki.master_cert_file, pki.master_key_file, pki.ca_file)
+async def raw_request(pki: Pki, port: int, data: bytes,
+                      ctx: ssl.SSLContext | None = None) -> tuple[int, bytes]:
+    """Send raw bytes over mutual TLS (or ``ctx``); return the status and body of the first
+    reply."""
+    if ctx is None:
+        ctx = tls.client_context(pki.master_cert_file, pki.master_key_file, pki.ca_file)
     reader, writer = await asyncio.open_connection(HOST, port, ssl=ctx)
     try:
-        writer.write(data)
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        return status, await reader.readexactly(length)
+        async with asyncio.timeout(30):  # a server waiting for more must fail the test
+            writer.write(data)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            return status, await reader.readexactly(length)
     finally:
         writer.close()
 
@@ -501,3 +507,181 @@ def test_client_sockets_give_up_on_a_silent_peer() -> None:
         assert idle + interval * count <= 30
     finally:
         sock.close()
+
+
+# --- authorization hook ------------------------------------------------------------------------
+
+
+def test_authorize_refuses_with_403_before_the_body_is_read(pki: Pki) -> None:
+    asked: list[tuple[str, str | None]] = []
+
+    def master_only(name: str, peer: PeerInfo) -> str | None:
+        asked.append((name, peer.fingerprint))
+        if name == "fail_bug":
+            raise RuntimeError("policy bug")
+        return None if name == "echo" else f"'{name}' may only be called by the master"
+
+    async def main() -> None:
+        server = RpcServer(HANDLERS, node_server_ctx(pki), public={"join"},
+                           authorize=master_only)
+        await server.start(HOST, 0)
+        port = server.port
+        client = master_client(pki)
+        try:
+            assert (await client.call(HOST, port, "echo", {}, 5))["verified"] is True
+            with pytest.raises(errors.RpcError) as info:
+                await client.call(HOST, port, "slow", {"seconds": 0}, 5)
+            assert str(info.value) == (f"node daemon at {HOST}:{port}: 'slow' may only be "
+                                       "called by the master")
+            # The refusal comes although the 50 MB body it announces never does.
+            status, body = await raw_request(
+                pki, port, b"POST /slow HTTP/1.1\r\nContent-Length: 50000000\r\n\r\n")
+            assert status == 403
+            assert json.loads(body)["error"]["message"] == \
+                "'slow' may only be called by the master"
+            # Public calls are not the policy's business.
+            assert (await client.call(HOST, port, "join", {}, 5))["verified"] is True
+            assert "join" not in {name for name, _ in asked}
+            assert {fp for _, fp in asked} == {tls.fingerprint(pki.master_cert)}
+            # A policy that fails refuses the call instead of letting it through.
+            with pytest.raises(errors.InternalError, match="authorizing 'fail_bug' failed"):
+                await client.call(HOST, port, "fail_bug", {}, 5)
+            assert server.requests_served == 2  # echo and join: nothing refused ran
+        finally:
+            await client.close()
+            await server.close()
+    run(main())
+
+
+# --- limits for clients without a cluster certificate -----------------------------------------
+
+
+def test_unverified_clients_get_small_limits(pki: Pki) -> None:
+    async def main() -> None:
+        ctx = tls.server_context(pki.node_self_file, pki.node_key_file, None)
+        server = RpcServer(HANDLERS, ctx, public={"join"})
+        await server.start(HOST, 0)
+        port = server.port
+        pinned = RpcClient(tls.pinned_client_context())
+        anonymous = tls.pinned_client_context()
+        try:
+            # A join carries two certificates and the cluster summary: well below the limit.
+            blob = "x" * 200_000
+            result = await pinned.call(HOST, port, "join", {"blob": blob}, 5)
+            assert result["args"]["blob"] == blob and result["verified"] is False
+            with pytest.raises(errors.WrongInput, match=r"exceeds the limit of 262144"):
+                await pinned.call(HOST, port, "join", {"blob": "x" * 300_000}, 5)
+            # Refused from its announced length alone: the 60 MiB never have to come.
+            status, body = await raw_request(
+                pki, port, b"POST /join HTTP/1.1\r\nContent-Length: 62914560\r\n\r\n",
+                anonymous)
+            assert status == 413 and b"exceeds the limit of 262144" in body
+            status, body = await raw_request(
+                pki, port, b"POST /join HTTP/1.1\r\nX-Pad: " + b"a" * 10_000
+                + b"\r\nContent-Length: 2\r\n\r\n{}", anonymous)
+            assert status == 431 and b"larger than 8192 bytes" in body
+        finally:
+            await pinned.close()
+            await server.close()
+
+        # A client with a cluster certificate may send far more.
+        server = RpcServer(HANDLERS, node_server_ctx(pki))
+        await server.start(HOST, 0)
+        client = master_client(pki)
+        try:
+            big = "y" * (2 * 1024 * 1024)
+            assert (await client.call(HOST, server.port, "echo", {"b": big}, 10))["args"] == \
+                {"b": big}
+        finally:
+            await client.close()
+            await server.close()
+    run(main())
+
+
+def test_unverified_connections_are_few_and_short_lived(pki: Pki) -> None:
+    async def main() -> None:
+        ctx = tls.server_context(pki.node_self_file, pki.node_key_file, None)
+        server = RpcServer(HANDLERS, ctx, public={"join"}, unverified_timeout=0.3)
+        await server.start(HOST, 0)
+        anonymous = tls.pinned_client_context()
+        held = []
+        try:
+            for _ in range(transport.UNVERIFIED_MAX_CONNECTIONS):
+                held.append(await asyncio.open_connection(HOST, server.port, ssl=anonymous))
+            await wait_until(lambda: server.open_connections == len(held),
+                             "the server to take every connection")
+            status, body = await raw_request(pki, server.port,
+                                             b"GET /health HTTP/1.1\r\n\r\n", anonymous)
+            assert status == 503 and b"too many connections" in body
+            # Idle ones are closed after the short timeout, and room is made again.
+            await wait_until(lambda: server.open_connections == 0, "idle connections to close")
+            status, body = await raw_request(pki, server.port,
+                                             b"GET /health HTTP/1.1\r\n\r\n", anonymous)
+            assert (status, body) == (200, b'{"ok":true}')
+        finally:
+            for _, writer in held:
+                writer.close()
+            await server.close()
+    run(main())
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+    assert condition(), what
+
+
+# --- malformed requests -------------------------------------------------------------------------
+
+
+def _post(headers: bytes, body: bytes = b"") -> bytes:
+    return b"POST /echo HTTP/1.1\r\n" + headers + b"\r\n" + body
+
+
+_DEEP_LIST = b"[" * 100_000 + b"]" * 100_000
+_DEEP_OBJECT = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+
+
+@pytest.mark.parametrize(("request_bytes", "expected"), [
+    (_post(b"Content-Length: \xb2\r\n"), "bad Content-Length"),
+    (_post(b"Content-Length: -1\r\n"), "bad Content-Length"),
+    (_post(b"Content-Length: 1e3\r\n"), "bad Content-Length"),
+    (_post(b"Content-Length: " + b"9" * 5000 + b"\r\n"), "bad Content-Length"),
+    (_post(b"Content-Length: 2\r\nContent-Length: 20\r\n", b"{}"),
+     "more than one content-length header"),
+    (_post(b"Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n"), "chunked"),
+    (_post(b"Content-Length : 2\r\n", b"{}"), "malformed header line"),
+    (_post(b"X-A: 1\r\n folded\r\nContent-Length: 2\r\n", b"{}"), "malformed header line"),
+    (_post(b"X-\xc3\xa9: 1\r\n"), "malformed header line"),
+    (_post(b"X-A: a\x00b\r\n"), "control character"),
+    (_post(b"X-Cardume-Request-Id: ../../x\r\n"), "X-Cardume-Request-Id"),
+    (b"POST /\xc3\xa9cho HTTP/1.1\r\n\r\n", "malformed request target"),
+    (b"POST /echo HTTP/1.1 extra\r\n\r\n", "malformed request line"),
+    (b"POST /echo HTTP/7.0\r\n\r\n", "malformed request line"),
+    (_post(b"Content-Length: %d\r\n" % len(_DEEP_LIST), _DEEP_LIST), "nested too deeply"),
+    (_post(b"Content-Length: %d\r\n" % len(_DEEP_OBJECT), _DEEP_OBJECT), "nested too deeply"),
+], ids=["unicode-digit", "negative", "float", "5000-digits", "two-lengths", "chunked",
+        "space-before-colon", "folded", "non-ascii-name", "nul", "bad-request-id",
+        "non-ascii-target", "extra-word", "http7", "deep-list", "deep-object"])
+def test_malformed_requests_get_a_400_and_the_server_carries_on(
+        pki: Pki, request_bytes: bytes, expected: str, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        server = RpcServer(HANDLERS, node_server_ctx(pki))
+        await server.start(HOST, 0)
+        client = master_client(pki)
+        try:
+            await client.call(HOST, server.port, "echo", {}, 5)  # a connection held open
+            status, body = await raw_request(pki, server.port, request_bytes)
+            assert status == 400, body
+            error = json.loads(body)["error"]
+            assert error["code"] == "wrong_input" and expected in error["message"]
+            assert "\n" not in error["message"] and len(error["message"]) < 200
+            assert (await client.call(HOST, server.port, "echo", {"n": 1}, 5))["args"] == \
+                {"n": 1}
+            assert server.connections_accepted == 2
+            assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+        finally:
+            await client.close()
+            await server.close()
+    run(main())

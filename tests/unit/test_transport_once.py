@@ -471,8 +471,8 @@ def test_remembered_outcomes_are_bounded() -> None:
 
 
 @pytest.mark.parametrize("reply", [
-    b"HTTP/1.1 \xc2\xb200 OK\r\nContent-Length: 2\r\n\r\n{}",
-    b"HTTP/1.1 200 OK\r\nContent-Length: \xc2\xb2\r\n\r\n{}",
+    b"HTTP/1.1 \xb200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n{}",
     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
     b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n{}",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n{}",
