@@ -47,9 +47,11 @@ def start(paths: NodePaths, daemon: str, extra: list[str] | None = None,
     running = read_pid(paths, daemon)
     if running is not None:
         return running
-    os.makedirs(paths.log_dir, exist_ok=True)
-    os.makedirs(paths.run, exist_ok=True)
-    log = open(paths.logfile(daemon), "ab")  # noqa: SIM115 (handed to the child)
+    paths.make_private()
+    # the log is root's alone, whoever's umask started it (vcluster, master-failover)
+    fd = os.open(paths.logfile(daemon), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    log = os.fdopen(fd, "ab")
     argv = [sys.executable, "-m", MODULES[daemon], "--root", paths.root, *(extra or [])]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, close_fds=True)

@@ -38,6 +38,7 @@ REPLICATION_WAIT = 10.0  # seconds a commit waits for the candidates before movi
 ARCHIVE_AGE = 6 * 3600.0  # finished jobs leave `gnt-job list` after this, as in Ganeti
 ARCHIVE_EVERY = 600.0
 UPKEEP_EVERY = 5.0  # seconds between checks for a disk that filled up (see _housekeeping)
+UNDO_EVERY = 30.0  # seconds between tries to undo what failed jobs left on unanswering nodes
 VOTE_TIMEOUT = 5.0
 
 
@@ -125,6 +126,21 @@ class MasterDaemon:
             self._queue_replication = True
             self.queue_replicator.start()
             self.queue.release()
+        await self._undo_interrupted()
+
+    async def _undo_interrupted(self) -> None:
+        """What ended jobs left half made (this daemon's predecessor died during them, or a
+        node was down when they failed), taken away now that the nodes can be asked."""
+        if not self.queue.undo_pending:
+            return
+        try:
+            left = await cmdlib_base.undo_interrupted(self.ctx)
+        except Exception:
+            log.exception("undoing what interrupted jobs left failed")
+            return
+        if left:
+            log.warning("%d job(s) still hold things to undo on nodes that do not answer",
+                        left)
 
     def _recovery_reason(self, store: JobStore) -> str:
         """What ends a job that was running when this daemon started: the previous master
@@ -184,10 +200,14 @@ class MasterDaemon:
         """Periodic upkeep (the part of Ganeti's watcher that belongs to the master). One
         bad pass is logged and the next one runs: nothing here may end the loop."""
         next_archive = 0.0
+        next_undo = asyncio.get_running_loop().time() + UNDO_EVERY
         loop = asyncio.get_running_loop()
         while True:
             try:
                 self._upkeep_store()
+                if self.queue.undo_pending and loop.time() >= next_undo:
+                    next_undo = loop.time() + UNDO_EVERY
+                    await self._undo_interrupted()
                 if loop.time() >= next_archive:
                     next_archive = loop.time() + ARCHIVE_EVERY
                     archived = self.queue.autoarchive(ARCHIVE_AGE)

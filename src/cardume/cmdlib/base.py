@@ -8,10 +8,11 @@ happens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from cardume import constants, errors, opcodes
+from cardume import constants, errors, objects, opcodes
 from cardume.jobs import locks
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class LogicalUnit:
         self.rpc = ctx.rpc
         self.op = op
         self.job = job
+        self._undo: list[dict[str, Any]] = []  # without a job (tests): kept here
 
     # --- phases ------------------------------------------------------------------------
 
@@ -75,6 +77,39 @@ class LogicalUnit:
     def log_warning(self, message: str) -> None:
         self.log_info(f"WARNING: {message}")
 
+    # --- undoing what a failed execution made ----------------------------------------------
+    # Before exec makes something (a disk on a node), it records how to take it away. A
+    # failure undoes it at once; should the master die first, or a node be down just then,
+    # the record stays in the job and the master daemon undoes it later (at start-up, then
+    # from its housekeeping). Once the work is the cluster's (committed), undo_done().
+
+    def undo_later(self, node: objects.Node, call: str, args: dict[str, Any], what: str,
+                   unless_instance: str | None = None) -> None:
+        """Record that ``call(args)`` on ``node`` undoes ``what`` (not needed any more, and
+        never run, once the config holds ``unless_instance``)."""
+        entry = {"node": node.uuid, "call": call, "args": args, "what": what,
+                 "unless_instance": unless_instance}
+        if self.job is None:
+            self._undo.append(entry)
+        else:
+            self.ctx.queue.note_undo(self.job, entry)
+
+    async def undo_now(self) -> None:
+        """Undo what was recorded, newest first; what fails stays recorded for later."""
+        entries = self.job.undo if self.job is not None else self._undo
+        left = await run_undo(self.ctx, entries, self.log_warning)
+        self._set_undo(left)
+
+    def undo_done(self) -> None:
+        """What was recorded belongs to the cluster now: nothing to undo."""
+        self._set_undo([])
+
+    def _set_undo(self, entries: list[dict[str, Any]]) -> None:
+        if self.job is None:
+            self._undo = entries
+        else:
+            self.ctx.queue.set_undo(self.job, entries)
+
     # --- helpers -------------------------------------------------------------------------
 
     async def push_node_state(self) -> None:
@@ -98,6 +133,47 @@ class LogicalUnit:
                         continue
                 plan.append((level, names, shared))
         return plan
+
+
+async def run_undo(ctx: Context, entries: list[dict[str, Any]],
+                   report: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Run undo records newest first; returns those that could not be run (their node did
+    not answer). A record whose node left the cluster, or whose instance the configuration
+    holds after all, is dropped."""
+    left: list[dict[str, Any]] = []
+    for entry in reversed(entries):
+        owner = entry.get("unless_instance")
+        node = ctx.cfg.nodes.get(str(entry.get("node")))
+        if (owner and owner in ctx.cfg.instances) or node is None:
+            continue
+        try:
+            await ctx.rpc.call(node, str(entry["call"]), dict(entry.get("args") or {}))
+        except errors.CardumeError as err:
+            report(f"could not undo {entry.get('what')}: {err} (cardume tries again later; "
+                   "gnt-cluster verify shows it meanwhile)")
+            left.insert(0, entry)
+    return left
+
+
+async def undo_interrupted(ctx: Context) -> int:
+    """Undo what ended jobs left (the master died during them, or a node was down when
+    they failed). Each result goes to the job's own log. Returns the jobs still pending."""
+    queue = ctx.queue
+    for job_id in sorted(queue.undo_pending):
+        job = queue.load(job_id)
+        if job is None or not job.undo:
+            queue.undo_pending.discard(job_id)
+            continue
+        before = len(job.undo)
+
+        def report(text: str, job: Job = job) -> None:
+            queue.feedback(job, text)
+        left = await run_undo(ctx, job.undo, report)
+        if len(left) < before:
+            done = [e["what"] for e in job.undo if e not in left]
+            queue.feedback(job, "Cleaned up after the job: undid " + ", ".join(done))
+        queue.set_undo(job, left)
+    return len(queue.undo_pending)
 
 
 LU_FOR: dict[str, type[LogicalUnit]] = {}

@@ -7,7 +7,6 @@ job created, so a failed add leaves no debris and the config as it was.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from typing import Any
 
@@ -295,14 +294,16 @@ class LUInstanceCreate(LogicalUnit):
         installed, then the commit. Any failure before the commit removes both sides."""
         assert self.snode is not None
         nodes = (self.snode, self.pnode)
-        created: list[tuple[objects.Node, dict[str, Any]]] = []
+
         async def create_side(node: objects.Node) -> None:
             for disk in inst.disks:
                 spec = drbd.node_disk_spec(self.cfg, disk, node.uuid)
+                self.undo_later(node, "blockdev_remove", {"disk": spec},
+                                f"disk {disk.iv_name} of {inst.name} on {node.name}",
+                                unless_instance=inst.uuid)
                 self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB, minor "
                               f"{spec['dynamic_params']['local_minor']}) on {node.name}")
                 await self.rpc.call(node, "blockdev_create", {"disk": spec})
-                created.append((node, spec))
 
         async def connect(node: objects.Node) -> None:
             await self.rpc.call(node, "drbd_connect",
@@ -329,47 +330,43 @@ class LUInstanceCreate(LogicalUnit):
             inst.disks_active = True
             await self.cfg.commit(add=[inst])
         except BaseException:
-            for node, spec in reversed(created):
-                with contextlib.suppress(errors.CardumeError):
-                    await self.rpc.call(node, "blockdev_remove", {"disk": spec})
+            await self.undo_now()
             raise
+        self.undo_done()
 
     async def _create(self, inst: objects.Instance) -> None:
         spec = ic.instance_spec(self.cfg, inst)
-        created: list[dict[str, Any]] = []
-        adopted: list[tuple[dict[str, Any], list[Any]]] = []
+        node = self.pnode
         try:
             for disk, asked in zip(spec["disks"], self.disks, strict=True):
+                what = f"disk {disk['iv_name']} of {inst.name} on {node.name}"
                 if "adopt" in asked:
                     old_id = [asked["vg"], asked["adopt"]]
+                    # undone by giving the volume its name back
+                    self.undo_later(node, "blockdev_rename",
+                                    {"disk": disk, "new_logical_id": old_id},
+                                    f"the adoption of {'/'.join(old_id)} as {what}",
+                                    unless_instance=inst.uuid)
                     self.log_info(f"Adopting {'/'.join(old_id)} as disk {disk['iv_name']} "
-                                  f"({disk['size']} MiB) on {self.pnode.name}")
-                    await self.rpc.call(self.pnode, "blockdev_rename",
+                                  f"({disk['size']} MiB) on {node.name}")
+                    await self.rpc.call(node, "blockdev_rename",
                                         {"disk": dict(disk, logical_id=old_id),
                                          "new_logical_id": disk["logical_id"]})
-                    adopted.append((disk, old_id))
                     continue
+                self.undo_later(node, "blockdev_remove", {"disk": disk}, what,
+                                unless_instance=inst.uuid)
                 self.log_info(f"Creating disk {disk['iv_name']} ({disk['size']} MiB) on "
-                              f"{self.pnode.name}")
-                await self.rpc.call(self.pnode, "blockdev_create", {"disk": disk})
-                created.append(disk)
+                              f"{node.name}")
+                await self.rpc.call(node, "blockdev_create", {"disk": disk})
             if not self.op.no_install and not self.adopt:  # adopted disks keep their data
-                self.log_info(f"Running the OS create script of {inst.os} on {self.pnode.name}")
-                await self.rpc.call(self.pnode, "instance_os_add",
+                self.log_info(f"Running the OS create script of {inst.os} on {node.name}")
+                await self.rpc.call(node, "instance_os_add",
                                     {"instance": spec, "reinstall": False})
             inst.admin_state = "up" if self.op.start else "down"
             await self.cfg.commit(add=[inst])
         except BaseException:
-            await self._remove_disks(created)
-            for disk, old_id in reversed(adopted):  # give the volumes their names back
-                with contextlib.suppress(errors.CardumeError):
-                    await self.rpc.call(self.pnode, "blockdev_rename",
-                                        {"disk": disk, "new_logical_id": old_id})
+            await self.undo_now()
             raise
-
-    async def _remove_disks(self, created: list[dict[str, Any]]) -> None:
-        for disk in reversed(created):
-            with contextlib.suppress(errors.CardumeError):
-                await self.rpc.call(self.pnode, "blockdev_remove", {"disk": disk})
+        self.undo_done()
 
 

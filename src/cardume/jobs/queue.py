@@ -53,7 +53,7 @@ def _forget_secrets(job: Job) -> None:
 class Job:
     __slots__ = ("id", "ops", "status", "priority", "received_ts", "start_ts", "end_ts",
                  "op_status", "op_result", "op_start_ts", "op_end_ts", "log", "changed",
-                 "task", "current_op")
+                 "task", "current_op", "undo")
 
     def __init__(self, job_id: int, ops: list[opcodes.OpCode], priority: int) -> None:
         self.id = job_id
@@ -71,6 +71,9 @@ class Job:
         self.changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.current_op = -1
+        # What to undo should the job stop half way (see cmdlib/base.py undo_later): written
+        # before each thing it creates, cleared once the thing is the cluster's.
+        self.undo: list[dict[str, Any]] = []
 
     def to_data(self, redact: bool = False) -> dict[str, Any]:
         """The job as stored; ``redact`` hides the opcodes' secrets (a join token)."""
@@ -79,12 +82,12 @@ class Job:
                 "received_ts": self.received_ts, "start_ts": self.start_ts,
                 "end_ts": self.end_ts, "op_status": self.op_status,
                 "op_result": self.op_result, "op_start_ts": self.op_start_ts,
-                "op_end_ts": self.op_end_ts}
+                "op_end_ts": self.op_end_ts, "undo": self.undo}
 
     @classmethod
     def from_data(cls, data: dict[str, Any],
                   log_lines: list[tuple[int, float, str, str]]) -> Job:
-        ops = [opcodes.OpCode.from_dict(op) for op in data["ops"]]
+        ops = [opcodes.OpCode.from_stored(op) for op in data["ops"]]
         job = cls(int(data["id"]), ops, int(data["priority"]))
         job.status = data["status"]
         job.received_ts = data["received_ts"]
@@ -95,6 +98,7 @@ class Job:
         job.op_start_ts = list(data["op_start_ts"])
         job.op_end_ts = list(data["op_end_ts"])
         job.log = list(log_lines)
+        job.undo = list(data.get("undo") or [])
         return job
 
     @property
@@ -137,6 +141,8 @@ class JobQueue:
         # store gave up its reserve): written again by flush_unsaved()
         self._unsaved: set[int] = set()
         self._held = False
+        self.undo_pending: set[int] = set()
+        """Ended jobs that left things to undo (the master died, or a node was down)."""
 
     # --- start-up and recovery ----------------------------------------------------------
 
@@ -156,7 +162,14 @@ class JobQueue:
                 job.start_ts = None
                 job.op_start_ts = [None] * len(job.ops)
                 self._persist(job)
-            if job.status == constants.JOB_STATUS_QUEUED:
+            if job.status == constants.JOB_STATUS_QUEUED and \
+                    any(op.unchecked for op in job.ops):
+                refused = errors.WrongInput("this job's opcodes no longer pass the checks of "
+                                            "this version of cardume; it was not run",
+                                            "submit it again")
+                self._finish(job, constants.JOB_STATUS_ERROR, refused.to_dict())
+                failed += 1
+            elif job.status == constants.JOB_STATUS_QUEUED:
                 self._jobs[job.id] = job
                 heapq.heappush(self._ready, (job.priority, job.id))
                 requeued += 1
@@ -167,6 +180,7 @@ class JobQueue:
                 self._append_log(job, "message", f"job failed: {error}")
                 self._finish(job, constants.JOB_STATUS_ERROR, error.to_dict())
                 failed += 1
+        self.undo_pending.update(self.store.with_undo())
         self._schedule()
         return requeued, failed
 
@@ -353,6 +367,8 @@ class JobQueue:
                     job.op_status[index] = status
                     job.op_result[index] = result
         self._persist(job)
+        if job.undo:
+            self.undo_pending.add(job.id)
         self._remember(job)
         job.notify()
 
@@ -376,6 +392,22 @@ class JobQueue:
             self.store.append_log(job.id, serial, entry[1], kind, message)
         except DiskFull:
             self._unsaved.add(job.id)  # flush_unsaved() writes the lines it holds
+
+    def note_undo(self, job: Job, entry: dict[str, Any]) -> None:
+        """Record, durably, something to undo should the job not get to finish."""
+        job.undo.append(entry)
+        self._persist(job)
+
+    def set_undo(self, job: Job, entries: list[dict[str, Any]]) -> None:
+        """What is left to undo (an empty list: nothing, the work is the cluster's now)."""
+        if entries == job.undo:
+            return
+        job.undo = list(entries)
+        self._persist(job)
+        if entries and job.finalized:
+            self.undo_pending.add(job.id)
+        elif not entries:
+            self.undo_pending.discard(job.id)
 
     def feedback(self, job: Job, message: str, kind: str = constants.ELOG_MESSAGE) -> None:
         self._append_log(job, kind, message)

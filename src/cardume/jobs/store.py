@@ -341,6 +341,12 @@ class JobStore:
             "SELECT id FROM jobs WHERE archived=0 AND status IN ('success','error','canceled') "
             "AND end_ts < ? ORDER BY id", (timestamp,))]
 
+    def with_undo(self) -> list[int]:
+        """Jobs that still hold things to undo (see Job.undo)."""
+        return [r[0] for r in self._db.execute(
+            "SELECT id FROM jobs WHERE archived=0 AND json_valid(data) AND "
+            "json_array_length(data, '$.undo') > 0 ORDER BY id")]
+
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM queue_meta WHERE key=?", (key,)).fetchone()
         return str(row[0]) if row else None
