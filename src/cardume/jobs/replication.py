@@ -56,8 +56,9 @@ class _Replica:
     task: asyncio.Task[None] | None = None
     cursor: int | None = None
     """The highest seq the candidate holds, when known."""
-    healthy: bool = False
-    """Its last call succeeded: waits include it."""
+    healthy: bool | None = None
+    """Its last call succeeded (True) or failed (False); unknown before the first. Waits
+    include it unless it failed."""
     failures: int = 0
     waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
 
@@ -118,7 +119,7 @@ class QueueReplicator:
     def retry_now(self) -> None:
         """Try the failing candidates again at once (a redistribution reached them)."""
         for replica in self._replicas.values():
-            if not replica.healthy:
+            if replica.healthy is False:
                 replica.failures = 0
                 replica.retry.set()
                 replica.wake.set()
@@ -130,7 +131,8 @@ class QueueReplicator:
         loop = asyncio.get_running_loop()
         futures = []
         for replica in self._replicas.values():
-            if not replica.healthy or (replica.cursor is not None and replica.cursor >= seq):
+            if replica.healthy is False or (replica.cursor is not None
+                                            and replica.cursor >= seq):
                 continue
             future: asyncio.Future[None] = loop.create_future()
             replica.waiters.append((seq, future))
@@ -175,7 +177,7 @@ class QueueReplicator:
             try:
                 await self._catch_up(target, replica)
             except errors.CardumeError as err:
-                if replica.healthy or replica.failures == 0:
+                if replica.healthy is not False or replica.failures == 0:
                     log.warning("job queue replication to %s failed: %s", replica.name, err)
                 replica.healthy = False
                 replica.cursor = None

@@ -164,15 +164,16 @@ class JobStore:
 
     # --- writing, with the reserve for a full disk ---------------------------------------------
 
-    def _write(self, action: Callable[[], T]) -> T:
-        """Run one write; on a full disk give up the reserve and try once more."""
+    def _write(self, action: Callable[[], T], use_reserve: bool = True) -> T:
+        """Run one write; on a full disk give up the reserve and try once more (not for a
+        new job: the reserve is for the jobs already running)."""
         try:
             result = action()
         except (sqlite3.Error, OSError) as err:
             if not _is_full(err):
                 raise
             self.full = True
-            if not self._release_reserve():
+            if not use_reserve or not self._release_reserve():
                 raise self._full_error() from None
             try:
                 result = action()
@@ -184,7 +185,8 @@ class JobStore:
             self.on_change()
         return result
 
-    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+    def _transaction(self, body: Callable[[sqlite3.Connection], T],
+                     use_reserve: bool = True) -> T:
         def run() -> T:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -196,7 +198,7 @@ class JobStore:
                     db.execute("ROLLBACK")
                 raise
             return result
-        return self._write(run)
+        return self._write(run, use_reserve)
 
     def _full_error(self) -> DiskFull:
         return DiskFull(f"the disk holding the job queue ({os.path.dirname(self.path)}) is "
@@ -250,7 +252,7 @@ class JobStore:
             db.executemany("INSERT INTO jobs (id, status, data, seq) VALUES (?,?,?,?)",
                            [(i, s, d, self._next_seq()) for i, s, d in texts])
         try:
-            self._transaction(body)
+            self._transaction(body, use_reserve=False)
         except BaseException:
             self.seq = before
             raise
