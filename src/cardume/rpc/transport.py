@@ -30,6 +30,7 @@ import re
 import secrets
 import socket
 import ssl
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ _UNREACHABLE = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN
 # tab) are refused anywhere in a head, so no line can smuggle another one in.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _TARGET = re.compile(r"/[\x21-\x7e]*\Z")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_HEADER_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
 _REQUEST_ID = re.compile(r"[0-9A-Za-z_-]{16,64}\Z")
 # Headers whose value we act on: a second copy would make the request ambiguous.
 _SINGLE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "expect",
@@ -184,24 +185,40 @@ class _Request(NamedTuple):
 
 
 class _Outcome:
-    """One keyed call: its name, and its reply (status, encoded body) once it has ended."""
+    """A keyed call that runs: its name, and its reply (status, encoded body) once it ends."""
 
-    __slots__ = ("name", "reply", "ended")
+    __slots__ = ("name", "reply", "_waiting")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.reply: asyncio.Future[tuple[int, bytes]] = (
-            asyncio.get_running_loop().create_future())
-        self.ended = 0.0
+        self.reply: tuple[int, bytes] | None = None
+        self._waiting: asyncio.Future[None] | None = None  # made only if a duplicate waits
+
+    async def wait(self) -> tuple[int, bytes]:
+        if self.reply is None:
+            if self._waiting is None:
+                self._waiting = asyncio.get_running_loop().create_future()
+            # shield: a duplicate whose connection is cancelled must not cancel the future
+            # the other duplicates wait on.
+            await asyncio.shield(self._waiting)
+        assert self.reply is not None
+        return self.reply
+
+    def set(self, status: int, body: bytes) -> None:
+        self.reply = (status, body)
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_result(None)
 
 
 class _Once:
     """The keyed calls a server ran recently, so that each runs its handler once.
 
     Keys are scoped by the caller's certificate fingerprint: a client cannot reach another
-    client's outcomes. Running calls are always kept (a duplicate waits for them); finished
+    client's outcomes. Running calls are always kept (a duplicate waits for them); ended
     ones are forgotten oldest first after ``ttl`` seconds, or beyond ``max_entries`` or
-    ``max_bytes`` of kept replies.
+    ``max_bytes`` of kept replies. Per call this costs a few dictionary operations; an
+    ended call is kept as a tuple of plain values, which the garbage collector stops
+    tracking (thousands of tracked objects would make its full passes slower).
     """
 
     def __init__(self, ttl: float = ONCE_TTL, max_entries: int = ONCE_MAX_ENTRIES,
@@ -210,44 +227,49 @@ class _Once:
         self._max_entries = max_entries
         self._max_bytes = max_bytes
         self._running: dict[tuple[str, str], _Outcome] = {}
-        self._ended: dict[tuple[str, str], _Outcome] = {}  # in the order they ended
+        # (call name, status, body, when it ended), in the order they ended; an OrderedDict
+        # because a plain dict emptied from the front makes finding its first key slow
+        self._ended: OrderedDict[tuple[str, str], tuple[str, int, bytes, float]] = (
+            OrderedDict())
         self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._running) + len(self._ended)
 
-    def get(self, key: tuple[str, str]) -> _Outcome | None:
-        return self._running.get(key) or self._ended.get(key)
+    def get(self, key: tuple[str, str]) -> tuple[str, _Outcome | tuple[int, bytes]] | None:
+        """``(call name, the running call or its reply)`` of a known key."""
+        running = self._running.get(key)
+        if running is not None:
+            return running.name, running
+        ended = self._ended.get(key)
+        if ended is not None:
+            return ended[0], (ended[1], ended[2])
+        return None
 
-    def start(self, key: tuple[str, str], name: str) -> _Outcome:
-        outcome = self._running[key] = _Outcome(name)
-        return outcome
+    def start(self, key: tuple[str, str], name: str) -> None:
+        self._running[key] = _Outcome(name)
 
     def end(self, key: tuple[str, str], status: int, body: bytes) -> None:
         outcome = self._running.pop(key)
-        outcome.reply.set_result((status, body))
+        outcome.set(status, body)
         now = asyncio.get_running_loop().time()
-        outcome.ended = now
-        self._ended[key] = outcome
+        ended = self._ended
+        ended[key] = (outcome.name, status, body, now)
         self._bytes += len(body)
-        self._forget_old(now)
+        while ended:  # forget the oldest while over a bound
+            oldest_key = next(iter(ended))
+            _, _, oldest_body, when = ended[oldest_key]
+            if (len(ended) <= self._max_entries and self._bytes <= self._max_bytes
+                    and now - when < self._ttl):
+                return
+            ended.popitem(last=False)
+            self._bytes -= len(oldest_body)
 
     def abandon(self, key: tuple[str, str], status: int, body: bytes) -> None:
         """The call was interrupted (the server is closing): tell any duplicate, forget it."""
         outcome = self._running.pop(key, None)
-        if outcome is not None and not outcome.reply.done():
-            outcome.reply.set_result((status, body))
-
-    def _forget_old(self, now: float) -> None:
-        ended = self._ended
-        while ended:
-            key = next(iter(ended))
-            oldest = ended[key]
-            if (len(ended) <= self._max_entries and self._bytes <= self._max_bytes
-                    and now - oldest.ended < self._ttl):
-                return
-            del ended[key]
-            self._bytes -= len(oldest.reply.result()[1])
+        if outcome is not None:
+            outcome.set(status, body)
 
 
 class RpcServer:
@@ -499,14 +521,13 @@ class RpcServer:
         """Run a keyed call unless it ran (or runs) already: ``(status, body, upgrade)``."""
         known = self._once.get(key)
         if known is not None:
-            if known.name != name:
+            known_name, outcome = known
+            if known_name != name:
                 return 400, _encode(_error(errors.WrongInput(
-                    f"request id {key[1]} was already used for '{known.name}', not '{name}'"))
+                    f"request id {key[1]} was already used for '{known_name}', not '{name}'"))
                 ), None
             self.duplicates_answered += 1
-            # shield: a duplicate whose connection is cancelled must not cancel the outcome
-            # the first request (and any other duplicate) waits on.
-            status, data = await asyncio.shield(known.reply)
+            status, data = await outcome.wait() if isinstance(outcome, _Outcome) else outcome
             return status, data, None
         self._once.start(key, name)
         try:
@@ -615,17 +636,18 @@ def _content_length(text: str) -> int | None:
 def _parse_headers(lines: list[str]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for line in lines:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not _TOKEN.match(name):  # also refuses obsolete folded lines
-            raise _BadRequest(f"malformed header line {line[:80]!r}")
-        if _CONTROL.search(value):
-            raise _BadRequest(f"control character in header {name[:40]!r}")
-        name = name.lower()
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            if not line:
+                continue
+            name, sep, _ = line.partition(":")
+            if sep and _TOKEN.match(name):
+                raise _BadRequest(f"control character in header {name[:40]!r}")
+            raise _BadRequest(f"malformed header line {line[:80]!r}")  # also folded lines
+        name = match[1].lower()
         if name in headers and name in _SINGLE_HEADERS:
             raise _BadRequest(f"more than one {name} header")
-        headers[name] = value.strip(" \t")
+        headers[name] = match[2].strip(" \t")
     return headers
 
 
@@ -784,7 +806,7 @@ class RpcClient:
                     # A fresh TLS 1.3 connection whose certificate the server refuses looks
                     # the same as one whose server died mid-call: an end of stream after
                     # our request. Ask the server (for nothing that runs a call) which.
-                    sent = await self._accepts_us(host, port, deadline)
+                    sent = await self._drop_was_mid_call(host, port, deadline)
                 raise self._failure(host, port, exc.cause, sent=sent, call=name) from None
             except TimeoutError:
                 self._discard(conn)
@@ -840,7 +862,7 @@ class RpcClient:
         except RecursionError:
             raise _BadReply(f"HTTP {status} with a body nested too deeply") from None
 
-    async def _accepts_us(self, host: str, port: int, deadline: float) -> bool:
+    async def _drop_was_mid_call(self, host: str, port: int, deadline: float) -> bool:
         """Whether the server at ``host:port`` is gone or serves us (``GET /health``),
         rather than closing a new connection before answering (refusing our certificate)."""
         loop = asyncio.get_running_loop()
