@@ -24,6 +24,7 @@ from cardume.jobs.store import TAKEOVER_KEY, JobStore
 from cardume.node.daemon import join_token
 from cardume.paths import NodePaths
 from cardume.rpc import join
+from cardume.rpc.calls import CALLS
 from cardume.rpc.transport import RpcClient
 
 
@@ -157,7 +158,8 @@ async def _candidate_serials(paths: NodePaths, cfg: ConfigWriter, me: objects.No
     try:
         others = [n for n in cfg.candidates() if n.uuid != me.uuid]
         replies = await asyncio.gather(*(client.call(n.primary_ip, n.port, "config_serial",
-                                                     {}, 10.0) for n in others),
+                                                     {}, 10.0, readonly=True)
+                                         for n in others),
                                        return_exceptions=True)
         for node, reply in zip(others, replies, strict=True):
             if isinstance(reply, BaseException):
@@ -173,7 +175,8 @@ async def _rpc(paths: NodePaths, node: objects.Node, call: str, args: dict[str, 
                timeout: float = 30.0) -> Any:
     client = RpcClient(tls.client_context(paths.node_cert, paths.node_key, paths.ca_cert))
     try:
-        return await client.call(node.primary_ip, node.port, call, args, timeout)
+        return await client.call(node.primary_ip, node.port, call, args, timeout,
+                                 readonly=CALLS[call].readonly)
     finally:
         await client.close()
 
