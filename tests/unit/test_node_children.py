@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cardume.node import children
+from cardume.node import children, sentinel
 from cardume.node.cmd import SubprocessRunner
 from cardume.node.hypervisor import kvm
 from cardume.node.storage import loop
@@ -28,9 +28,9 @@ from cardume.node.storage import loop
 # stops it cleanly.
 DAEMON = r"""
 import sys, threading
-from cardume.node import children, osapi
+from cardume.node import osapi, sentinel
 run_dir, out = sys.argv[1], sys.argv[2]
-guard = children.guard(run_dir)
+guard = sentinel.guard(run_dir)
 script = 'echo $$ > "$1/script.tmp"; mv "$1/script.tmp" "$1/script"; ' \
          'sleep 300 >/dev/null 2>&1 & echo $! > "$1/child.tmp"; mv "$1/child.tmp" "$1/child"; ' \
          'sleep 301'
@@ -170,7 +170,7 @@ def test_a_command_is_recorded_while_it_runs_and_its_sweep_kills_its_children(
     assert children.process_group(child) == int(pgid)
     assert children.start_time(int(pgid)) == int(started)
 
-    swept = children.sweep(str(records))  # what the sentinel does when the daemon dies
+    swept = sentinel.sweep(str(records))  # what the sentinel does when the daemon dies
     assert swept.groups == 1
     worker.join(30)
     assert result["r"].rc == -signal.SIGKILL
@@ -196,7 +196,7 @@ def test_a_recycled_pid_is_never_killed(tmp_path: Path, spawned: Spawned) -> Non
     started = children.start_time(proc.pid)
     assert started is not None
     (directory / f"pg-{proc.pid}-{started - 1}").touch()
-    assert children.sweep(str(directory)).groups == 0
+    assert sentinel.sweep(str(directory)).groups == 0
     assert alive(proc.pid)
     assert not directory.exists()  # the record is gone all the same
 
@@ -214,7 +214,7 @@ def test_a_group_whose_leader_exited_is_still_killed(tmp_path: Path,
     child = read_pid(kid)
     assert child is not None and alive(child)
     spawned.add(child)
-    assert children.sweep(str(directory)).groups == 1
+    assert sentinel.sweep(str(directory)).groups == 1
     wait_for(lambda: not alive(child), "the group's last member to die")
 
 
@@ -232,7 +232,7 @@ def test_start_up_sweeps_dead_daemons_records_and_spares_live_ones(
     for directory, proc in ((dead, victim), (live, bystander)):
         directory.mkdir(parents=True)
         (directory / f"pg-{proc.pid}-{children.start_time(proc.pid)}").touch()
-    swept = children.sweep_stale(str(run_dir))
+    swept = sentinel.sweep_stale(str(run_dir))
     assert swept.groups == 1
     wait_for(lambda: not alive(victim.pid), "the dead daemon's child to die")
     assert alive(bystander.pid)
@@ -272,12 +272,12 @@ def test_a_recorded_loop_device_is_detached_by_the_sweep(records: Path,
     try:
         name = os.path.basename(device)
         assert (records / f"loop-{name}").read_text() == str(image.resolve())
-        assert children.sweep(str(records)).loops == 1
+        assert sentinel.sweep(str(records)).loops == 1
         assert attached(image) == ""
     finally:
         loop.detach(device)
     # a record naming a device that serves another file now is left alone
-    assert not children.release_loop(name, str(tmp_path / "another.img"))
+    assert not sentinel.release_loop(name, str(tmp_path / "another.img"))
 
 
 def test_a_normal_attach_and_detach_leaves_no_record(records: Path, tmp_path: Path) -> None:
@@ -314,8 +314,8 @@ def start_daemon(tmp_path: Path) -> tuple[subprocess.Popen[str], int, Path, int,
 
 def test_the_sentinel_kills_a_call_s_script_and_its_child_when_the_daemon_is_killed(
         tmp_path: Path, spawned: Spawned) -> None:
-    daemon, sentinel, directory, script, child = start_daemon(tmp_path)
-    spawned.add(daemon.pid, sentinel, script, child)
+    daemon, guard_pid, directory, script, child = start_daemon(tmp_path)
+    spawned.add(daemon.pid, guard_pid, script, child)
     assert [n.startswith("pg-") for n in os.listdir(directory)] == [True]
     daemon.kill()  # SIGKILL: nothing of the daemon's own runs any more
     daemon.wait()
@@ -337,14 +337,14 @@ def test_a_clean_stop_kills_the_call_and_sends_the_sentinel_away(
 
 def test_the_sentinel_is_a_small_shell_while_the_daemon_lives(tmp_path: Path,
                                                                spawned: Spawned) -> None:
-    daemon, sentinel, directory, script, child = start_daemon(tmp_path)
-    spawned.add(daemon.pid, sentinel, script, child)
+    daemon, guard_pid, directory, script, child = start_daemon(tmp_path)
+    spawned.add(daemon.pid, guard_pid, script, child)
     try:
-        argv = Path(f"/proc/{sentinel}/cmdline").read_bytes().split(b"\0")[:-1]
-        assert argv[:3] == [b"/bin/sh", b"-c", children.SENTINEL_SCRIPT.encode()]
+        argv = Path(f"/proc/{guard_pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        assert argv[:3] == [b"/bin/sh", b"-c", sentinel.SENTINEL_SCRIPT.encode()]
         assert argv[-1] == str(directory).encode()  # an argument, not part of the script
         # its own session: a Ctrl-C meant for the daemon's terminal does not reach it
-        assert os.getsid(sentinel) == sentinel
+        assert os.getsid(guard_pid) == guard_pid
     finally:
         daemon.communicate("stop\n", timeout=60)
 
@@ -370,6 +370,6 @@ def test_a_daemonized_qemu_started_by_the_hypervisor_is_not_recorded_nor_swept(
     assert kvm.qemu_alive(pid, "vm1")
     assert os.listdir(records) == []  # nothing of it was left recorded
     # the daemon dies: its sentinel sweeps, then the next daemon's start-up sweep
-    children.sweep(str(records))
-    children.sweep_stale(str(records.parent.parent))
+    sentinel.sweep(str(records))
+    sentinel.sweep_stale(str(records.parent.parent))
     assert kvm.qemu_alive(pid, "vm1")

@@ -465,9 +465,9 @@ def main(argv: list[str] | None = None) -> int:
 async def _amain(paths: NodePaths, name: str, bind: str, port: int) -> int:
     daemon = NodeDaemon(paths, name)
     assert daemon.server is not None
-    from cardume.node import children
+    from cardume.node import sentinel
     # before any call: what calls start dies with this daemon, even a SIGKILLed one
-    guard = children.guard(paths.run)
+    guard = sentinel.guard(paths.run)
     try:
         await daemon.server.start(bind or "0.0.0.0", port)
     except OSError as err:
