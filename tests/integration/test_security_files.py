@@ -77,8 +77,10 @@ class Scene:
     mistyped: tuple[int, str, str] = (0, "", "")
     job_views: dict[str, str] = field(default_factory=dict)
 
-    def under(self, lines: list[str], top: Path) -> list[str]:
-        return [line for line in lines if line.startswith(f"{top}/")]
+
+def under(lines: list[str], top: Path) -> list[str]:
+    """The report lines about paths under ``top``."""
+    return [line for line in lines if line.startswith(f"{top}/")]
 
 
 # --- planted leaks: what the probe and the scanner must catch -----------------------------
@@ -245,7 +247,7 @@ def test_no_file_others_can_read_holds_a_secret(scene: Scene) -> None:
         nodes = scene.cluster.root / "nodes"
         assert report.seen[str(nodes)].listed, (seen.when, report.seen[str(nodes)])
         # positive control: the planted leaks are found, each for what it holds
-        planted = "\n".join(scene.under(seen.leaks, scene.control))
+        planted = "\n".join(under(seen.leaks, scene.control))
         for name, held in (("leaked-key.pem", "a PEM private key"),
                            ("queue.db-wal", "an SQLite write-ahead log"),
                            ("queue.db-wal", PLANTED),
@@ -254,7 +256,7 @@ def test_no_file_others_can_read_holds_a_secret(scene: Scene) -> None:
             assert any(line.startswith(f"{scene.control / name} mode 0644") and held in line
                        for line in planted.splitlines()), (name, held, planted)
 
-        leaks = scene.under(seen.leaks, scene.cluster.root)
+        leaks = under(seen.leaks, scene.cluster.root)
         assert not leaks, (f"{seen.when}: uid {NOBODY} got at secrets:\n" + "\n".join(leaks))
 
 
@@ -288,13 +290,13 @@ def test_keys_tokens_config_logs_and_runtime_files_are_private_to_root(scene: Sc
     root = scene.cluster.root
     for seen in scene.looks:
         # positive control: root's check names each planted file and their directory
-        planted = "\n".join(scene.under(seen.problems, scene.control))
+        planted = "\n".join(under(seen.problems, scene.control))
         for name in ("leaked-key.pem", "queue.db", "queue.db-wal", "queue.db-shm",
                      "log/noded.log", "master.sock"):
             assert f"{scene.control / name} mode 06" in planted, (name, planted)
         assert f"{scene.control}/ mode 0755 holds" in planted, planted
 
-        problems = scene.under(seen.problems, root)
+        problems = under(seen.problems, root)
         assert not problems, (f"{seen.when}: open to group or others:\n"
                               + "\n".join(problems))
 
