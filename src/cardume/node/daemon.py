@@ -250,6 +250,11 @@ class NodeDaemon:
         if current.get("cluster_name") not in (None, ssconf.get("cluster_name")):
             raise errors.WrongState(f"node {self.name} belongs to cluster "
                                     f"{current.get('cluster_name')}")
+        if current.get("master_node") != ssconf.get("master_node"):
+            # The master moved: while this node was (or was becoming) master, its stores
+            # were written by other processes (the master daemon, master-failover), so
+            # what is cached of them here is stale; they are opened afresh when needed.
+            self._close_stores()
         write_json_atomic(self.paths.ssconf, ssconf)
         await asyncio.to_thread(self._ensure_storage_dirs, ssconf)
         me = ssconf.get("nodes", {}).get(self.name, {})
@@ -360,7 +365,6 @@ class NodeDaemon:
     async def queue_apply(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
         self._check_replica_write(peer)
         store = self.queue_store()
-        store.refresh()  # a master failover may have written it from another process
         applied = store.apply_changes(args["change"], reset=bool(args.get("reset")))
         return {"applied": applied, "seq": store.seq}
 
