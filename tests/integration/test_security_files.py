@@ -335,11 +335,15 @@ def test_job_info_never_shows_a_join_token(scene: Scene) -> None:
         assert text.count("'join_token': '<redacted>'") == 2, (when, text)
 
 
-def test_no_log_of_any_node_holds_a_token(scene: Scene) -> None:
+def test_no_file_of_any_node_holds_a_spent_token(scene: Scene) -> None:
+    """Not in a log, and not on disk at all once spent: a job store's old pages and WAL
+    frames would keep what a job once held, so a token is never written there."""
     logs = [p for p in scene.cluster.root.glob("nodes/*/log/**/*") if p.is_file()]
     assert {p.name for p in logs} >= {"noded.log", "masterd.log"}, logs
+    files = [p for p in scene.cluster.root.glob("nodes/**/*") if p.is_file()]
+    assert {p.name for p in files} >= {"queue.db", "queue.db-wal", "config.db-wal"}
     secrets_ = [token.rsplit(":", 1)[1].encode() for token in scene.tokens]
-    for path in logs:
+    for path in files:
         data = path.read_bytes()
         assert b"cardume-join:v1:" not in data, f"{path} holds a join token"
         assert not [s for s in secrets_ if s in data], f"{path} holds a join token's secret"

@@ -43,6 +43,21 @@ def _recovery_hint(job: Job) -> str | None:
     return None
 
 
+def _unrunnable(job: Job) -> errors.CardumeError | None:
+    """Why a queued job read back from the store can't run, if it can't."""
+    if any(op.unchecked for op in job.ops):
+        return errors.WrongInput("this job's opcodes no longer pass the checks of this "
+                                 "version of cardume; it was not run", "submit it again")
+    for op in job.ops:
+        for name in op.SECRETS:
+            if getattr(op, name, None) == opcodes.REDACTED:
+                return errors.WrongState(
+                    f"this job's {name.replace('_', ' ')} was not kept across the master "
+                    "daemon's restart (secrets are never written to disk); it was not run",
+                    f"submit it again: {op.summary()}")
+    return None
+
+
 def _forget_secrets(job: Job) -> None:
     for op in job.ops:
         for name in op.SECRETS:
@@ -162,12 +177,10 @@ class JobQueue:
                 job.start_ts = None
                 job.op_start_ts = [None] * len(job.ops)
                 self._persist(job)
-            if job.status == constants.JOB_STATUS_QUEUED and \
-                    any(op.unchecked for op in job.ops):
-                refused = errors.WrongInput("this job's opcodes no longer pass the checks of "
-                                            "this version of cardume; it was not run",
-                                            "submit it again")
-                self._finish(job, constants.JOB_STATUS_ERROR, refused.to_dict())
+            unrunnable = _unrunnable(job) if job.status == constants.JOB_STATUS_QUEUED \
+                else None
+            if unrunnable is not None:
+                self._finish(job, constants.JOB_STATUS_ERROR, unrunnable.to_dict())
                 failed += 1
             elif job.status == constants.JOB_STATUS_QUEUED:
                 self._jobs[job.id] = job
@@ -211,7 +224,7 @@ class JobQueue:
     def submit(self, op_dicts: list[dict[str, Any]]) -> int:
         self._check_submittable(1)
         job = self._build(op_dicts, self._next_id)
-        self.store.insert(job.id, job.status, job.to_data())
+        self.store.insert(job.id, job.status, job.to_data(redact=True))
         # the id is taken only once the job is stored: a refused write skips no number
         self._next_id += 1
         self._enqueue(job)
@@ -229,7 +242,7 @@ class JobQueue:
             except errors.CardumeError as err:
                 built.append(err)
         good = [j for j in built if isinstance(j, Job)]
-        self.store.insert_many([(j.id, j.status, j.to_data()) for j in good])
+        self.store.insert_many([(j.id, j.status, j.to_data(redact=True)) for j in good])
         self._next_id = next_id
         for job in good:
             self._enqueue(job)
@@ -306,13 +319,14 @@ class JobQueue:
         job.notify()
 
     def _persist(self, job: Job) -> None:
-        """Write the job's state. A finished job is stored without its secrets, and they
-        leave memory too: nothing needs them any more. Should even the store's reserve be
-        used up, the job goes on and its state is written once there is room again."""
+        """Write the job's state. Secrets (a join token) are never written: a store's old
+        pages and WAL frames would keep them long after the job; they live in memory while
+        the job may need them, and leave it once the job ended. Should even the store's
+        reserve be used up, the job goes on and its state is written once there is room."""
         if job.finalized:
             _forget_secrets(job)
         try:
-            self.store.update(job.id, job.status, job.to_data(),
+            self.store.update(job.id, job.status, job.to_data(redact=True),
                               job.end_ts if job.finalized else None)
         except DiskFull as err:
             if job.id not in self._unsaved:
