@@ -17,7 +17,8 @@ import pytest
 from cardume import errors, tls
 from cardume.node import console
 from cardume.paths import NodePaths
-from cardume.rpc.transport import PeerInfo, RpcServer, StreamUpgrade
+from cardume.rpc.http import PeerInfo, StreamUpgrade
+from cardume.rpc.server import RpcServer
 
 HOST = "127.0.0.1"
 

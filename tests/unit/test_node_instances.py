@@ -18,7 +18,7 @@ from cardume.node.daemon import NodeDaemon, ensure_identity
 from cardume.node.instances import InstanceCalls
 from cardume.paths import NodePaths, write_json_atomic
 from cardume.rpc.calls import CALLS
-from cardume.rpc.transport import PeerInfo
+from cardume.rpc.http import PeerInfo
 
 DUMMY = Path(__file__).resolve().parents[1] / "fixtures" / "os" / "dummy"
 PEER = PeerInfo(address="127.0.0.1", cert_der=None, fingerprint=None, verified=True)

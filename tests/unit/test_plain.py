@@ -25,7 +25,7 @@ from cardume.node.cmd import FakeRunner
 from cardume.node.instances import InstanceCalls
 from cardume.paths import NodePaths, write_json_atomic
 from cardume.rpc.calls import CALLS
-from cardume.rpc.transport import PeerInfo
+from cardume.rpc.http import PeerInfo
 
 PEER = PeerInfo(address="127.0.0.1", cert_der=None, fingerprint=None, verified=True)
 LVM_TEMPLATES = ["plain", "file", "diskless"]

@@ -26,7 +26,8 @@ from cardume.node.instances import MAX_LISTED_FILES, InstanceCalls
 from cardume.node.storage.filestorage import FileDisk
 from cardume.paths import NodePaths, write_json_atomic
 from cardume.rpc.calls import CALLS
-from cardume.rpc.transport import PeerInfo, Result
+from cardume.rpc.http import PeerInfo
+from cardume.rpc.transport import Result
 
 PEER = PeerInfo(address="127.0.0.1", cert_der=None, fingerprint=None, verified=True)
 FILE_DIR = "/srv/ganeti/file-storage"  # the cluster path; each node maps it under its prefix

@@ -16,7 +16,9 @@ import pytest
 
 from cardume import errors, tls
 from cardume.rpc import transport
-from cardume.rpc.transport import PeerInfo, RpcClient, RpcServer, call_many
+from cardume.rpc.http import PeerInfo
+from cardume.rpc.server import UNVERIFIED_MAX_CONNECTIONS, RpcServer
+from cardume.rpc.transport import RpcClient, call_many
 
 HOST = "127.0.0.1"
 
@@ -606,7 +608,7 @@ def test_unverified_connections_are_few_and_short_lived(pki: Pki) -> None:
         anonymous = tls.pinned_client_context()
         held = []
         try:
-            for _ in range(transport.UNVERIFIED_MAX_CONNECTIONS):
+            for _ in range(UNVERIFIED_MAX_CONNECTIONS):
                 held.append(await asyncio.open_connection(HOST, server.port, ssl=anonymous))
             await wait_until(lambda: server.open_connections == len(held),
                              "the server to take every connection")

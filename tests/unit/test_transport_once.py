@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 
 from cardume import errors, objects, tls
-from cardume.rpc import transport
+from cardume.rpc import server as rpc_server
 from cardume.rpc.client import NodeRpc
-from cardume.rpc.transport import PeerInfo, RpcClient, RpcServer, call_many
+from cardume.rpc.http import PeerInfo
+from cardume.rpc.server import RpcServer
+from cardume.rpc.transport import RpcClient, call_many
 
 HOST = "127.0.0.1"
 KEY = re.compile(r"[0-9a-f]{32}\Z")
@@ -450,7 +452,7 @@ def test_keys_belong_to_the_calling_certificate(certs: Certs) -> None:
 
 def test_remembered_outcomes_are_bounded() -> None:
     async def main() -> None:
-        once = transport._Once(ttl=60.0, max_entries=2, max_bytes=100)
+        once = rpc_server._Once(ttl=60.0, max_entries=2, max_bytes=100)
         for n in range(3):
             once.start(("sha256:a", str(n)), "instance_os_add")
             once.end(("sha256:a", str(n)), 200, b"x" * 10)
@@ -460,7 +462,7 @@ def test_remembered_outcomes_are_bounded() -> None:
         once.end(("sha256:a", "big"), 200, b"x" * 95)
         assert once.get(("sha256:a", "big")) is not None
         assert once.get(("sha256:a", "1")) is None and once.get(("sha256:a", "2")) is None
-        expiring = transport._Once(ttl=0.0)
+        expiring = rpc_server._Once(ttl=0.0)
         expiring.start(("sha256:a", "k"), "instance_os_add")
         expiring.end(("sha256:a", "k"), 200, b"{}")
         assert len(expiring) == 0

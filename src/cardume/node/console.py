@@ -4,7 +4,7 @@ Nodes join without root SSH, so ``gnt-instance console`` does not ssh to the nod
 ``cardume console --node NODE --instance NAME``, which connects to NODE's daemon with this
 machine's node certificate (signed by the cluster CA, so only cluster nodes can attach),
 calls ``instance_console`` and, once the reply has come, uses the same TLS connection as a
-raw byte stream to the instance's serial socket (see :class:`rpc.transport.StreamUpgrade`).
+raw byte stream to the instance's serial socket (see :class:`rpc.http.StreamUpgrade`).
 
 On a terminal the console is raw (every key goes to the guest); ``Ctrl-]`` ends it, as in
 telnet. Without a terminal (a pipe), what comes on stdin is sent and the output printed

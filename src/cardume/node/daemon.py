@@ -28,8 +28,9 @@ from cardume.node.instances import InstanceCalls
 from cardume.paths import PRIVATE_UMASK, NodePaths, read_json, write_json_atomic
 from cardume.rpc import calls
 from cardume.rpc.calls import CALLS
+from cardume.rpc.http import Handler, PeerInfo
 from cardume.rpc.join import make_token
-from cardume.rpc.transport import Handler, PeerInfo, RpcServer
+from cardume.rpc.server import RpcServer
 
 log = logging.getLogger("cardume.noded")
 

@@ -24,7 +24,7 @@ from cardume.node.hypervisor.base import Hypervisor
 from cardume.node.storage import drbd, lvm
 from cardume.node.storage.base import BlockDev
 from cardume.paths import NodePaths
-from cardume.rpc.transport import Handler, PeerInfo, StreamUpgrade
+from cardume.rpc.http import Handler, PeerInfo, StreamUpgrade
 
 log = logging.getLogger("cardume.noded")
 

@@ -9,7 +9,7 @@ so a typo fails at once instead of as a 404 from every node.
 master or a master candidate (what ``gnt-cluster master-failover`` needs), ``node`` any node
 of the cluster (what a master daemon asks at start-up). A call that only
 reads is ``readonly``: the client may resend it after a connection drops; any other call is
-sent once (see rpc/transport.py).
+sent once (see rpc/http.py).
 """
 
 from __future__ import annotations
