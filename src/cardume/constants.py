@@ -105,6 +105,8 @@ HVC_DEFAULTS: dict[str, dict[str, Any]] = {
 HV_STATE_USER_DOWN = "user_down"
 #: Hypervisor parameters set for the whole cluster only, never on one instance (Ganeti's).
 HVC_GLOBALS = frozenset({"migration_bandwidth", "migration_mode", "migration_port", "xen_cmd"})
+#: Ganeti's migration modes (hypervisor parameter migration_mode, migrate --migration-mode).
+HT_MIGRATION_MODES = ("live", "non-live")
 HVS_PARAMETER_TYPES: dict[str, dict[str, str]] = {
     HT_FAKE: {"migration_mode": "string"},
     HT_KVM: {

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from cardume import __version__, constants, errors, query, storage_query
+from cardume.jobs import ids
 
 if TYPE_CHECKING:
     from cardume.masterd import MasterDaemon
@@ -27,18 +28,11 @@ EOM = b"\x03"
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
-MAX_JOB_ID = 2**53
-"""Job ids are JSON numbers: integers beyond this lose precision in other clients."""
+MAX_JOB_ID = ids.MAX_JOB_ID
 
 
 def _job_id(value: Any) -> int:
-    """A job id from a request: an integer (or its digits, as Ganeti's clients send)."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_JOB_ID:
-        raise errors.WrongInput(f"invalid job id {value!r}: expected a number from 0 to "
-                                f"{MAX_JOB_ID}")
-    return value
+    return ids.parse(value)
 
 
 def _int(value: Any, what: str) -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cardume import constants, errors
 from cardume.cmdlib import common
+from cardume.jobs import ids
 
 if TYPE_CHECKING:
     from cardume.masterd import MasterDaemon
@@ -523,7 +524,4 @@ async def run_query(daemon: MasterDaemon, what: str, fields: list[str],
 
 
 def _job_id(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise errors.WrongInput(f"invalid job id '{text}': expected a number") from None
+    return ids.parse(text)

@@ -14,6 +14,7 @@ from integration_kit import BIN, VCluster, run
     (["-B", "foo=1"], ["'foo'", "vcpus"]),
     (["-B", "memory=0"], ["'memory'", "0"]),
     (["-H", "fake:bad=1"], ["'bad'", "fake", "migration_mode"]),
+    (["-H", "fake:migration_mode=sideways"], ["'sideways'", "live, non-live"]),
     (["-H", "nosuchhv:a=1"], ["'nosuchhv'", "fake"]),
     (["-H", ":a=1"], ["':a=1'"]),
     (["-N", "mode=foo"], ["'foo'", "bridged"]),
@@ -80,3 +81,35 @@ def test_no_cluster_here(tmp_path: Path, command: list[str]) -> None:
     assert len(lines) == 1 and lines[0].startswith("Failure: environment_error: "), err
     assert "no initialised cluster" in lines[0] or "not part of a cluster" in lines[0]
     assert list(empty.iterdir()) == [], "a refused command creates nothing"
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["gnt-cluster", "modify", "-C", "abc"], "invalid int value: 'abc'"),
+    (["gnt-cluster", "modify", "--max-running-jobs", "1e308"], "invalid int value: '1e308'"),
+    (["gnt-group", "add", "--alloc-policy", "nosuch", "g2"], "invalid choice: 'nosuch'"),
+    (["gnt-debug", "delay", "--submit", "--", "abc"], "'abc'"),
+    (["gnt-os", "list", "-o", "nosuchfield"], "-o nosuchfield"),
+    (["gnt-cluster", "nosuch"], "invalid choice: 'nosuch'"),
+])
+def test_bad_options_get_one_line_too(cluster: VCluster, args: list[str], named: str) -> None:
+    """argparse's usage block is no error message: one line naming the value, and where
+    the usage is; exit code 2 as for any usage error."""
+    before = cluster.snapshot()
+    rc, out, err = cluster.gnt(*args, check=False)
+    assert rc == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Failure: wrong_input: ") and named in lines[0], err
+    assert lines[0].endswith("--help')"), err
+    assert cluster.snapshot() == before
+
+
+@pytest.mark.parametrize("job", ["1000000000000000000000000000000", "-1", "1.5", "x"])
+def test_job_ids_out_of_range(cluster: VCluster, job: str) -> None:
+    for args in (["gnt-job", "info", job], ["gnt-job", "list", job]):
+        rc, out, err = cluster.gnt(*args, check=False)
+        assert rc == 1 and out == ""
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert lines[0] == (f"Failure: wrong_input: invalid job id '{job}': expected a "
+                            "number from 0 to 9007199254740992"), err

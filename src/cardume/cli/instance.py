@@ -33,7 +33,7 @@ DEFAULT_FIELDS = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
 
 DEFAULT_SHUTDOWN_TIMEOUT = 120
 REBOOT_TYPES = ("soft", "hard", "full")
-MIGRATION_MODES = ("live", "non-live")
+MIGRATION_MODES = constants.HT_MIGRATION_MODES
 FILE_DRIVERS = ("loop", "blktap", "blktap2")
 DISK_MODES = ("rw", "ro")
 DISK_ACCESS_MODES = ("kernelspace", "userspace")

@@ -46,10 +46,8 @@ def build(sub: Any) -> None:
 
 
 def _job_id(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise errors.WrongInput(f"invalid job id '{text}': expected a number") from None
+    from cardume.jobs import ids
+    return ids.parse(text)
 
 
 def list_jobs(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from cardume import errors
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 FAMILIES = {
     "gnt-cluster": "cardume.cli.cluster",
@@ -45,6 +45,11 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """A bad option is bad input like any other: one line naming it, and where the
+        usage is (argparse would print the whole usage block first), exit code 2."""
+        self.exit(2, f"Failure: wrong_input: {message} (see '{self.prog} --help')\n")
 
 
 class _NullParser:

@@ -99,6 +99,11 @@ def check_hvparams(hvparams: dict[str, Any] | None) -> dict[str, dict[str, Any]]
                 f"unknown hypervisor '{hv}' (known: {', '.join(constants.HYPER_TYPES)})")
         types = constants.HVS_PARAMETER_TYPES.get(hv, {})
         result[hv] = check_params(values or {}, types, f"hypervisor {hv}")
+        mode = result[hv].get("migration_mode")
+        if mode is not None and mode not in constants.HT_MIGRATION_MODES:
+            raise errors.WrongInput(
+                f"invalid value {mode!r} for hypervisor parameter {hv}:migration_mode: "
+                f"expected one of {', '.join(constants.HT_MIGRATION_MODES)}")
         if hv == constants.HT_KVM:
             from cardume.node.hypervisor.kvm import check_hvparams as check_kvm
             check_kvm(result[hv])
@@ -109,7 +114,12 @@ def check_instance_hvparams(hypervisor: str, values: dict[str, Any]) -> dict[str
     """An instance's own hypervisor parameters: checked, and none of the global ones."""
     used = sorted(constants.HVC_GLOBALS.intersection(values))
     if used:
+        # the hint shows the values only once they pass the cluster's checks
         example = ",".join(f"{key}={values[key]}" for key in used)
+        try:
+            check_hvparams({hypervisor: {key: values[key] for key in used}})
+        except errors.WrongInput:
+            example = ",".join(f"{key}=..." for key in used)
         raise errors.WrongInput(
             f"hypervisor parameter{'s' if len(used) > 1 else ''} {', '.join(used)} "
             f"{'are' if len(used) > 1 else 'is'} global and can't be set on an instance, only "

@@ -113,7 +113,7 @@ REBOOT_BEHAVIORS = ("reboot", "exit")
 SECURITY_MODELS = ("none", "user", "pool")
 USB_MICE = ("", "mouse", "tablet")
 USER_NAME_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}")
-MIGRATION_MODES = ("live", "non-live")
+MIGRATION_MODES = constants.HT_MIGRATION_MODES
 USER_DOWN = constants.HV_STATE_USER_DOWN
 
 
