@@ -22,10 +22,12 @@ BIN = REPO / ".venv" / "bin"
 PORT = 1811
 CMD_TIMEOUT = 120.0
 
-# Node daemons of one cluster listen on BASE, BASE+1, ... of 127.0.0.0/24, ten addresses
-# per range. The ranges .11 (the README's default cluster) and .41 (benchmarks) are left
-# to the developer; a range somebody else listens on is skipped.
-_RANGES = [f"127.0.0.{last}" for last in range(21, 250, 10) if last not in (11, 41)]
+# Node daemons of one cluster listen on BASE, BASE+1, ... ten addresses per range, in
+# 127.0.0.0/24 first, then 127.0.2-5.0/24 (127.0.9.* names the tests' instances). The
+# ranges .11 (the README's default cluster), .41 (benchmarks) and .71 (bench's security
+# probe) are left to the developer; a range somebody else listens on is skipped.
+_RANGES = [f"127.0.{net}.{last}" for net in (0, 2, 3, 4, 5) for last in range(21, 250, 10)
+           if last not in (11, 41, 71)]
 _taken: set[str] = set()
 
 Gnt = Callable[..., tuple[int, str, str]]
@@ -46,8 +48,8 @@ def free_base_ip(count: int = 4) -> str:
     for base in _RANGES:
         if base in _taken:
             continue
-        first = int(base.rsplit(".", 1)[1])
-        if any(_listening(f"127.0.0.{first + i}", PORT) for i in range(count)):
+        net, last = base.rsplit(".", 1)
+        if any(_listening(f"{net}.{int(last) + i}", PORT) for i in range(count)):
             continue
         _taken.add(base)
         return base
@@ -106,8 +108,8 @@ class VCluster:
     # --- addresses and files ------------------------------------------------------------
 
     def ip(self, index: int) -> str:
-        first = int(self.base_ip.rsplit(".", 1)[1])
-        return f"127.0.0.{first + index - 1}"
+        net, first = self.base_ip.rsplit(".", 1)
+        return f"{net}.{int(first) + index - 1}"
 
     def node_dir(self, name: str) -> Path:
         return self.root / "nodes" / name
