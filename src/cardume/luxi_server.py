@@ -169,6 +169,7 @@ class LuxiServer:
         if not isinstance(drained, bool):  # "false" is a true value in Python
             raise errors.WrongInput(f"drain flag must be true or false, not {drained!r}")
         self.daemon.queue.set_drained(drained)
+        await self.daemon.queue_replicator.synced()  # a new master keeps the flag
         return True
 
     async def queue_info(self) -> dict[str, Any]:

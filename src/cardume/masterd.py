@@ -89,6 +89,7 @@ class MasterDaemon:
         job_store.on_change = self.queue_replicator.changed
         self.queue = JobQueue(job_store, self._run_op, cluster.max_running_jobs,
                               validator=self._check_op)
+        self.queue.durable = self.queue_replicator.synced
         self.ctx = cmdlib_base.Context(cfg=self.cfg, rpc=self.rpc, locks=self.locks,
                                        queue=self.queue, resolver=self.resolver(),
                                        master=self)

@@ -310,3 +310,52 @@ def test_a_full_disk_refuses_new_jobs_and_lets_running_ones_end(small_disk: Path
         assert again == last + 1
         await finished(queue, again)
     asyncio.run(main())
+
+
+def test_a_job_is_running_on_the_candidates_before_it_changes_anything(
+        tmp_path: Path) -> None:
+    """Otherwise a master failover would find it queued there and run it a second time;
+    and a job's submission and start travel in one call, its end in another."""
+    class Node:
+        def __init__(self, name: str) -> None:
+            self.uuid = self.name = name
+
+    master = JobStore(str(tmp_path / "m.db"))
+    master.set_meta("epoch", "e1")
+    replica = JobStore(str(tmp_path / "r.db"))
+    applies = 0
+
+    async def send(node: Node, call: str, args: dict[str, Any]) -> Any:
+        nonlocal applies
+        await asyncio.sleep(0.001)  # a call takes a while: work goes on meanwhile
+        if call == "queue_serial":
+            return {"epoch": replica.get_meta("epoch"), "seq": replica.seq}
+        applies += 1
+        return {"applied": replica.apply_changes(args["change"], reset=args["reset"])}
+
+    async def main() -> None:
+        nodes = [Node("c1")]
+        replicator = QueueReplicator(master, lambda: nodes, send, wait_limit=5.0)
+        master.on_change = replicator.changed
+        seen: list[str] = []
+
+        async def runner(job: Job, op: opcodes.OpCode) -> None:
+            queue.mark_running(job)
+            await queue.wait_durable()
+            seen.append(replica.load(job.id)[0]["status"])  # what a new master would find
+
+        queue = JobQueue(master, runner, 5)
+        queue.durable = replicator.synced
+        replicator.start()
+        await replicator.synced()
+        before = applies
+        jobs = 20
+        for _ in range(jobs):
+            job_id = queue.submit([DELAY])
+            await replicator.synced()
+            await finished(queue, job_id)
+            await replicator.synced()
+        assert seen == ["running"] * jobs
+        assert applies - before == 2 * jobs
+        await replicator.close()
+    asyncio.run(main())

@@ -206,6 +206,7 @@ async def run_opcode(ctx: Context, job: Job | None, op: opcodes.OpCode) -> Any:
             await ctx.locks.acquire(owner, level, names, shared=shared, priority=priority)
         if job is not None:
             ctx.queue.mark_running(job)
+            await ctx.queue.wait_durable()
         await lu.check_prereq()
         if op.dry_run:
             return None

@@ -158,6 +158,9 @@ class JobQueue:
         self._held = False
         self.undo_pending: set[int] = set()
         """Ended jobs that left things to undo (the master died, or a node was down)."""
+        self.durable: Callable[[], Awaitable[None]] | None = None
+        """Waits until what the store holds is on the master candidates (the master daemon
+        sets it; see wait_durable)."""
 
     # --- start-up and recovery ----------------------------------------------------------
 
@@ -311,6 +314,13 @@ class JobQueue:
     def mark_running(self, job: Job) -> None:
         """Called by the runner once the opcode holds its locks."""
         self._set_status(job, constants.JOB_STATUS_RUNNING, job.current_op)
+
+    async def wait_durable(self) -> None:
+        """Until the candidates hold what the store holds now. Before an opcode changes
+        anything its job is 'running' there too: a master failover then ends the job as an
+        error instead of running it a second time from the start."""
+        if self.durable is not None:
+            await self.durable()
 
     def _set_status(self, job: Job, status: str, index: int) -> None:
         job.status = status

@@ -33,6 +33,11 @@ BATCH_ROWS = 2000
 """At most about this many rows per call (a candidate far behind catches up in steps)."""
 RETRY_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds before trying a failing candidate again, growing with each failure."""
+COALESCE_TURNS = 4
+"""Turns of the event loop a send waits for, so that work already under way joins it."""
+FLUSH_DELAY = 0.02
+"""How long changes nobody waits for may gather before they are sent: a job's steps then
+travel together, and a wait (an id, a job's start, its end) sends at once."""
 
 
 class Target(Protocol):
@@ -53,6 +58,8 @@ class _Replica:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     retry: asyncio.Event = field(default_factory=asyncio.Event)
     """Cuts the pause after a failure short (the node is known to be back)."""
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)
+    """Somebody waits for this candidate: send now."""
     task: asyncio.Task[None] | None = None
     cursor: int | None = None
     """The highest seq the candidate holds, when known."""
@@ -136,6 +143,7 @@ class QueueReplicator:
                 continue
             future: asyncio.Future[None] = loop.create_future()
             replica.waiters.append((seq, future))
+            replica.urgent.set()
             replica.wake.set()
             futures.append(future)
         if futures:
@@ -169,6 +177,15 @@ class QueueReplicator:
             if replica is None:
                 return
             await replica.wake.wait()
+            if not replica.waiters and replica.healthy:
+                # nobody waits yet: let the job's next steps join this batch
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(replica.urgent.wait(), FLUSH_DELAY)
+            for _ in range(COALESCE_TURNS):
+                # a job just submitted starts at once: its start joins the batch that
+                # carries its submission, instead of needing a call of its own
+                await asyncio.sleep(0)
+            replica.urgent.clear()
             replica.wake.clear()
             target = self._target(uuid)
             if target is None:
