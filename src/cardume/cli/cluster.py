@@ -112,12 +112,7 @@ def build(sub: Any) -> None:
     p.add_argument("--yes-do-it", action="store_true", help="confirm the destruction")
     p.set_defaults(func=destroy)
 
-    for action in ("add-tags", "remove-tags", "list-tags"):
-        p = sub.add_parser(action, help=f"{action.replace('-', ' ')} of the cluster")
-        if action != "list-tags":
-            p.add_argument("tags", nargs="+", help="tags")
-            common.add_job_options(p)
-        p.set_defaults(func=tags, action=action)
+    common.add_tag_commands(sub, "the cluster", None, tags)
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -133,6 +133,34 @@ def query_objects(resource: str, fields: list[str], names: list[str]) -> list[di
     return [dict(zip(fields, row, strict=True)) for row in reply["data"]]
 
 
+TAG_ACTIONS = ("add-tags", "remove-tags", "list-tags")
+
+
+def add_tag_commands(sub: Any, what: str, target: str | None, func: Handler) -> None:
+    """Ganeti's add-tags, remove-tags and list-tags of a family; ``target`` names the
+    object's argument (None: the cluster, which has no name to give)."""
+    for action in TAG_ACTIONS:
+        p = sub.add_parser(action, help=f"{action.replace('-', ' ')} of {what}")
+        if target is not None:
+            p.add_argument(target, help=f"name of the {target}")
+        if action != "list-tags":
+            p.add_argument("tags", nargs="+", help="tags")
+            add_job_options(p)
+        p.set_defaults(func=func, action=action)
+
+
+def run_tags(args: argparse.Namespace, resource: str, kind: str, name: str) -> int:
+    """List an object's tags (query ``resource``), or add/remove them (tag kind ``kind``)."""
+    if args.action == "list-tags":
+        rows = query_objects(resource, ["tags"], [name])
+        for tag in rows[0]["tags"]:
+            print(tag)
+        return 0
+    op_id = "OP_TAGS_SET" if args.action == "add-tags" else "OP_TAGS_DEL"
+    run_job(args, [{"OP_ID": op_id, "kind": kind, "name": name, "tags": args.tags}])
+    return 0
+
+
 def print_changes(what: str, name: str, result: list[Any] | None) -> None:
     """Ganeti's report of a modify: 'Modified node X' and one '- param -> value' per change."""
     if not result:

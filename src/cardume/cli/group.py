@@ -61,13 +61,7 @@ def build(sub: Any) -> None:
         p.add_argument("groups", nargs="*", help="groups (default: all)")
         p.set_defaults(func=info)
 
-    for action in ("add-tags", "remove-tags", "list-tags"):
-        p = sub.add_parser(action, help=f"{action.replace('-', ' ')} of a node group")
-        p.add_argument("group", help="name of the group")
-        if action != "list-tags":
-            p.add_argument("tags", nargs="+", help="tags")
-            common.add_job_options(p)
-        p.set_defaults(func=tags, action=action)
+    common.add_tag_commands(sub, "a node group", "group", tags)
 
 
 def _diskparams(items: list[str]) -> dict[str, Any] | None:
@@ -134,12 +128,4 @@ def info(args: argparse.Namespace) -> int:
 
 
 def tags(args: argparse.Namespace) -> int:
-    if args.action == "list-tags":
-        rows = common.query_objects("group", ["tags"], [args.group])
-        for tag in rows[0]["tags"]:
-            print(tag)
-        return 0
-    op_id = "OP_TAGS_SET" if args.action == "add-tags" else "OP_TAGS_DEL"
-    common.run_job(args, [{"OP_ID": op_id, "kind": "nodegroup", "name": args.group,
-                           "tags": args.tags}])
-    return 0
+    return common.run_tags(args, "group", "nodegroup", args.group)

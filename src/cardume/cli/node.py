@@ -123,13 +123,7 @@ def build(sub: Any) -> None:
     p.add_argument("node", help="name of the node")
     p.set_defaults(func=migrate)
 
-    for action in ("add-tags", "remove-tags", "list-tags"):
-        p = sub.add_parser(action, help=f"{action.replace('-', ' ')} of a node")
-        p.add_argument("node", help="name of the node")
-        if action != "list-tags":
-            p.add_argument("tags", nargs="+", help="tags")
-            common.add_job_options(p)
-        p.set_defaults(func=tags, action=action)
+    common.add_tag_commands(sub, "a node", "node", tags)
 
 
 def add(args: argparse.Namespace) -> int:
@@ -263,15 +257,7 @@ def info(args: argparse.Namespace) -> int:
 
 
 def tags(args: argparse.Namespace) -> int:
-    if args.action == "list-tags":
-        rows = common.query_objects("node", ["tags"], [args.node])
-        for tag in rows[0]["tags"]:
-            print(tag)
-        return 0
-    op_id = "OP_TAGS_SET" if args.action == "add-tags" else "OP_TAGS_DEL"
-    common.run_job(args, [{"OP_ID": op_id, "kind": "node", "name": args.node,
-                           "tags": args.tags}])
-    return 0
+    return common.run_tags(args, "node", "node", args.node)
 
 
 VOLUME_FIELDS = {f.name: f for f in (
