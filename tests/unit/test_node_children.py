@@ -6,7 +6,6 @@ else: a recycled pid, a live daemon's children, an instance's daemonized QEMU.""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loop_kit import attached, loop_works
 
 from cardume.node import children, sentinel
 from cardume.node.cmd import SubprocessRunner
@@ -242,27 +242,9 @@ def test_start_up_sweeps_dead_daemons_records_and_spares_live_ones(
 # --- loop devices -------------------------------------------------------------------------
 
 
-def _loop_works(tmp_path: Path) -> bool:
-    if shutil.which("losetup") is None:
-        return False
-    probe = tmp_path / "probe.img"
-    probe.write_bytes(b"\0" * 65536)
-    proc = subprocess.run(["losetup", "--find", "--show", str(probe)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        return False
-    subprocess.run(["losetup", "-d", proc.stdout.strip()], check=False)
-    return True
-
-
-def attached(image: Path) -> str:
-    return subprocess.run(["losetup", "-j", str(image)], capture_output=True,
-                          text=True).stdout.strip()
-
-
 def test_a_recorded_loop_device_is_detached_by_the_sweep(records: Path,
                                                          tmp_path: Path) -> None:
-    if not _loop_works(tmp_path):
+    if not loop_works(tmp_path):
         pytest.skip("losetup can't attach loop devices here (needs root and /dev/loop*)")
     image = tmp_path / "disk.img"
     with open(image, "wb") as handle:
@@ -281,7 +263,7 @@ def test_a_recorded_loop_device_is_detached_by_the_sweep(records: Path,
 
 
 def test_a_normal_attach_and_detach_leaves_no_record(records: Path, tmp_path: Path) -> None:
-    if not _loop_works(tmp_path):
+    if not loop_works(tmp_path):
         pytest.skip("losetup can't attach loop devices here (needs root and /dev/loop*)")
     image = tmp_path / "disk.img"
     with open(image, "wb") as handle:

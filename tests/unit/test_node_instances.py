@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from loop_kit import loop_works
 
 from cardume import errors
 from cardume.node import facts
@@ -75,19 +76,6 @@ def inst_spec(name: str = "vm1", disks: list[dict[str, Any]] | None = None,
         "debug_level": 0}
     data.update(extra)
     return data
-
-
-def loop_works(tmp: Path) -> bool:
-    if shutil.which("losetup") is None:
-        return False
-    probe = tmp / "probe.img"
-    probe.write_bytes(b"\0" * 65536)
-    proc = subprocess.run(["losetup", "--find", "--show", str(probe)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        return False
-    subprocess.run(["losetup", "-d", proc.stdout.strip()], check=False)
-    return True
 
 
 def test_every_call_has_a_handler(tmp_path: Path) -> None:

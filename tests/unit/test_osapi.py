@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loop_kit import attached, loop_works
 
 from cardume import errors
 from cardume.node import osapi
@@ -344,27 +345,9 @@ def test_script_killed_by_a_signal(tmp_path: Path) -> None:
 # --- file disks through loop devices ------------------------------------------------------
 
 
-def _loop_works(tmp_path: Path) -> bool:
-    if shutil.which("losetup") is None:
-        return False
-    probe = tmp_path / "probe.img"
-    probe.write_bytes(b"\0" * 65536)
-    proc = subprocess.run(["losetup", "--find", "--show", str(probe)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        return False
-    subprocess.run(["losetup", "-d", proc.stdout.strip()], check=False)
-    return True
-
-
-def _attached(image: Path) -> str:
-    return subprocess.run(["losetup", "-j", str(image)], capture_output=True,
-                          text=True).stdout.strip()
-
-
 def test_file_disks_reach_scripts_as_loop_devices(dummy_search: list[str],
                                                   tmp_path: Path) -> None:
-    if not _loop_works(tmp_path):
+    if not loop_works(tmp_path):
         pytest.skip("losetup can't attach loop devices here (needs root and /dev/loop*)")
     image = tmp_path / "vm1" / "d0.file.disk0"
     image.parent.mkdir()
@@ -380,33 +363,33 @@ def test_file_disks_reach_scripts_as_loop_devices(dummy_search: list[str],
     assert env["DISK_0_PATH"].startswith("/dev/loop")
     assert env["DISK_0_BACKEND_TYPE"] == "block"
     assert env["DISK_0_SIZE"] == "4"
-    assert _attached(image) == ""
+    assert attached(image) == ""
 
     # a failing script releases its loop devices too
     data["osparams"] = {"flavour": "fail"}
     with pytest.raises(errors.ExecError):
         osapi.install(data, dummy_search, [str(image)], log_dir=str(tmp_path / "log"))
-    assert _attached(image) == ""
+    assert attached(image) == ""
 
     # and so does a script killed for taking too long
     data["osparams"] = {"flavour": "sleep30"}
     with pytest.raises(errors.ExecError, match="timed out"):
         osapi.install(data, dummy_search, [str(image)], log_dir=str(tmp_path / "log"),
                       timeout=0.5)
-    assert _attached(image) == ""
+    assert attached(image) == ""
 
     # the rename script finds the same disk
     osapi.rename(spec(name="vm2", disks=data["disks"]), "vm1", dummy_search, [str(image)],
                  log_dir=str(tmp_path / "log"))
     content = image.read_bytes()[65536:131072].split(b"\0", 1)[0].decode()
     assert read_record(content, "rename")["OLD_INSTANCE_NAME"] == "vm1"
-    assert _attached(image) == ""
+    assert attached(image) == ""
 
 
 def test_concurrent_installs_keep_every_write(dummy_search: list[str], tmp_path: Path) -> None:
     """Many scripts at once: each one's writes reach its own image (the loop devices are
     flushed before they are detached, even when a concurrent losetup held them open)."""
-    if not _loop_works(tmp_path):
+    if not loop_works(tmp_path):
         pytest.skip("losetup can't attach loop devices here (needs root and /dev/loop*)")
 
     def one(index: int) -> bytes:
@@ -422,7 +405,7 @@ def test_concurrent_installs_keep_every_write(dummy_search: list[str], tmp_path:
         heads = list(pool.map(one, range(24)))
     for index, head in enumerate(heads):
         assert head.startswith(f"dummy-os create vm{index}\n".encode()), index
-    assert all(_attached(tmp_path / f"img{i}") == "" for i in range(24))
+    assert all(attached(tmp_path / f"img{i}") == "" for i in range(24))
 
 
 def test_missing_losetup_is_an_environment_problem(dummy_search: list[str], tmp_path: Path,

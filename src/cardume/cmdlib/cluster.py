@@ -75,11 +75,8 @@ class LUClusterVerify(LogicalUnit):
             if node.offline:
                 self.log_info(f"  - NOTICE: node {node.name} is offline, not verified")
         self.log_info(f"* Gathering data ({len(online)} nodes)")
-        dirs: dict[str, str] = {}
-        if constants.DT_FILE in cluster.enabled_disk_templates:
-            dirs["file_storage_dir"] = cluster.file_storage_dir
-        if constants.DT_SHARED_FILE in cluster.enabled_disk_templates:
-            dirs["shared_file_storage_dir"] = cluster.shared_file_storage_dir
+        dirs = {key: getattr(cluster, key) for key, template in STORAGE_DIRS.items()
+                if template in cluster.enabled_disk_templates}
         master_ca = cfg.secrets.get("cluster-ca", {}).get("cert", "")
         results = await self.rpc.call_many(online, "node_verify", {
             "cluster_name": cluster.cluster_name, "dirs": dirs, "ca_cert": master_ca})
