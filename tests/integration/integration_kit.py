@@ -12,13 +12,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
+FIXTURE_OS = REPO / "tests" / "fixtures" / "os" / "dummy"
+"""The tests' OS definition (OS API 20): records its environment, flavours fail/sleepN."""
 PORT = 1811
 CMD_TIMEOUT = 120.0
 
@@ -265,3 +267,24 @@ def stop_cluster(cluster: VCluster) -> None:
             os.kill(pid, signal.SIGKILL)
             print(f"warning: daemon {pid} survived 'vcluster down'", file=sys.stderr)
     shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+def install_dummy_os(cluster: VCluster, names: Mapping[str, str] | None = None) -> None:
+    """The tests' OS as ``dummy`` in the cluster's OS directory, and instance names in its
+    hosts file (each resolving to an address nobody listens on)."""
+    shutil.copytree(FIXTURE_OS, cluster.root / "os" / "dummy")
+    if names:
+        with open(cluster.root / "hosts", "a", encoding="ascii") as hosts:
+            hosts.writelines(f"{ip} {name}\n" for name, ip in names.items())
+
+
+@contextlib.contextmanager
+def os_cluster(tmp_root: Path, names: Mapping[str, str] | None = None) -> Iterator[VCluster]:
+    """A started cluster with the tests' OS installed (see install_dummy_os), stopped and
+    deleted at the end."""
+    cluster = start_cluster(tmp_root)
+    try:
+        install_dummy_os(cluster, names)
+        yield cluster
+    finally:
+        stop_cluster(cluster)

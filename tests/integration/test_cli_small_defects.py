@@ -20,6 +20,7 @@ from integration_kit import (
     BIN,
     Gnt,
     VCluster,
+    os_cluster,
     pid_alive,
     run,
     start_cluster,
@@ -27,7 +28,6 @@ from integration_kit import (
     wait_for,
 )
 
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
 MAX_NAME = 200  # cmdlib.common.MAX_NAME_LENGTH, as an admin reads it in the error
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 WHO_MAY = "the gnt-* commands must run as root (or a user who may open the socket)"
@@ -36,12 +36,8 @@ TAG_RULE = "expected 1-128 ASCII letters, digits or .+*/:@_-"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
-    vc = start_cluster(tmp_path_factory.mktemp("smalldefects"))
-    try:
-        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
+    with os_cluster(tmp_path_factory.mktemp("smalldefects")) as vc:
         yield vc
-    finally:
-        stop_cluster(vc)
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,12 @@ allowed-paths files, instances, stray files), so the tests pass alone and in any
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import Gnt, VCluster, start_cluster, stop_cluster
+from integration_kit import Gnt, VCluster, os_cluster
 
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
 FILE_DIR = "/srv/ganeti/file-storage"  # the local cluster's (each node maps it below disk/)
 OS = ["-o", "dummy+default"]
 BAD = {  # value -> what the one-line refusal says about it
@@ -34,15 +32,9 @@ BAD = {  # value -> what the one-line refusal says about it
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
-    vc = start_cluster(tmp_path_factory.mktemp("storagepaths"))
-    try:
-        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
-        with open(vc.root / "hosts", "a", encoding="ascii") as hosts:
-            for index in range(1, 10):
-                hosts.write(f"127.0.9.{200 + index} sp{index}\n")
+    names = {f"sp{index}": f"127.0.9.{200 + index}" for index in range(1, 10)}
+    with os_cluster(tmp_path_factory.mktemp("storagepaths"), names) as vc:
         yield vc
-    finally:
-        stop_cluster(vc)
 
 
 def refused(gnt: Gnt, *args: str) -> str:

@@ -20,17 +20,16 @@ from pathlib import Path
 
 import pytest
 from integration_kit import (
+    FIXTURE_OS,
     PORT,
     Gnt,
     VCluster,
     job_id_of,
+    os_cluster,
     pid_alive,
-    start_cluster,
-    stop_cluster,
     wait_for,
 )
 
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
 MIB = 1024 * 1024
 FILE_STORAGE = "srv/ganeti/file-storage"  # the cluster's file storage dir, below a node's disk
 MAC_RE = re.compile(r"^aa:00:00(:[0-9a-f]{2}){3}$")
@@ -44,15 +43,9 @@ def host_ip(index: int) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
-    vc = start_cluster(tmp_path_factory.mktemp("instops"))
-    try:
-        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
-        with open(vc.root / "hosts", "a", encoding="ascii") as hosts:
-            for index in range(1, 80):
-                hosts.write(f"{host_ip(index)} vm{index}\n")
+    names = {f"vm{index}": host_ip(index) for index in range(1, 80)}
+    with os_cluster(tmp_path_factory.mktemp("instops"), names) as vc:
         yield vc
-    finally:
-        stop_cluster(vc)
 
 
 # --- what an admin looks at -----------------------------------------------------------------

@@ -6,26 +6,18 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from integration_kit import Gnt, VCluster, start_cluster, stop_cluster
+from integration_kit import FIXTURE_OS, Gnt, VCluster, os_cluster
 
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
 GIB = 1024 ** 3
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
-    vc = start_cluster(tmp_path_factory.mktemp("inst"))
-    try:
-        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
-        with open(vc.root / "hosts", "a", encoding="ascii") as hosts:
-            for index in range(1, 30):  # instance names resolve to unused loopback addresses
-                hosts.write(f"127.0.9.{index} vm{index}\n")
+    names = {f"vm{index}": f"127.0.9.{index}" for index in range(1, 30)}
+    with os_cluster(tmp_path_factory.mktemp("inst"), names) as vc:
         yield vc
-    finally:
-        stop_cluster(vc)
 
 
 def instances(gnt: Gnt) -> dict[str, list[str]]:

@@ -5,25 +5,18 @@ died during it starts again, or, when the node was the one that died, once the n
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import VCluster, job_id_of, start_cluster, stop_cluster, wait_for
-
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
+from integration_kit import VCluster, job_id_of, os_cluster, wait_for
 
 
 @pytest.fixture
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
-    vc = start_cluster(tmp_path_factory.mktemp("interrupted"))
-    try:
-        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
+    with os_cluster(tmp_path_factory.mktemp("interrupted")) as vc:
         yield vc
-    finally:
-        stop_cluster(vc)
 
 
 def disk_files(cluster: VCluster, name: str) -> list[Path]:

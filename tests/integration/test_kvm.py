@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import VCluster, netns_cluster, pid_alive, wait_for
+from integration_kit import VCluster, install_dummy_os, netns_cluster, pid_alive, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for kvmguest
 
@@ -34,7 +34,6 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed"),
               pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")]
 
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
 OS = ["-o", "dummy+default"]
 MARKER = "cardume-guest: up"
 GUEST_IP = "10.99.0.2"
@@ -61,7 +60,7 @@ def guest() -> object:
 def cluster(tmp_path_factory: pytest.TempPathFactory, guest: object) -> Iterator[VCluster]:
     with netns_cluster(tmp_path_factory.mktemp("kvm") / "vc", NETNS, "br0",
                        f"{BRIDGE_IP}/24") as vc:
-        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
+        install_dummy_os(vc)
         vc.gnt("gnt-cluster", "modify", "--enabled-hypervisors=kvm,fake")
         yield vc
 

@@ -42,6 +42,7 @@ from integration_kit import (
     BIN,
     NetnsCluster,
     VCluster,
+    install_dummy_os,
     netns_cluster,
     pid_alive,
     qemus,
@@ -55,7 +56,6 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed"),
               pytest.mark.skipif(os.geteuid() != 0, reason="namespaces need root")]
 
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
 MARKER = "cardume-guest: up"
 BOOT_TIMEOUT = 120.0
 NETNS = f"cardume-kvmc-{os.getpid()}"
@@ -74,7 +74,7 @@ def guest() -> Any:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, guest: Any) -> Iterator[NetnsCluster]:
     with netns_cluster(tmp_path_factory.mktemp("kvmclean") / "vc", NETNS) as vc:
-        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
+        install_dummy_os(vc)
         vc.gnt("gnt-cluster", "modify", "--enabled-hypervisors=kvm,fake")
         yield vc
 

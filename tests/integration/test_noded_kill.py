@@ -6,26 +6,25 @@ daemon that ``vcluster up`` starts again finds nothing of the old call left."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration_kit import VCluster, job_id_of, pid_alive, start_cluster, stop_cluster, wait_for
-
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
+from integration_kit import (
+    VCluster,
+    job_id_of,
+    os_cluster,
+    pid_alive,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
-    vc = start_cluster(tmp_path_factory.mktemp("noded-kill"))
-    try:
-        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
+    with os_cluster(tmp_path_factory.mktemp("noded-kill")) as vc:
         yield vc
-    finally:
-        stop_cluster(vc)
 
 
 def call_processes(marker: bytes) -> dict[int, list[str]]:

@@ -7,39 +7,28 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from integration_kit import (
     BIN,
     VCluster,
     job_id_of,
+    os_cluster,
     run,
-    start_cluster,
-    stop_cluster,
     wait_for,
 )
-
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
 
 
 @pytest.fixture
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
     """A cluster of its own per test: each one moves the master role around."""
-    vc = start_cluster(tmp_path_factory.mktemp("qfail"))
-    try:
-        shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
-        with open(vc.root / "hosts", "a", encoding="ascii") as hosts:
-            for index in range(1, 10):
-                hosts.write(f"127.0.9.{index} vm{index}\n")
+    names = {f"vm{index}": f"127.0.9.{index}" for index in range(1, 10)}
+    with os_cluster(tmp_path_factory.mktemp("qfail"), names) as vc:
         vc.gnt("gnt-cluster", "modify", "--max-running-jobs", "1")
         yield vc
-    finally:
-        stop_cluster(vc)
 
 
 def jobs(cluster: VCluster, node: str | None = None) -> dict[int, str]:

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from integration_kit import VCluster, start_cluster, stop_cluster
+from integration_kit import VCluster, install_dummy_os, start_cluster, stop_cluster
 from security_kit import (
     NOBODY,
     Entry,
@@ -47,7 +47,6 @@ from security_kit import (
     what_it_holds,
 )
 
-FIXTURE_OS = Path(__file__).resolve().parent.parent / "fixtures" / "os" / "dummy"
 NODES = ("node1", "node2", "node3")
 STORES = ("config.db", "config.db-wal", "config.db-shm",
           "queue.db", "queue.db-wal", "queue.db-shm")
@@ -201,9 +200,7 @@ def scene() -> Iterator[Scene]:
 
 def exercise(scene: Scene) -> Scene:
     vc = scene.cluster
-    shutil.copytree(FIXTURE_OS, vc.root / "os" / "dummy")
-    with open(vc.root / "hosts", "a", encoding="ascii") as hosts:
-        hosts.write("127.0.9.1 vm1\n")  # the instance's name resolves to an unused address
+    install_dummy_os(vc, {"vm1": "127.0.9.1"})
     assert vc.roles() == {"node1": "M", "node2": "C", "node3": "C"}
     vc.gnt("gnt-debug", "delay", "0.1")
 
