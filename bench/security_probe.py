@@ -60,6 +60,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import port_free  # noqa: E402  (bench/run.py: the node daemon port's free check)
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the .venv/bin holding the gnt-* entry points
 BEFORE_COMMIT = "72ec463"  # main before issue 11's work
@@ -134,16 +137,6 @@ def rss_kib(pid: int) -> tuple[int, int]:
     except OSError:
         pass
     return values["VmRSS"], values["VmHWM"]
-
-
-def port_free(ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemons bind
-        try:
-            sock.bind((ip, port))
-        except OSError:
-            return False
-    return True
 
 
 def free_base_ip(count: int) -> str:
