@@ -28,22 +28,15 @@ EOM = b"\x03"
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
-MAX_JOB_ID = ids.MAX_JOB_ID
-
-
-def _job_id(value: Any) -> int:
-    return ids.parse(value)
-
-
 def _int(value: Any, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_JOB_ID:
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > ids.MAX_JOB_ID:
         raise errors.WrongInput(f"invalid {what} {value!r}: expected an integer")
     return value
 
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or \
-            not math.isfinite(value) or abs(value) > MAX_JOB_ID:
+            not math.isfinite(value) or abs(value) > ids.MAX_JOB_ID:
         raise errors.WrongInput(f"invalid {what} {value!r}: expected a finite number")
     return float(value)
 
@@ -145,22 +138,22 @@ class LuxiServer:
                                   prev_log_serial: int, timeout: float) -> Any:
         timeout = min(max(_number(timeout, "timeout"), 0.0), 60.0)
         change = await self.daemon.queue.wait_for_change(
-            _job_id(job_id), prev_status, _int(prev_log_serial, "log serial"), timeout)
+            ids.parse(job_id), prev_status, _int(prev_log_serial, "log serial"), timeout)
         if change is None:
             return "nochange"
         if change["status"] in constants.JOBS_FINALIZED:
             # the end of a job is told once the candidates have it (see submit_job)
             await self.daemon.queue_replicator.synced()
-            job = self.daemon.queue.get(_job_id(job_id))
+            job = self.daemon.queue.get(ids.parse(job_id))
             change["opresult"] = job.op_result
             change["opstatus"] = job.op_status
         return change
 
     async def cancel_job(self, job_id: int) -> list[Any]:
-        return list(self.daemon.queue.cancel(_job_id(job_id)))
+        return list(self.daemon.queue.cancel(ids.parse(job_id)))
 
     async def archive_job(self, job_id: int) -> bool:
-        return self.daemon.queue.archive([_job_id(job_id)]) > 0
+        return self.daemon.queue.archive([ids.parse(job_id)]) > 0
 
     async def autoarchive_jobs(self, age: float) -> int:
         return self.daemon.queue.autoarchive(_number(age, "age"))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cardume import constants, errors
 from cardume.cmdlib import common
-from cardume.jobs import ids
+from cardume.jobs import ids as job_ids
 
 if TYPE_CHECKING:
     from cardume.masterd import MasterDaemon
@@ -516,12 +516,8 @@ async def run_query(daemon: MasterDaemon, what: str, fields: list[str],
                     unreachable.add(name)
         context = _InstanceQuery(daemon, running, unreachable)
     else:  # job
-        ids = [_job_id(n) for n in names] if names else daemon.queue.job_ids()
-        objects_ = [daemon.queue.get(i) for i in ids]
+        wanted = [job_ids.parse(n) for n in names] if names else daemon.queue.job_ids()
+        objects_ = [daemon.queue.get(i) for i in wanted]
         context = daemon
     rows = [[f.get(context, obj) for f in selected] for obj in objects_]
     return {"fields": [f.definition() for f in selected], "data": rows}
-
-
-def _job_id(text: str) -> int:
-    return ids.parse(text)

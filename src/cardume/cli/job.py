@@ -9,6 +9,7 @@ from typing import Any
 from cardume import errors
 from cardume.cli import common
 from cardume.cli.luxi import Client
+from cardume.jobs import ids
 
 DEFAULT_FIELDS = ["id", "status", "summary"]
 
@@ -45,13 +46,8 @@ def build(sub: Any) -> None:
     p.set_defaults(func=archive)
 
 
-def _job_id(text: str) -> int:
-    from cardume.jobs import ids
-    return ids.parse(text)
-
-
 def list_jobs(args: argparse.Namespace) -> int:
-    args.names = [str(_job_id(i)) for i in args.job_ids]
+    args.names = [str(ids.parse(i)) for i in args.job_ids]
     wanted = {s for s, flag in (("running", args.running), ("queued", args.pending),
                                 ("waiting", args.pending), ("error", args.error)) if flag}
     if not wanted:
@@ -79,7 +75,7 @@ def _fmt_ts(value: Any) -> str:
 def info(args: argparse.Namespace) -> int:
     fields = ["id", "status", "priority", "received_ts", "start_ts", "end_ts", "ops",
               "opresult", "opstatus", "oplog", "opstart", "opend", "waiting_for"]
-    rows = common.query_objects("job", fields, [str(_job_id(i)) for i in args.job_ids])
+    rows = common.query_objects("job", fields, [str(ids.parse(i)) for i in args.job_ids])
     for job in rows:
         print(f"Job ID: {job['id']}")
         print(f"  Status: {job['status']}")
@@ -118,7 +114,7 @@ def info(args: argparse.Namespace) -> int:
 
 
 def watch(args: argparse.Namespace) -> int:
-    job_id = _job_id(args.job_id)
+    job_id = ids.parse(args.job_id)
     print(f"Output from job {job_id} follows")
     print("-----------------------------------")
     with Client() as client:
@@ -128,7 +124,7 @@ def watch(args: argparse.Namespace) -> int:
 
 def wait(args: argparse.Namespace) -> int:
     with Client() as client:
-        client.wait_job(_job_id(args.job_id), feedback=False)
+        client.wait_job(ids.parse(args.job_id), feedback=False)
     return 0
 
 
@@ -136,7 +132,7 @@ def cancel(args: argparse.Namespace) -> int:
     failed = 0
     with Client() as client:
         for text in args.job_ids:
-            ok, message = client.call("CancelJob", _job_id(text))
+            ok, message = client.call("CancelJob", ids.parse(text))
             print(message)
             failed += 0 if ok else 1
     return 1 if failed else 0
@@ -145,7 +141,7 @@ def cancel(args: argparse.Namespace) -> int:
 def archive(args: argparse.Namespace) -> int:
     with Client() as client:
         for text in args.job_ids:
-            if not client.call("ArchiveJob", _job_id(text)):
+            if not client.call("ArchiveJob", ids.parse(text)):
                 print(f"Job {text} is not finished or does not exist; not archived")
     return 0
 
