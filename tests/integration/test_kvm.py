@@ -397,11 +397,15 @@ def test_refused_migrations_leave_it_running(cluster: VCluster, guest: object) -
         taken.bind((node2_ip, port))
         taken.listen()
         refused(f"the migration port {port} on {node2_ip} is not free")
-    # only where QEMU runs (its network namespace here): QEMU's own refusal, same outcome
+    # only where QEMU runs (its network namespace here): QEMU's own refusal, same outcome.
+    # SO_REUSEADDR as QEMU sets it: the earlier migrations to this port may have left
+    # connections in TIME_WAIT, which refuse a plain bind for a minute (seen in CI), while
+    # a listening socket is still refused to QEMU with it
     holder = subprocess.Popen(
         ["ip", "netns", "exec", NETNS, sys.executable, "-c",
          "import socket, sys, time\n"
-         "s = socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen()\n"
+         "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+         "s.bind((sys.argv[1], int(sys.argv[2]))); s.listen()\n"
          "print('bound', flush=True); time.sleep(600)\n", node2_ip, str(port)],
         stdout=subprocess.PIPE, text=True)
     try:
