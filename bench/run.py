@@ -258,7 +258,7 @@ class LocalCluster:
             return None
 
     def client(self) -> Any:
-        from cardume.cli.luxi import Client
+        from cardume.luxi import Client
         return Client(self.master_socket)
 
 

@@ -13,7 +13,7 @@ import time
 from cardume import errors
 from cardume.paths import NodePaths
 
-MODULES = {"noded": "cardume.node.daemon", "masterd": "cardume.masterd"}
+MODULES = {"noded": "cardume.node.daemon", "masterd": "cardume.master.daemon"}
 
 
 def read_pid(paths: NodePaths, daemon: str) -> int | None:

@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import time
 import uuid as uuid_mod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -306,3 +307,19 @@ def merge_params(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, 
         else:
             result[key] = value
     return result
+
+
+def lv_owners(instances: Iterable[Instance]) -> dict[tuple[str, str], str]:
+    """``(vg, lv) -> instance name`` for every LV an instance's disks use."""
+    owners: dict[tuple[str, str], str] = {}
+
+    def walk(disk: Disk, name: str) -> None:
+        if disk.dev_type == constants.DT_PLAIN and len(disk.logical_id) == 2:
+            owners[(str(disk.logical_id[0]), str(disk.logical_id[1]))] = name
+        for child in disk.children:
+            walk(child, name)
+
+    for inst in instances:
+        for disk in inst.disks:
+            walk(disk, inst.name)
+    return owners

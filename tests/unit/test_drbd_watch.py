@@ -1,4 +1,4 @@
-"""Watching DRBD replication from the master: QueryDrbd's data (cardume.drbd_query, with a
+"""Watching DRBD replication from the master: QueryDrbd's data (cardume.master.drbd_query, with a
 fake node RPC answering from real /proc/drbd samples), and what gnt-instance watch-disks,
 gnt-instance info and gnt-node list-drbd print from it (cardume.cli.drbd).
 
@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from cardume import errors, objects
+from cardume import errors, luxi, objects
 from cardume.cli import drbd as view
-from cardume.cli import instance, luxi, main
+from cardume.cli import instance, main
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
-from cardume.drbd_query import query_drbd
+from cardume.master.drbd_query import query_drbd
 from cardume.node.storage.drbd import parse_proc_drbd
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "drbd"
@@ -535,7 +535,7 @@ def test_gnt_instance_watch_disks_once(master: type[FakeClient],
 
 
 def test_instance_queries_never_carry_the_drbd_secret(cfg: ConfigWriter) -> None:
-    from cardume import query
+    from cardume.master import query
     disks_field = next(f for f in query._instance_fields() if f.name == "disks")
     vm1 = cfg.expand_instance("vm1")
 

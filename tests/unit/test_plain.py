@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cardume import constants, errors, objects, storage_query
+from cardume import constants, errors, objects
 from cardume.cli import node as gnt_node
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import Context
@@ -20,6 +20,7 @@ from cardume.cmdlib.instance_ops import LUInstanceGrowDisk
 from cardume.config import ssconf as ssconf_mod
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
+from cardume.master import storage_query
 from cardume.node import facts
 from cardume.node.cmd import FakeRunner
 from cardume.node.instances import InstanceCalls
@@ -244,7 +245,7 @@ def test_node_volumes_and_storage_handlers(cluster: Cluster, fake: FakeRunner) -
         asyncio.run(cluster.calls.node_storage({"type": "ceph"}, PEER))
 
     inst = objects.Instance(name="vm1", disks=[objects.Disk(logical_id=["xenvg", "u1.disk0"])])
-    rows = storage_query.volume_rows("node1", vols, storage_query.lv_owners([inst]))
+    rows = storage_query.volume_rows("node1", vols, objects.lv_owners([inst]))
     args = argparse.Namespace(output=None, no_headers=False, separator=None, units=None,
                               verbose=False)
     assert gnt_node.format_rows(gnt_node.VOLUME_FIELDS, rows, args).splitlines() == [
@@ -286,7 +287,7 @@ def test_luxi_volumes_and_storage_name_owners_and_report_silent_nodes(
         cluster: Cluster, fake: FakeRunner) -> None:
     from types import SimpleNamespace
 
-    from cardume.luxi_server import LuxiServer
+    from cardume.master.luxi_server import LuxiServer
     from cardume.rpc.transport import Result
     vgs(fake)
     fake.on(["lvcreate"])

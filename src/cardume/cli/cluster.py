@@ -10,8 +10,8 @@ from typing import Any
 
 from cardume import __version__, constants, errors, paths, uidpool
 from cardume.cli import common, drbd
-from cardume.cli.luxi import Client
 from cardume.cli.params import parse_ident_kv, parse_kv, parse_names_list
+from cardume.luxi import Client
 
 
 def _add_param_options(p: argparse.ArgumentParser) -> None:
@@ -136,7 +136,7 @@ def _hv_and_disk(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, An
 
 
 def init(args: argparse.Namespace) -> int:
-    from cardume.bootstrap import InitOptions, init_cluster
+    from cardume.master.bootstrap import InitOptions, init_cluster
     hvparams, diskparams = _hv_and_disk(args)
     opts = InitOptions(cluster_name=args.cluster_name, hvparams=hvparams,
                        diskparams=diskparams)
@@ -351,7 +351,7 @@ def redist_conf(args: argparse.Namespace) -> int:
 
 
 def master_failover(args: argparse.Namespace) -> int:
-    from cardume.bootstrap import master_failover as failover
+    from cardume.master.bootstrap import master_failover as failover
     if args.no_voting and not args.yes_do_it and not common.confirm(
             "Master failover without voting can leave two masters if the old one is "
             "still up. Continue?"):

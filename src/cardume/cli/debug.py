@@ -8,7 +8,7 @@ from typing import Any
 
 from cardume import errors
 from cardume.cli import common, listing
-from cardume.cli.luxi import MASTER_RESTART_WAIT, Client
+from cardume.luxi import MASTER_RESTART_WAIT, Client
 
 
 def build(sub: Any) -> None:

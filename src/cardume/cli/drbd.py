@@ -3,7 +3,7 @@
 ``gnt-instance info``.
 
 Everything here renders the answer of the master's ``QueryDrbd`` (see
-:mod:`cardume.drbd_query` for its shape): per instance, disk and node, the config's view
+:mod:`cardume.master.drbd_query` for its shape): per instance, disk and node, the config's view
 (node, role, minor) next to the node's ``/proc/drbd`` status. The progress bar is drawn
 the way ``/proc/drbd`` draws it, so an operator used to ``watch cat /proc/drbd`` reads it
 at a glance. The rendering functions are pure (tests feed them parsed real samples); the
@@ -271,7 +271,7 @@ def run_watch(fetch: Callable[[], dict[str, Any]], *, interval: float, once: boo
 
 
 def watch(args: argparse.Namespace) -> int:
-    from cardume.cli.luxi import Client
+    from cardume.luxi import Client
     names = list(getattr(args, "instances", None) or [])
     with Client() as client:
         return run_watch(lambda: client.call("QueryDrbd", names or None, None),
@@ -368,7 +368,7 @@ def add_list_drbd_options(p: argparse.ArgumentParser) -> None:
 
 
 def list_drbd(args: argparse.Namespace) -> int:
-    from cardume.cli.luxi import Client
+    from cardume.luxi import Client
     with Client() as client:
         data = client.call("QueryDrbd", None, [args.node])
     node = (data.get("asked") or [args.node])[0]  # the full name of a short one

@@ -951,7 +951,7 @@ def run_many(args: argparse.Namespace, names: Sequence[str],
              build_op: Callable[[str, argparse.Namespace], dict[str, Any]],
              verbose: bool) -> int:
     """One job per instance, submitted at once; wait for each and report its outcome."""
-    from cardume.cli.luxi import Client
+    from cardume.luxi import Client
     extra = common.op_common(args)
     jobs = [[{**extra, **build_op(name, args)}] for name in names]
     failed = False
@@ -1166,7 +1166,7 @@ def console(args: argparse.Namespace) -> int:
     import os
     import shlex
 
-    from cardume.cli.luxi import Client
+    from cardume.luxi import Client
     with Client() as client:
         data = client.call("InstanceConsole", args.instance)
     kind = data.get("kind")
@@ -1207,7 +1207,7 @@ def info(args: argparse.Namespace) -> int:
             "no instance selected: name the instances, or pass --all for every instance")
     if args.instances and args.show_all:
         raise errors.WrongInput("--all cannot be combined with instance names")
-    from cardume.cli.luxi import Client
+    from cardume.luxi import Client
     fields = INFO_FIELDS if args.static else [*INFO_FIELDS, "oper_state", "console"]
     with Client() as client:
         reply = client.call("Query", "instance", fields, list(args.instances))

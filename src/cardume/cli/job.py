@@ -8,8 +8,8 @@ from typing import Any
 
 from cardume import errors
 from cardume.cli import common
-from cardume.cli.luxi import Client
 from cardume.jobs import ids
+from cardume.luxi import Client
 
 DEFAULT_FIELDS = ["id", "status", "summary"]
 

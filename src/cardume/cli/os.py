@@ -30,7 +30,7 @@ def build(sub: Any) -> None:
 
 
 def query_os() -> list[dict[str, Any]]:
-    from cardume.cli.luxi import Client
+    from cardume.luxi import Client
     with Client() as client:
         result = client.call("QueryOs")
     return sorted(result or [], key=lambda entry: str(entry.get("name")))

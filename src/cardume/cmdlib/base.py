@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from cardume import constants, errors, objects, opcodes
 from cardume.jobs import locks
@@ -18,23 +18,42 @@ from cardume.jobs import locks
 if TYPE_CHECKING:
     from cardume.config.writer import ConfigWriter
     from cardume.jobs.queue import Job, JobQueue
-    from cardume.masterd import MasterDaemon
     from cardume.resolver import Resolver
     from cardume.rpc.client import NodeRpc
 
 ALL = locks.ALL_SET
 
 
+class ClusterDuties(Protocol):
+    """The few things a logical unit asks of the master as a whole: node membership and
+    roles change what every node keeps (ssconf, replicas), and destroy ends the daemon.
+    The master daemon provides them; logical units never see the daemon itself."""
+
+    async def redistribute(self, full: bool) -> dict[str, str]:
+        """Push ssconf to every online node (and the config where needed); failures by
+        node name."""
+
+    def ssconf_data(self, extra: objects.Node | None = None) -> dict[str, Any]:
+        """The summary every node keeps, optionally with a node about to join."""
+
+    def client_tls_files(self) -> tuple[str, str]:
+        """The master's client certificate and key, for calls to a node not yet joined."""
+
+    def schedule_destroy(self) -> None:
+        """Stop the master daemon and remove its state once the current job ended."""
+
+
 @dataclass
 class Context:
-    """What every logical unit may use; built once by the master daemon."""
+    """What every logical unit may use (configuration, node calls, locks, the job queue for
+    its log, name resolution and the cluster duties); built once by the master daemon."""
 
     cfg: ConfigWriter
     rpc: NodeRpc
     locks: locks.LockManager
     queue: JobQueue
     resolver: Resolver
-    master: MasterDaemon
+    master: ClusterDuties
 
 
 class LogicalUnit:

@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from cardume import constants, errors, objects, opcodes, storage_query
+from cardume import constants, errors, objects, opcodes
 from cardume.cmdlib import common, drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
@@ -180,7 +180,7 @@ class LUInstanceCreate(LogicalUnit):
         if len(set(wanted)) != len(wanted):
             raise errors.WrongInput("the same logical volume is given more than once for "
                                     "adoption")
-        used = storage_query.lv_owners(self.cfg.instances.values())  # drbd children too
+        used = objects.lv_owners(self.cfg.instances.values())  # drbd children too
         for vg, lv in wanted:
             if (vg, lv) in used:
                 raise errors.WrongInput(f"logical volume {vg}/{lv} is used by instance "

@@ -161,7 +161,7 @@ class VCluster:
         first = self.node_paths(1)
         master_dir = paths.find_master_dir(self.root)
         if master_dir is None:
-            from cardume.bootstrap import InitOptions, init_cluster
+            from cardume.master.bootstrap import InitOptions, init_cluster
             storage = os.path.join(self.root, "storage")
             opts = InitOptions(
                 cluster_name=cluster_name,
@@ -182,7 +182,7 @@ class VCluster:
         return report
 
     def _add_missing(self, count: int, master_dir: str) -> list[str]:
-        from cardume.cli.luxi import Client
+        from cardume.luxi import Client
         from cardume.node.daemon import join_token
         ssconf = NodePaths(master_dir).read_ssconf() or {}
         known = set(ssconf.get("nodes", {}))

@@ -18,22 +18,6 @@ VOLUME_COLUMNS = ("node", "phys", "vg", "name", "size", "instance")
 STORAGE_COLUMNS = ("node", "type", "name", "size", "used", "free", "allocatable")
 
 
-def lv_owners(instances: Iterable[objects.Instance]) -> dict[tuple[str, str], str]:
-    """``(vg, lv) -> instance name`` for every LV an instance's disks use."""
-    owners: dict[tuple[str, str], str] = {}
-
-    def walk(disk: objects.Disk, name: str) -> None:
-        if disk.dev_type == constants.DT_PLAIN and len(disk.logical_id) == 2:
-            owners[(str(disk.logical_id[0]), str(disk.logical_id[1]))] = name
-        for child in disk.children:
-            walk(child, name)
-
-    for inst in instances:
-        for disk in inst.disks:
-            walk(disk, inst.name)
-    return owners
-
-
 def volume_rows(node: str, volumes: Iterable[Mapping[str, Any]],
                 owners: Mapping[tuple[str, str], str]) -> list[dict[str, Any]]:
     """One node's answer to ``node_volumes`` as ``gnt-node volumes`` rows."""

@@ -32,7 +32,7 @@ from cardume.resolver import Resolver
 from cardume.rpc.client import NodeRpc
 from cardume.rpc.transport import RpcClient
 
-log = logging.getLogger("cardume.masterd")
+log = logging.getLogger("cardume.master.daemon")
 
 REPLICATION_WAIT = 10.0  # seconds a commit waits for the candidates before moving on
 ARCHIVE_AGE = 6 * 3600.0  # finished jobs leave `gnt-job list` after this, as in Ganeti
@@ -94,7 +94,7 @@ class MasterDaemon:
                                        queue=self.queue, resolver=self.resolver(),
                                        master=self)
         import cardume.cmdlib  # noqa: F401  (registers every logical unit)
-        from cardume.luxi_server import MAX_MESSAGE, LuxiServer
+        from cardume.master.luxi_server import MAX_MESSAGE, LuxiServer
         taken_over = job_store.get_meta(TAKEOVER_KEY) is not None
         if taken_over:
             # The nodes still name the old master until the first redistribution: a job

@@ -18,7 +18,7 @@ from cardume.cmdlib import common
 from cardume.jobs import ids as job_ids
 
 if TYPE_CHECKING:
-    from cardume.masterd import MasterDaemon
+    from cardume.master.view import MasterView
 
 NODATA = {"_rs": "nodata"}
 OFFLINE = {"_rs": "offline"}
@@ -54,7 +54,7 @@ def _common_fields(prefix_title: str = "") -> list[QField]:
 class _NodeQuery:
     """Context of a node query: the config and, when needed, live node data."""
 
-    def __init__(self, daemon: MasterDaemon, live: dict[str, Any]) -> None:
+    def __init__(self, daemon: MasterView, live: dict[str, Any]) -> None:
         self.cfg = daemon.cfg
         self.live = live
         self._instances: dict[str, tuple[list[str], list[str]]] = {}
@@ -239,7 +239,7 @@ def _job_fields() -> list[QField]:
 class _InstanceQuery:
     """Context of an instance query: config, and what the hypervisors report, per node."""
 
-    def __init__(self, daemon: MasterDaemon, running: dict[str, dict[str, Any]],
+    def __init__(self, daemon: MasterView, running: dict[str, dict[str, Any]],
                  unreachable: set[str]) -> None:
         self.cfg = daemon.cfg
         self.running = running  # node name -> {instance name -> info}
@@ -479,7 +479,7 @@ def _field(table: dict[str, QField], what: str, name: str) -> QField:
     return field
 
 
-async def run_query(daemon: MasterDaemon, what: str, fields: list[str],
+async def run_query(daemon: MasterView, what: str, fields: list[str],
                     names: list[str] | None) -> dict[str, Any]:
     table = _table(what)
     selected = [_field(table, what, n) for n in fields]

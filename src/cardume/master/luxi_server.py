@@ -16,11 +16,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from cardume import __version__, constants, errors, query, storage_query
+from cardume import __version__, constants, errors, objects
 from cardume.jobs import ids
+from cardume.master import query, storage_query
 
 if TYPE_CHECKING:
-    from cardume.masterd import MasterDaemon
+    from cardume.master.view import MasterView
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def _list(value: Any, what: str) -> list[Any]:
 
 
 class LuxiServer:
-    def __init__(self, daemon: MasterDaemon) -> None:
+    def __init__(self, daemon: MasterView) -> None:
         self.daemon = daemon
         self.methods: dict[str, Callable[..., Awaitable[Any]]] = {
             "SubmitJob": self.submit_job,
@@ -258,7 +259,7 @@ class LuxiServer:
 
     async def query_node_volumes(self, names: list[str] | None = None) -> dict[str, Any]:
         """gnt-node volumes: ``{"rows": [...], "errors": {node: message}}``."""
-        owners = storage_query.lv_owners(self.daemon.cfg.instances.values())
+        owners = objects.lv_owners(self.daemon.cfg.instances.values())
         return await self._per_node_rows(
             names, "node_volumes", {},
             lambda node, value: storage_query.volume_rows(node, value, owners))
@@ -291,8 +292,8 @@ class LuxiServer:
     async def query_drbd(self, instances: list[str] | None = None,
                          nodes: list[str] | None = None) -> dict[str, Any]:
         """watch-disks, list-drbd, info: the DRBD state of instances' disks and nodes' minors,
-        one drbd_status per involved node (see cardume.drbd_query)."""
-        from cardume import drbd_query  # master-only, and only when DRBD is asked about
+        one drbd_status per involved node (see cardume.master.drbd_query)."""
+        from cardume.master import drbd_query  # master-only, and only when DRBD is asked about
         for what, value in (("instances", instances), ("nodes", nodes)):
             if value is not None and not isinstance(value, list):
                 raise errors.WrongInput(f"QueryDrbd: {what} must be a list of names or null")
