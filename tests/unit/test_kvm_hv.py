@@ -13,8 +13,9 @@ import pytest
 from cardume import errors
 from cardume.cmdlib import common
 from cardume.node.cmd import FakeRunner
-from cardume.node.hypervisor import kvm, kvm_nics
-from cardume.node.hypervisor.kvm import KvmHypervisor, build_command
+from cardume.node.hypervisor import kvm, kvm_cmdline, kvm_nics
+from cardume.node.hypervisor.kvm import KvmHypervisor
+from cardume.node.hypervisor.kvm_cmdline import build_command
 
 MAC = "aa:00:00:12:34:56"
 
@@ -89,7 +90,7 @@ def test_disks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     image.write_bytes(b"")
     s = spec()
     s["disks"] = [{"path": str(image), "mode": "rw"}, {"path": "/dev/xenvg/lv1", "mode": "ro"}]
-    monkeypatch.setattr(kvm, "_is_block", lambda path: path.startswith("/dev/"))
+    monkeypatch.setattr(kvm_cmdline, "_is_block", lambda path: path.startswith("/dev/"))
     args = argv(s)
     drives = after(args, "-drive")
     assert drives[0] == (f"file={str(image).replace(',', ',,')},format=raw,if=none,"

@@ -8,6 +8,7 @@ from typing import Any
 from cardume import constants, errors, objects
 from cardume.cli.params import check_param_types
 from cardume.config.writer import ConfigWriter
+from cardume.rules import hvparams as hvparams_rules
 
 # Names of instances, nodes and the cluster are DNS names (RFC 1123): dot-separated labels
 # of 1-63 ASCII letters, digits and '-', neither first nor last a '-'.
@@ -99,14 +100,7 @@ def check_hvparams(hvparams: dict[str, Any] | None) -> dict[str, dict[str, Any]]
                 f"unknown hypervisor '{hv}' (known: {', '.join(constants.HYPER_TYPES)})")
         types = constants.HVS_PARAMETER_TYPES.get(hv, {})
         result[hv] = check_params(values or {}, types, f"hypervisor {hv}")
-        mode = result[hv].get("migration_mode")
-        if mode is not None and mode not in constants.HT_MIGRATION_MODES:
-            raise errors.WrongInput(
-                f"invalid value {mode!r} for hypervisor parameter {hv}:migration_mode: "
-                f"expected one of {', '.join(constants.HT_MIGRATION_MODES)}")
-        if hv == constants.HT_KVM:
-            from cardume.node.hypervisor.kvm import check_hvparams as check_kvm
-            check_kvm(result[hv])
+        hvparams_rules.check(hv, result[hv])
     return result
 
 

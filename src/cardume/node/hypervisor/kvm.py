@@ -19,46 +19,8 @@ pid is alive and is a QEMU whose ``-name`` is the instance's; one found dead (cr
 killed, powered off by its guest) has its taps, sockets and runtime file removed, and is
 reported as not running (the master shows ``ERROR_down`` when it should run).
 
-Hypervisor parameters (Ganeti's names) and how they map to QEMU:
-
-=================  ======================================================================
-kernel_path        ``-kernel`` (must exist on the node); empty: boot from the disks
-initrd_path        ``-initrd`` (with kernel_path)
-root_path          ``root=...`` on the kernel command line (with kernel_path)
-kernel_args        appended to the kernel command line (with kernel_path)
-serial_console     a serial port on a unix socket (``-chardev socket ... -serial``), the
-                   one ``gnt-instance console`` attaches to; ``console=ttyS0,SPEED`` is
-                   added to the kernel command line
-serial_speed       SPEED above
-boot_order         ``-boot order=``: disk=c, cdrom=d, network=n, floppy=a
-disk_type          paravirtual: virtio-blk-pci; ide: ide-hd; scsi: scsi-hd on a
-                   virtio-scsi-pci controller
-disk_cache         ``cache=``; ``default`` is ``none`` (direct I/O) for block devices and
-                   ``writeback`` for image files (direct I/O fails on some file systems)
-nic_type           paravirtual: virtio-net-pci; else the QEMU model of that name (e1000...)
-vhost_net          ``vhost=on`` on the taps
-vnc_bind_address   ``-vnc ADDR:DISPLAY`` with the first free display (5900+N) on ADDR;
-                   recorded in the runtime file; empty: ``-display none``
-keymap             ``-k`` (with VNC)
-usb_mouse          ``mouse`` or ``tablet``: ``-usb -device usb-mouse|usb-tablet``
-cpu_type           ``-cpu``
-machine_version    ``-machine``
-acpi               false: ``-no-acpi``
-reboot_behavior    exit: ``-no-reboot`` (a guest reboot stops the instance)
-kvm_flag           enabled: ``-accel kvm``; disabled: ``-accel tcg``; empty: kvm when
-                   /dev/kvm works on the node (probed once), else tcg
-cdrom_image_path   an IDE CD-ROM drive with that image (read-only)
-use_chroot         ``-chroot`` into an empty directory once QEMU has opened its files
-security_model     none: QEMU runs as root; user: ``-runas security_domain`` (a user of the
-                   node); pool: ``-runas UID:UID`` with a uid of the cluster's uid pool
-                   that no other process of the node uses (see ``_pool_uid``)
-security_domain    the user for security_model=user
-kvm_extra          shell-split and appended to the command line
-migration_*        used by live migration (kvm_migrate)
-user_shutdown      ``-no-shutdown``: a guest that powers itself off leaves QEMU waiting and
-                   the instance shows ``USER_down`` (down by the user's hand, not crashed:
-                   ``ERROR_down``) until it is started (a fresh QEMU) or shut down
-=================  ======================================================================
+Hypervisor parameters and how they become QEMU options: see kvm_cmdline; their checks
+(the master's and this node's): rules/hvparams.
 
 With ``CARDUME_KVM_NETNS=NS`` in the node daemon's environment, the taps and QEMU itself
 live in network namespace NS (``ip netns exec``): the integration tests keep every network
@@ -75,16 +37,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import ipaddress
 import json
 import logging
 import os
 import pwd
-import re
-import shlex
 import signal
 import socket
-import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -94,87 +52,22 @@ from cardume import constants, errors
 from cardume.node.cmd import CommandRunner, default_runner, last_line
 from cardume.node.hypervisor import kvm_nics
 from cardume.node.hypervisor.base import Hypervisor, Spec
+from cardume.node.hypervisor.kvm_cmdline import (
+    QEMU,
+    VNC_BASE,
+    build_command,
+    free_vnc_display,
+    opt_value,
+)
 from cardume.node.hypervisor.qmp import QmpClient, QmpPerCommand
+from cardume.rules import hvparams
 
 log = logging.getLogger("cardume.noded")
 
-QEMU = "qemu-system-x86_64"
 NETNS_ENV = "CARDUME_KVM_NETNS"
 SOCKET_MAX = 107
 START_TIMEOUT = 60.0
-VNC_BASE = 5900
-VNC_DISPLAYS = 1000
-
-BOOT_ORDERS = {"disk": "c", "cdrom": "d", "network": "n", "floppy": "a"}
-DISK_TYPES = ("paravirtual", "ide", "scsi")
-DISK_CACHES = ("default", "none", "writethrough", "writeback")
-KVM_FLAGS = ("", "enabled", "disabled")
-REBOOT_BEHAVIORS = ("reboot", "exit")
-SECURITY_MODELS = ("none", "user", "pool")
-USB_MICE = ("", "mouse", "tablet")
-USER_NAME_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}")
-MIGRATION_MODES = constants.HT_MIGRATION_MODES
 USER_DOWN = constants.HV_STATE_USER_DOWN
-
-
-# --- parameter checks (the master runs these at submission) ----------------------------------
-
-def check_hvparams(values: dict[str, Any]) -> None:
-    """Refuse bad kvm parameter values (types are already checked) with a one-line error
-    naming the key and what is expected."""
-    def bad(key: str, expected: str) -> errors.WrongInput:
-        return errors.WrongInput(f"invalid value {values[key]!r} for hypervisor parameter "
-                                 f"kvm:{key}: expected {expected}")
-
-    choices = {"boot_order": tuple(BOOT_ORDERS), "disk_type": DISK_TYPES,
-               "disk_cache": DISK_CACHES, "nic_type": tuple(kvm_nics.QEMU_NIC_MODELS),
-               "kvm_flag": KVM_FLAGS, "reboot_behavior": REBOOT_BEHAVIORS,
-               "security_model": SECURITY_MODELS, "usb_mouse": USB_MICE,
-               "migration_mode": MIGRATION_MODES}
-    for key, allowed in choices.items():
-        if key in values and values[key] not in allowed:
-            shown = ", ".join(repr(a) if a == "" else a for a in allowed)
-            raise bad(key, f"one of {shown}")
-    for key, low, high in (("migration_downtime", 1, 3_600_000),
-                           ("migration_bandwidth", 1, 1_000_000),
-                           ("migration_port", 1, 65535), ("serial_speed", 1, 4_000_000)):
-        if key in values and values[key] is not None and not low <= values[key] <= high:
-            raise bad(key, f"an integer from {low} to {high}")
-    for key in ("kernel_path", "initrd_path", "cdrom_image_path"):
-        value = values.get(key)
-        if value and not os.path.isabs(value):
-            raise bad(key, "an absolute path (or empty)")
-    if values.get("vnc_bind_address"):
-        try:
-            ipaddress.ip_address(values["vnc_bind_address"])
-        except ValueError:
-            raise bad("vnc_bind_address", "an IP address (or empty)") from None
-    if values.get("root_path") and any(c.isspace() for c in values["root_path"]):
-        raise bad("root_path", "a device path without spaces")
-    for key in ("kernel_args", "kvm_extra"):
-        if values.get(key):
-            try:
-                words = shlex.split(values[key])
-            except ValueError as err:
-                raise bad(key, f"shell-quoted words ({err})") from None
-            if key == "kvm_extra" and words and not words[0].startswith("-"):
-                raise bad(key, "QEMU options, starting with '-'")
-    for key in ("cpu_type", "machine_version", "keymap"):
-        value = values.get(key)
-        if value and not all(c.isalnum() or c in "-_.,=+" for c in value):
-            raise bad(key, "a QEMU name (letters, digits, '-_.,=+')")
-    # together only: given alone, the other comes from the defaults (checked once filled)
-    model, domain = values.get("security_model"), values.get("security_domain")
-    if "security_domain" in values and model == "user" and not domain:
-        raise errors.WrongInput("hypervisor parameter kvm:security_model=user needs "
-                                "kvm:security_domain, the user QEMU runs as")
-    if domain and "security_model" in values and model != "user":
-        raise errors.WrongInput(f"hypervisor parameter kvm:security_domain={domain} only "
-                                "applies to security_model=user, not "
-                                f"security_model={model}")
-    if domain and not USER_NAME_RE.fullmatch(str(domain)):
-        raise bad("security_domain", "a user name (letters, digits, '._-', not starting "
-                                     "with '-')")
 
 
 # --- acceleration ------------------------------------------------------------------------------
@@ -215,160 +108,6 @@ def _probe_kvm(runner: CommandRunner) -> bool:
     return result.ok and "doesn't support" not in text and "failed" not in text
 
 
-# --- the command line --------------------------------------------------------------------------
-
-def _opt(value: str) -> str:
-    """A value inside a QEMU option list (commas doubled)."""
-    return value.replace(",", ",,")
-
-
-def _is_block(path: str) -> bool:
-    try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def disk_cache(setting: str, path: str) -> str:
-    if setting and setting != "default":
-        return setting
-    return "none" if _is_block(path) else "writeback"
-
-
-def build_command(spec: Spec, *, qmp: str, serial: str | None, pidfile: str, accel: str,
-                  nics: list[dict[str, Any]], vnc: dict[str, Any] | None = None,
-                  chroot: str | None = None, extra: list[str] | None = None,
-                  serial_log: str | None = None, runas: str | None = None) -> list[str]:
-    """QEMU's argument list for an instance (no shell anywhere)."""
-    name = spec["name"]
-    hv = spec.get("hvparams") or {}
-    be = spec.get("beparams") or {}
-    try:
-        memory, vcpus = int(be["maxmem"]), int(be["vcpus"])
-    except (KeyError, TypeError, ValueError):
-        raise errors.WrongInput(f"instance {name}: beparams need integer maxmem and "
-                                "vcpus") from None
-    argv = [QEMU, "-name", f"{_opt(name)},process=kvm:{_opt(name)}",
-            "-nodefaults", "-no-user-config"]
-    if spec.get("uuid"):
-        argv += ["-uuid", str(spec["uuid"])]
-    argv += ["-accel", accel]
-    if hv.get("machine_version"):
-        argv += ["-machine", str(hv["machine_version"])]
-    if hv.get("cpu_type"):
-        argv += ["-cpu", str(hv["cpu_type"])]
-    argv += ["-m", str(memory), "-smp", str(vcpus)]
-    if hv.get("acpi") is False:
-        argv.append("-no-acpi")
-    if hv.get("reboot_behavior") == "exit":
-        argv.append("-no-reboot")
-    if hv.get("user_shutdown"):
-        argv.append("-no-shutdown")
-    argv += ["-qmp", f"unix:{_opt(qmp)},server=on,wait=off"]
-    if serial:
-        log = f",logfile={_opt(serial_log)},logappend=off" if serial_log else ""
-        argv += ["-chardev", f"socket,id=serial0,path={_opt(serial)},server=on,wait=off{log}",
-                 "-serial", "chardev:serial0"]
-    if vnc:
-        argv += ["-vnc", f"{vnc['address']}:{vnc['display']}"]
-        if hv.get("keymap"):
-            argv += ["-k", str(hv["keymap"])]
-        argv += ["-vga", "std"]
-    else:
-        argv += ["-display", "none"]
-    if hv.get("usb_mouse"):
-        argv += ["-usb", "-device", f"usb-{hv['usb_mouse']}"]
-    argv += ["-device", "virtio-balloon-pci,id=balloon0"]
-    argv += _disk_args(spec, hv)
-    boot = BOOT_ORDERS.get(str(hv.get("boot_order") or "disk"), "c")
-    if hv.get("kernel_path"):
-        argv += ["-kernel", str(hv["kernel_path"])]
-        if hv.get("initrd_path"):
-            argv += ["-initrd", str(hv["initrd_path"])]
-        append = []
-        if hv.get("root_path"):
-            append.append(f"root={hv['root_path']}")
-        if hv.get("kernel_args"):
-            append.append(str(hv["kernel_args"]))
-        if serial:
-            append.append(f"console=ttyS0,{hv.get('serial_speed') or 38400}")
-        if append:
-            argv += ["-append", " ".join(append)]
-    else:
-        argv += ["-boot", f"order={boot}"]
-    argv += kvm_nics.qemu_args(nics, vhost=bool(hv.get("vhost_net")))
-    if chroot:
-        argv += ["-chroot", chroot]
-    if runas:
-        # QEMU opens its disks, taps and sockets first, then drops to this user
-        argv += ["-runas", runas]
-    argv += ["-daemonize", "-pidfile", pidfile]
-    if hv.get("kvm_extra"):
-        argv += shlex.split(str(hv["kvm_extra"]))
-    argv += extra or []
-    return argv
-
-
-def _disk_args(spec: Spec, hv: dict[str, Any]) -> list[str]:
-    name = spec["name"]
-    disk_type = str(hv.get("disk_type") or "paravirtual")
-    if disk_type not in DISK_TYPES:
-        raise errors.WrongInput(f"instance {name}: unknown disk_type {disk_type!r} "
-                                f"(expected {', '.join(DISK_TYPES)})")
-    args: list[str] = []
-    disks = spec.get("disks") or []
-    ide_slots = 3 if hv.get("cdrom_image_path") else 4
-    if disk_type == "ide" and len(disks) > ide_slots:
-        raise errors.WrongInput(f"instance {name}: {len(disks)} disks, but IDE has room for "
-                                f"{ide_slots}", "use disk_type=paravirtual or scsi")
-    if disk_type == "scsi" and disks:
-        args += ["-device", "virtio-scsi-pci,id=scsi0"]
-    for index, disk in enumerate(disks):
-        path = disk.get("path")
-        if not path:
-            raise errors.WrongInput(f"instance {name}, disk {index}: no path on this node")
-        readonly = disk.get("mode") == "ro"
-        if readonly and disk_type == "ide":
-            raise errors.WrongInput(f"instance {name}, disk {index}: read-only disks can't be "
-                                    "IDE disks", "use disk_type paravirtual or scsi")
-        cache = disk_cache(str(hv.get("disk_cache") or "default"), str(path))
-        drive = (f"file={_opt(str(path))},format=raw,if=none,id=disk{index},cache={cache}"
-                 + (",readonly=on" if readonly else ""))
-        if cache == "none":
-            drive += ",aio=native"
-        args += ["-drive", drive]
-        boot = f",bootindex={index + 1}" if index == 0 else ""
-        if disk_type == "paravirtual":
-            args += ["-device", f"virtio-blk-pci,drive=disk{index},id=virtio-disk{index}{boot}"]
-        elif disk_type == "ide":
-            args += ["-device", f"ide-hd,drive=disk{index},bus=ide.{index // 2},"
-                                f"unit={index % 2},id=ide-disk{index}{boot}"]
-        else:
-            args += ["-device", f"scsi-hd,drive=disk{index},bus=scsi0.0,scsi-id={index},"
-                                f"lun=0,id=scsi-disk{index}{boot}"]
-    if hv.get("cdrom_image_path"):
-        args += ["-drive", f"file={_opt(str(hv['cdrom_image_path']))},format=raw,if=none,"
-                           "id=cdrom0,media=cdrom,readonly=on",
-                 "-device", "ide-cd,drive=cdrom0,bus=ide.1,unit=1,id=cdrom"]
-    return args
-
-
-def free_vnc_display(address: str, taken: set[int]) -> int:
-    """The first display N whose port 5900+N is free on address (and not in taken)."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    for display in range(0, VNC_DISPLAYS):
-        if display in taken:
-            continue
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((address, VNC_BASE + display))
-            except OSError:
-                continue
-        return display
-    raise errors.InsufficientResources(f"no free VNC port on {address} "
-                                       f"({VNC_BASE}..{VNC_BASE + VNC_DISPLAYS - 1} are taken)")
-
-
 # --- processes ----------------------------------------------------------------------------------
 
 def _cmdline(pid: int) -> list[str]:
@@ -395,7 +134,7 @@ def qemu_alive(pid: int, name: str) -> bool:
     argv = _cmdline(pid)
     if not argv or "qemu" not in os.path.basename(argv[0]):
         return False
-    expected = f"{_opt(name)},process=kvm:{_opt(name)}"
+    expected = f"{opt_value(name)},process=kvm:{opt_value(name)}"
     return any(a == "-name" and b == expected for a, b in zip(argv, argv[1:], strict=False))
 
 
@@ -645,7 +384,7 @@ class KvmHypervisor(Hypervisor):
     def _start(self, spec: Spec, extra: list[str], incoming: bool) -> None:
         name = spec["name"]
         hv = dict(spec.get("hvparams") or {})
-        check_hvparams(hv)
+        hvparams.check(constants.HT_KVM, hv)
         for key in ("kernel_path", "initrd_path", "cdrom_image_path"):
             if hv.get(key) and not os.path.isfile(str(hv[key])):
                 raise errors.WrongInput(f"instance {name}: {key} {hv[key]} does not exist on "

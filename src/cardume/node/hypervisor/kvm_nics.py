@@ -22,12 +22,10 @@ from typing import Any
 
 from cardume import constants, errors
 from cardume.node.cmd import CommandRunner
+from cardume.rules.hvparams import NIC_MODELS
 
 TAP_PREFIX = "tapc-"
 IFNAMSIZ = 15  # longest Linux interface name
-QEMU_NIC_MODELS = {"paravirtual": "virtio-net-pci", "e1000": "e1000", "rtl8139": "rtl8139",
-                   "i82551": "i82551", "i82557b": "i82557b", "i82559er": "i82559er",
-                   "pcnet": "pcnet", "ne2k_pci": "ne2k_pci", "ne2k_isa": "ne2k_isa"}
 _LINK_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 
@@ -48,10 +46,10 @@ def in_netns(argv: Sequence[str], netns: str | None) -> list[str]:
 def plan(instance: str, nics: list[dict[str, Any]], nic_type: str,
          salt: str = "") -> list[dict[str, Any]]:
     """Each NIC with its tap, QEMU ids and model; bad NICs refused before anything runs."""
-    model = QEMU_NIC_MODELS.get(nic_type)
+    model = NIC_MODELS.get(nic_type)
     if model is None:
         raise errors.WrongInput(f"instance {instance}: unknown nic_type {nic_type!r} "
-                                f"(expected {', '.join(QEMU_NIC_MODELS)})")
+                                f"(expected {', '.join(NIC_MODELS)})")
     planned = []
     for index, nic in enumerate(nics):
         mode = nic.get("mode") or constants.NICC_DEFAULTS["mode"]
