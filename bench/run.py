@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
+import itertools
 import json
 import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cardume.vcluster import loopback
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the .venv/bin holding the gnt-* entry points
 DEFAULT_JSON = REPO / "bench" / "results" / "latest.json"
@@ -39,7 +40,9 @@ NODED_PORT = 1811
 DELAY_OP = {"OP_ID": "OP_TEST_DELAY", "duration": 0}
 # Ganeti 3.0.2 refuses a delay of 0 ("Duration must be greater than zero").
 PEER_DELAY = 0.001
-PEER_DIRS = [REPO.parent / "shared" / "peers" / "ganeti", Path("/work/shared/peers/ganeti")]
+# The peer's directory: $CARDUME_GANETI_PEER, else beside this checkout (../shared/peers/ganeti)
+PEER_DIRS = [Path(p) for p in (os.environ.get("CARDUME_GANETI_PEER"),) if p] + [
+    REPO.parent / "shared" / "peers" / "ganeti"]
 # Installed Python programs run from cached bytecode (Debian precompiles Ganeti's); a
 # PYTHONDONTWRITEBYTECODE inherited from a developer's shell would make every cardume command
 # recompile its modules on each start, so the benchmark's commands run without it.
@@ -177,26 +180,11 @@ def fmt(value: float | None) -> str:
     return f"{value:.2f}"
 
 
-def port_free(ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemons bind
-        try:
-            sock.bind((ip, port))
-        except OSError:
-            return False
-    return True
-
-
 def free_base_ips(count: int) -> list[str]:
-    """Loopback ranges 127.0.N.41.. whose addresses are all free on the node daemon port."""
-    found = []
-    for third in range(0, 250):
-        base = ipaddress.IPv4Address(f"127.0.{third}.41")
-        if all(port_free(str(base + i), NODED_PORT) for i in range(count)):
-            found.append(str(base))
-            if len(found) == 3:
-                break
-    return found
+    """Up to three loopback ranges 127.0.N.41.. whose addresses are all free on the node
+    daemon port (.41: away from vcluster's default .11 and the tests' ranges)."""
+    bases = (f"127.0.{third}.41" for third in range(0, 250))
+    return list(itertools.islice(loopback.free_ranges(bases, count, NODED_PORT), 3))
 
 
 # --- the cardume side ---------------------------------------------------------------------

@@ -60,8 +60,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import port_free  # noqa: E402  (bench/run.py: the node daemon port's free check)
+from cardume.vcluster import loopback
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the .venv/bin holding the gnt-* entry points
@@ -142,10 +141,9 @@ def rss_kib(pid: int) -> tuple[int, int]:
 def free_base_ip(count: int) -> str:
     """127.0.N.71 with 127.0.N.71.. all free on the node daemon port, N >= 1: away from
     the integration tests (127.0.0.x), the benchmarks (.41) and vcluster's default (.11)."""
-    for third in range(1, 250):
-        base = ipaddress.IPv4Address(f"127.0.{third}.71")
-        if all(port_free(str(base + i), NODED_PORT) for i in range(count)):
-            return str(base)
+    bases = (f"127.0.{third}.71" for third in range(1, 250))
+    for base in loopback.free_ranges(bases, count, NODED_PORT):
+        return base
     raise ProbeError("no free loopback range 127.0.N.71.. for the probe's clusters")
 
 

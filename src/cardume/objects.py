@@ -1,8 +1,8 @@
 """The configuration objects, with Ganeti's field names, and parameter inheritance.
 
 Each object is one row of the config store (see config/store.py). ``to_dict`` and
-``from_dict`` are the only serialization: the same dicts go to SQLite, to the master
-candidates' replicas and to RAPI.
+``from_dict`` are the only serialization: the same dicts go to SQLite and to the master
+candidates' replicas.
 
 Parameters inherit in layers, most general first: built-in defaults → cluster → node group
 → node (nd) or instance (hv/be/nic/os). ``fill_*`` functions compute the effective values;

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+
+from cardume.vcluster import loopback
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
@@ -35,24 +36,9 @@ _taken: set[str] = set()
 Gnt = Callable[..., tuple[int, str, str]]
 
 
-def _listening(ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemons bind
-        try:
-            sock.bind((ip, port))
-        except OSError:
-            return True
-    return False
-
-
 def free_base_ip(count: int = 4) -> str:
     """A loopback range no cluster of this run used and nobody listens on."""
-    for base in _RANGES:
-        if base in _taken:
-            continue
-        net, last = base.rsplit(".", 1)
-        if any(_listening(f"{net}.{int(last) + i}", PORT) for i in range(count)):
-            continue
+    for base in loopback.free_ranges([b for b in _RANGES if b not in _taken], count, PORT):
         _taken.add(base)
         return base
     raise RuntimeError("no free loopback range left for a test cluster")

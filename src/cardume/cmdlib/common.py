@@ -6,9 +6,9 @@ import re
 from typing import Any
 
 from cardume import constants, errors, objects
-from cardume.cli.params import check_param_types
 from cardume.config.writer import ConfigWriter
 from cardume.rules import hvparams as hvparams_rules
+from cardume.rules.paramtypes import check_param_types
 
 # Names of instances, nodes and the cluster are DNS names (RFC 1123): dot-separated labels
 # of 1-63 ASCII letters, digits and '-', neither first nor last a '-'.
@@ -69,7 +69,7 @@ def check_tags(tags: list[str]) -> None:
 
 def check_params(values: dict[str, Any] | None, types: dict[str, str], what: str,
                  ) -> dict[str, Any]:
-    """Validate a parameter dict against its type table (values from the CLI or RAPI)."""
+    """Validate a parameter dict against its type table (values from the CLI or a submitted job)."""
     return check_param_types(values or {}, types, f"{what} parameter")
 
 

@@ -77,9 +77,6 @@ class ConfigStore:
         row = self._db.execute("SELECT value FROM meta WHERE key='serial'").fetchone()
         return int(row[0]) if row else 0
 
-    def is_empty(self) -> bool:
-        return self._db.execute("SELECT 1 FROM objects LIMIT 1").fetchone() is None
-
     def load(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every object, as {kind: {uuid: data}}."""
         result: dict[str, dict[str, dict[str, Any]]] = {}

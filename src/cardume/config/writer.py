@@ -90,10 +90,6 @@ class ConfigWriter:
             return self.instances
         raise errors.InternalError(f"no table for kind {kind!r}")
 
-    @property
-    def initialized(self) -> bool:
-        return self.cluster is not None
-
     def get_cluster(self) -> objects.Cluster:
         if self.cluster is None:
             raise errors.NotCluster("this node is not part of a cluster",

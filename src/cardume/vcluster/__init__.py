@@ -18,26 +18,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 from dataclasses import dataclass
 from typing import Any
 
 from cardume import constants, daemons, errors, paths
 from cardume.config import ssconf
 from cardume.paths import NodePaths
+from cardume.vcluster import loopback
 
 DEFAULT_BASE_IP = "127.0.0.11"
 DEFAULT_NODES = 3
 MAX_NODES = 200
-
-
-def _port_free(ip: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((ip, port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass
@@ -67,11 +58,9 @@ class VCluster:
 
     def _choose_base_ip(self, count: int) -> str:
         """The first 127.0.N.11.. range whose addresses are all free on this port."""
-        for third in range(0, 250):
-            base = f"127.0.{third}.11"
-            ips = [str(ipaddress.IPv4Address(base) + i) for i in range(count)]
-            if all(_port_free(ip, self.port) for ip in ips):
-                return base
+        bases = (f"127.0.{third}.11" for third in range(0, 250))
+        for base in loopback.free_ranges(bases, count, self.port):
+            return base
         raise errors.InsufficientResources("no free loopback range for a local cluster",
                                            "pass --base-ip")
 

@@ -139,10 +139,6 @@ class QmpClient:
             if "event" in message:
                 self.events.append(message)
 
-    def take_events(self) -> list[dict[str, Any]]:
-        found, self.events = self.events, []
-        return found
-
     # --- reading ----------------------------------------------------------------------------
 
     def _read_message(self, deadline: float, what: str = "greeting") -> dict[str, Any]:
