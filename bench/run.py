@@ -579,6 +579,12 @@ class Bench:
             repeat([self.cluster.cmd("gnt-cluster"), "version"], c.cli_start, env))
         start.notes.append(f"median of {c.cli_start}; cardume's answers without the master, "
                          "Ganeti's asks its master (QueryClusterInfo)")
+        helped = self.figure("cli_start_list_help", "CLI start: gnt-instance list --help", "ms",
+                             "lower")
+        helped.cardume = 1000 * statistics.median(
+            repeat([self.cluster.cmd("gnt-instance"), "list", "--help"], c.cli_start, env))
+        helped.notes.append(f"median of {c.cli_start}; builds the command's whole parser, "
+                            "asks nobody")
         floor = self.figure("cli_start_floor", "CLI start floor: python3 -c pass", "ms", "lower")
         floor.cardume = 1000 * statistics.median(repeat([sys.executable, "-c", "pass"],
                                                         c.cli_start))
@@ -591,6 +597,8 @@ class Bench:
                 repeat(self.peer.on(1, "gnt-cluster", "version"), c.cli_start))
             floor.ganeti = 1000 * statistics.median(
                 repeat(self.peer.on(1, "/usr/bin/python3", "-c", "pass"), c.cli_start))
+            helped.ganeti = 1000 * statistics.median(
+                repeat(self.peer.on(1, "gnt-instance", "list", "--help"), c.cli_start))
         self.peer_step("CLI start time", peer_cli)
 
         # 2. gnt-debug delay 0, one at a time through the CLI
