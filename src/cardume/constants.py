@@ -53,6 +53,18 @@ DEFAULT_MAX_TRACKED_JOBS = 25
 ALLOC_POLICIES = ("preferred", "last_resort", "unallocable")
 DEFAULT_GROUP = "default"
 
+# Fixed choices of opcode parameters (opcodes.py names them; the gnt-* commands read them
+# from the generated cli/optable.py).
+DEFAULT_SHUTDOWN_TIMEOUT = 120
+"""Seconds an instance gets to shut down cleanly before it is stopped hard."""
+INSTANCE_REBOOT_TYPES = ("soft", "hard", "full")
+INSTANCE_CREATE_MODES = ("create", "import", "remote-import")
+FILE_DRIVERS = ("loop", "blktap", "blktap2")
+REPLACE_DISK_MODES = ("replace_on_primary", "replace_on_secondary", "replace_new_secondary",
+                      "replace_auto")
+NODE_EVAC_MODES = ("primary-only", "secondary-only", "all")
+TAG_KINDS = ("cluster", "node", "nodegroup", "instance", "network")
+
 # Job and opcode statuses.
 JOB_STATUS_QUEUED = "queued"
 JOB_STATUS_WAITING = "waiting"

@@ -13,75 +13,28 @@ The syntax follows Ganeti 3.0's command line (``man ganeti``):
   options; ``-1:...`` is a negative index, not a reset.
 
 Every error is :class:`cardume.errors.WrongInput` with a one-line message naming the bad value.
-Only the standard library is imported: the CLI must start fast.
+Sizes and the typed check of parsed ``k=v`` dicts come from :mod:`cardume.rules.paramtypes`
+(re-exported here), which the master applies again. Nothing heavier than ``re`` is imported:
+the CLI must start fast.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-
 from cardume import errors
 
-TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
-if TYPE_CHECKING:
-    from typing import Any
+# The value types live below the CLI, where the master checks the same dicts again; the
+# names stay importable from here for the CLI's option parsers.
+from cardume.rules.paramtypes import NO_PREFIX as NO_PREFIX
+from cardume.rules.paramtypes import check_param_types as check_param_types
+from cardume.rules.paramtypes import parse_size as parse_size
 
 #: What a parsed ``k=v`` value can be: the text, True (``k``), False (``no_k``), None (``-k``).
 KVValue = str | bool | None
 
-NO_PREFIX = "no_"
 RESET_PREFIX = "-"
 
-#: The parameter types :func:`check_param_types` knows (Ganeti's VTYPEs plus "list").
-PARAM_TYPES = frozenset({"bool", "int", "float", "size", "string", "maybe-string", "list"})
-
-_SIZE_RE = re.compile(r"([0-9]*\.?[0-9]+|[0-9]+\.)\s*([a-zA-Z]+)?", re.ASCII)
-_SIZE_FACTORS = {
-    "m": 1, "mb": 1, "mib": 1,
-    "g": 1024, "gb": 1024, "gib": 1024,
-    "t": 1024 * 1024, "tb": 1024 * 1024, "tib": 1024 * 1024,
-}
-_INT_RE = re.compile(r"[-+]?[0-9]+", re.ASCII)
-_FLOAT_RE = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?", re.ASCII)
 _TRUE_WORDS = ("yes", "true")
 _FALSE_WORDS = ("no", "false")
-
-
-def parse_size(text: str | int, *, multiple: int = 4) -> int:
-    """Return a size in MiB from ``512``, ``5g``, ``1.5T``, ``100 MiB`` ...
-
-    Fractions round up, then up again to a multiple of ``multiple`` MiB (Ganeti uses 4, the
-    LVM extent granularity it assumes everywhere; pass ``multiple=1`` for plain rounding up).
-    """
-    if isinstance(text, bool):
-        raise errors.WrongInput(f"invalid size {str(text)!r}: " + _SIZE_EXPECTED)
-    if isinstance(text, int):
-        if text < 0:
-            raise errors.WrongInput(f"invalid size '{text}': " + _SIZE_EXPECTED)
-        return _round_up(text, multiple)
-    match = _SIZE_RE.fullmatch(text)
-    if match is None:
-        raise errors.WrongInput(f"invalid size {text!r}: " + _SIZE_EXPECTED)
-    number, unit = match.groups()
-    factor = _SIZE_FACTORS.get((unit or "m").lower())
-    if factor is None:
-        raise errors.WrongInput(f"invalid size {text!r}: " + _SIZE_EXPECTED)
-    # Work in fractions of a MiB with integers only, so that 1.1g is exact, not 1126.4000001.
-    whole, _, frac = number.partition(".")
-    scale = 10 ** len(frac)
-    numerator = int(whole or "0") * scale + int(frac or "0")
-    mib = -(-numerator * factor // scale)
-    return _round_up(mib, multiple)
-
-
-_SIZE_EXPECTED = "expected a number of MiB with an optional m/g/t suffix"
-
-
-def _round_up(value: int, multiple: int) -> int:
-    if multiple <= 1:
-        return value
-    return -(-value // multiple) * multiple
 
 
 def parse_bool(text: str) -> bool:
@@ -184,97 +137,3 @@ def parse_names_list(text: str) -> list[str]:
         raise errors.WrongInput(
             f"invalid list {text!r}: expected comma-separated names, without empty items")
     return names
-
-
-def check_param_types(params: Mapping[str, Any], types: Mapping[str, str],
-                      what: str) -> dict[str, Any]:
-    """Validate and convert parsed parameters against ``{name: type}``; return a new dict.
-
-    Types: ``bool`` (true/false, bare ``k``, ``no_k``), ``int``, ``float``, ``size`` (MiB, with
-    an optional m/g/t suffix, as :func:`parse_size`), ``string``, ``maybe-string`` (``no_k``
-    gives ``""`` for both), ``list`` (comma-separated; ``no_k`` or empty gives ``[]``).
-    A None value (``-k``, reset to the default) passes through unchecked. ``what`` names the
-    family in messages, e.g. ``"backend parameter"``.
-    """
-    result: dict[str, Any] = {}
-    for key, value in params.items():
-        kind = types.get(key)
-        if kind is None:
-            known = ", ".join(sorted(types)) or "none"
-            raise errors.WrongInput(f"unknown {what} {key!r} (known: {known})")
-        if value is None:
-            result[key] = None
-            continue
-        result[key] = _convert(key, value, kind, what)
-    return result
-
-
-_EXPECTED = {
-    "bool": "true or false",
-    "int": "an integer",
-    "float": "a number",
-    "size": "a size in MiB with an optional m/g/t suffix",
-    "string": "a string",
-    "maybe-string": "a string",
-    "list": "a comma-separated list",
-}
-
-
-def _convert(key: str, value: Any, kind: str, what: str) -> Any:
-    if kind not in PARAM_TYPES:
-        raise errors.InternalError(f"{what} {key!r} has an unknown type {kind!r}")
-
-    def bad() -> errors.WrongInput:
-        if value is True:
-            shown = f"the bare flag {key!r}"
-        elif value is False:
-            shown = f"the flag {NO_PREFIX + key!r}"
-        else:
-            shown = repr(str(value))
-        return errors.WrongInput(f"{what} {key!r} must be {_EXPECTED[kind]}, not {shown}")
-
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            word = value.lower()
-            if word == "true":
-                return True
-            if word in ("false", ""):
-                return False
-        raise bad()
-    if kind in ("string", "maybe-string"):
-        if value is False:
-            return ""
-        if isinstance(value, str):
-            return value
-        raise bad()
-    if kind == "list":
-        if value is False:
-            return []
-        if isinstance(value, str):
-            return [] if not value else value.split(",")
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-            return list(value)
-        raise bad()
-    if isinstance(value, bool):
-        raise bad()
-    if kind == "int":
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
-            return int(value)
-        raise bad()
-    if kind == "float":
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
-            return float(value)
-        raise bad()
-    # size
-    if isinstance(value, int | str):
-        try:
-            return parse_size(value)
-        except errors.WrongInput:
-            raise bad() from None
-    raise bad()
