@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 
 from cardume import errors
-from cardume.cli import common, instance, main
+from cardume.cli import (
+    common,
+    instance,
+    instance_add,
+    instance_disks,
+    instance_info,
+    instance_lifecycle,
+    instance_migrate,
+    instance_modify,
+    main,
+)
 from cardume.cli import os as gnt_os
 
 
@@ -21,7 +31,7 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def create(*argv: str) -> dict[str, Any]:
-    return instance.build_create_op(parse("add", *argv))
+    return instance_add.build_create_op(parse("add", *argv))
 
 
 def refused(build: Any, *argv: str) -> str:
@@ -203,7 +213,7 @@ def test_refusal_exits_non_zero_before_submitting(monkeypatch: pytest.MonkeyPatc
 
 
 def modify(*argv: str) -> dict[str, Any]:
-    return instance.build_modify_op(parse("modify", *argv))
+    return instance_modify.build_modify_op(parse("modify", *argv))
 
 
 MODIFY_DEFAULTS: dict[str, Any] = {
@@ -287,56 +297,58 @@ def test_modify_refusals(argv: list[str], message: str) -> None:
 
 
 def test_remove_rename_ops() -> None:
-    assert instance.build_remove_op(parse("remove", "-f", "vm1")) == {
+    assert instance_add.build_remove_op(parse("remove", "-f", "vm1")) == {
         "OP_ID": "OP_INSTANCE_REMOVE", "instance_name": "vm1", "ignore_failures": False,
         "shutdown_timeout": 120}
-    assert instance.build_remove_op(parse("remove", "--ignore-failures", "--shutdown-timeout",
+    assert instance_add.build_remove_op(parse("remove", "--ignore-failures", "--shutdown-timeout",
                                           "5", "vm1"))["shutdown_timeout"] == 5
-    assert instance.build_rename_op(parse("rename", "vm1", "vm2")) == {
+    assert instance_add.build_rename_op(parse("rename", "vm1", "vm2")) == {
         "OP_ID": "OP_INSTANCE_RENAME", "instance_name": "vm1", "new_name": "vm2",
         "ip_check": True, "name_check": True}
-    assert instance.build_rename_op(parse("rename", "--no-name-check", "--no-ip-check",
+    assert instance_add.build_rename_op(parse("rename", "--no-name-check", "--no-ip-check",
                                           "vm1", "vm2"))["name_check"] is False
     assert "--no-name-check needs --no-ip-check" in refused(
-        lambda *a: instance.build_rename_op(parse(*a)), "rename", "--no-name-check", "a", "b")
+        lambda *a: instance_add.build_rename_op(parse(*a)), "rename", "--no-name-check", "a", "b")
     assert "invalid shutdown timeout 'soon'" in refused(
         parse, "remove", "--shutdown-timeout", "soon", "vm1")
 
 
 def test_grow_disk_ops() -> None:
-    assert instance.build_grow_disk_op(parse("grow-disk", "vm1", "0", "1g")) == {
+    assert instance_disks.build_grow_disk_op(parse("grow-disk", "vm1", "0", "1g")) == {
         "OP_ID": "OP_INSTANCE_GROW_DISK", "instance_name": "vm1", "disk": 0, "amount": 1024,
         "absolute": False}
-    assert instance.build_grow_disk_op(parse("grow-disk", "--absolute", "vm1", "1", "10g"))[
+    assert instance_disks.build_grow_disk_op(parse("grow-disk", "--absolute", "vm1", "1", "10g"))[
         "absolute"] is True
-    grow = lambda *a: instance.build_grow_disk_op(parse("grow-disk", *a))  # noqa: E731
+    grow = lambda *a: instance_disks.build_grow_disk_op(parse("grow-disk", *a))  # noqa: E731
     assert "invalid disk index 'x'" in refused(grow, "vm1", "x", "1g")
     assert "invalid amount 'lots'" in refused(grow, "vm1", "0", "lots")
 
 
 def test_disk_activation_move_failover_migrate_ops() -> None:
-    assert instance.build_activate_disks_op(parse("activate-disks", "vm1")) == {
+    assert instance_disks.build_activate_disks_op(parse("activate-disks", "vm1")) == {
         "OP_ID": "OP_INSTANCE_ACTIVATE_DISKS", "instance_name": "vm1", "ignore_size": False,
         "wait_for_sync": False}
-    assert instance.build_deactivate_disks_op(parse("deactivate-disks", "-f", "vm1")) == {
+    assert instance_disks.build_deactivate_disks_op(parse("deactivate-disks", "-f", "vm1")) == {
         "OP_ID": "OP_INSTANCE_DEACTIVATE_DISKS", "instance_name": "vm1", "force": True}
-    assert instance.build_move_op(parse("move", "-n", "node2", "vm1")) == {
+    assert instance_migrate.build_move_op(parse("move", "-n", "node2", "vm1")) == {
         "OP_ID": "OP_INSTANCE_MOVE", "instance_name": "vm1", "target_node": "node2",
         "shutdown_timeout": 120}
-    assert instance.build_failover_op(parse("failover", "-f", "--ignore-consistency",
+    assert instance_migrate.build_failover_op(parse("failover", "-f", "--ignore-consistency",
                                             "--shutdown-timeout", "30", "-n", "node3",
                                             "vm1")) == {
         "OP_ID": "OP_INSTANCE_FAILOVER", "instance_name": "vm1", "ignore_consistency": True,
         "shutdown_timeout": 30, "target_node": "node3", "cleanup": False}
-    assert instance.build_migrate_op(parse("migrate", "-f", "vm1")) == {
+    assert instance_migrate.build_migrate_op(parse("migrate", "-f", "vm1")) == {
         "OP_ID": "OP_INSTANCE_MIGRATE", "instance_name": "vm1", "mode": None,
         "target_node": None, "cleanup": False, "allow_failover": False}
-    assert instance.build_migrate_op(parse("migrate", "--non-live", "vm1"))["mode"] == "non-live"
-    op = instance.build_migrate_op(parse("migrate", "--migration-mode", "live", "--cleanup",
-                                         "--allow-failover", "-n", "node2", "vm1"))
+    assert instance_migrate.build_migrate_op(
+        parse("migrate", "--non-live", "vm1"))["mode"] == "non-live"
+    op = instance_migrate.build_migrate_op(parse("migrate", "--migration-mode", "live",
+                                                 "--cleanup", "--allow-failover", "-n", "node2",
+                                                 "vm1"))
     assert (op["mode"], op["cleanup"], op["allow_failover"], op["target_node"]) == (
         "live", True, True, "node2")
-    migrate = lambda *a: instance.build_migrate_op(parse("migrate", *a))  # noqa: E731
+    migrate = lambda *a: instance_migrate.build_migrate_op(parse("migrate", *a))  # noqa: E731
     assert "either --non-live or --migration-mode" in refused(
         migrate, "--non-live", "--migration-mode", "live", "vm1")
     assert "invalid migration mode 'warp'" in refused(migrate, "--migration-mode", "warp", "vm1")
@@ -345,37 +357,38 @@ def test_disk_activation_move_failover_migrate_ops() -> None:
 
 
 def test_tags_ops(tmp_path: Any) -> None:
-    assert instance.build_tags_op(parse("add-tags", "vm1", "a", "b")) == {
+    assert instance_modify.build_tags_op(parse("add-tags", "vm1", "a", "b")) == {
         "OP_ID": "OP_TAGS_SET", "kind": "instance", "name": "vm1", "tags": ["a", "b"]}
     source = tmp_path / "tags"
     source.write_text("c\n\nd\n")
-    assert instance.build_tags_op(parse("remove-tags", "--from", str(source), "vm1", "a")) == {
+    assert instance_modify.build_tags_op(
+            parse("remove-tags", "--from", str(source), "vm1", "a")) == {
         "OP_ID": "OP_TAGS_DEL", "kind": "instance", "name": "vm1", "tags": ["a", "c", "d"]}
     assert "no tags given" in refused(
-        lambda *a: instance.build_tags_op(parse(*a)), "add-tags", "vm1")
+        lambda *a: instance_modify.build_tags_op(parse(*a)), "add-tags", "vm1")
 
 
 def test_per_instance_ops() -> None:
     args = parse("startup", "vm1")
-    assert instance.build_startup_op("vm1", args) == {
+    assert instance_lifecycle.build_startup_op("vm1", args) == {
         "OP_ID": "OP_INSTANCE_STARTUP", "instance_name": "vm1", "force": False,
         "no_remember": False, "hvparams": {}, "beparams": {}, "ignore_offline_nodes": False}
     args = parse("start", "-f", "--no-remember", "--ignore-offline", "-B", "maxmem=256",
                  "-H", "kernel_args=quiet", "vm1")
-    assert instance.build_startup_op("vm1", args) == {
+    assert instance_lifecycle.build_startup_op("vm1", args) == {
         "OP_ID": "OP_INSTANCE_STARTUP", "instance_name": "vm1", "force": True,
         "no_remember": True, "hvparams": {"kernel_args": "quiet"},
         "beparams": {"maxmem": "256"}, "ignore_offline_nodes": True}
-    assert instance.build_shutdown_op("vm1", parse("stop", "--timeout", "7", "vm1")) == {
+    assert instance_lifecycle.build_shutdown_op("vm1", parse("stop", "--timeout", "7", "vm1")) == {
         "OP_ID": "OP_INSTANCE_SHUTDOWN", "instance_name": "vm1", "timeout": 7,
         "no_remember": False, "force": False, "ignore_offline_nodes": False}
-    assert instance.build_reboot_op("vm1", parse("reboot", "-t", "soft", "vm1")) == {
+    assert instance_lifecycle.build_reboot_op("vm1", parse("reboot", "-t", "soft", "vm1")) == {
         "OP_ID": "OP_INSTANCE_REBOOT", "instance_name": "vm1", "reboot_type": "soft",
         "shutdown_timeout": 120, "ignore_secondaries": False}
-    assert instance.build_reinstall_op("vm1", parse("reinstall", "vm1")) == {
+    assert instance_lifecycle.build_reinstall_op("vm1", parse("reinstall", "vm1")) == {
         "OP_ID": "OP_INSTANCE_REINSTALL", "instance_name": "vm1", "os_type": None,
         "osparams": None, "force_variant": False}
-    assert instance.build_reinstall_op(
+    assert instance_lifecycle.build_reinstall_op(
         "vm1", parse("reinstall", "-o", "dummy+other", "-O", "flavour=x", "vm1")) == {
         "OP_ID": "OP_INSTANCE_REINSTALL", "instance_name": "vm1", "os_type": "dummy+other",
         "osparams": {"flavour": "x"}, "force_variant": False}
@@ -414,7 +427,7 @@ def no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def select(*argv: str) -> tuple[list[str], bool]:
-    return instance.select_instances(parse("shutdown", *argv), "shutdown", stub_query)
+    return instance_lifecycle.select_instances(parse("shutdown", *argv), "shutdown", stub_query)
 
 
 def test_selectors() -> None:
@@ -491,11 +504,11 @@ def test_run_many_submits_at_once_and_reports(fake_client: type[FakeClient],
                                               capsys: pytest.CaptureFixture[str]) -> None:
     fake_client.outcomes = {101: errors.WrongState("instance vm2 is not running")}
     args = parse("shutdown", "--force-multiple", "--timeout", "5", "vm1", "vm2")
-    rc = instance.run_many(args, ["vm1", "vm2"], instance.build_shutdown_op, True)
-    assert rc == 1
+    failed = common.run_many(args, ["vm1", "vm2"], instance_lifecycle.build_shutdown_op, True)
+    assert failed == ["vm2"]
     method, (jobs,) = fake_client.calls[0]
     assert method == "SubmitManyJobs"
-    assert jobs == [[instance.build_shutdown_op(name, args)] for name in ("vm1", "vm2")]
+    assert jobs == [[instance_lifecycle.build_shutdown_op(name, args)] for name in ("vm1", "vm2")]
     out, err = capsys.readouterr()
     assert out == ("Submitted jobs 100, 101\nWaiting for job 100 for vm1 ...\n"
                    "Waiting for job 101 for vm2 ...\n")
@@ -505,7 +518,7 @@ def test_run_many_submits_at_once_and_reports(fake_client: type[FakeClient],
 def test_run_many_submit_only(fake_client: type[FakeClient],
                               capsys: pytest.CaptureFixture[str]) -> None:
     args = parse("reboot", "--submit", "--dry-run", "vm1")
-    assert instance.run_many(args, ["vm1"], instance.build_reboot_op, False) == 0
+    assert common.run_many(args, ["vm1"], instance_lifecycle.build_reboot_op, False) == []
     assert fake_client.calls[0][1][0][0][0]["dry_run"] is True
     assert capsys.readouterr().out == "100: vm1\n"
 
@@ -600,7 +613,7 @@ EXPECTED_INFO = """\
 
 
 def test_info_layout_matches_ganeti() -> None:
-    text = instance.format_info([instance.format_instance_info(ROW, NODES, static=False)])
+    text = instance_info.format_info([instance_info.format_instance_info(ROW, NODES, static=False)])
     assert text == EXPECTED_INFO
 
 
@@ -608,7 +621,7 @@ def test_info_static_and_custom_parameters() -> None:
     row = {**ROW, "custom_hvparams": {"kernel_path": "/k"},
            "hvparams": {"kernel_path": "/k", "kernel_args": "ro", "migration_port": 8102},
            "snodes": ["node3"], "disks": [], "nics": []}
-    text = instance.format_info([instance.format_instance_info(row, NODES, static=True)])
+    text = instance_info.format_info([instance_info.format_instance_info(row, NODES, static=True)])
     assert "  State: configured to be up\n" in text
     assert "  Hypervisor parameters: \n    kernel_args: default (ro)\n    kernel_path: /k\n" \
         in text
@@ -618,9 +631,9 @@ def test_info_static_and_custom_parameters() -> None:
 
 
 def test_info_needs_names_or_all() -> None:
-    assert "pass --all" in refused(lambda *a: instance.info(parse(*a)), "info")
+    assert "pass --all" in refused(lambda *a: instance_info.info(parse(*a)), "info")
     assert "--all cannot be combined" in refused(
-        lambda *a: instance.info(parse(*a)), "info", "--all", "vm1")
+        lambda *a: instance_info.info(parse(*a)), "info", "--all", "vm1")
 
 
 # --- gnt-os ---------------------------------------------------------------------------------
@@ -732,24 +745,26 @@ def test_every_built_op_is_accepted_by_the_opcode_table() -> None:
                "debootstrap+default", "-n", "node1:node2", "--tags", "x,y",
                "--no-conflicts-check", "vm1"),
         create("-t", "diskless", "vm1"),
-        instance.build_remove_op(parse("remove", "vm1")),
-        instance.build_rename_op(parse("rename", "vm1", "vm2")),
+        instance_add.build_remove_op(parse("remove", "vm1")),
+        instance_add.build_rename_op(parse("rename", "vm1", "vm2")),
         modify("-B", "maxmem=1g,vcpus=default", "-H", "kernel_path=/k", "-O", "a=b", "-o", "x",
                "--disk", "add:size=1g", "--disk", "0:remove", "--disk", "data:modify,name=y",
                "--net", "add", "--offline", "-t", "drbd", "-n", "node2", "--force-variant",
                "-f", "-m", "512", "vm1"),
-        instance.build_grow_disk_op(parse("grow-disk", "--no-wait-for-sync", "vm1", "0", "1g")),
-        instance.build_activate_disks_op(parse("activate-disks", "vm1")),
-        instance.build_deactivate_disks_op(parse("deactivate-disks", "vm1")),
-        instance.build_move_op(parse("move", "-n", "node2", "--ignore-consistency", "vm1")),
-        instance.build_failover_op(parse("failover", "-I", "hail", "--cleanup", "vm1")),
-        instance.build_migrate_op(parse("migrate", "--non-live", "-I", "hail", "vm1")),
-        instance.build_tags_op(parse("add-tags", "vm1", "a")),
-        instance.build_tags_op(parse("remove-tags", "vm1", "a")),
-        instance.build_startup_op("vm1", parse("startup", "--paused", "-B", "maxmem=1g", "vm1")),
-        instance.build_shutdown_op("vm1", parse("shutdown", "vm1")),
-        instance.build_reboot_op("vm1", parse("reboot", "vm1")),
-        instance.build_reinstall_op("vm1", parse("reinstall", "-O", "a=b", "vm1")),
+        instance_disks.build_grow_disk_op(
+            parse("grow-disk", "--no-wait-for-sync", "vm1", "0", "1g")),
+        instance_disks.build_activate_disks_op(parse("activate-disks", "vm1")),
+        instance_disks.build_deactivate_disks_op(parse("deactivate-disks", "vm1")),
+        instance_migrate.build_move_op(parse("move", "-n", "node2", "--ignore-consistency", "vm1")),
+        instance_migrate.build_failover_op(parse("failover", "-I", "hail", "--cleanup", "vm1")),
+        instance_migrate.build_migrate_op(parse("migrate", "--non-live", "-I", "hail", "vm1")),
+        instance_modify.build_tags_op(parse("add-tags", "vm1", "a")),
+        instance_modify.build_tags_op(parse("remove-tags", "vm1", "a")),
+        instance_lifecycle.build_startup_op(
+            "vm1", parse("startup", "--paused", "-B", "maxmem=1g", "vm1")),
+        instance_lifecycle.build_shutdown_op("vm1", parse("shutdown", "vm1")),
+        instance_lifecycle.build_reboot_op("vm1", parse("reboot", "vm1")),
+        instance_lifecycle.build_reinstall_op("vm1", parse("reinstall", "-O", "a=b", "vm1")),
     ]
     for op in ops:
         opcodes.OpCode.from_dict(op)

@@ -19,7 +19,7 @@ import pytest
 
 from cardume import errors, luxi, objects
 from cardume.cli import drbd as view
-from cardume.cli import instance, main
+from cardume.cli import instance, instance_info, main
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.master.drbd_query import query_drbd
@@ -390,7 +390,7 @@ DRBD_ROW: dict[str, Any] = {
 
 def info_text(drbd: dict[str, Any] | None, static: bool = False) -> str:
     entry = drbd["instances"][0] if drbd else None
-    return instance.format_info([instance.format_instance_info(DRBD_ROW, NODES, static,
+    return instance_info.format_info([instance_info.format_instance_info(DRBD_ROW, NODES, static,
                                                                entry)])
 
 

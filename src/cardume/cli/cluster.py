@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from cardume import __version__, constants, errors, paths, uidpool
-from cardume.cli import common, drbd
+from cardume.cli import common, drbd, options
 from cardume.cli.params import parse_ident_kv, parse_kv, parse_names_list
 from cardume.luxi import Client
 
@@ -55,7 +55,7 @@ def build(sub: Any) -> None:
     p.add_argument("--add-uids", help="uids (and LOW-HIGH ranges) added to the uid pool")
     p.add_argument("--remove-uids", help="uids (and LOW-HIGH ranges) taken from the uid pool")
     p.add_argument("-I", "--default-iallocator", help="default instance allocator")
-    common.add_job_options(p)
+    options.add_job_options(p)
     p.set_defaults(func=modify)
 
     for name in ("info", "show"):
@@ -70,13 +70,13 @@ def build(sub: Any) -> None:
     p.add_argument("--node-group", help="verify only this group")
     p.add_argument("--verbose", action="store_true", help="verbose output")
     p.add_argument("--no-nplus1-mem", action="store_true", help="skip the N+1 memory check")
-    common.add_job_options(p)
+    options.add_job_options(p)
     p.set_defaults(func=verify)
 
     p = sub.add_parser("verify-disks", help="find degraded or disconnected mirrors and "
                        "reconnect them; report split brains and failed disks")
     p.add_argument("--node-group", help="only the instances of this node group")
-    common.add_job_options(p)
+    options.add_job_options(p)
     p.set_defaults(func=verify_disks)
 
     p = sub.add_parser("watch-disks", help="watch the DRBD replication of every instance, "
@@ -96,7 +96,7 @@ def build(sub: Any) -> None:
     p.set_defaults(func=queue)
 
     p = sub.add_parser("redist-conf", help="push the configuration to every node again")
-    common.add_job_options(p)
+    options.add_job_options(p)
     p.set_defaults(func=redist_conf)
 
     for name in ("master-failover", "masterfailover"):

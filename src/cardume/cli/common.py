@@ -1,4 +1,6 @@
-"""Options and helpers every gnt-* family shares: job options, list commands, output."""
+"""Helpers every gnt-* family shares: submitting and waiting for jobs (one job, or one per
+instance), list commands, confirmations, output. The shared options are in
+:mod:`cardume.cli.options`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cardume import constants, errors
-from cardume.cli import listing
+from cardume.cli import listing, options
 from cardume.luxi import Client
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
@@ -18,22 +20,8 @@ if TYPE_CHECKING:
 Handler = Callable[[argparse.Namespace], int]
 
 
-def add_job_options(parser: argparse.ArgumentParser, dry_run: bool = True) -> None:
-    if dry_run:
-        parser.add_argument("--dry-run", action="store_true",
-                            help="check the prerequisites only; change nothing")
-    parser.add_argument("--submit", action="store_true",
-                        help="submit the job and print its id without waiting")
-    parser.add_argument("--print-jobid", action="store_true",
-                        help="print the job id, then wait for the job")
-    parser.add_argument("--priority", choices=sorted(constants.PRIORITY_NAMES),
-                        help="job priority")
-    parser.add_argument("--reason", help="reason for the change, kept with the job")
-
-
 def add_list_options(parser: argparse.ArgumentParser, names: bool = True) -> None:
-    parser.add_argument("--no-headers", action="store_true", help="don't print column headers")
-    parser.add_argument("--separator", help="separate columns with this text (no padding)")
+    options.add(parser, options.NO_HEADERS, options.SEPARATOR)
     parser.add_argument("--units", choices=listing.UNITS,
                         help="units for sizes: h(uman), m, g, t")
     parser.add_argument("-o", "--output", dest="output", metavar="FIELDS",
@@ -45,8 +33,8 @@ def add_list_options(parser: argparse.ArgumentParser, names: bool = True) -> Non
 
 
 def add_list_fields_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-headers", action="store_true", help="don't print column headers")
-    parser.add_argument("--separator", help="separate columns with this text")
+    options.NO_HEADERS.add(parser)
+    options.SEPARATOR.add(parser, help="separate columns with this text")
     parser.add_argument("fields", nargs="*", help="fields to describe (default: all)")
 
 
@@ -77,6 +65,48 @@ def run_job(args: argparse.Namespace, ops: list[dict[str, Any]],
             print(f"JobID: {job_id}", file=sys.stderr)  # where Ganeti prints it
             return None
         return client.wait_job(job_id, feedback=feedback)
+
+
+def run_many(args: argparse.Namespace, names: Sequence[str],
+             build_op: Callable[[str, argparse.Namespace], dict[str, Any]],
+             verbose: bool) -> list[str]:
+    """One job per instance, all submitted at once (they may run side by side); then wait
+    for each in turn, reporting its outcome. Returns the instances whose job failed or was
+    refused. With --submit only the ids are printed, as 'ID: INSTANCE'."""
+    extra = op_common(args)
+    jobs = [[{**extra, **build_op(name, args)}] for name in names]
+    failed: list[str] = []
+    with Client() as client:
+        submitted = client.call("SubmitManyJobs", jobs)
+        if getattr(args, "print_jobid", False):
+            for ok, data in submitted:
+                if ok:
+                    print(data, flush=True)
+        if getattr(args, "submit", False):
+            for (ok, data), name in zip(submitted, names, strict=True):
+                if ok:
+                    print(f"{data}: {name}")
+                else:
+                    print(f"Failure for {name}: {data}", file=sys.stderr)
+                    failed.append(name)
+            return failed
+        ids = [str(data) for ok, data in submitted if ok]
+        if verbose and ids:
+            print(f"Submitted jobs {', '.join(ids)}", flush=True)
+        for (ok, data), name in zip(submitted, names, strict=True):
+            if not ok:
+                print(f"Failed to submit job for {name}: {data}", file=sys.stderr)
+                failed.append(name)
+        for (ok, data), name in zip(submitted, names, strict=True):
+            if not ok:
+                continue
+            print(f"Waiting for job {data} for {name} ...", flush=True)
+            try:
+                client.wait_job(int(data))
+            except errors.CardumeError as err:
+                print(f"Job {data} for {name} has failed: {err}", file=sys.stderr, flush=True)
+                failed.append(name)
+    return failed
 
 
 def fields_of(spec: str | None, default: Sequence[str]) -> list[str]:
@@ -145,7 +175,7 @@ def add_tag_commands(sub: Any, what: str, target: str | None, func: Handler) -> 
             p.add_argument(target, help=f"name of the {target}")
         if action != "list-tags":
             p.add_argument("tags", nargs="+", help="tags")
-            add_job_options(p)
+            options.add_job_options(p)
         p.set_defaults(func=func, action=action)
 
 
@@ -202,11 +232,6 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def bool_option(value: str) -> bool:
-    from cardume.cli.params import parse_bool
-    return parse_bool(value)
-
-
 def confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         return False
@@ -214,5 +239,7 @@ def confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def usage_error(message: str) -> errors.WrongInput:
-    return errors.WrongInput(message)
+def require_confirmation(question: str, refusal: str) -> None:
+    """Ask on a terminal; without one (or on 'no'), refuse with a one-line error."""
+    if not confirm(question):
+        raise errors.WrongInput(refusal)

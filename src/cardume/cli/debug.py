@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from cardume import errors
-from cardume.cli import common, listing
+from cardume.cli import common, listing, options
 from cardume.luxi import MASTER_RESTART_WAIT, Client
 
 
@@ -23,7 +23,7 @@ def build(sub: Any) -> None:
                    help="allow canceling the job while it waits")
     p.add_argument("-l", "--no-locks", action="store_true",
                    help="don't lock the nodes given with -n while waiting")
-    common.add_job_options(p, dry_run=False)
+    options.add_job_options(p, dry_run=False)
     p.set_defaults(func=delay)
 
     p = sub.add_parser("submit-job", help="submit jobs of raw opcodes from a JSON file")

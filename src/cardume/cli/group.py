@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cardume.cli import common
+from cardume.cli import common, options
 from cardume.cli.params import parse_ident_kv, parse_kv, parse_names_list
 
 DEFAULT_FIELDS = ["name", "node_cnt", "pinst_cnt", "alloc_policy", "ndparams"]
-POLICIES = ["preferred", "last_resort", "unallocable"]
 
 
 def build(sub: Any) -> None:
     p = sub.add_parser("add", help="create a node group")
-    p.add_argument("--alloc-policy", choices=POLICIES, help="allocation policy")
-    p.add_argument("--node-parameters", dest="ndparams", help="node parameters k=v,...")
-    p.add_argument("-D", "--disk-parameters", dest="diskparams", action="append", default=[],
-                   help="TEMPLATE:k=v,...")
-    common.add_job_options(p)
+    options.ALLOC_POLICY.add(p, "OP_GROUP_ADD")
+    options.add(p, options.NODE_PARAMS, options.DISK_PARAMS)
+    options.add_job_options(p)
     p.add_argument("group", help="name of the group")
     p.set_defaults(func=add)
 
@@ -30,29 +27,27 @@ def build(sub: Any) -> None:
     p.set_defaults(func=lambda a: common.run_list_fields(a, "group"))
 
     p = sub.add_parser("remove", help="remove an empty node group")
-    common.add_job_options(p)
+    options.add_job_options(p)
     p.add_argument("group", help="name of the group")
     p.set_defaults(func=remove)
 
     p = sub.add_parser("rename", help="rename a node group")
-    common.add_job_options(p)
+    options.add_job_options(p)
     p.add_argument("group", help="current name")
     p.add_argument("new_name", help="new name")
     p.set_defaults(func=rename)
 
     p = sub.add_parser("assign-nodes", help="move nodes into a group")
-    p.add_argument("--force", action="store_true", help="allow splitting instances")
-    common.add_job_options(p)
+    options.FORCE.add(p, help="allow splitting instances")
+    options.add_job_options(p)
     p.add_argument("group", help="target group")
     p.add_argument("nodes", nargs="+", help="nodes to move")
     p.set_defaults(func=assign_nodes)
 
     p = sub.add_parser("modify", help="change a group's parameters")
-    p.add_argument("--alloc-policy", choices=POLICIES, help="allocation policy")
-    p.add_argument("--node-parameters", dest="ndparams", help="node parameters k=v,...")
-    p.add_argument("-D", "--disk-parameters", dest="diskparams", action="append", default=[],
-                   help="TEMPLATE:k=v,...")
-    common.add_job_options(p)
+    options.ALLOC_POLICY.add(p, "OP_GROUP_SET_PARAMS")
+    options.add(p, options.NODE_PARAMS, options.DISK_PARAMS)
+    options.add_job_options(p)
     p.add_argument("group", help="name of the group")
     p.set_defaults(func=modify)
 

@@ -8,15 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from cardume import errors
-from cardume.cli import common, drbd, listing
+from cardume.cli import common, drbd, listing, options
 from cardume.cli.params import parse_kv
 
 DEFAULT_FIELDS = ["name", "dtotal", "dfree", "mtotal", "mnode", "mfree", "pinst_cnt",
                   "sinst_cnt"]
-
-
-def _yes_no(value: str) -> bool:
-    return common.bool_option(value)
 
 
 def build(sub: Any) -> None:
@@ -24,16 +20,14 @@ def build(sub: Any) -> None:
     p.add_argument("--join-token", help="the node's join token ('cardume node join-token' "
                    "on the node prints it)")
     p.add_argument("--readd", action="store_true", help="re-add a node already in the config")
-    p.add_argument("-s", "--secondary-ip", help="replication address")
+    options.SECONDARY_IP.add(p)
     p.add_argument("-g", "--node-group", help="node group (default: default)")
-    p.add_argument("--master-capable", type=_yes_no, help="yes|no")
-    p.add_argument("--vm-capable", type=_yes_no, help="yes|no")
-    p.add_argument("--node-parameters", dest="ndparams", help="node parameters k=v,...")
+    options.add(p, options.MASTER_CAPABLE, options.VM_CAPABLE, options.NODE_PARAMS)
     p.add_argument("--primary-ip", help="address of the node daemon (default: resolved name)")
     p.add_argument("--port", type=int, help="port of the node daemon")
     p.add_argument("--no-ssh-key-check", action="store_true", help="accepted (no SSH used)")
     p.add_argument("--no-node-setup", action="store_true", help="accepted (no SSH used)")
-    common.add_job_options(p)
+    options.add_job_options(p)
     p.add_argument("node", help="name of the node")
     p.set_defaults(func=add)
 
@@ -66,28 +60,26 @@ def build(sub: Any) -> None:
         p.set_defaults(func=info)
 
     p = sub.add_parser("remove", help="remove a node from the cluster")
-    common.add_job_options(p)
+    options.add_job_options(p)
     p.add_argument("node", help="name of the node")
     p.set_defaults(func=remove)
 
     p = sub.add_parser("modify", help="change a node's roles and parameters")
-    p.add_argument("-C", "--master-candidate", type=_yes_no, help="yes|no")
-    p.add_argument("-D", "--drained", type=_yes_no, help="yes|no")
-    p.add_argument("-O", "--offline", type=_yes_no, help="yes|no")
-    p.add_argument("--master-capable", type=_yes_no, help="yes|no")
-    p.add_argument("--vm-capable", type=_yes_no, help="yes|no")
-    p.add_argument("-s", "--secondary-ip", help="replication address")
-    p.add_argument("--node-parameters", dest="ndparams", help="node parameters k=v,...")
-    p.add_argument("--node-powered", type=_yes_no, help="yes|no")
+    p.add_argument("-C", "--master-candidate", type=options.yes_no, help="yes|no")
+    p.add_argument("-D", "--drained", type=options.yes_no, help="yes|no")
+    p.add_argument("-O", "--offline", type=options.yes_no, help="yes|no")
+    options.add(p, options.MASTER_CAPABLE, options.VM_CAPABLE, options.SECONDARY_IP,
+                options.NODE_PARAMS)
+    p.add_argument("--node-powered", type=options.yes_no, help="yes|no")
     p.add_argument("--auto-promote", action="store_true",
                    help="promote another node if this one stops being a candidate")
-    p.add_argument("--force", action="store_true", help="skip safety checks")
-    common.add_job_options(p)
+    options.FORCE.add(p, help="skip safety checks")
+    options.add_job_options(p)
     p.add_argument("node", help="name of the node")
     p.set_defaults(func=modify)
 
     p = sub.add_parser("evacuate", help="move the instances' disks off a node")
-    p.add_argument("-f", "--force", action="store_true", help="don't ask for confirmation")
+    options.FORCE.add(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument("-p", "--primary-only", dest="evac_mode", action="store_const",
                        const="primary-only", help="only the instances whose primary it is")
@@ -95,31 +87,29 @@ def build(sub: Any) -> None:
                        const="secondary-only", help="only the instances whose secondary it is")
     p.add_argument("-n", "--new-secondary", dest="remote_node",
                    help="new secondary node (default: the node with the most free space)")
-    p.add_argument("-I", "--iallocator", help="allocator choosing the new nodes")
-    p.add_argument("--early-release", action="store_true",
-                   help="release the locks early (accepted for compatibility)")
-    common.add_job_options(p)
+    options.IALLOCATOR.add(p, help="allocator choosing the new nodes")
+    options.EARLY_RELEASE.add(p)
+    options.add_job_options(p)
     p.add_argument("node", help="name of the node")
     p.set_defaults(func=evacuate, evac_mode="all")
 
     p = sub.add_parser("failover", help="fail over every instance whose primary is a node")
-    p.add_argument("-f", "--force", action="store_true", help="don't ask for confirmation")
-    p.add_argument("--ignore-consistency", action="store_true",
-                   help="fail over even if the disks are not consistent (dead node)")
-    common.add_job_options(p)
+    options.FORCE.add(p)
+    options.IGNORE_CONSISTENCY.add(
+        p, help="fail over even if the disks are not consistent (dead node)")
+    options.add_job_options(p)
     p.add_argument("node", help="name of the node")
     p.set_defaults(func=failover)
 
     p = sub.add_parser("migrate", help="migrate every instance whose primary is a node")
-    p.add_argument("-f", "--force", action="store_true", help="don't ask for confirmation")
-    p.add_argument("--non-live", dest="non_live", action="store_true",
-                   help="non-live migration")
-    p.add_argument("--migration-mode", choices=("live", "non-live"), help="live or non-live")
-    p.add_argument("--allow-failover", action="store_true",
-                   help="fail over the instances that cannot be migrated")
-    p.add_argument("-n", "--target-node", dest="target_node",
-                   help="where instances without a secondary go (sharedfile, diskless)")
-    common.add_job_options(p)
+    options.FORCE.add(p)
+    options.NONLIVE.add(p, help="non-live migration")
+    # argparse's choices: a bad mode exits 2 with argparse's words, as it always has here
+    options.MIGRATION_MODE.add(p, "OP_INSTANCE_MIGRATE", kind=options.CHOICES)
+    options.ALLOW_FAILOVER.add(p, help="fail over the instances that cannot be migrated")
+    options.TARGET_NODE.add(
+        p, help="where instances without a secondary go (sharedfile, diskless)")
+    options.add_job_options(p)
     p.add_argument("node", help="name of the node")
     p.set_defaults(func=migrate)
 
@@ -166,41 +156,49 @@ def _primary_instances(node: str) -> tuple[str, list[str]]:
 
 
 def _each_instance(args: argparse.Namespace, verb: str,
-                   build: Callable[[str], dict[str, Any]]) -> int:
-    """Ganeti's gnt-node failover/migrate: one job per primary instance of the node."""
+                   build: Callable[[str, argparse.Namespace], dict[str, Any]],
+                   ) -> tuple[list[str], list[str]] | None:
+    """Ganeti's gnt-node failover/migrate: one job per primary instance of the node, all
+    submitted at once and run by the runner of every multi-instance command; returns the
+    instances (None: there were none) and the failed ones."""
     node, names = _primary_instances(args.node)
     if not names:
         print(f"No primary instances on node {node}, exiting.")
-        return 0
+        return None
     if not args.force and not common.confirm(
             f"{verb.capitalize()} instance(s) {', '.join(names)} off {node}?"):
         raise errors.WrongInput(f"{verb} of the instances of {node} needs -f to confirm")
-    failed = []
-    for name in names:
-        try:
-            common.run_job(args, [build(name)])
-        except errors.CardumeError as err:
-            print(f"Failure: {name}: {err}", file=sys.stderr)
-            failed.append(name)
-    if failed:
-        raise errors.ExecError(f"{verb} failed for {len(failed)} of {len(names)} "
-                               f"instance(s): {', '.join(failed)}")
-    return 0
+    return names, common.run_many(args, names, build, verbose=True)
 
 
 def failover(args: argparse.Namespace) -> int:
-    return _each_instance(args, "failover", lambda name: {
-        "OP_ID": "OP_INSTANCE_FAILOVER", "instance_name": name,
-        "ignore_consistency": args.ignore_consistency})
+    from cardume.cli.instance_migrate import failover_op
+    done = _each_instance(args, "failover", lambda name, a: failover_op(
+        name, ignore_consistency=a.ignore_consistency))
+    if done is None or args.submit:
+        return 0 if done is None or not done[1] else 1
+    names, failed = done
+    if failed:
+        print(f"There were errors during the failover:\n"
+              f"{len(failed)} error(s) out of {len(names)} instance(s).")
+        return 1
+    print(f"All {len(names)} instance(s) failed over successfully.")
+    return 0
 
 
 def migrate(args: argparse.Namespace) -> int:
-    if args.non_live and args.migration_mode:
-        raise errors.WrongInput("give either --non-live or --migration-mode, not both")
-    mode = "non-live" if args.non_live else args.migration_mode
-    return _each_instance(args, "migration", lambda name: {
-        "OP_ID": "OP_INSTANCE_MIGRATE", "instance_name": name, "mode": mode,
-        "allow_failover": args.allow_failover, "target_node": args.target_node})
+    from cardume.cli.instance_migrate import migrate_op, migration_mode
+    mode = migration_mode(args)
+    done = _each_instance(args, "migration", lambda name, a: migrate_op(
+        name, mode=mode, allow_failover=a.allow_failover, target_node=a.target_node))
+    if done is None or args.submit:
+        return 0 if done is None or not done[1] else 1
+    names, failed = done
+    if failed:
+        print(f"There were {len(failed)} errors during the node migration.")
+        return 1
+    print("All instances migrated successfully.")
+    return 0
 
 
 def remove(args: argparse.Namespace) -> int:
