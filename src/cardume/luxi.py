@@ -196,7 +196,3 @@ def _job_outcome(job_id: int, status: str, opstatus: list[str],
         if op_status == "error" and isinstance(result, dict):
             raise errors.from_dict(result)
     raise errors.ExecError(f"job {job_id} ended with status {status}")
-
-
-def print_error(prog: str, err: errors.CardumeError) -> None:
-    print(f"Failure: {err.code}: {err}", file=sys.stderr)
