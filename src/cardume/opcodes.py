@@ -420,7 +420,7 @@ class OpInstanceCreate(OpCode):
         Param("nics", TListOfDicts, [], "NICs: [{mac, ip, mode, link, name, network}]"),
         Param("beparams", TDict, {}, "backend parameters"),
         Param("hvparams", TDict, {}, "hypervisor parameters"),
-        Param("hypervisor", TMaybeString, None, "hypervisor (default: the cluster's first)",
+        Param("hypervisor", TMaybeString, None, "hypervisor; unset: the cluster's first",
               choices=constants.HYPER_TYPES),
         Param("osparams", TDict, {}, "OS parameters"),
         Param("os_type", TMaybeString, None, "OS, as name+variant"),
@@ -606,7 +606,7 @@ class OpInstanceMigrate(OpCode):
     DOC = "Move a running instance to another node without stopping it."
     PARAMS = (
         _instance_name(),
-        Param("mode", TMaybeString, None, "migration mode (default: the hypervisor's)",
+        Param("mode", TMaybeString, None, "migration mode; unset: the hypervisor's",
               choices=constants.HT_MIGRATION_MODES),
         Param("live", TMaybeBool, None, "old spelling of mode"),
         Param("target_node", TMaybeString, None, "target node (shared storage)"),

@@ -195,7 +195,7 @@ OPS: dict[str, dict[str, Entry]] = {
         "hvparams": ("dict", {}, None, False, "hypervisor parameters"),
         "hypervisor": ("string | None", None,
                        ("xen-pvm", "xen-hvm", "kvm", "lxc", "chroot", "fake"), False,
-                       "hypervisor (default: the cluster's first)"),
+                       "hypervisor; unset: the cluster's first"),
         "osparams": ("dict", {}, None, False, "OS parameters"),
         "os_type": ("string | None", None, None, False, "OS, as name+variant"),
         "force_variant": ("bool", False, None, False, "accept an unknown OS variant"),
@@ -240,7 +240,7 @@ OPS: dict[str, dict[str, Entry]] = {
     "OP_INSTANCE_MIGRATE": {
         "instance_name": ("non-empty string", None, None, True, "name of the instance"),
         "mode": ("string | None", None, ("live", "non-live"), False,
-                 "migration mode (default: the hypervisor's)"),
+                 "migration mode; unset: the hypervisor's"),
         "live": ("bool | None", None, None, False, "old spelling of mode"),
         "target_node": ("string | None", None, None, False, "target node (shared storage)"),
         "iallocator": ("string | None", None, None, False, "allocator choosing the target"),
