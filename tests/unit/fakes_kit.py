@@ -1,0 +1,62 @@
+"""Fakes and readers the unit tests share, one copy each (their fixtures are in conftest.py):
+the LUXI client the CLI talks to, and the /proc/drbd sections of the QA cluster's captures
+(tests/fixtures/drbd)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+DRBD_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "drbd"
+
+
+class FakeClient:
+    """Stands in for ``cardume.luxi.Client``: records every call; answers from ``replies``
+    (a value, or a function of the call's arguments); submitted jobs get ids from 100 on;
+    ``wait_job`` raises the job's entry in ``outcomes``, if any."""
+
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+    outcomes: dict[int, Exception | None] = {}
+    replies: dict[str, Any] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __enter__(self) -> FakeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def call(self, method: str, *args: Any) -> Any:
+        FakeClient.calls.append((method, args))
+        if method == "SubmitManyJobs" and method not in FakeClient.replies:
+            return [[True, 100 + index] for index in range(len(args[0]))]
+        reply = FakeClient.replies[method]
+        return reply(*args) if callable(reply) else reply
+
+    def wait_job(self, job_id: int, feedback: bool = True) -> list[Any]:
+        outcome = FakeClient.outcomes.get(job_id)
+        if outcome is not None:
+            raise outcome
+        return [None]
+
+
+
+def drbd_sections(name: str) -> dict[str, str]:
+    """``{heading: /proc/drbd text}`` of every 'cat /proc/drbd' block of a capture (a
+    '##### heading' line, '$ cat /proc/drbd', the text, up to a '---' or the next heading)."""
+    found = {}
+    text = (DRBD_FIXTURES / name).read_text()
+    for block in re.split(r"^##### ", text, flags=re.MULTILINE)[1:]:
+        heading, _, body = block.partition("\n")
+        if not body.startswith("$ cat /proc/drbd"):
+            continue
+        lines = []
+        for line in body.splitlines()[1:]:
+            if line.startswith(("---", "#####")):
+                break
+            lines.append(line)
+        found[heading] = "\n".join(lines)
+    return found
