@@ -16,7 +16,7 @@ from loop_kit import loop_works
 from cardume import errors
 from cardume.node import facts
 from cardume.node.daemon import NodeDaemon, ensure_identity
-from cardume.node.instances import InstanceCalls
+from cardume.node.local_calls import LocalCalls
 from cardume.paths import NodePaths, write_json_atomic
 from cardume.rpc.calls import CALLS
 from cardume.rpc.http import PeerInfo
@@ -50,7 +50,7 @@ class Node:
                        "shared_file_storage_dir": str(self.shared_dir),
                        "os_search_path": [str(os_dir)],
                        "enabled_disk_templates": ["file", "sharedfile", "diskless"]}
-        self.calls = InstanceCalls(self.paths, "node1", lambda: self.ssconf)
+        self.calls = LocalCalls(self.paths, "node1", lambda: self.ssconf)
 
     def call(self, name: str, **args: Any) -> Any:
         return run(self.calls.handlers()[name](args, PEER))

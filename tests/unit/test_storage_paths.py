@@ -21,8 +21,9 @@ from cardume.config import ssconf as ssconf_mod
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.node import storage
+from cardume.node.blockdev_calls import MAX_LISTED_FILES
 from cardume.node.cmd import FakeRunner
-from cardume.node.instances import MAX_LISTED_FILES, InstanceCalls
+from cardume.node.local_calls import LocalCalls
 from cardume.node.storage.filestorage import FileDisk
 from cardume.paths import NodePaths, write_json_atomic
 from cardume.rpc.calls import CALLS
@@ -161,7 +162,7 @@ def test_node_refuses_a_dir_outside_its_allowed_list(tmp_path: Path) -> None:
 # --- a small cluster: config, nodes with their real handlers -------------------------------
 
 class FakeRpc:
-    """The master's NodeRpc: each node answered by its own InstanceCalls (offline: refused,
+    """The master's NodeRpc: each node answered by its own LocalCalls (offline: refused,
     ``down``: as if the node did not answer)."""
 
     def __init__(self, cluster: Cluster) -> None:
@@ -213,13 +214,13 @@ class Cluster:
             shared_file_storage_dir=str(self.shared), volume_group_name="xenvg")
         asyncio.run(self.cfg.commit(add=[cluster, group, *self.nodes]))
         self.runners: dict[str, FakeRunner] = {}
-        self.node_calls: dict[str, InstanceCalls] = {}
+        self.node_calls: dict[str, LocalCalls] = {}
         for node in self.nodes:
             paths = NodePaths(str(tmp / node.name))
             write_json_atomic(paths.identity, {"name": node.name,
                                                "storage_prefix": self.prefix(node.name)})
             self.runners[node.name] = FakeRunner(default=(0, "", ""))  # no LVs
-            self.node_calls[node.name] = InstanceCalls(paths, node.name, self.ssconf,
+            self.node_calls[node.name] = LocalCalls(paths, node.name, self.ssconf,
                                                        self.runners[node.name])
         self.rpc = FakeRpc(self)
         self.ctx = Context(cfg=self.cfg, rpc=self.rpc, locks=None, queue=None,  # type: ignore
@@ -295,7 +296,7 @@ def test_file_storage_list_judges_and_lists(cluster: Cluster) -> None:
     disk.write_bytes(b"x")
     (disk.parent / "link").symlink_to(disk)  # not a disk file of its own
     calls = cluster.node_calls["node1"]
-    reply = asyncio.run(calls.file_storage_list(
+    reply = asyncio.run(calls.handlers()["file_storage_list"](
         {"dirs": {"file_storage_dir": FILE_DIR, "shared_file_storage_dir": "/etc"}}, PEER))
     assert reply["files"] == {"file_storage_dir": [
         {"path": f"{FILE_DIR}/vm1/u1.file.disk0", "local": str(disk), "size": 0}]}
@@ -304,17 +305,17 @@ def test_file_storage_list_judges_and_lists(cluster: Cluster) -> None:
                                 "/srv/ganeti/file-storage"}
     assert reply["allowed"] is None and reply["truncated"] == {"file_storage_dir": False}
     with pytest.raises(errors.WrongInput, match="argument 'dirs'"):
-        asyncio.run(calls.file_storage_list({"dirs": {"nodes": "/x"}}, PEER))
+        asyncio.run(calls.handlers()["file_storage_list"]({"dirs": {"nodes": "/x"}}, PEER))
 
 
 def test_file_storage_list_stops_at_its_limit(cluster: Cluster,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from cardume.node import instances
-    monkeypatch.setattr(instances, "MAX_LISTED_FILES", 2)
+    from cardume.node import blockdev_calls
+    monkeypatch.setattr(blockdev_calls, "MAX_LISTED_FILES", 2)
     cluster.shared.mkdir()
     for name in ("a", "b", "c"):
         (cluster.shared / name).write_bytes(b"")
-    reply = asyncio.run(cluster.node_calls["node1"].file_storage_list(
+    reply = asyncio.run(cluster.node_calls["node1"].handlers()["file_storage_list"](
         {"dirs": {"shared_file_storage_dir": str(cluster.shared)}}, PEER))
     assert [f["path"] for f in reply["files"]["shared_file_storage_dir"]] == [
         f"{cluster.shared}/a", f"{cluster.shared}/b"]

@@ -24,11 +24,11 @@ from cardume import __version__, constants, errors, tls
 from cardume.config.store import ChangeSet, ConfigStore
 from cardume.jobs.store import JobStore
 from cardume.node import facts, osapi, storage
-from cardume.node.instances import InstanceCalls
+from cardume.node.local_calls import LocalCalls
 from cardume.paths import PRIVATE_UMASK, NodePaths, read_json, write_json_atomic
 from cardume.rpc import calls
-from cardume.rpc.calls import CALLS
-from cardume.rpc.http import Handler, PeerInfo
+from cardume.rpc.calls import CALLS, serves
+from cardume.rpc.http import PeerInfo
 from cardume.rpc.join import make_token
 from cardume.rpc.server import RpcServer
 
@@ -80,21 +80,9 @@ class NodeDaemon:
         self.server: RpcServer | None = None
         self.ssl_context = tls.server_context(paths.node_cert, paths.node_key,
                                               paths.ca_cert if self.joined else None)
-        handlers: dict[str, Handler] = {
-            "version": self.version, "join": self.join, "leave": self.leave,
-            "node_info": self.node_info, "node_verify": self.node_verify,
-            "ssconf_write": self.ssconf_write, "config_apply": self.config_apply,
-            "config_replace": self.config_replace, "config_serial": self.config_serial,
-            "config_dump": self.config_dump, "master_stop": self.master_stop,
-            "test_delay": self.test_delay, "master_info": self.master_info,
-            "queue_apply": self.queue_apply, "queue_serial": self.queue_serial,
-            "queue_dump": self.queue_dump,
-        }
-        self.instances = InstanceCalls(paths, name, self.ssconf)
-        handlers.update(self.instances.handlers())
-        missing = set(CALLS) - set(handlers)
-        if missing:
-            raise errors.InternalError(f"node daemon lacks handlers for {sorted(missing)}")
+        self.local = LocalCalls(paths, name, self.ssconf)
+        # every call of the table, each served once: this daemon's own and the local ones
+        handlers = calls.handlers(self, *self.local.providers)
         public = {c.name for c in CALLS.values() if c.public}
         self.server = RpcServer(handlers, self.ssl_context, public=public,
                                 authorize=self.authorize)
@@ -169,12 +157,15 @@ class NodeDaemon:
 
     # --- joining and leaving --------------------------------------------------------------------
 
-    async def version(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def version(self, peer: PeerInfo) -> dict[str, Any]:
         return {"protocol": constants.PROTOCOL_VERSION, "version": __version__,
                 "name": self.name, "joined": self.joined,
                 "cluster_name": self.ssconf().get("cluster_name")}
 
-    async def join(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def join(self, peer: PeerInfo, secret: str, cluster_name: str, node_name: str,
+                   ca_cert: str, node_cert: str, ssconf: dict[str, Any]) -> dict[str, Any]:
         if self.joined:
             cluster = self.ssconf().get("cluster_name", "another cluster")
             raise errors.AlreadyExists(f"node {self.name} already belongs to cluster {cluster}",
@@ -184,33 +175,34 @@ class NodeDaemon:
                 expected = handle.read().strip()
         except FileNotFoundError:
             raise errors.WrongState(f"node {self.name} has no join secret") from None
-        if not hmac.compare_digest(str(args.get("secret", "")), expected):
+        if not hmac.compare_digest(secret, expected):
             raise errors.WrongInput(f"join refused by {self.name}: the token's secret is wrong",
                                     "print a fresh token with 'cardume node join-token'")
-        node_cert = str(args["node_cert"]).encode()
+        cert = node_cert.encode()
         with open(self.paths.node_key, "rb") as handle:
             key = handle.read()
-        if not tls.cert_matches_key(node_cert, key):
+        if not tls.cert_matches_key(cert, key):
             raise errors.WrongInput("join refused: the issued certificate is not for this "
                                     "node's key")
-        _write_secret_file(self.paths.ca_cert, str(args["ca_cert"]).encode(), mode=0o644)
-        _write_secret_file(self.paths.node_cert, node_cert, mode=0o644)
-        write_json_atomic(self.paths.ssconf, args["ssconf"])
-        self._ensure_storage_dirs(args["ssconf"])
+        _write_secret_file(self.paths.ca_cert, ca_cert.encode(), mode=0o644)
+        _write_secret_file(self.paths.node_cert, cert, mode=0o644)
+        write_json_atomic(self.paths.ssconf, ssconf)
+        self._ensure_storage_dirs(ssconf)
         os.unlink(self.paths.join_secret)
         tls.reload_server_context(self.ssl_context, self.paths.node_cert, self.paths.node_key,
                                   self.paths.ca_cert)
-        log.info("joined cluster %s", args.get("cluster_name"))
-        return {"fingerprint": tls.fingerprint(node_cert)}
+        log.info("joined cluster %s", cluster_name)
+        return {"fingerprint": tls.fingerprint(cert)}
 
-    async def leave(self, args: dict[str, Any], peer: PeerInfo) -> None:
+    @serves
+    async def leave(self, peer: PeerInfo, destroy: bool) -> None:
         """Forget the cluster and go back to waiting for a join, with a new token."""
         self._require_master_peer(peer, self.ssconf().get("master_node"))
         self._close_stores()
         for path in (self.paths.ssconf, self.paths.ca_cert):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        if not args.get("destroy"):
+        if not destroy:
             self._drop_replica()
         with open(self.paths.node_key, "rb") as handle:
             key = handle.read()
@@ -224,24 +216,27 @@ class NodeDaemon:
 
     # --- facts and checks -----------------------------------------------------------------------
 
-    async def node_info(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def node_info(self, peer: PeerInfo) -> dict[str, Any]:
         return await asyncio.to_thread(facts.node_info, self.ssconf(), self.paths.root,
-                                       self.instances.storage_prefix)
+                                       self.local.storage_prefix)
 
-    async def node_verify(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
-        missing = {key: path for key, path in (args.get("dirs") or {}).items()
+    @serves
+    async def node_verify(self, peer: PeerInfo, cluster_name: str | None,
+                          dirs: dict[str, str] | None, ca_cert: str | None) -> dict[str, Any]:
+        missing = {key: path for key, path in (dirs or {}).items()
                    if not os.path.isdir(self._local_dir(key, path))}
         with open(self.paths.node_cert, "rb") as handle:
             cert = handle.read()
-        ca = str(args.get("ca_cert") or "").encode()
+        ca = (ca_cert or "").encode()
         cert_info = tls.cert_status(cert, ca) if ca else {}
         serial = self.store().serial() if os.path.exists(self.paths.config_db) else None
         return {"version": __version__, "cluster_name": self.ssconf().get("cluster_name"),
                 "time": time.time(), "missing_dirs": missing, "cert": cert_info,
                 "config_serial": serial}
 
-    async def ssconf_write(self, args: dict[str, Any], peer: PeerInfo) -> None:
-        ssconf = args["ssconf"]
+    @serves
+    async def ssconf_write(self, peer: PeerInfo, ssconf: dict[str, Any]) -> None:
         current = self.ssconf()
         if int(ssconf.get("serial", 0)) >= int(current.get("serial", 0)):
             # a newer summary naming the caller as master: a master failover
@@ -274,7 +269,7 @@ class NodeDaemon:
 
     def _local_dir(self, key: str, path: str) -> str:
         """Where a cluster storage directory is on this node (``file`` may be prefixed)."""
-        prefix = self.instances.storage_prefix
+        prefix = self.local.storage_prefix
         return prefix + path if key == "file_storage_dir" and prefix else path
 
     def _ensure_storage_dirs(self, ssconf: dict[str, Any]) -> None:
@@ -284,7 +279,7 @@ class NodeDaemon:
                               ("shared_file_storage_dir", constants.DT_SHARED_FILE)):
             path = ssconf.get(key)
             if path and template in templates:
-                prefix = self.instances.storage_prefix if key == "file_storage_dir" else ""
+                prefix = self.local.storage_prefix if key == "file_storage_dir" else ""
                 reason = storage.refused_dir(key, path, self.paths.root, prefix)
                 if reason:  # verify reports it (ENODEFILESTORAGEPATHS); never created
                     log.warning("not creating the %s: %s", key, reason)
@@ -331,42 +326,50 @@ class NodeDaemon:
             raise errors.WrongState(f"refused: {caller or 'an unknown client'} is not the "
                                     f"master ({master} is)")
 
-    async def config_apply(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def config_apply(self, peer: PeerInfo, change: dict[str, Any]) -> dict[str, Any]:
         self._check_replica_write(peer)
-        change = ChangeSet.from_dict(args["change"])
+        changes = ChangeSet.from_dict(change)
         store = self.store()
         current = store.serial()
-        if change.serial <= current:
+        if changes.serial <= current:
             return {"applied": True, "serial": current}
-        if change.serial != current + 1:
+        if changes.serial != current + 1:
             return {"applied": False, "serial": current}
-        store.apply(change)
-        return {"applied": True, "serial": change.serial}
+        store.apply(changes)
+        return {"applied": True, "serial": changes.serial}
 
-    async def config_replace(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def config_replace(self, peer: PeerInfo, serial: int,
+                             objects: list[list[Any]]) -> dict[str, Any]:
         self._check_replica_write(peer)
-        rows = [(str(k), str(u), dict(d)) for k, u, d in args["objects"]]
-        self.store().replace_all(int(args["serial"]), rows)
-        return {"serial": int(args["serial"])}
+        rows = [(str(k), str(u), dict(d)) for k, u, d in objects]
+        self.store().replace_all(serial, rows)
+        return {"serial": serial}
 
-    async def config_serial(self, args: dict[str, Any], peer: PeerInfo) -> int:
+    @serves
+    async def config_serial(self, peer: PeerInfo) -> int:
         return self.store().serial() if os.path.exists(self.paths.config_db) else 0
 
-    async def config_dump(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def config_dump(self, peer: PeerInfo) -> dict[str, Any]:
         if not os.path.exists(self.paths.config_db):
             raise errors.WrongState(f"node {self.name} holds no configuration replica")
         return self.store().dump()
 
-    async def master_info(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def master_info(self, peer: PeerInfo) -> dict[str, Any]:
         ssconf = self.ssconf()
         return {"master": ssconf.get("master_node"), "serial": ssconf.get("serial")}
 
     # --- the job queue replica ------------------------------------------------------------------
 
-    async def queue_apply(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def queue_apply(self, peer: PeerInfo, change: dict[str, Any],
+                          reset: bool) -> dict[str, Any]:
         self._check_replica_write(peer)
         store = self.queue_store()
-        applied = store.apply_changes(args["change"], reset=bool(args.get("reset")))
+        applied = store.apply_changes(change, reset=reset)
         return {"applied": applied, "seq": store.seq}
 
     def _queue_now(self) -> JobStore | None:
@@ -378,14 +381,16 @@ class NodeDaemon:
         store.refresh()
         return store
 
-    async def queue_serial(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def queue_serial(self, peer: PeerInfo) -> dict[str, Any]:
         store = self._queue_now()
         if store is None:
             return {"epoch": None, "seq": 0, "next_id": 1}
         return {"epoch": store.get_meta("epoch"), "seq": store.seq,
                 "next_id": store.next_id()}
 
-    async def queue_dump(self, args: dict[str, Any], peer: PeerInfo) -> dict[str, Any]:
+    @serves
+    async def queue_dump(self, peer: PeerInfo) -> dict[str, Any]:
         store = self._queue_now()
         if store is None:
             raise errors.WrongState(f"node {self.name} holds no job queue")
@@ -393,11 +398,12 @@ class NodeDaemon:
 
     # --- master daemon control and tests -------------------------------------------------------
 
-    async def master_stop(self, args: dict[str, Any], peer: PeerInfo) -> bool:
+    @serves
+    async def master_stop(self, peer: PeerInfo) -> bool:
         return await stop_daemon(self.paths.pidfile("masterd"), timeout=15.0)
 
-    async def test_delay(self, args: dict[str, Any], peer: PeerInfo) -> None:
-        duration = float(args.get("duration", 0))
+    @serves
+    async def test_delay(self, peer: PeerInfo, duration: float) -> None:
         if not 0 <= duration <= 86400:
             raise errors.WrongInput(f"invalid delay {duration}: expected 0..86400 seconds")
         await asyncio.sleep(duration)

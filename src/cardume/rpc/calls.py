@@ -1,7 +1,19 @@
-"""The table of master→node calls: name, timeout class, who may make it, and what it does.
+"""The table of master→node calls: each call's name, timeout class, who may make it, its
+arguments and its result, declared once.
 
-Every call a node daemon serves is listed here; the client refuses names that are not,
-so a typo fails at once instead of as a 404 from every node.
+Each call is a method of :class:`NodeCalls` whose signature *is* the declaration: the
+parameters after ``node`` are the call's arguments (their annotations say what travels,
+their defaults make them optional), the return annotation is its result, the docstring says
+what it does, and :func:`declare` adds the timeout class and the caller rule. From it:
+
+- the master's client (rpc/client.NodeRpc) inherits the typed methods, so a logical unit
+  writes ``await rpc.instance_reboot(node, spec, "hard", 120)`` and mypy checks it;
+- the node daemon registers its handlers from the same table (:func:`handlers`): each
+  declared call is served by exactly one method marked :func:`serves`, with the same
+  argument names, and gets its arguments checked against the declaration first (a missing,
+  unknown or wrong-typed argument is an HTTP 400 naming it, not a traceback);
+- ``CALLS`` maps names to :class:`Call` for the generic path (undo records keep a call's
+  name and arguments in the job; see ``NodeRpc.call``).
 
 ``caller`` says who may make a call, as the node daemon sees the caller's certificate
 (signed by the cluster CA, named after its node) against its own view of the roles:
@@ -14,7 +26,16 @@ sent once (see rpc/http.py).
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cardume import errors, objects
+from cardume.rpc.http import BadArguments, Handler, PeerInfo
+from cardume.rpc.wire import DiskSpec, InstanceSpec, Kind, kind_of
 
 # Timeout classes, in seconds. A node that is down refuses the connection at once; these
 # bound how long a node that hangs can hold up a job.
@@ -33,6 +54,20 @@ MASTER = "master"
 CANDIDATE = "candidate"
 NODE = "node"
 
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+_REQUIRED = inspect.Parameter.empty
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    name: str
+    kind: Kind
+    default: Any = _REQUIRED  # _REQUIRED: the caller must send it
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -41,6 +76,8 @@ class Call:
     doc: str
     caller: str = MASTER
     readonly: bool = False
+    args: tuple[Arg, ...] = ()
+    result: Kind | None = None  # None: the reply carries nothing
 
     @property
     def public(self) -> bool:
@@ -51,80 +88,449 @@ class Call:
     def seconds(self) -> float:
         return TIMEOUTS[self.timeout]
 
+    @property
+    def arg_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.args)
 
-CALLS: dict[str, Call] = {c.name: c for c in (
-    Call("version", "urgent", "protocol and software version of the node daemon",
-         caller=PUBLIC, readonly=True),
-    Call("join", "fast", "join the cluster: install the CA, the node certificate, ssconf",
-         caller=PUBLIC),
-    Call("leave", "fast", "forget the cluster: drop certificates, replica and ssconf"),
-    Call("node_info", "urgent", "memory, CPUs, storage space, hypervisors of the node",
-         readonly=True),
-    Call("node_verify", "fast", "run the node-local checks of cluster verify", readonly=True),
+    def encode_args(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The JSON body of a typed call (every argument, defaults included)."""
+        return {a.name: a.kind.encode(values[a.name]) for a in self.args}
+
+    def decode_args(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The handler's keyword arguments from a request body; WrongInput names the first
+        argument that is unknown, missing or of the wrong kind."""
+        known = self.arg_names
+        unknown = [k for k in body if k not in known]
+        if unknown:
+            takes = ", ".join(known) if known else "no arguments"
+            raise errors.WrongInput(f"call '{self.name}': unknown argument '{unknown[0]}' "
+                                    f"(it takes {takes})")
+        out: dict[str, Any] = {}
+        for arg in self.args:
+            if arg.name not in body:
+                if arg.required:
+                    raise errors.WrongInput(f"call '{self.name}': missing argument "
+                                            f"'{arg.name}' ({arg.kind.name})")
+                out[arg.name] = arg.default
+                continue
+            out[arg.name] = arg.kind.decode(body[arg.name],
+                                            f"call '{self.name}': argument '{arg.name}'")
+        return out
+
+    def decode_result(self, value: Any) -> Any:
+        """The reply checked against the declared result (WrongInput when it isn't one)."""
+        if self.result is None:
+            return None
+        return self.result.decode(value, f"the reply to '{self.name}'")
+
+
+CALLS: dict[str, Call] = {}
+
+
+def _declaration(stub: Callable[..., Any], timeout: str, caller: str,
+                 readonly: bool) -> Call:
+    if timeout not in TIMEOUTS or caller not in (PUBLIC, MASTER, CANDIDATE, NODE):
+        raise TypeError(f"{stub.__name__}: bad timeout class or caller")
+    hints = typing.get_type_hints(stub)
+    params = list(inspect.signature(stub).parameters.values())
+    if [p.name for p in params[:2]] != ["self", "node"]:
+        raise TypeError(f"{stub.__name__}: a call's parameters start with self, node")
+    args = []
+    for param in params[2:]:
+        if param.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            raise TypeError(f"{stub.__name__}: argument {param.name} must be a plain one")
+        if param.default is not _REQUIRED and not isinstance(
+                param.default, str | int | float | bool | type(None)):
+            raise TypeError(f"{stub.__name__}: argument {param.name} has a mutable default")
+        args.append(Arg(param.name, kind_of(hints[param.name]), param.default))
+    returns = hints.get("return")
+    result = None if returns in (None, type(None)) else kind_of(returns)
+    doc = " ".join((stub.__doc__ or "").split())
+    return Call(stub.__name__, timeout, doc, caller, readonly, tuple(args), result)
+
+
+def declare(timeout: str, *, caller: str = MASTER,
+            readonly: bool = False) -> Callable[[F], F]:
+    """Enter a stub method of NodeCalls into the table and make it send the call."""
+    def wrap(stub: F) -> F:
+        call = _declaration(stub, timeout, caller, readonly)
+        if call.name in CALLS:
+            raise TypeError(f"call {call.name} declared twice")
+        CALLS[call.name] = call
+        signature = inspect.signature(stub)
+
+        @functools.wraps(stub)
+        async def send(self: NodeCalls, node: objects.Node, *args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(self, node, *args, **kwargs)
+            bound.apply_defaults()
+            return await self.invoke(node, call, call.encode_args(bound.arguments))
+        send.call = call  # type: ignore[attr-defined]
+        return send  # type: ignore[return-value]
+    return wrap
+
+
+# --- serving the table on the node ----------------------------------------------------------
+
+def serves(method: F) -> F:
+    """Mark a node daemon method as the handler of the call of the same name.
+
+    It is called as ``method(peer, **arguments)``: the arguments the declaration names, in
+    its order, already checked and with their defaults filled in."""
+    method.__rpc_handler__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def served_by(provider: object) -> dict[str, Callable[..., Awaitable[Any]]]:
+    """The methods of ``provider`` marked with :func:`serves`, by name."""
+    found = {}
+    for name in dir(type(provider)):
+        if getattr(getattr(type(provider), name, None), "__rpc_handler__", False):
+            found[name] = getattr(provider, name)
+    return found
+
+
+def handlers(*providers: object, complete: bool = True) -> dict[str, Handler]:
+    """The node daemon's handler table: every declared call served by the one method of
+    its name among ``providers`` (``complete``: every declared call must be served)."""
+    methods: dict[str, Callable[..., Awaitable[Any]]] = {}
+    for provider in providers:
+        for name, method in served_by(provider).items():
+            if name not in CALLS:
+                raise errors.InternalError(f"{type(provider).__name__}.{name} serves a call "
+                                           "that is not in the call table")
+            if name in methods:
+                raise errors.InternalError(f"call {name} has two handlers")
+            methods[name] = method
+    missing = sorted(set(CALLS) - set(methods)) if complete else []
+    if missing:
+        raise errors.InternalError(f"node daemon lacks handlers for {missing}")
+    return {name: _checked(CALLS[name], method) for name, method in methods.items()}
+
+
+def _checked(call: Call, method: Callable[..., Awaitable[Any]]) -> Handler:
+    params = list(inspect.signature(method).parameters)
+    if params[:1] != ["peer"] or tuple(params[1:]) != call.arg_names:
+        raise errors.InternalError(
+            f"handler of {call.name} takes ({', '.join(params)}), but the call table "
+            f"declares (peer, {', '.join(call.arg_names)})")
+
+    async def handle(body: dict[str, Any], peer: PeerInfo) -> Any:
+        try:
+            kwargs = call.decode_args(body)
+        except errors.WrongInput as err:
+            raise BadArguments(err.message, err.hint) from None
+        return await method(peer, **kwargs)
+    return handle
+
+
+# --- the calls ------------------------------------------------------------------------------
+
+class NodeCalls:
+    """Every call a node daemon serves, as a typed method; the client refuses names that
+    are not here, so a typo fails at once instead of as a 404 from every node.
+
+    Subclasses send them through :meth:`invoke` (rpc/client.NodeRpc over mutual TLS; tests
+    may answer them in-process)."""
+
+    async def invoke(self, node: objects.Node, call: Call, args: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    # --- the node and the cluster -------------------------------------------------------------
+
+    @declare("urgent", caller=PUBLIC, readonly=True)
+    async def version(self, node: objects.Node) -> dict[str, Any]:
+        """protocol and software version of the node daemon"""
+        raise NotImplementedError
+
+    @declare("fast", caller=PUBLIC)
+    async def join(self, node: objects.Node, secret: str, cluster_name: str, node_name: str,
+                   ca_cert: str, node_cert: str, ssconf: dict[str, Any]) -> dict[str, Any]:
+        """join the cluster: install the CA, the node certificate, ssconf"""
+        raise NotImplementedError
+
+    @declare("fast")
+    async def leave(self, node: objects.Node, destroy: bool = False) -> None:
+        """forget the cluster: drop certificates, replica (unless destroy) and ssconf"""
+        raise NotImplementedError
+
+    @declare("urgent", readonly=True)
+    async def node_info(self, node: objects.Node) -> dict[str, Any]:
+        """memory, CPUs, storage space, hypervisors of the node"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def node_verify(self, node: objects.Node, cluster_name: str | None = None,
+                          dirs: dict[str, str] | None = None,
+                          ca_cert: str | None = None) -> dict[str, Any]:
+        """run the node-local checks of cluster verify"""
+        raise NotImplementedError
+
     # a new master pushes its summary before the nodes know it is master
-    Call("ssconf_write", "fast", "store the cluster summary every node keeps", caller=CANDIDATE),
-    Call("master_info", "urgent", "who this node believes is master, and its summary's serial",
-         caller=NODE, readonly=True),
-    Call("config_apply", "fast", "apply one config change set to the local replica"),
-    Call("config_replace", "normal", "replace the local replica whole"),
+    @declare("fast", caller=CANDIDATE)
+    async def ssconf_write(self, node: objects.Node, ssconf: dict[str, Any]) -> None:
+        """store the cluster summary every node keeps"""
+        raise NotImplementedError
+
+    @declare("urgent", caller=NODE, readonly=True)
+    async def master_info(self, node: objects.Node) -> dict[str, Any]:
+        """who this node believes is master, and its summary's serial"""
+        raise NotImplementedError
+
+    @declare("fast")
+    async def config_apply(self, node: objects.Node, change: dict[str, Any]) -> dict[str, Any]:
+        """apply one config change set to the local replica"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def config_replace(self, node: objects.Node, serial: int,
+                             objects: list[list[Any]]) -> dict[str, Any]:
+        """replace the local replica whole (objects: [kind, uuid, data] rows)"""
+        raise NotImplementedError
+
     # master failover runs on a candidate: it compares replicas, takes the newest one and
     # stops the old master
-    Call("config_serial", "urgent", "serial number of the local replica",
-         caller=CANDIDATE, readonly=True),
-    Call("config_dump", "normal", "the local replica as one document",
-         caller=CANDIDATE, readonly=True),
-    Call("queue_apply", "fast", "apply job queue changes to the local replica"),
-    Call("queue_serial", "urgent", "epoch and serial of the local job queue (replica or "
-         "the master's own)", caller=CANDIDATE, readonly=True),
-    Call("queue_dump", "normal", "the local job queue as one document",
-         caller=CANDIDATE, readonly=True),
-    Call("master_stop", "fast", "stop the master daemon on this node", caller=CANDIDATE),
-    Call("test_delay", "normal", "sleep for a while (gnt-debug delay -n)"),
-    # block devices (args carry DiskSpecs: see node/storage/__init__.py)
-    Call("blockdev_create", "normal", "create a disk's storage"),
-    Call("blockdev_remove", "normal", "remove a disk's storage (idempotent)"),
-    Call("blockdev_assemble", "normal", "make a disk usable on the node; its local path"),
-    Call("blockdev_shutdown", "normal", "stop using a disk on the node (data stays)"),
-    Call("blockdev_grow", "normal", "grow a disk by some MiB"),
-    Call("blockdev_rename", "normal", "move a disk's storage to a new logical id"),
-    Call("blockdev_info", "fast", "path, existence and size of disks", readonly=True),
-    Call("blockdev_read", "normal", "read a chunk of a disk (copying it to another node)",
-         readonly=True),
-    Call("blockdev_write", "normal", "write a chunk of a disk (copying it from another node)"),
-    Call("drbd_status", "urgent", "state of DRBD minors from /proc/drbd (all, or those named)",
-         readonly=True),
-    Call("drbd_connect", "normal", "attach DRBD disks and connect them to their peers"),
-    Call("drbd_disconnect", "normal", "disconnect DRBD disks from their peers"),
-    Call("drbd_set_role", "normal", "make DRBD disks primary or secondary"),
-    Call("drbd_replace_local", "normal", "put new LVs under DRBD disks (synced from the peer)"),
-    Call("node_volumes", "fast", "the LVs of the cluster's volume group (gnt-node volumes)",
-         readonly=True),
-    Call("node_storage", "fast", "space of one storage type (gnt-node list-storage)",
-         readonly=True),
-    Call("file_storage_list", "fast", "the disk files in the node's file storage directories",
-         readonly=True),
-    # instances and their OS
-    Call("instance_os_add", "4hrs", "install an instance's OS (the OS create script)"),
-    Call("instance_os_rename", "slow", "run the OS rename script of a renamed instance"),
-    Call("instance_start", "normal", "assemble an instance's disks and start it"),
-    Call("instance_shutdown", "normal", "stop an instance (nothing to do if not running)"),
-    Call("instance_reboot", "normal", "reboot a running instance (soft, hard or full)"),
-    Call("instance_list", "urgent", "names of the instances running on the node", readonly=True),
-    Call("instance_info_all", "urgent", "state, memory, vcpus of the running instances",
-         readonly=True),
-    Call("instance_list_incoming", "urgent", "instances held as unfinished migration targets",
-         readonly=True),
-    Call("accept_instance", "normal", "migration target: get ready to receive an instance"),
-    Call("instance_migrate", "slow", "migration source: send a running instance"),
-    Call("instance_finalize_migration_dst", "normal", "migration target: finish (or undo)"),
-    Call("instance_finalize_migration_src", "normal", "migration source: finish (or undo)"),
-    Call("instance_migration_state", "fast", "one side of an interrupted migration (--cleanup)",
-         readonly=True),
-    Call("instance_migration_cleanup", "normal", "one side's part of a migration cleanup"),
-    Call("instance_console", "urgent", "attach to an instance's serial console (the "
-         "connection then carries the console)"),
-    Call("os_diagnose", "fast", "every OS definition in the search path, valid or not",
-         readonly=True),
-    Call("os_validate", "fast", "check an OS, its variant and parameters (verify script)",
-         readonly=True),
-)}
+    @declare("urgent", caller=CANDIDATE, readonly=True)
+    async def config_serial(self, node: objects.Node) -> int:
+        """serial number of the local replica"""
+        raise NotImplementedError
+
+    @declare("normal", caller=CANDIDATE, readonly=True)
+    async def config_dump(self, node: objects.Node) -> dict[str, Any]:
+        """the local replica as one document"""
+        raise NotImplementedError
+
+    @declare("fast")
+    async def queue_apply(self, node: objects.Node, change: dict[str, Any],
+                          reset: bool = False) -> dict[str, Any]:
+        """apply job queue changes to the local replica"""
+        raise NotImplementedError
+
+    @declare("urgent", caller=CANDIDATE, readonly=True)
+    async def queue_serial(self, node: objects.Node) -> dict[str, Any]:
+        """epoch and serial of the local job queue (replica or the master's own)"""
+        raise NotImplementedError
+
+    @declare("normal", caller=CANDIDATE, readonly=True)
+    async def queue_dump(self, node: objects.Node) -> dict[str, Any]:
+        """the local job queue as one document"""
+        raise NotImplementedError
+
+    @declare("fast", caller=CANDIDATE)
+    async def master_stop(self, node: objects.Node) -> bool:
+        """stop the master daemon on this node"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def test_delay(self, node: objects.Node, duration: float = 0.0) -> None:
+        """sleep for a while (gnt-debug delay -n)"""
+        raise NotImplementedError
+
+    # --- block devices (node/blockdev_calls.py) ------------------------------------------------
+
+    @declare("normal")
+    async def blockdev_create(self, node: objects.Node, disk: DiskSpec,
+                              data_exists: bool = False) -> dict[str, Any]:
+        """create a disk's storage (data_exists, drbd only: keep the data LV, add the
+        metadata); its path"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def blockdev_remove(self, node: objects.Node, disk: DiskSpec) -> None:
+        """remove a disk's storage (idempotent)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def blockdev_assemble(self, node: objects.Node, disk: DiskSpec,
+                                primary: bool = False) -> dict[str, Any]:
+        """make a disk usable on the node (a DRBD disk primary when asked); its local path"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def blockdev_shutdown(self, node: objects.Node, disk: DiskSpec) -> None:
+        """stop using a disk on the node (data stays)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def blockdev_grow(self, node: objects.Node, disk: DiskSpec, amount: int,
+                            backingstore: bool = True) -> None:
+        """grow a disk by some MiB (DRBD: its data LVs first, then the device)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def blockdev_rename(self, node: objects.Node, disk: DiskSpec,
+                              new_logical_id: list[Any]) -> None:
+        """move a disk's storage to a new logical id"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def blockdev_info(self, node: objects.Node,
+                            disks: list[DiskSpec]) -> list[dict[str, Any]]:
+        """path, existence and size of disks"""
+        raise NotImplementedError
+
+    @declare("normal", readonly=True)
+    async def blockdev_read(self, node: objects.Node, disk: DiskSpec, offset: int,
+                            length: int) -> dict[str, Any]:
+        """read a chunk of a disk (copying it to another node)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def blockdev_write(self, node: objects.Node, disk: DiskSpec, offset: int,
+                             data: str | None = None, zeros: int | None = None) -> None:
+        """write a chunk of a disk (copying it from another node): data in base64, or
+        that many zero bytes"""
+        raise NotImplementedError
+
+    @declare("urgent", readonly=True)
+    async def drbd_status(self, node: objects.Node,
+                          minors: list[int] | None = None) -> dict[str, Any]:
+        """state of DRBD minors from /proc/drbd (all, or those named)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def drbd_connect(self, node: objects.Node, disks: list[DiskSpec],
+                           dual_primary: bool = False) -> None:
+        """attach DRBD disks and connect them to their peers"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def drbd_disconnect(self, node: objects.Node, disks: list[DiskSpec]) -> None:
+        """disconnect DRBD disks from their peers"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def drbd_set_role(self, node: objects.Node, disks: list[DiskSpec], role: str,
+                            force: bool = False) -> None:
+        """make DRBD disks primary or secondary"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def drbd_replace_local(self, node: objects.Node, disks: list[DiskSpec], suffix: str,
+                                 standalone: bool = False) -> list[list[list[str]]]:
+        """put new LVs under DRBD disks (synced from the peer)"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def node_volumes(self, node: objects.Node,
+                           vg: str | None = None) -> list[dict[str, Any]]:
+        """the LVs of the cluster's volume group (gnt-node volumes)"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def node_storage(self, node: objects.Node,
+                           type: str = "lvm-vg") -> list[dict[str, Any]]:
+        """space of one storage type (gnt-node list-storage)"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def file_storage_list(self, node: objects.Node, dirs: dict[str, str] | None = None,
+                                files: bool = True) -> dict[str, Any]:
+        """the disk files in the node's file storage directories"""
+        raise NotImplementedError
+
+    # --- instances and their OS (node/instance_calls.py, node/os_calls.py) --------------------
+
+    @declare("4hrs")
+    async def instance_os_add(self, node: objects.Node, instance: InstanceSpec,
+                              reinstall: bool = False) -> None:
+        """install an instance's OS (the OS create script)"""
+        raise NotImplementedError
+
+    @declare("slow")
+    async def instance_os_rename(self, node: objects.Node, instance: InstanceSpec,
+                                 old_name: str) -> None:
+        """run the OS rename script of a renamed instance"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def instance_start(self, node: objects.Node, instance: InstanceSpec) -> None:
+        """assemble an instance's disks and start it"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def instance_shutdown(self, node: objects.Node, instance: InstanceSpec,
+                                timeout: float | None = None) -> None:
+        """stop an instance (nothing to do if not running)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def instance_reboot(self, node: objects.Node, instance: InstanceSpec,
+                              reboot_type: str = "soft",
+                              shutdown_timeout: float | None = None) -> None:
+        """reboot a running instance (soft, hard or full)"""
+        raise NotImplementedError
+
+    @declare("urgent", readonly=True)
+    async def instance_list(self, node: objects.Node,
+                            hypervisors: list[str] | None = None) -> list[str]:
+        """names of the instances running on the node"""
+        raise NotImplementedError
+
+    @declare("urgent", readonly=True)
+    async def instance_info_all(self, node: objects.Node,
+                                hypervisors: list[str] | None = None) -> dict[str, Any]:
+        """state, memory, vcpus of the running instances"""
+        raise NotImplementedError
+
+    @declare("urgent", readonly=True)
+    async def instance_list_incoming(self, node: objects.Node,
+                                     hypervisors: list[str] | None = None) -> list[str]:
+        """instances held as unfinished migration targets"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def accept_instance(self, node: objects.Node, instance: InstanceSpec,
+                              source: str = "") -> dict[str, Any] | None:
+        """migration target: get ready to receive an instance"""
+        raise NotImplementedError
+
+    @declare("slow")
+    async def instance_migrate(self, node: objects.Node, instance: InstanceSpec, target: str,
+                               info: dict[str, Any] | None = None,
+                               live: bool = True) -> None:
+        """migration source: send a running instance"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def instance_finalize_migration_dst(self, node: objects.Node,
+                                              instance: InstanceSpec,
+                                              success: bool = False) -> None:
+        """migration target: finish (or undo)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def instance_finalize_migration_src(self, node: objects.Node,
+                                              instance: InstanceSpec,
+                                              success: bool = False) -> None:
+        """migration source: finish (or undo)"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def instance_migration_state(self, node: objects.Node, instance: InstanceSpec,
+                                       role: str) -> str:
+        """one side of an interrupted migration (--cleanup)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def instance_migration_cleanup(self, node: objects.Node, instance: InstanceSpec,
+                                         role: str, action: str | None = None) -> None:
+        """one side's part of a migration cleanup"""
+        raise NotImplementedError
+
+    @declare("urgent")
+    async def instance_console(self, node: objects.Node, instance: str,
+                               hypervisor: str | None = None) -> dict[str, Any]:
+        """attach to an instance's serial console (the connection then carries the
+        console)"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def os_diagnose(self, node: objects.Node) -> list[dict[str, Any]]:
+        """every OS definition in the search path, valid or not"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def os_validate(self, node: objects.Node, os: str,
+                          osparams: dict[str, Any] | None = None) -> None:
+        """check an OS, its variant and parameters (verify script)"""
+        raise NotImplementedError

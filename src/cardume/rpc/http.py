@@ -33,6 +33,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from cardume import errors
+
 MAX_BODY = 64 * 1024 * 1024
 """Largest request body a server accepts (config replicas can be large)."""
 MAX_HEADER = 64 * 1024
@@ -96,6 +98,11 @@ class StreamUpgrade:
 
 class BadRequest(Exception):
     """A request that cannot be parsed: answer 400 and close."""
+
+
+class BadArguments(errors.WrongInput):
+    """A request whose arguments do not fit its call's declaration (rpc/calls.py): answer
+    400 with the error; the connection stays usable."""
 
 
 class Request(NamedTuple):

@@ -23,6 +23,7 @@ from cardume.rpc.http import (
     MAX_BODY,
     MAX_HEADER,
     Authorize,
+    BadArguments,
     BadRequest,
     Handler,
     PeerInfo,
@@ -438,6 +439,9 @@ class RpcServer:
                 f"request body must be a JSON object, not {type(args).__name__}"))
         try:
             result = await self._handlers[name](args, peer)
+        except BadArguments as exc:
+            log.debug("RPC call %s from %s: %s", name, peer.address, exc)
+            return 400, _error(errors.WrongInput(exc.message, exc.hint))
         except errors.CardumeError as exc:
             log.debug("RPC call %s from %s: %s", name, peer.address, exc)
             return 200, _error(exc)
