@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 import pytest
+from fakes_kit import FakeClient
 
 from cardume import errors
 from cardume.cli import (
@@ -459,45 +460,6 @@ def test_selector_refusals() -> None:
     assert "no node names given" in refused(select, "--node")
     with pytest.raises(errors.UnknownEntity):
         select("nosuchvm")
-
-
-class FakeClient:
-    """Stands in for the LUXI client: records calls, replays job outcomes."""
-
-    calls: list[tuple[str, tuple[Any, ...]]] = []
-    outcomes: dict[int, Exception | None] = {}
-    replies: dict[str, Any] = {}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __enter__(self) -> FakeClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def call(self, method: str, *args: Any) -> Any:
-        FakeClient.calls.append((method, args))
-        if method == "SubmitManyJobs":
-            return [[True, 100 + index] for index in range(len(args[0]))]
-        return FakeClient.replies[method]
-
-    def wait_job(self, job_id: int, feedback: bool = True) -> list[Any]:
-        outcome = FakeClient.outcomes.get(job_id)
-        if outcome is not None:
-            raise outcome
-        return [None]
-
-
-@pytest.fixture
-def fake_client(monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
-    FakeClient.calls = []
-    FakeClient.outcomes = {}
-    FakeClient.replies = {}
-    monkeypatch.setattr("cardume.luxi.Client", FakeClient)
-    monkeypatch.setattr("cardume.cli.common.Client", FakeClient)
-    return FakeClient
 
 
 def test_run_many_submits_at_once_and_reports(fake_client: type[FakeClient],

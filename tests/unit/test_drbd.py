@@ -4,11 +4,11 @@ drbdsetup/drbdmeta/LVM command lines of every operation, through the FakeRunner.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes_kit import DRBD_FIXTURES, drbd_sections
 
 from cardume import errors
 from cardume.node.cmd import FakeRunner
@@ -16,30 +16,12 @@ from cardume.node.storage import drbd
 from cardume.node.storage.drbd import DrbdDisk, parse_proc_drbd, parse_version
 from cardume.node.storage.lvm import LogicalVolume, LvmTool
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "drbd"
 SECRET = "0123456789abcdef0123456789abcdef01234567"
 VERSION = "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: F73C670A7EC572DB9CF3E5B \n"
 
 
-def samples(name: str) -> dict[str, str]:
-    """``{heading: /proc/drbd text}`` of every 'cat /proc/drbd' block in a capture."""
-    text = (FIXTURES / name).read_text()
-    found = {}
-    for block in re.split(r"^##### ", text, flags=re.MULTILINE)[1:]:
-        heading, _, body = block.partition("\n")
-        if not body.startswith("$ cat /proc/drbd"):
-            continue
-        lines = []
-        for line in body.splitlines()[1:]:
-            if line.startswith(("---", "#####")):
-                break
-            lines.append(line)
-        found[heading] = "\n".join(lines)
-    return found
-
-
 def one(name: str, heading_part: str) -> dict[str, Any]:
-    matches = [text for heading, text in samples(name).items() if heading_part in heading]
+    matches = [text for heading, text in drbd_sections(name).items() if heading_part in heading]
     assert len(matches) == 1, heading_part
     status = parse_proc_drbd(matches[0])
     assert list(status) == [0]
@@ -53,7 +35,7 @@ def one(name: str, heading_part: str) -> dict[str, Any]:
                                   "drbd-scenario-256M-rootfs.txt",
                                   "drbd-scenario-256M-tb64.txt"])
 def test_every_real_sample_parses_completely(name: str) -> None:
-    blocks = samples(name)
+    blocks = drbd_sections(name)
     assert len(blocks) >= 10
     for heading, text in blocks.items():
         assert parse_version(text) == {"version": "8.4.11", "major": 8, "minor": 4,
@@ -76,7 +58,7 @@ def test_every_real_sample_parses_completely(name: str) -> None:
 
 
 def test_three_node_capture_parses() -> None:
-    text = (FIXTURES / "3nodes-hub.txt").read_text()
+    text = (DRBD_FIXTURES / "3nodes-hub.txt").read_text()
     status = parse_proc_drbd(text)[0]
     assert status["cstate"] == "Connected" and status["counters"]["wo"] == "f"
     assert not status["degraded"]
@@ -396,7 +378,7 @@ def test_secrets_never_reach_error_messages() -> None:
 
 
 def test_wait_for_sync_follows_the_real_initial_sync() -> None:
-    during = samples("proc-drbd-samples.txt")
+    during = drbd_sections("proc-drbd-samples.txt")
     order = [text for heading, text in during.items() if "since primary --force" in heading]
     done = [text for heading, text in during.items() if "after write, connected" in heading]
     proc = Proc(*order, *done)
@@ -408,12 +390,12 @@ def test_wait_for_sync_follows_the_real_initial_sync() -> None:
 
 
 def test_wait_for_sync_times_out_with_progress_and_stops_on_standalone() -> None:
-    text = next(t for h, t in samples("proc-drbd-samples.txt").items() if "t+4.4s" in h)
+    text = next(t for h, t in drbd_sections("proc-drbd-samples.txt").items() if "t+4.4s" in h)
     clock = iter(range(100))
     dev = disk(FakeRunner(), Proc(text), local_minor=0, clock=lambda: float(next(clock)))
     with pytest.raises(errors.ExecError, match=r"did not finish syncing in 5 s \(50.8% synced"):
         dev.wait_for_sync(timeout=5)
-    standalone = next(t for h, t in samples("proc-drbd-samples.txt").items()
+    standalone = next(t for h, t in drbd_sections("proc-drbd-samples.txt").items()
                       if "drbd1 Secondary, StandAlone" in h)
     with pytest.raises(errors.WrongState, match="StandAlone"):
         disk(FakeRunner(), Proc(standalone), local_minor=0).wait_for_sync(timeout=5)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes_kit import DRBD_FIXTURES, FakeClient, drbd_sections
 
-from cardume import errors, luxi, objects
+from cardume import errors, objects
 from cardume.cli import drbd as view
 from cardume.cli import instance, instance_info, main
 from cardume.config.store import ConfigStore
@@ -25,28 +26,11 @@ from cardume.config.writer import ConfigWriter
 from cardume.master.drbd_query import query_drbd
 from cardume.node.storage.drbd import parse_proc_drbd
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "drbd"
 SECRET = "5ecre7" * 6
 
 
-def proc_texts(name: str) -> dict[str, str]:
-    """``{heading: /proc/drbd text}`` of the 'cat /proc/drbd' blocks of a capture."""
-    found = {}
-    text = (FIXTURES / name).read_text()
-    for block in re.split(r"^##### ", text, flags=re.MULTILINE)[1:]:
-        heading, _, body = block.partition("\n")
-        if body.startswith("$ cat /proc/drbd"):
-            lines = []
-            for line in body.splitlines()[1:]:
-                if line.startswith(("---", "#####")):
-                    break
-                lines.append(line)
-            found[heading] = "\n".join(lines)
-    return found
-
-
 def sample_text(part: str, name: str = "proc-drbd-samples.txt") -> str:
-    [text] = [t for h, t in proc_texts(name).items() if part in h]
+    [text] = [t for h, t in drbd_sections(name).items() if part in h]
     return text
 
 
@@ -75,8 +59,8 @@ WFCONNECTION = "after hard failover"
 
 def test_progress_bar_is_drawn_as_proc_drbd_draws_it() -> None:
     seen = 0
-    for name in sorted(os.listdir(FIXTURES)):
-        for text in proc_texts(name).values():
+    for name in sorted(os.listdir(DRBD_FIXTURES)):
+        for text in drbd_sections(name).values():
             bar = re.search(r"(\[[=>.]+\]) sync'ed", text)
             if bar:
                 seen += 1
@@ -463,31 +447,12 @@ def test_list_drbd_rows_with_an_orphan(cfg: ConfigWriter) -> None:
                            "belongs to no disk of the cluster")
 
 
-class FakeClient:
-    """Stands for the master socket: QueryDrbd runs the real assembly on a fake RPC."""
-
-    cfg: ConfigWriter
-    rpc: FakeRpc
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __enter__(self) -> FakeClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def call(self, method: str, *args: Any) -> Any:
-        assert method == "QueryDrbd"
-        return query(self.cfg, self.rpc, *args)
-
-
 @pytest.fixture
-def master(cfg: ConfigWriter, monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
-    FakeClient.cfg, FakeClient.rpc = cfg, FakeRpc(node_tables())
-    monkeypatch.setattr(luxi, "Client", FakeClient)
-    return FakeClient
+def master(cfg: ConfigWriter, fake_client: type[FakeClient]) -> type[FakeClient]:
+    """The master socket: QueryDrbd runs the real assembly on a fake RPC."""
+    rpc = FakeRpc(node_tables())
+    fake_client.replies["QueryDrbd"] = lambda *args: query(cfg, rpc, *args)
+    return fake_client
 
 
 def test_gnt_node_list_drbd(master: type[FakeClient],
