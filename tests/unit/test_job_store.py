@@ -47,6 +47,13 @@ def make_queue(store: JobStore) -> tuple[JobQueue, Runner]:
     return queue, runner
 
 
+async def status_is(queue: JobQueue, job_id: int, status: str) -> None:
+    """Let the queue's tasks run until the job has ``status`` (at most 10 s)."""
+    async with asyncio.timeout(10):
+        while queue.get(job_id).status != status:
+            await asyncio.sleep(0.001)
+
+
 async def finished(queue: JobQueue, job_id: int) -> Job:
     async with asyncio.timeout(10):
         while not queue.get(job_id).finalized:
@@ -195,7 +202,7 @@ def test_a_secret_never_reaches_the_disk(tmp_path: Path) -> None:
     async def main() -> None:
         runner.gate = asyncio.Event()
         job_id = queue.submit(add)
-        await asyncio.sleep(0)
+        await status_is(queue, job_id, "running")
         # in memory while the job may need it, never in the store (nor, so, in a replica)
         assert queue.get(job_id).ops[0].join_token == TOKEN
         assert store.load(job_id)[0]["ops"][0]["join_token"] == "<redacted>"
@@ -215,10 +222,10 @@ def test_a_queued_job_whose_secret_was_not_kept_fails_at_restart(tmp_path: Path)
     async def main() -> None:
         runner.gate = asyncio.Event()
         queue.max_running = 1
-        queue.submit([DELAY])  # holds the only slot
+        holder = queue.submit([DELAY])  # holds the only slot
         waiting = queue.submit([{"OP_ID": "OP_NODE_ADD", "node_name": "node4",
                                  "join_token": TOKEN}])
-        await asyncio.sleep(0)
+        await status_is(queue, holder, "running")
         assert queue.get(waiting).status == "queued"
         # the master dies here; the next one finds the add queued, without its token
         again, _ = make_queue(JobStore(str(tmp_path / "q.db")))
@@ -289,7 +296,7 @@ def test_a_full_disk_refuses_new_jobs_and_lets_running_ones_end(small_disk: Path
     async def main() -> None:
         runner.gate = asyncio.Event()
         running = queue.submit([DELAY])
-        await asyncio.sleep(0.05)
+        await status_is(queue, running, "running")  # written before the disk fills
         filler = fill(small_disk)
         with pytest.raises(DiskFull, match="the disk holding the job queue .* is full"):
             for _ in range(2000):  # until the database's own pages run out too

@@ -438,8 +438,8 @@ def test_server_idle_timeout_then_new_connection(pki: Pki) -> None:
         client = master_client(pki)
         try:
             await client.call(HOST, server.port, "echo", {}, 5)
-            await asyncio.sleep(0.3)
-            assert server.open_connections == 0
+            await wait_until(lambda: server.open_connections == 0,
+                             "the idle connection closed by the server")
             await client.call(HOST, server.port, "echo", {}, 5)
             assert server.connections_accepted == 2
         finally:
