@@ -332,32 +332,6 @@ def test_finalize_source() -> None:
 
 # --- --cleanup ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("source", "target", "runs_on", "src_action", "dst_action"), [
-    (km.RUNNING, km.ABSENT, "source", km.KEEP, None),
-    (km.RUNNING, km.WAITING, "source", km.KEEP, km.KILL),
-    (km.MIGRATING, km.WAITING, "source", km.RESUME, km.KILL),
-    (km.STOPPED, km.ABSENT, "source", km.RESUME, None),
-    (km.STOPPED, km.LOADED, "source", km.RESUME, km.KILL),
-    (km.RUNNING, km.LOADED, "source", km.KEEP, km.KILL),
-    (km.HANDED_OVER, km.RUNNING, "target", km.QUIT, km.KEEP),
-    (km.HANDED_OVER, km.LOADED, "target", km.QUIT, km.RESUME),
-    (km.HANDED_OVER, km.WAITING, "source", km.RESUME, km.KILL),
-    (km.HANDED_OVER, km.ABSENT, None, km.LEAVE, None),
-    (km.ABSENT, km.RUNNING, "target", None, km.KEEP),
-    (km.ABSENT, km.LOADED, "target", None, km.RESUME),
-    (km.ABSENT, km.WAITING, None, None, km.KILL),
-    (km.ABSENT, km.ABSENT, None, None, None),
-    (km.RUNNING, km.RUNNING, None, km.LEAVE, km.LEAVE),
-    (km.MIGRATING, km.RUNNING, None, km.LEAVE, km.LEAVE),
-    (km.STOPPED, km.RUNNING, None, km.LEAVE, km.LEAVE),
-])
-def test_cleanup_decision_table(source: str, target: str, runs_on: str | None,
-                                src_action: str | None, dst_action: str | None) -> None:
-    plan = km.decide_cleanup(source, target)
-    assert (plan.runs_on, plan.source, plan.target) == (runs_on, src_action, dst_action)
-    assert (plan.error is None) == (runs_on is not None)
-
-
 def test_side_state() -> None:
     def side(status: str, migration: str, role: str) -> str:
         return km.side_state(FakeQmp(query_status={"status": status},

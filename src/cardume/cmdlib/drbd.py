@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cardume import constants, errors, objects
+from cardume.cmdlib.specs import disk_spec
 from cardume.config.writer import ConfigWriter
 
 if TYPE_CHECKING:
@@ -187,7 +188,6 @@ def peer_of(disk: objects.Disk, node_uuid: str) -> str:
 
 def node_disk_spec(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> dict[str, Any]:
     """A drbd disk as ``node_uuid`` gets it: its minor, its and its peer's addresses."""
-    from cardume.cmdlib.instance_common import disk_spec  # the shared part of every spec
     pnode, snode, _port, pminor, sminor, _secret = disk.logical_id
     local, remote = cfg.nodes.get(node_uuid), cfg.nodes.get(peer_of(disk, node_uuid))
     if local is None or remote is None:
@@ -334,7 +334,6 @@ async def assemble(lu: LogicalUnit, inst: objects.Instance, primary: str | None,
     waiting for the primary's connection), then the primary, made primary. Returns
     ``(node, iv_name, path)`` per disk on the primary. A secondary that fails is only a
     warning when ``ignore_secondaries`` (the mirror runs degraded)."""
-    from cardume.cmdlib.instance_common import disk_spec
     primary = primary or inst.primary_node
     for node_uuid in inst.secondary_nodes:
         node = _node(lu, node_uuid)

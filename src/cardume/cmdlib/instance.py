@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cardume import constants, errors, opcodes
+from cardume import errors, opcodes
 from cardume.cmdlib import common, drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
+from cardume.rules import disk_templates
 
 
 class _InstanceLU(LogicalUnit):
@@ -28,6 +29,17 @@ class _InstanceLU(LogicalUnit):
     async def check_prereq(self) -> None:
         self.inst = self.cfg.expand_instance(self.op.instance_name)
         self.pnode = self.cfg.nodes[self.inst.primary_node]
+
+    @property
+    def template(self) -> disk_templates.Template:
+        """What the instance's disk template can do."""
+        return disk_templates.of(self.inst.disk_template)
+
+    def check_stopped(self, running: bool, what: str) -> None:
+        """Refuse ``what`` ("renaming it") while the instance runs."""
+        if running:
+            raise errors.WrongState(f"instance {self.inst.name} is running; stop it before "
+                                    f"{what}", f"gnt-instance shutdown {self.inst.name}")
 
     def spec(self, **overrides: Any) -> dict[str, Any]:
         return ic.instance_spec(self.cfg, self.inst, **overrides)
@@ -68,7 +80,7 @@ class _InstanceLU(LogicalUnit):
         """Before a start: a drbd instance's disks up on its secondary (a secondary that
         can't be reached only degrades the mirror) and marked active; the primary side is
         assembled by instance_start itself."""
-        if self.inst.disk_template != constants.DT_DRBD8:
+        if not self.template.network_mirrored:
             return
         await drbd.assemble(self, self.inst, None, ignore_secondaries=True)
         await self.update_instance(disks_active=True)
@@ -77,7 +89,7 @@ class _InstanceLU(LogicalUnit):
         """After a stop: a drbd instance's disks go down on both nodes (as in Ganeti, disks
         are active only while the instance runs or after activate-disks), so either node
         can be made primary next."""
-        if self.inst.disk_template != constants.DT_DRBD8:
+        if not self.template.network_mirrored:
             return
         for problem in await drbd.shutdown(self, self.inst, ignore_errors=ignore_errors):
             self.log_warning(problem)

@@ -9,7 +9,10 @@ import re
 from typing import Any
 
 from cardume import constants, errors, objects
+from cardume.cmdlib import drbd
+from cardume.cmdlib.specs import disk_spec
 from cardume.config.writer import ConfigWriter
+from cardume.rules import disk_templates, volumes
 
 MAX_DISKS = constants.MAX_DISKS
 MAX_NICS = constants.MAX_NICS
@@ -17,17 +20,9 @@ _MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 _DISK_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
 
 
-def disk_spec(disk: objects.Disk) -> dict[str, Any]:
-    """A disk as a node gets it."""
-    return {"uuid": disk.uuid, "name": disk.name, "dev_type": disk.dev_type,
-            "logical_id": list(disk.logical_id), "size": disk.size, "mode": disk.mode,
-            "iv_name": disk.iv_name, "params": dict(disk.params)}
-
-
 def node_disk(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> dict[str, Any]:
     """A disk as one of its nodes gets it (a drbd disk differs from node to node)."""
-    if disk.dev_type == constants.DT_DRBD8:
-        from cardume.cmdlib import drbd
+    if disk_templates.of(disk.dev_type).network_mirrored:
         return drbd.node_disk_spec(cfg, disk, node_uuid)
     return disk_spec(disk)
 
@@ -68,8 +63,7 @@ def instance_spec(cfg: ConfigWriter, inst: objects.Instance,
 
 def file_disk_path(cluster: objects.Cluster, template: str, subdir: str, disk_uuid: str,
                    index: int) -> str:
-    base = (cluster.shared_file_storage_dir if template == constants.DT_SHARED_FILE
-            else cluster.file_storage_dir)
+    base = str(getattr(cluster, disk_templates.of(template).file_dir or "file_storage_dir"))
     return os.path.join(base, subdir, f"{disk_uuid}.file.disk{index}")
 
 
@@ -98,10 +92,8 @@ def plain_vg(cluster: objects.Cluster, spec: dict[str, Any]) -> str:
 
 
 def check_lvm_name(name: Any, what: str) -> str:
-    from cardume.node.storage import lvm  # the same rules the node applies
-    if what == "logical volume":
-        return lvm.check_lv_name(name)
-    return lvm.check_name(name, what)
+    """A volume group or logical volume name, by the rules the node applies too."""
+    return volumes.check_lvm_name(name, what)
 
 
 def check_subdir(value: str) -> str:
@@ -114,7 +106,7 @@ def check_subdir(value: str) -> str:
 
 
 def check_disks(template: str, disks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if template == constants.DT_DISKLESS:
+    if not disk_templates.of(template).has_disks:
         if disks:
             raise errors.WrongInput("the diskless template takes no disks (drop --disk)")
         return []
@@ -130,7 +122,7 @@ def check_disks(template: str, disks: list[dict[str, Any]]) -> list[dict[str, An
         if unknown:
             raise errors.WrongInput(f"disk {index}: unknown parameter(s) "
                                     f"{', '.join(sorted(unknown))} (known: size, mode, name, vg)")
-        if "adopt" in disk and template not in (constants.DT_PLAIN, constants.DT_BLOCK):
+        if "adopt" in disk and not disk_templates.of(template).adoptable:
             raise errors.WrongInput(f"disk {index}: adoption is only possible with the "
                                     f"plain and blockdev templates, not {template}")
         size = disk.get("size")

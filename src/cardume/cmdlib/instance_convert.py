@@ -14,30 +14,32 @@ from typing import TYPE_CHECKING, Any
 from cardume import constants, errors, objects
 from cardume.cmdlib import drbd
 from cardume.cmdlib import instance_common as ic
+from cardume.rules import disk_templates
 
-if TYPE_CHECKING:
-    from cardume.cmdlib.instance_ops import LUInstanceSetParams
-
-CONVERSIONS = {(constants.DT_PLAIN, constants.DT_DRBD8), (constants.DT_DRBD8, constants.DT_PLAIN)}
+if TYPE_CHECKING:  # (the base class only: the modify LU imports this module)
+    from cardume.cmdlib.instance import _InstanceLU
 
 
-async def check(lu: LUInstanceSetParams, target: str) -> objects.Node | None:
-    """Refuse what can't be converted; returns the new secondary of a plain -> drbd."""
+async def check(lu: _InstanceLU, target: str, *, running: bool,
+                other_changes: bool) -> objects.Node | None:
+    """Refuse what can't be converted (``running``: the instance runs; ``other_changes``:
+    the same modify changes disks or NICs too); returns the new secondary of a
+    plain -> drbd."""
     inst, op = lu.inst, lu.op
     if inst.disk_template == target:
         raise errors.WrongInput(f"instance {inst.name} already uses the {target} template")
-    if (inst.disk_template, target) not in CONVERSIONS:
+    if target not in disk_templates.of(inst.disk_template).converts_to:
         raise errors.WrongInput(f"converting {inst.name} from {inst.disk_template} to {target} "
                                 "is not supported (plain <-> drbd only)")
     if target not in lu.cfg.get_cluster().enabled_disk_templates:
         raise errors.WrongInput(f"disk template '{target}' is not enabled on this cluster",
                                 "enable it with gnt-cluster modify --enabled-disk-templates")
-    if lu.running:
+    if running:
         raise errors.WrongState(f"instance {inst.name} is running; stop it before changing "
                                 "its disk template", f"gnt-instance shutdown {inst.name}")
-    if lu.disk_changes or lu.nic_changes:
+    if other_changes:
         raise errors.WrongInput("change the disk template alone, not with disk or NIC changes")
-    if target == constants.DT_PLAIN:
+    if not disk_templates.of(target).needs_secondary:
         if op.remote_node:
             raise errors.WrongInput("-n names the new secondary of a conversion to drbd; a "
                                     "conversion to plain takes none")
@@ -63,7 +65,19 @@ async def check(lu: LUInstanceSetParams, target: str) -> objects.Node | None:
     return snode
 
 
-async def to_drbd(lu: LUInstanceSetParams, snode: objects.Node) -> None:
+async def convert(lu: _InstanceLU, target: str,
+                  snode: objects.Node | None) -> tuple[str, str]:
+    """Convert the (checked) instance to ``target``; returns the change as modify reports
+    it."""
+    if disk_templates.of(target).needs_secondary:
+        assert snode is not None
+        await to_drbd(lu, snode)
+        return ("disk_template", f"{target}, secondary {snode.name}")
+    await to_plain(lu)
+    return ("disk_template", target)
+
+
+async def to_drbd(lu: _InstanceLU, snode: objects.Node) -> None:
     inst, pnode = lu.inst, lu.pnode
     with drbd.allocating(lu.cfg) as alloc:
         edited = lu.cfg.edit(lu.cfg.instances[inst.uuid])
@@ -109,7 +123,7 @@ async def to_drbd(lu: LUInstanceSetParams, snode: objects.Node) -> None:
         await lu.cfg.commit(update=[edited])
 
 
-async def to_plain(lu: LUInstanceSetParams) -> None:
+async def to_plain(lu: _InstanceLU) -> None:
     inst, pnode = lu.inst, lu.pnode
     snode_uuid = inst.secondary_nodes[0]
     snode = lu.cfg.nodes[snode_uuid]

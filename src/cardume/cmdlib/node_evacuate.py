@@ -16,7 +16,7 @@ from cardume import constants, errors, objects, opcodes
 from cardume.cmdlib import drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import ALL, LogicalUnit, register
-from cardume.cmdlib.instance_ops import LUInstanceMigrate
+from cardume.cmdlib.instance_migrate import LUInstanceMigrate
 from cardume.cmdlib.instance_replace import LUInstanceReplaceDisks
 from cardume.jobs import locks
 

@@ -11,7 +11,7 @@ accept_instance (target)    start QEMU with :func:`incoming_args`, then :func:`a
 migrate (source)            :func:`migrate` with the dict :func:`accept` returned
 finalize_migration_target   :func:`finalize_target`; on failure the caller kills the QEMU
 finalize_migration_source   :func:`finalize_source`; on success the caller quits the QEMU
-migrate --cleanup           :func:`cleanup` (decision table in its docstring)
+migrate --cleanup           :func:`cleanup` (decision table in rules/migration.py)
 ==========================  ===============================================================
 
 Storage. ``sharedfile``/``diskless`` (and ``drbd`` in dual-primary mode) need nothing: both
@@ -43,10 +43,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cardume import constants, errors
+from cardume import errors
+from cardume.rules import disk_templates
+
+# The --cleanup decision is the master's too: it lives in rules/ and is re-exported here
+# for the hypervisor, which carries out the actions this module names.
+from cardume.rules.migration import (  # noqa: F401
+    ABSENT,
+    HANDED_OVER,
+    KEEP,
+    KILL,
+    LEAVE,
+    LOADED,
+    MIGRATING,
+    QUIT,
+    RESUME,
+    RUNNING,
+    STOPPED,
+    WAITING,
+    CleanupPlan,
+    decide_cleanup,
+    settling,
+)
 
 
 class QmpLike(Protocol):
@@ -61,8 +82,6 @@ class QmpLike(Protocol):
 
 Progress = Callable[[dict[str, Any]], None]
 
-# The templates whose disks live on one node: they migrate only with the block mirror.
-MIRROR_TEMPLATES = (constants.DT_FILE, constants.DT_PLAIN)
 MIRROR_OPTION = "--mirror-disks"
 MIRROR_PARAM = "mirror_disks"  # the OpInstanceMigrate parameter's name
 JOB_PREFIX = "cardume-mirror-"
@@ -86,7 +105,7 @@ def incoming_args() -> list[str]:
 
 def mirror_needed(disk_template: str) -> bool:
     """True when an instance of this template can migrate only with its disks mirrored."""
-    return disk_template in MIRROR_TEMPLATES
+    return disk_templates.of(disk_template).copied_to_migrate
 
 
 def refusal_without_mirror(instance: str, disk_template: str) -> errors.WrongInput:
@@ -475,38 +494,6 @@ def finalize_source(qmp: QmpLike, success: bool) -> None:
 
 # --- --cleanup ----------------------------------------------------------------------------
 
-# Where a side stands, from query-status and query-migrate.
-ABSENT = "absent"            # no QEMU process (the caller passes None)
-RUNNING = "running"          # source/target: the guest runs (a migration may be in flight)
-MIGRATING = "migrating"      # source: paused by an unfinished migration
-HANDED_OVER = "handed-over"  # source: the outgoing migration completed
-STOPPED = "stopped"          # source: paused, no migration under way or completed
-WAITING = "waiting"          # target: still incoming (never ran the guest)
-LOADED = "loaded"            # target: state received, paused (not running)
-
-KEEP, RESUME, QUIT, KILL, LEAVE = "keep", "resume", "quit", "kill", "leave"
-
-
-@dataclass
-class CleanupPlan:
-    """The decision: where the instance runs (``"source"``, ``"target"`` or None when it
-    can't be decided safely, then ``error`` says why) and what happens to each side's QEMU
-    (None for an absent one):
-
-    * ``keep``: it keeps the instance; any migration, mirror job (source) or NBD server
-      (target) left over is ended;
-    * ``resume``: the same, then ``cont``;
-    * ``quit`` (source) / ``kill`` (target): the caller ends the process (a target is
-      killed: it never ran the guest, or holds a stale copy);
-    * ``leave``: untouched, for an operator to look at."""
-    runs_on: str | None
-    source: str | None
-    target: str | None
-    reason: str
-    error: str | None = None
-    states: dict[str, str] = field(default_factory=dict)
-
-
 def side_state(qmp: QmpLike | None, role: str) -> str:
     """Classify one side (``role`` "source" or "target") for :func:`decide_cleanup`; None
     (no QEMU process) or a QEMU that doesn't answer is ABSENT."""
@@ -532,69 +519,6 @@ def side_state(qmp: QmpLike | None, role: str) -> str:
     if migration in _ACTIVE:
         return MIGRATING
     return STOPPED
-
-
-def decide_cleanup(source: str, target: str) -> CleanupPlan:
-    """The ``--cleanup`` decision table (source state x target state), a pure function the
-    master can run on the two states its nodes report:
-
-    ===========================  ==============  ========  ==========  =======
-    source                       target          runs on   source      target
-    ===========================  ==============  ========  ==========  =======
-    running                      absent/waiting  source    keep¹       kill
-    migrating/stopped            absent/waiting  source    resume¹     kill
-    running/migrating/stopped    loaded          source    keep/res.¹  kill²
-    handed-over                  running         target    quit        keep
-    handed-over                  loaded          target    quit        resume
-    handed-over                  waiting         source    resume      kill³
-    handed-over                  absent          --        leave       --  ⁴
-    absent                       running         target    --          keep
-    absent                       loaded          target    --          resume
-    absent                       waiting/absent  --        --          kill ⁵
-    any but handed-over/absent   running         --        leave       leave ⁶
-    ===========================  ==============  ========  ==========  =======
-
-    ¹ after cancelling any migration and mirror job still under way (QEMU itself resumes
-      a guest it paused for the switch-over when the migration is cancelled).
-    ² a target that never ran the guest holds a stale copy; the source stayed authoritative.
-    ³ the target never ran the guest, so the source's state (and, mirrored or not, its
-      disks) is the latest. :func:`cleanup` first gives such a target a few seconds: it
-      may just be loading the last of the state.
-    ⁴ refused: the target took the guest and is gone; it may have run and written to the
-      disks, so the source's copy is not resumed: start the instance afresh.
-    ⁵ refused: the guest runs nowhere; start it.
-    ⁶ refused: the guest runs on the target while the source has not handed it over
-      (running there too, or may resume): a split brain for an operator.
-    """
-    states = {"source": source, "target": target}
-    if source in (RUNNING, MIGRATING, STOPPED) and target != RUNNING:
-        return CleanupPlan("source", KEEP if source == RUNNING else RESUME,
-                           None if target == ABSENT else KILL,
-                           "the migration did not complete; the source is authoritative",
-                           states=states)
-    if source == HANDED_OVER and target in (RUNNING, LOADED):
-        return CleanupPlan("target", QUIT, KEEP if target == RUNNING else RESUME,
-                           "the migration completed; the target has the instance",
-                           states=states)
-    if source == HANDED_OVER and target == WAITING:
-        return CleanupPlan("source", RESUME, KILL,
-                           "the target never ran the instance; the source's state is the "
-                           "latest", states=states)
-    if source == HANDED_OVER:
-        return CleanupPlan(None, LEAVE, None, "handed over to a target that is gone",
-                           "the instance was handed over to the target, which is gone; it "
-                           "may have run there, so it is not resumed on the source: start it "
-                           "afresh", states=states)
-    if source == ABSENT and target in (RUNNING, LOADED):
-        return CleanupPlan("target", None, KEEP if target == RUNNING else RESUME,
-                           "only the target has the instance", states=states)
-    if source == ABSENT:
-        return CleanupPlan(None, None, None if target == ABSENT else KILL,
-                           "running nowhere",
-                           "the instance runs on neither node; start it", states=states)
-    return CleanupPlan(None, LEAVE, LEAVE, "running on both nodes",
-                       f"the instance is {source} on the source and {target} on the target; "
-                       "refusing to choose, check both and stop one", states=states)
 
 
 def cleanup_source(qmp: QmpLike, action: str | None) -> None:
@@ -634,7 +558,7 @@ def cleanup(source: QmpLike | None, target: QmpLike | None, *,
     dst = side_state(target, "target")
     end = time.monotonic() + settle
     # a target still loading the last of a completed migration is about to run: let it
-    while src == HANDED_OVER and dst == WAITING and time.monotonic() < end:
+    while settling(src, dst) and time.monotonic() < end:
         time.sleep(POLL)
         dst = side_state(target, "target")
     plan = decide_cleanup(src, dst)

@@ -3,7 +3,8 @@
 ``logical_id`` is ``[vg, lv_name]``, as in Ganeti; the device is ``/dev/VG/LV``. Every name
 is checked before any command runs: VG and LV names use only ``[A-Za-z0-9+_.-]``, never start
 with ``-``, are never ``.`` or ``..``, and LV names avoid the prefixes and infixes LVM
-reserves for its internal volumes.
+reserves for its internal volumes (rules/volumes.py: the master checks names with the same
+rules before it sends a call).
 
 LVM pitfalls handled here (see the QA cluster report):
 
@@ -26,24 +27,16 @@ LVM pitfalls handled here (see the QA cluster report):
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from cardume import errors
 from cardume.node.cmd import CommandRunner, Result, default_runner, failure
 from cardume.node.storage.base import BlockDev
+from cardume.rules.volumes import check_lv_name, check_name
 
 LVM_TIMEOUT = 120.0
 SEP = "|"
 UDEV_CONTROL = "/run/udev/control"
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
-NAME_MAX = 127
-# LVM refuses LV names that look like its internal volumes (lvm2 lib/misc/lvm-string.c).
-_RESERVED_PREFIXES = ("snapshot", "pvmove")
-_RESERVED_INFIXES = ("_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_iorig", "_mimage",
-                     "_mlog", "_pmspare", "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata",
-                     "_vorigin", "_wcorig")
 
 _SCAN = 'global_filter = [ "r|^/dev/drbd[0-9]+$|" ] scan_lvs = 0'
 SCAN_CONFIG = f"devices {{ {_SCAN} }}"
@@ -52,29 +45,6 @@ NO_UDEV_CONFIG = (f"devices {{ {_SCAN} obtain_device_list_from_udev = 0 }} "
 
 _NOT_FOUND_LV = ("failed to find logical volume",)
 _NOT_FOUND_VG = ("volume group", "not found")
-
-
-def check_name(name: Any, what: str) -> str:
-    """A VG or LV name, or WrongInput saying what is wrong with it."""
-    if not isinstance(name, str) or not name:
-        raise errors.WrongInput(f"invalid {what} name {name!r}: empty or not a string")
-    if name in (".", ".."):
-        raise errors.WrongInput(f"invalid {what} name '{name}'")
-    if len(name) > NAME_MAX:
-        raise errors.WrongInput(f"invalid {what} name '{name[:20]}...': longer than "
-                                f"{NAME_MAX} characters")
-    if not _NAME_RE.match(name):
-        raise errors.WrongInput(f"invalid {what} name {name!r}: only letters, digits and "
-                                "'+_.-' are allowed, and it must not start with '-'")
-    return name
-
-
-def check_lv_name(name: Any) -> str:
-    check_name(name, "logical volume")
-    if name.startswith(_RESERVED_PREFIXES) or any(s in name for s in _RESERVED_INFIXES):
-        raise errors.WrongInput(f"invalid logical volume name '{name}': LVM reserves names "
-                                "like it for internal volumes")
-    return str(name)
 
 
 def parse_id(logical_id: Any) -> tuple[str, str]:
