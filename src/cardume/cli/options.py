@@ -12,11 +12,12 @@ Only the standard library and cardume's leaf modules are imported: the CLI must 
 
 from __future__ import annotations
 
+import argparse
+
 from cardume import constants, errors
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable, Sequence
     from typing import Any
 
@@ -24,15 +25,19 @@ if TYPE_CHECKING:
 # --- value types (they raise WrongInput while the arguments are parsed) ----------------------
 
 
-def choice(what: str, choices: Sequence[str]) -> Callable[[str], str]:
-    """A value that must be one of ``choices``; refused as 'invalid WHAT ...: expected ...'."""
-    def convert(value: str) -> str:
-        if value not in choices:
+class choice:  # noqa: N801 - used like a function: type=choice("reboot type", ...)
+    """A value that must be one of ``choices``; refused as 'invalid WHAT ...: expected ...'
+    (a one-line WrongInput, not argparse's usage error)."""
+
+    def __init__(self, what: str, choices: Sequence[str]) -> None:
+        self.__name__ = what
+        self.choices = tuple(choices)
+
+    def __call__(self, value: str) -> str:
+        if value not in self.choices:
             raise errors.WrongInput(
-                f"invalid {what} {value!r}: expected one of {', '.join(choices)}")
+                f"invalid {self.__name__} {value!r}: expected one of {', '.join(self.choices)}")
         return value
-    convert.__name__ = what
-    return convert
 
 
 def seconds(what: str) -> Callable[[str], int]:
@@ -87,6 +92,8 @@ class Option:
         """Put the option on ``parser``; with ``op_id``, its default, choices and help
         are that opcode's (read as ``kind``, if given, instead of the option's own);
         ``overrides`` are add_argument settings for this one use."""
+        if not isinstance(parser, argparse._ActionsContainer):
+            return  # a stand-in for a subcommand not being run: don't read the table for it
         settings = dict(self.settings)
         if op_id is not None:
             settings.update(self.from_table(op_id, kind or self.kind))
