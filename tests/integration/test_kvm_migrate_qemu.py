@@ -17,9 +17,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed")]
 
 HOST = "127.0.0.1"
+T = TypeVar("T")
 DISK_MIB = 32
 
 
@@ -142,6 +143,18 @@ class Console:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def until(probe: Callable[[], T], done: Callable[[T], bool], what: str,
+          timeout: float = 60.0) -> T:
+    """Probe until ``done`` accepts what it found; that. Fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if done(found):
+            return found
+        assert time.monotonic() < deadline, f"no {what} within {timeout}s (last: {found!r})"
+        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -296,6 +309,7 @@ def test_block_mirrored_live_migration(qemus: Any, tmp_path: Path) -> None:
 
     phases: list[str] = []
     outcome: dict[str, Any] = {}
+    mirroring, written = threading.Event(), threading.Event()
 
     trail: list[tuple[float, str, Any]] = []
 
@@ -304,6 +318,13 @@ def test_block_mirrored_live_migration(qemus: Any, tmp_path: Path) -> None:
         state = (p["phase"], p.get("status"), p.get("remaining"))
         if not trail or trail[-1][1:] != state[:2] + (None,) and trail[-1][1:3] != state[:2]:
             trail.append((round(time.monotonic(), 2), *state[:2], p.get("remaining")))
+        if p["phase"] == "mirror" and not mirroring.is_set():
+            # The engine waits here, its mirror job started, until the test's write is
+            # acknowledged: the write then lands while the mirror runs, however slowly the
+            # guest answers on a loaded machine (the mirror copies on meanwhile; a mirror
+            # that is ready still carries every write until the switch-over).
+            mirroring.set()
+            written.wait(90)
 
     def run() -> None:
         try:
@@ -316,17 +337,15 @@ def test_block_mirrored_live_migration(qemus: Any, tmp_path: Path) -> None:
     thread = threading.Thread(target=run)
     thread.start()
     try:
-        end = time.monotonic() + 60
-        while "mirror" not in phases and thread.is_alive() and time.monotonic() < end:
-            time.sleep(0.02)
-        assert "mirror" in phases, outcome
-        # written while the mirror copies (32 MiB at 8 MiB/s), then a writer that keeps
-        # going through "ready", the RAM copy and the switch-over
+        assert mirroring.wait(60), outcome
+        # written while the mirror runs, then a writer that keeps going through "ready",
+        # the RAM copy and the switch-over
         src.console.run("echo MARK-DURING | dd of=/dev/vda bs=512 seek=3 conv=fsync"
                         " 2>/dev/null && echo wrote-$((4*4))", r"wrote-16")
-        assert "migrate" not in phases  # still mirroring: the write raced the copy
+        assert "migrate" not in phases  # still in the mirror phase
         src.console.send(LOOP)
     finally:
+        written.set()
         thread.join(timeout=150)
     assert "error" not in outcome, (outcome.get("error"), trail)
     figures = outcome["figures"]
@@ -411,8 +430,10 @@ def test_cleanup_after_interrupted_migrations(qemus: Any, tmp_path: Path) -> Non
     info = kvm_migrate.accept(dst.qmp, listen_host=HOST, port=free_port(), mirror_disks=None)
     src.qmp.execute("migrate-set-parameters", **{"max-bandwidth": 1 << 20})
     src.qmp.execute("migrate", uri=f"tcp:{HOST}:{info['port']}")
-    time.sleep(0.5)
-    assert src.qmp.execute("query-migrate")["status"] == "active"
+    # 'setup' first, then 'active' for a long while at 1 MiB/s
+    status = until(lambda: src.qmp.execute("query-migrate")["status"],
+                   lambda found: found != "setup", "the migration past its setup")
+    assert status == "active"
     plan = kvm_migrate.cleanup(src.qmp, dst.qmp)
     print(f"\nmid-migration: {plan}")
     assert (plan.runs_on, plan.source, plan.target) == ("source", kvm_migrate.KEEP,
@@ -427,10 +448,8 @@ def test_cleanup_after_interrupted_migrations(qemus: Any, tmp_path: Path) -> Non
         {"capability": "pause-before-switchover", "state": True}])
     src.qmp.execute("migrate-set-parameters", **{"max-bandwidth": 64 << 20})
     src.qmp.execute("migrate", uri=f"tcp:{HOST}:{info['port']}")
-    end = time.monotonic() + 60
-    while src.qmp.execute("query-migrate")["status"] != "pre-switchover":
-        assert time.monotonic() < end
-        time.sleep(0.05)
+    until(lambda: src.qmp.execute("query-migrate")["status"],
+          lambda found: found == "pre-switchover", "the migration at its switch-over")
     assert src.qmp.execute("query-status")["status"] != "running"
     plan = kvm_migrate.cleanup(src.qmp, dst3.qmp)
     print(f"at the switch-over: {plan}")
