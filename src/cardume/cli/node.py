@@ -157,48 +157,42 @@ def _primary_instances(node: str) -> tuple[str, list[str]]:
 
 def _each_instance(args: argparse.Namespace, verb: str,
                    build: Callable[[str, argparse.Namespace], dict[str, Any]],
-                   ) -> tuple[list[str], list[str]] | None:
+                   summary: Callable[[int, int], str]) -> int:
     """Ganeti's gnt-node failover/migrate: one job per primary instance of the node, all
-    submitted at once and run by the runner of every multi-instance command; returns the
-    instances (None: there were none) and the failed ones."""
+    submitted at once and waited for by the runner of every multi-instance command, then
+    ``summary(instances, failures)``; exit 1 if any failed."""
     node, names = _primary_instances(args.node)
     if not names:
         print(f"No primary instances on node {node}, exiting.")
-        return None
+        return 0
     if not args.force and not common.confirm(
             f"{verb.capitalize()} instance(s) {', '.join(names)} off {node}?"):
         raise errors.WrongInput(f"{verb} of the instances of {node} needs -f to confirm")
-    return names, common.run_many(args, names, build, verbose=True)
+    failed = common.run_many(args, names, build, verbose=True)
+    if not args.submit:
+        print(summary(len(names), len(failed)))
+    return 1 if failed else 0
 
 
 def failover(args: argparse.Namespace) -> int:
     from cardume.cli.instance_migrate import failover_op
-    done = _each_instance(args, "failover", lambda name, a: failover_op(
-        name, ignore_consistency=a.ignore_consistency))
-    if done is None or args.submit:
-        return 0 if done is None or not done[1] else 1
-    names, failed = done
-    if failed:
-        print(f"There were errors during the failover:\n"
-              f"{len(failed)} error(s) out of {len(names)} instance(s).")
-        return 1
-    print(f"All {len(names)} instance(s) failed over successfully.")
-    return 0
+    return _each_instance(
+        args, "failover",
+        lambda name, a: failover_op(name, ignore_consistency=a.ignore_consistency),
+        lambda total, bad: f"All {total} instance(s) failed over successfully." if not bad
+        else f"There were errors during the failover:\n{bad} error(s) out of {total} "
+             "instance(s).")
 
 
 def migrate(args: argparse.Namespace) -> int:
     from cardume.cli.instance_migrate import migrate_op, migration_mode
     mode = migration_mode(args)
-    done = _each_instance(args, "migration", lambda name, a: migrate_op(
-        name, mode=mode, allow_failover=a.allow_failover, target_node=a.target_node))
-    if done is None or args.submit:
-        return 0 if done is None or not done[1] else 1
-    names, failed = done
-    if failed:
-        print(f"There were {len(failed)} errors during the node migration.")
-        return 1
-    print("All instances migrated successfully.")
-    return 0
+    return _each_instance(
+        args, "migration",
+        lambda name, a: migrate_op(name, mode=mode, allow_failover=a.allow_failover,
+                                   target_node=a.target_node),
+        lambda total, bad: "All instances migrated successfully." if not bad
+        else f"There were {bad} errors during the node migration.")
 
 
 def remove(args: argparse.Namespace) -> int:
