@@ -2,33 +2,24 @@
 (item 8): the rules of cardume.storage_paths, the node's side of them (its path confinement
 and the file_storage_list call) and the master's (gnt-cluster modify refusing a bad or
 stranding directory, verify naming disks outside the storage paths and orphan disk files
-and volumes). Logical units run through their phases against nodes answered by their real
-handlers, each node with its own state directory."""
+and volumes). Logical units run through the real opcode path (tests/unit/lu_kit.py) against
+node daemons answering with their real handlers, each node with its own state directory."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import lu_kit
 import pytest
 
 from cardume import errors, objects, storage_paths
 from cardume.cmdlib import cluster as cluster_lu
-from cardume.cmdlib.base import Context
-from cardume.config import ssconf as ssconf_mod
-from cardume.config.store import ConfigStore
-from cardume.config.writer import ConfigWriter
 from cardume.node import storage
 from cardume.node.blockdev_calls import MAX_LISTED_FILES
-from cardume.node.cmd import FakeRunner
-from cardume.node.local_calls import LocalCalls
 from cardume.node.storage.filestorage import FileDisk
-from cardume.paths import NodePaths, write_json_atomic
-from cardume.rpc.calls import CALLS
 from cardume.rpc.http import PeerInfo
-from cardume.rpc.transport import Result
 
 PEER = PeerInfo(address="127.0.0.1", cert_der=None, fingerprint=None, verified=True)
 FILE_DIR = "/srv/ganeti/file-storage"  # the cluster path; each node maps it under its prefix
@@ -161,95 +152,20 @@ def test_node_refuses_a_dir_outside_its_allowed_list(tmp_path: Path) -> None:
 
 # --- a small cluster: config, nodes with their real handlers -------------------------------
 
-class FakeRpc:
-    """The master's NodeRpc: each node answered by its own LocalCalls (offline: refused,
-    ``down``: as if the node did not answer)."""
+class Cluster(lu_kit.LuKit):
+    """Two nodes, each with its own state directory and storage prefix, and no volumes."""
 
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.down: set[str] = set()
-        self.asked: list[tuple[str, str, dict[str, Any]]] = []
-
-    async def call(self, node: objects.Node, name: str, args: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> Any:
-        assert name in CALLS
-        self.asked.append((node.name, name, dict(args or {})))
-        if node.offline or node.name in self.down:
-            raise errors.RpcError(f"node {node.name}: connection refused", node=node.name)
-        handlers = self.cluster.node_calls[node.name].handlers()
-        if name not in handlers:  # node_verify, instance_list...: the daemon's, not ours
-            return self.cluster.daemon_reply(node, name)
-        return await handlers[name](dict(args or {}), PEER)
-
-    async def call_many(self, nodes: Iterable[objects.Node], name: str,
-                        args: dict[str, Any] | None = None,
-                        timeout: float | None = None) -> dict[str, Result]:
-        results = {}
-        for node in nodes:
-            try:
-                results[node.name] = Result(value=await self.call(node, name, args))
-            except errors.CardumeError as err:
-                results[node.name] = Result(error=err)
-        return results
-
-
-class FakeMaster:
-    async def redistribute(self, full: bool) -> dict[str, str]:
-        return {}
-
-
-class Cluster:
-    def __init__(self, tmp: Path, count: int = 2) -> None:
-        self.tmp = tmp
-        self.cfg = ConfigWriter(ConfigStore(str(tmp / "config.db")))
-        group = objects.NodeGroup(name="default")
-        self.nodes = [objects.Node(name=f"node{i}", primary_ip=f"127.0.0.{10 + i}",
-                                   group=group.uuid, master_candidate=True)
-                      for i in range(1, count + 1)]
-        self.shared = tmp / "shared"
-        cluster = objects.Cluster(
-            cluster_name="c.example.com", master_node=self.nodes[0].uuid,
-            enabled_disk_templates=["file", "sharedfile", "plain", "diskless"],
-            enabled_hypervisors=["fake"], file_storage_dir=FILE_DIR,
-            shared_file_storage_dir=str(self.shared), volume_group_name="xenvg")
-        asyncio.run(self.cfg.commit(add=[cluster, group, *self.nodes]))
-        self.runners: dict[str, FakeRunner] = {}
-        self.node_calls: dict[str, LocalCalls] = {}
-        for node in self.nodes:
-            paths = NodePaths(str(tmp / node.name))
-            write_json_atomic(paths.identity, {"name": node.name,
-                                               "storage_prefix": self.prefix(node.name)})
-            self.runners[node.name] = FakeRunner(default=(0, "", ""))  # no LVs
-            self.node_calls[node.name] = LocalCalls(paths, node.name, self.ssconf,
-                                                       self.runners[node.name])
-        self.rpc = FakeRpc(self)
-        self.ctx = Context(cfg=self.cfg, rpc=self.rpc, locks=None, queue=None,  # type: ignore
-                           resolver=None, master=FakeMaster())  # type: ignore[arg-type]
-
-    def prefix(self, node: str) -> str:
-        return str(self.tmp / node / "disk")
-
-    def ssconf(self) -> dict[str, Any]:
-        return ssconf_mod.build(self.cfg.get_cluster(), self.cfg.nodes.values(), 1)
-
-    def daemon_reply(self, node: objects.Node, name: str) -> Any:
-        from cardume import __version__
-        if name == "node_verify":
-            return {"version": __version__, "cluster_name": "c.example.com",
-                    "cert": {"signed_by_cluster_ca": True}, "missing_dirs": {},
-                    "config_serial": self.cfg.serial}
-        if name in ("instance_list", "instance_list_incoming"):
-            return []
-        raise AssertionError(f"unexpected call {name}")
+    def __init__(self, root: Path) -> None:
+        self.shared = root / "shared"
+        super().__init__(root, ["node1", "node2"],
+                         templates=["file", "sharedfile", "plain", "diskless"],
+                         file_storage_dir=FILE_DIR, shared_file_storage_dir=str(self.shared),
+                         volume_group_name="xenvg", runner_default=(0, "", ""))
 
     def allow(self, node: str, *dirs: str) -> None:
         """Give a node an allowed-paths list."""
-        path = Path(storage_paths.allowed_paths_file(str(self.tmp / node)))
+        path = Path(storage_paths.allowed_paths_file(str(self.root / node)))
         path.write_text("".join(f"{d}\n" for d in dirs))
-
-    def local(self, node: str, cluster_path: str) -> Path:
-        """Where a file disk's cluster path is on a node."""
-        return Path(self.prefix(node) + cluster_path)
 
     def add_instance(self, name: str, template: str, paths: list[str],
                      node: int = 0) -> objects.Instance:
@@ -258,27 +174,16 @@ class Cluster:
                               nodes=[pnode]) for path in paths]
         inst = objects.Instance(name=name, primary_node=pnode, disk_template=template,
                                 disks=disks)
-        asyncio.run(self.cfg.commit(add=[inst]))
+        self.sync(self.cfg.commit(add=[inst]))
         return inst
-
-    def run(self, lu_class: Any, log: list[str] | None = None, **values: Any) -> Any:
-        lu = lu_class(self.ctx, lu_class.OP(**values), None)
-        if log is not None:
-            lu.log_info = log.append
-
-        async def go() -> Any:
-            lu.check_arguments()
-            await lu.check_prereq()
-            return await lu.exec()
-        return asyncio.run(go())
 
     def modify(self, **values: Any) -> Any:
         return self.run(cluster_lu.LUClusterSetParams, **values)
 
     def verify(self) -> tuple[bool, list[str]]:
-        log: list[str] = []
-        ok = self.run(cluster_lu.LUClusterVerify, log=log)
-        return ok, [line.removeprefix("  - ") for line in log if line.startswith("  - ")]
+        ok = self.run(cluster_lu.LUClusterVerify)
+        return ok, [line.removeprefix("  - ") for line in self.log()
+                    if line.startswith("  - ")]
 
     def dirs(self) -> tuple[str, str]:
         cluster = self.cfg.get_cluster()
@@ -286,8 +191,12 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Cluster:
-    return Cluster(tmp_path)
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    kit = Cluster(tmp_path / "kit")
+    try:
+        yield kit
+    finally:
+        kit.close()
 
 
 def test_file_storage_list_judges_and_lists(cluster: Cluster) -> None:
@@ -295,9 +204,8 @@ def test_file_storage_list_judges_and_lists(cluster: Cluster) -> None:
     disk.parent.mkdir(parents=True)
     disk.write_bytes(b"x")
     (disk.parent / "link").symlink_to(disk)  # not a disk file of its own
-    calls = cluster.node_calls["node1"]
-    reply = asyncio.run(calls.handlers()["file_storage_list"](
-        {"dirs": {"file_storage_dir": FILE_DIR, "shared_file_storage_dir": "/etc"}}, PEER))
+    reply = cluster.call("node1", "file_storage_list",
+                         dirs={"file_storage_dir": FILE_DIR, "shared_file_storage_dir": "/etc"})
     assert reply["files"] == {"file_storage_dir": [
         {"path": f"{FILE_DIR}/vm1/u1.file.disk0", "local": str(disk), "size": 0}]}
     assert reply["refused"] == {"shared_file_storage_dir": "'/etc' is a system directory: "
@@ -305,18 +213,18 @@ def test_file_storage_list_judges_and_lists(cluster: Cluster) -> None:
                                 "/srv/ganeti/file-storage"}
     assert reply["allowed"] is None and reply["truncated"] == {"file_storage_dir": False}
     with pytest.raises(errors.WrongInput, match="argument 'dirs'"):
-        asyncio.run(calls.handlers()["file_storage_list"]({"dirs": {"nodes": "/x"}}, PEER))
+        cluster.call("node1", "file_storage_list", dirs={"nodes": "/x"})
 
 
 def test_file_storage_list_stops_at_its_limit(cluster: Cluster,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from cardume.node import blockdev_calls
     monkeypatch.setattr(blockdev_calls, "MAX_LISTED_FILES", 2)
-    cluster.shared.mkdir()
+    assert cluster.shared.is_dir()  # the nodes made it when the summary came
     for name in ("a", "b", "c"):
         (cluster.shared / name).write_bytes(b"")
-    reply = asyncio.run(cluster.node_calls["node1"].handlers()["file_storage_list"](
-        {"dirs": {"shared_file_storage_dir": str(cluster.shared)}}, PEER))
+    reply = cluster.call("node1", "file_storage_list",
+                         dirs={"shared_file_storage_dir": str(cluster.shared)})
     assert [f["path"] for f in reply["files"]["shared_file_storage_dir"]] == [
         f"{cluster.shared}/a", f"{cluster.shared}/b"]
     assert reply["truncated"]["shared_file_storage_dir"] is True
@@ -353,10 +261,10 @@ def test_modify_refuses_a_dir_outside_a_nodes_allowed_list(cluster: Cluster) -> 
 
 def test_modify_refuses_the_nodes_state_directory(cluster: Cluster) -> None:
     with pytest.raises(errors.WrongInput, match=r"^node node1 refuses the shared file "
-                       rf"storage dir: '{cluster.tmp}' is a parent of the node's state "
-                       rf"directory {cluster.tmp}/node1 \(node2 too; choose a directory "
+                       rf"storage dir: '{cluster.root}' is a parent of the node's state "
+                       rf"directory {cluster.root}/node1 \(node2 too; choose a directory "
                        r"every node allows\)$"):
-        cluster.modify(shared_file_storage_dir=str(cluster.tmp))
+        cluster.modify(shared_file_storage_dir=str(cluster.root))
 
 
 def test_modify_refuses_to_strand_instances(cluster: Cluster) -> None:
@@ -371,7 +279,7 @@ def test_modify_refuses_to_strand_instances(cluster: Cluster) -> None:
         "(remove those instances first (gnt-instance remove), or choose a directory that "
         f"contains '{FILE_DIR}')")
     with pytest.raises(errors.WrongState, match="would strand instance.s. vm2:"):
-        cluster.modify(shared_file_storage_dir=str(cluster.tmp / "shared2"))
+        cluster.modify(shared_file_storage_dir=str(cluster.root / "shared2"))
     assert cluster.dirs() == before
     # a directory that contains the old one keeps every disk inside it
     cluster.modify(file_storage_dir="/srv/ganeti")
@@ -396,10 +304,9 @@ def test_modify_refuses_an_empty_dir_while_its_template_is_enabled(cluster: Clus
 
 def test_modify_stores_the_normal_form_and_warns_about_a_silent_node(
         cluster: Cluster) -> None:
-    cluster.rpc.down.add("node2")
-    log: list[str] = []
-    changes = cluster.run(cluster_lu.LUClusterSetParams, log=log,
-                          file_storage_dir="/srv/cardume//disks/")
+    cluster.transport.down.add("node2")
+    changes = cluster.run(cluster_lu.LUClusterSetParams, file_storage_dir="/srv/cardume//disks/")
+    log = cluster.log()
     assert cluster.dirs()[0] == "/srv/cardume/disks"
     assert ("file_storage_dir", "/srv/cardume/disks") in changes
     assert any("could not check the storage directories on node2" in line for line in log)
@@ -487,8 +394,8 @@ def test_verify_reports_orphan_disk_files_once_for_shared_storage(cluster: Clust
 
 def test_verify_reports_a_dir_a_node_refuses(cluster: Cluster) -> None:
     cluster.allow("node2", "/srv/elsewhere", "/srv/../etc")
-    log: list[str] = []
-    ok = cluster.run(cluster_lu.LUClusterVerify, log=log, error_codes=True)
+    ok = cluster.run(cluster_lu.LUClusterVerify, error_codes=True)
+    log = cluster.log()
     problems = [line.strip() for line in log if line.startswith("  - ")]
     assert not ok
     assert problems == [
@@ -514,7 +421,7 @@ def test_verify_reports_orphan_volumes_from_the_nodes_reply(cluster: Cluster) ->
                                                logical_id=["xenvg", "u3.disk0_data"]),
                                   objects.Disk(dev_type="plain",
                                                logical_id=["xenvg", "u3.disk0_meta"])])
-    asyncio.run(cluster.cfg.commit(add=[
+    cluster.sync(cluster.cfg.commit(add=[
         objects.Instance(name="vm2", primary_node=cluster.nodes[0].uuid,
                          disk_template="plain", disks=[plain]),
         objects.Instance(name="vm3", primary_node=cluster.nodes[0].uuid,
@@ -528,8 +435,8 @@ def test_verify_reports_orphan_volumes_from_the_nodes_reply(cluster: Cluster) ->
     cluster.runners["node2"].on(["lvs"], stdout=(
         "  xenvg|u3.disk0_data|4.00|/dev/sdb(1)\n  xenvg|u3.disk0_meta|128.00|/dev/sdb(2)\n"
         "  xenvg|u2.disk0|4.00|/dev/sdb(3)\n"))
-    log: list[str] = []
-    ok = cluster.run(cluster_lu.LUClusterVerify, log=log, error_codes=True)
+    ok = cluster.run(cluster_lu.LUClusterVerify, error_codes=True)
+    log = cluster.log()
     assert ok
     assert [line.strip() for line in log if "ORPHANLV" in line] == [
         "- WARNING:ENODEORPHANLV:node:node1:volume xenvg/gone.disk0 is unknown: no "
@@ -554,7 +461,7 @@ def test_verify_leaves_volumes_alone_without_an_lvm_template(cluster: Cluster) -
     cluster.modify(enabled_disk_templates=["file", "sharedfile", "diskless"])
     cluster.runners["node1"].on(["lvs"], stdout="  xenvg|gone.disk0|8.00|/dev/sdb(9)\n")
     assert cluster.verify() == (True, [])
-    assert not any(name == "node_volumes" for _, name, _ in cluster.rpc.asked)
+    assert not any(name == "node_volumes" for _, name, _ in cluster.asked)
 
 
 def test_claims_walk_drbd_children_on_both_nodes() -> None:
