@@ -60,7 +60,7 @@ def build(sub: Any) -> None:
 
     for name in ("info", "show"):
         p = sub.add_parser(name, help="show the cluster configuration")
-        p.add_argument("--roman", action="store_true", help="accepted for compatibility")
+        options.ROMAN.add(p)
         p.set_defaults(func=info)
 
     p = sub.add_parser("verify", help="check the health of the cluster")
@@ -103,13 +103,13 @@ def build(sub: Any) -> None:
         p = sub.add_parser(name, help="make this node (a master candidate) the master")
         p.add_argument("--no-voting", action="store_true",
                        help="don't require a majority of candidates to answer")
-        p.add_argument("--yes-do-it", action="store_true", help="confirm --no-voting")
+        options.YES_DO_IT.add(p, help="confirm --no-voting")
         p.add_argument("--ignore-offline-nodes", action="store_true",
                        help="accepted for compatibility")
         p.set_defaults(func=master_failover)
 
     p = sub.add_parser("destroy", help="destroy the cluster (only the master may remain)")
-    p.add_argument("--yes-do-it", action="store_true", help="confirm the destruction")
+    options.YES_DO_IT.add(p, help="confirm the destruction")
     p.set_defaults(func=destroy)
 
     common.add_tag_commands(sub, "the cluster", None, tags)

@@ -35,8 +35,8 @@ def build(sub: Any) -> None:
     p.set_defaults(func=submit_job)
 
     p = sub.add_parser("locks", help="show who holds and who waits for each lock")
-    p.add_argument("--no-headers", action="store_true", help="don't print column headers")
-    p.add_argument("--separator", help="separate columns with this text")
+    options.NO_HEADERS.add(p)
+    options.SEPARATOR.add(p, help="separate columns with this text")
     p.add_argument("-o", "--output", help="fields: name,mode,owner,pending")
     p.set_defaults(func=locks)
 

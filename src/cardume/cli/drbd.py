@@ -19,7 +19,7 @@ import sys
 import time
 
 from cardume import errors
-from cardume.cli import listing
+from cardume.cli import listing, options
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
 if TYPE_CHECKING:
@@ -223,8 +223,7 @@ def add_watch_options(p: argparse.ArgumentParser, names: bool = True) -> None:
     p.add_argument("--until-synced", action="store_true",
                    help="exit 0 once every disk is in sync; non-zero at once if a disk "
                    "cannot get there by waiting (StandAlone, not active, node unreachable)")
-    p.add_argument("--no-headers", action="store_true",
-                   help="only the table rows: no title, no column headers")
+    options.NO_HEADERS.add(p, help="only the table rows: no title, no column headers")
     if names:
         p.add_argument("instances", nargs="*", help="instances (default: every instance "
                        "with drbd disks)")
@@ -362,8 +361,7 @@ def list_drbd_rows(data: dict[str, Any], node: str) -> tuple[list[list[Any]], li
 
 
 def add_list_drbd_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-headers", action="store_true", help="don't print column headers")
-    p.add_argument("--separator", help="separate columns with this text (no padding)")
+    options.add(p, options.NO_HEADERS, options.SEPARATOR)
     p.add_argument("node", help="name of the node")
 
 

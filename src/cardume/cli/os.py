@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from cardume.cli import options
+
 #: Ganeti's OS API version from which variants (15) and parameters (20) are reported.
 OS_API_V15 = 15
 OS_API_V20 = 20
@@ -18,7 +20,7 @@ OS_API_V20 = 20
 
 def build(sub: Any) -> None:
     p = sub.add_parser("list", help="list the valid OSes (with their variants)")
-    p.add_argument("--no-headers", action="store_true", help="don't print the column header")
+    options.NO_HEADERS.add(p, help="don't print the column header")
     p.set_defaults(func=list_os)
 
     p = sub.add_parser("info", aliases=["show"], help="show the details of OSes")
