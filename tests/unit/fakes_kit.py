@@ -1,10 +1,12 @@
-"""Fakes and readers the unit tests share, one copy each (their fixtures are in conftest.py):
-the LUXI client the CLI talks to, and the /proc/drbd sections of the QA cluster's captures
-(tests/fixtures/drbd)."""
+"""Fakes and helpers the unit tests share, one copy each (their fixtures are in conftest.py):
+the LUXI client the CLI talks to, the /proc/drbd sections of the QA cluster's captures
+(tests/fixtures/drbd), and waiting on an event loop for a condition."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +62,12 @@ def drbd_sections(name: str) -> dict[str, str]:
             lines.append(line)
         found[heading] = "\n".join(lines)
     return found
+
+
+async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Let the loop's other tasks run until ``condition`` holds; fails naming ``what``
+    after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"no {what} in {timeout}s"
+        await asyncio.sleep(0.001)

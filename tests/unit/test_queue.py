@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fakes_kit import wait_until
 
 from cardume import errors, opcodes
 from cardume.jobs.queue import Job, JobQueue
@@ -43,14 +43,6 @@ def _queue(path: str, max_running: int = 20) -> tuple[JobQueue, Runner]:
     return queue, runner
 
 
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Let the queue's tasks run until ``condition`` holds (fails after ``timeout``)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"no {what} in {timeout}s"
-        await asyncio.sleep(0.001)
-
-
 async def _finish(queue: JobQueue, job_id: int) -> Job:
     while not queue.get(job_id).finalized:
         await queue.wait_for_change(job_id, queue.get(job_id).status, 10**9, 1.0)
@@ -79,7 +71,7 @@ def test_priority_then_id_order_with_one_slot(tmp_path: os.PathLike[str]) -> Non
         first = queue.submit([DELAY])
         low = queue.submit([{**DELAY, "priority": 10}])
         high = queue.submit([{**DELAY, "priority": -10}])
-        await until(lambda: runner.order == [first], "first job running")
+        await wait_until(lambda: runner.order == [first], "first job running")
         runner.gate.set()
         for job_id in (first, low, high):
             await _finish(queue, job_id)
@@ -93,7 +85,7 @@ def test_cancel_queued_job_and_refuse_finished(tmp_path: os.PathLike[str]) -> No
         runner.gate = asyncio.Event()
         running = queue.submit([{"OP_ID": "OP_CLUSTER_REDIST_CONF"}])
         queued = queue.submit([DELAY])
-        await until(lambda: queue.get(running).status == "running", "job running")
+        await wait_until(lambda: queue.get(running).status == "running", "job running")
         assert queue.cancel(queued) == (True, f"Job {queued} canceled")
         ok, message = queue.cancel(running)
         assert not ok and "already running" in message
@@ -125,7 +117,7 @@ def test_recovery_after_crash(tmp_path: os.PathLike[str]) -> None:
         runner.gate = asyncio.Event()  # never opened: the master "dies" mid-job
         running = queue.submit([DELAY])
         queued = queue.submit([DELAY])
-        await until(lambda: queue.get(running).status == "running", "job running")
+        await wait_until(lambda: queue.get(running).status == "running", "job running")
         assert queue.get(queued).status == "queued"
         queue._closing = True  # as after SIGKILL: nothing more is scheduled or written
         return running, queued
@@ -163,7 +155,7 @@ def test_autoarchive_hides_old_finished_jobs_only(tmp_path: os.PathLike[str]) ->
         await _finish(queue, done)
         runner.gate = asyncio.Event()
         pending = queue.submit([DELAY])
-        await until(lambda: queue.get(pending).status == "running", "job running")
+        await wait_until(lambda: queue.get(pending).status == "running", "job running")
         assert queue.autoarchive(3600) == 0  # finished too recently
         assert queue.autoarchive(-1) == 1
         assert queue.job_ids() == [pending]
@@ -198,7 +190,7 @@ def test_recovery_requeues_a_job_that_only_waited_for_locks(tmp_path: os.PathLik
 
         queue.runner = never_gets_locks
         job_id = queue.submit([DELAY, DELAY])
-        await until(lambda: queue.get(job_id).status == "waiting", "job waiting")
+        await wait_until(lambda: queue.get(job_id).status == "waiting", "job waiting")
         queue._closing = True
         return job_id
 
@@ -222,7 +214,7 @@ def test_interrupted_migration_names_the_cleanup(tmp_path: os.PathLike[str]) -> 
         queue, runner = _queue(path, max_running=1)
         runner.gate = asyncio.Event()
         job = queue.submit([migrate])
-        await until(lambda: queue.get(job).status == "running", "job running")
+        await wait_until(lambda: queue.get(job).status == "running", "job running")
         queue._closing = True
         return job
 
@@ -245,7 +237,7 @@ def test_a_running_delay_can_be_canceled(tmp_path: os.PathLike[str]) -> None:
         runner.gate = asyncio.Event()
         running = queue.submit([{**DELAY, "duration": 86400}])
         waiting = queue.submit([DELAY])
-        await until(lambda: queue.get(running).status == "running", "job running")
+        await wait_until(lambda: queue.get(running).status == "running", "job running")
         assert queue.cancel(running) == (True, f"Job {running} will be canceled")
         await _finish(queue, running)
         assert queue.get(running).status == "canceled"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes_kit import wait_until
 
 from cardume import errors, tls
 from cardume.rpc import transport
@@ -625,13 +626,6 @@ def test_unverified_connections_are_few_and_short_lived(pki: Pki) -> None:
                 writer.close()
             await server.close()
     run(main())
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-    assert condition(), what
 
 
 # --- malformed requests -------------------------------------------------------------------------

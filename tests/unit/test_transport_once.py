@@ -13,12 +13,13 @@ import contextlib
 import json
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes_kit import wait_until
 
 from cardume import errors, objects, tls
 from cardume.rpc import server as rpc_server
@@ -68,13 +69,6 @@ def run(coro: Awaitable[Any]) -> Any:
     async def main() -> Any:
         return await coro
     return asyncio.run(main())
-
-
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-    assert condition(), what
 
 
 # --- stand-ins -------------------------------------------------------------------------------
