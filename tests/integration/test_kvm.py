@@ -115,14 +115,65 @@ def hv_args(guest: object, *extra: str) -> str:
                      f"kernel_args=quiet cardume.ip={GUEST_IP}/24", *extra])
 
 
+# --- kvm1, the instance several tests share ---------------------------------------------------
+# Each test that uses kvm1 first puts it in the state it needs (put_kvm1), whatever the tests
+# before it left: so each runs alone, in any order, and in file order nothing is redone.
+
+def placed(cluster: VCluster, name: str) -> tuple[str, str] | None:
+    """(primary node, status) of an instance, None if there is no such instance."""
+    out = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "name,pnode,status")[1]
+    for line in out.splitlines():
+        found, pnode, status = line.split()
+        if found == name:
+            return pnode, status
+    return None
+
+
+def put_kvm1(cluster: VCluster, guest: object, *, running: bool,
+             node: str | None = "node1") -> str:
+    """kvm1 (diskless, 160 MiB, 2 vCPUs, a bridged and a routed NIC) on ``node`` (None: any)
+    and running with its guest booted, or ADMIN_down; made on node1 if missing or elsewhere.
+    Returns its node."""
+    state = placed(cluster, "kvm1")
+    if state is not None and node is not None and state[0] != node:
+        cluster.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout", "0", "kvm1")
+        state = None
+    if state is None:
+        t0 = time.monotonic()
+        cluster.gnt("gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check",
+                    "--no-ip-check", "-n", "node1", "-B", "memory=160,vcpus=2",
+                    "--net", "0:link=br0", "--net", f"1:mode=routed,link=main,ip={ROUTED_IP}",
+                    "-H", hv_args(guest), *([] if running else ["--no-start"]), "kvm1")
+        state = ("node1", "running" if running else "ADMIN_down")
+        if running:
+            wait_for(lambda: MARKER in serial_log(cluster, "kvm1"), BOOT_TIMEOUT,
+                     "the guest's marker")
+            print(f"\nkvm1 reached userspace {time.monotonic() - t0:.1f}s after "
+                  "gnt-instance add")
+    elif running and state[1] != "running":
+        cluster.gnt("gnt-instance", "startup", "kvm1")
+    elif not running and state[1] != "ADMIN_down":
+        cluster.gnt("gnt-instance", "shutdown", "--timeout", "0", "kvm1")
+    if running:
+        wait_for(lambda: MARKER in serial_log(cluster, "kvm1", state[0]), BOOT_TIMEOUT,
+                 "the guest's marker")
+    return state[0]
+
+
+@pytest.fixture(autouse=True)
+def only_kvm1_stays(cluster: VCluster) -> Iterator[None]:
+    """After each test, any other instance it left (it failed before removing them) goes:
+    the next test counts the taps and QEMUs of its own instances."""
+    yield
+    out = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "name", check=False)[1]
+    for name in out.split():
+        if name != "kvm1":
+            cluster.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout", "0", name,
+                        check=False)
+
+
 def test_boot_list_console_network(cluster: VCluster, guest: object) -> None:
-    t0 = time.monotonic()
-    cluster.gnt("gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check",
-                "--no-ip-check", "-n", "node1", "-B", "memory=160,vcpus=2",
-                "--net", "0:link=br0", "--net", f"1:mode=routed,link=main,ip={ROUTED_IP}",
-                "-H", hv_args(guest), "kvm1")
-    wait_for(lambda: MARKER in serial_log(cluster, "kvm1"), BOOT_TIMEOUT, "the guest's marker")
-    print(f"\nkvm1 reached userspace {time.monotonic() - t0:.1f}s after gnt-instance add")
+    put_kvm1(cluster, guest, running=True)
     assert listing(cluster, "kvm1") == ["running", "160", "2"]
     info = runtime(cluster, "kvm1")
     assert info["accel"] in ("kvm", "tcg") and pid_alive(int(info["pid"]))  # type: ignore
@@ -145,7 +196,8 @@ def test_boot_list_console_network(cluster: VCluster, guest: object) -> None:
     wait_for(pings, 60, "the guest to reach the host's bridge address", interval=1)
 
 
-def test_node_daemon_restart_keeps_it(cluster: VCluster) -> None:
+def test_node_daemon_restart_keeps_it(cluster: VCluster, guest: object) -> None:
+    put_kvm1(cluster, guest, running=True)
     pid = int(runtime(cluster, "kvm1")["pid"])  # type: ignore[arg-type]
     noded = cluster.pid("node1", "noded")
     assert noded is not None
@@ -159,7 +211,8 @@ def test_node_daemon_restart_keeps_it(cluster: VCluster) -> None:
     until_answers(cluster, command, "echo still-$((1+1))\n", "still-2")
 
 
-def test_reboot_and_shutdown(cluster: VCluster) -> None:
+def test_reboot_and_shutdown(cluster: VCluster, guest: object) -> None:
+    put_kvm1(cluster, guest, running=True)
     pid = int(runtime(cluster, "kvm1")["pid"])  # type: ignore[arg-type]
     cluster.gnt("gnt-instance", "reboot", "--type", "soft", "kvm1")  # system_reset
     wait_for(lambda: serial_log(cluster, "kvm1").count(MARKER) >= 2, BOOT_TIMEOUT,
@@ -184,7 +237,8 @@ def test_reboot_and_shutdown(cluster: VCluster) -> None:
     assert rc != 0 and "isn't running" in err
 
 
-def test_killed_qemu_shows_error_down(cluster: VCluster) -> None:
+def test_killed_qemu_shows_error_down(cluster: VCluster, guest: object) -> None:
+    put_kvm1(cluster, guest, running=False)
     cluster.gnt("gnt-instance", "startup", "kvm1")
     pid = int(runtime(cluster, "kvm1")["pid"])  # type: ignore[arg-type]
     os.kill(pid, signal.SIGKILL)
@@ -197,7 +251,8 @@ def test_killed_qemu_shows_error_down(cluster: VCluster) -> None:
     assert listing(cluster, "kvm1")[0] == "ADMIN_down"
 
 
-def test_failed_start_leaves_nothing(cluster: VCluster) -> None:
+def test_failed_start_leaves_nothing(cluster: VCluster, guest: object) -> None:
+    put_kvm1(cluster, guest, running=False)
     before = {p for p in os.listdir("/proc") if p.isdigit()}
     rc, _, err = cluster.gnt("gnt-instance", "startup", "-H",
                              "kvm_extra=-device no-such-device-model", "kvm1", check=False)
@@ -233,11 +288,14 @@ def test_bad_parameters_refused_at_submission(cluster: VCluster, guest: object) 
     assert "kvm2" not in out.split()
 
 
-def test_live_migration_keeps_the_guest(cluster: VCluster) -> None:
+def test_live_migration_keeps_the_guest(cluster: VCluster, guest: object) -> None:
+    put_kvm1(cluster, guest, running=False)
     cluster.gnt("gnt-instance", "startup", "kvm1")
     wait_for(lambda: MARKER in serial_log(cluster, "kvm1"), BOOT_TIMEOUT, "the guest's marker")
     command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm1")[1])
-    console(cluster, command, "echo before > /tmp/mark\n")
+    # confirmed: a line typed once, just after the boot marker, can be lost
+    until_answers(cluster, command, "echo before > /tmp/mark; echo marked-$((1+1))\n",
+                  "marked-2")
     pid = int(runtime(cluster, "kvm1")["pid"])  # type: ignore[arg-type]
     t0 = time.monotonic()
     cluster.gnt("gnt-instance", "migrate", "-f", "-n", "node2", "kvm1")
@@ -255,7 +313,8 @@ def test_live_migration_keeps_the_guest(cluster: VCluster) -> None:
     assert taps(cluster) == []
 
 
-def test_vnc_shown_in_info(cluster: VCluster) -> None:
+def test_vnc_shown_in_info(cluster: VCluster, guest: object) -> None:
+    put_kvm1(cluster, guest, running=False, node=None)
     cluster.gnt("gnt-instance", "startup", "-H", "vnc_bind_address=127.0.0.1", "kvm1")
     info = cluster.gnt("gnt-instance", "info", "kvm1")[1]
     match = re.search(r"Console: vnc to 127\.0\.0\.1:(\d+)", info)
@@ -266,16 +325,17 @@ def test_vnc_shown_in_info(cluster: VCluster) -> None:
     cluster.gnt("gnt-instance", "shutdown", "--timeout", "0", "kvm1")
 
 
-def test_shutdown_kills_a_guest_that_ignores_acpi(cluster: VCluster) -> None:
+def test_shutdown_kills_a_guest_that_ignores_acpi(cluster: VCluster, guest: object) -> None:
+    node = put_kvm1(cluster, guest, running=False, node=None)
     cluster.gnt("gnt-instance", "startup", "-H", "acpi=false", "kvm1")
-    wait_for(lambda: MARKER in serial_log(cluster, "kvm1", "node2"), BOOT_TIMEOUT,
+    wait_for(lambda: MARKER in serial_log(cluster, "kvm1", node), BOOT_TIMEOUT,
              "the guest's marker")
-    pid = int(runtime(cluster, "kvm1", "node2")["pid"])  # type: ignore[arg-type]
+    pid = int(runtime(cluster, "kvm1", node)["pid"])  # type: ignore[arg-type]
     t0 = time.monotonic()
     cluster.gnt("gnt-instance", "shutdown", "--timeout", "3", "kvm1")
     took = time.monotonic() - t0
     assert 3 <= took < 30 and not pid_alive(pid)
-    assert "powering off" not in serial_log(cluster, "kvm1", "node2")
+    assert "powering off" not in serial_log(cluster, "kvm1", node)
     assert listing(cluster, "kvm1")[0] == "ADMIN_down" and taps(cluster) == []
 
 
@@ -320,12 +380,15 @@ def pty_session(cluster: VCluster, command: list[str]) -> None:
 
 
 def test_file_instance_migrates_with_its_disk_mirrored(cluster: VCluster, guest: object) -> None:
+    if placed(cluster, "kvm1") is not None:  # its taps would be counted with kvm3's
+        put_kvm1(cluster, guest, running=False, node=None)
     cluster.gnt("gnt-instance", "add", "-t", "file", "--disk", "0:size=16m", *OS,
                 "--no-name-check", "--no-ip-check", "-n", "node1", "-B", "memory=128",
                 "--net", "0:link=br0", "-H", hv_args(guest), "kvm3")
     wait_for(lambda: MARKER in serial_log(cluster, "kvm3"), BOOT_TIMEOUT, "the guest's marker")
     command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm3")[1])
-    console(cluster, command, "echo mirrored-$((6*7)) | dd of=/dev/vda conv=fsync\n")
+    until_answers(cluster, command, "echo mirrored-$((6*7)) | dd of=/dev/vda conv=fsync "
+                  "2>/dev/null; echo synced-$((2+2))\n", "synced-4")
     code, _, err = cluster.gnt("gnt-instance", "migrate", "-f", "-n", "node2", "kvm3",
                                check=False)
     assert code != 0 and "--mirror-disks" in err, err  # local disks: copied only if asked
@@ -475,6 +538,9 @@ def booted(cluster: VCluster, name: str, node: str = "node1") -> bool:
 
 def test_node_migrate_moves_every_primary(cluster: VCluster, guest: object) -> None:
     """gnt-node migrate -n: each running kvm instance of node1 moves live to node2."""
+    state = placed(cluster, "kvm1")
+    if state is not None and state[0] == "node1":  # only the test's own instances move
+        cluster.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout", "0", "kvm1")
     names = ["kvm11", "kvm12"]
     for name in names:
         cluster.gnt("gnt-instance", "add", "-t", "diskless", *OS, "--no-name-check",
@@ -483,7 +549,8 @@ def test_node_migrate_moves_every_primary(cluster: VCluster, guest: object) -> N
     for name in names:
         wait_for(functools.partial(booted, cluster, name), BOOT_TIMEOUT, f"{name}'s marker")
         command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", name)[1])
-        console(cluster, command, f"echo {name}-was-here > /tmp/mark\n")
+        until_answers(cluster, command, f"echo {name}-was-here > /tmp/mark; "
+                      "echo marked-$((1+1))\n", "marked-2")
     cluster.gnt("gnt-node", "migrate", "-f", "-n", "node2", "node1")
     for name in names:
         listed = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode,status",
@@ -510,6 +577,8 @@ def test_user_shutdown_shows_user_down(cluster: VCluster, guest: object) -> None
         wait_for(functools.partial(booted, cluster, "kvm13"), BOOT_TIMEOUT, "the marker")
         pid = int(runtime(cluster, "kvm13")["pid"])  # type: ignore[arg-type]
         command = shlex.split(cluster.gnt("gnt-instance", "console", "--show-cmd", "kvm13")[1])
+        # the shell answers first: a line typed just after the boot marker can be lost
+        until_answers(cluster, command, "echo ready-$((3+3))\n", "ready-6")
         console(cluster, command, "poweroff -f\n")
         return pid
 
