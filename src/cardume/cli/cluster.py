@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
-from typing import Any
 
-from cardume import __version__, constants, errors, paths, uidpool
-from cardume.cli import common, drbd, options
-from cardume.cli.params import parse_ident_kv, parse_kv, parse_names_list
+from cardume import __version__, constants, errors, paths
+from cardume.cli import common, options
 from cardume.luxi import Client
+
+TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _add_param_options(p: argparse.ArgumentParser) -> None:
@@ -81,8 +82,10 @@ def build(sub: Any) -> None:
 
     p = sub.add_parser("watch-disks", help="watch the DRBD replication of every instance, "
                        "live (as gnt-instance watch-disks)")
-    drbd.add_watch_options(p, names=False)
-    p.set_defaults(func=drbd.watch)
+    if isinstance(p, argparse.ArgumentParser):  # the DRBD views only when it is run
+        from cardume.cli import drbd
+        drbd.add_watch_options(p, names=False)
+        p.set_defaults(func=drbd.watch)
 
     p = sub.add_parser("getmaster", help="print the master node")
     p.set_defaults(func=getmaster)
@@ -116,10 +119,12 @@ def build(sub: Any) -> None:
 
 
 def _split(text: str | None) -> list[str] | None:
+    from cardume.cli.params import parse_names_list
     return parse_names_list(text) if text else None
 
 
 def _hv_and_disk(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    from cardume.cli.params import parse_ident_kv
     hvparams: dict[str, Any] = {}
     for text in args.hvparams:
         hv, values = parse_ident_kv(text)
@@ -136,6 +141,8 @@ def _hv_and_disk(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, An
 
 
 def init(args: argparse.Namespace) -> int:
+    from cardume import uidpool
+    from cardume.cli.params import parse_kv, parse_names_list
     from cardume.master.bootstrap import InitOptions, init_cluster
     hvparams, diskparams = _hv_and_disk(args)
     opts = InitOptions(cluster_name=args.cluster_name, hvparams=hvparams,
@@ -171,6 +178,8 @@ def _search_path(text: str) -> list[str]:
 
 
 def modify(args: argparse.Namespace) -> int:
+    from cardume import uidpool
+    from cardume.cli.params import parse_kv
     hvparams, diskparams = _hv_and_disk(args)
     op: dict[str, Any] = {"OP_ID": "OP_CLUSTER_SET_PARAMS"}
     if hvparams:
@@ -203,6 +212,9 @@ def modify(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
+    import platform
+
+    from cardume import uidpool
     with Client() as client:
         data = client.call("QueryClusterInfo")
     tags = ", ".join(data["tags"]) or "(none)"
