@@ -25,6 +25,7 @@ from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.master.drbd_query import query_drbd
 from cardume.node.storage.drbd import parse_proc_drbd
+from cardume.rpc.calls import NodeCalls
 
 SECRET = "5ecre7" * 6
 
@@ -79,7 +80,7 @@ def test_sync_progress_line_from_a_real_sample() -> None:
 
 # --- QueryDrbd on the master ----------------------------------------------------------------
 
-class FakeRpc:
+class FakeRpc(NodeCalls):
     """Answers drbd_status as a node daemon does, from a table of /proc/drbd statuses per
     node; a node listed in ``down`` does not answer."""
 

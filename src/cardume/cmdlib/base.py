@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from cardume import constants, errors, objects, opcodes
 from cardume.jobs import locks
+from cardume.rpc import wire
 
 if TYPE_CHECKING:
     from cardume.config.writer import ConfigWriter
@@ -105,8 +106,10 @@ class LogicalUnit:
     def undo_later(self, node: objects.Node, call: str, args: dict[str, Any], what: str,
                    unless_instance: str | None = None) -> None:
         """Record that ``call(args)`` on ``node`` undoes ``what`` (not needed any more, and
-        never run, once the config holds ``unless_instance``)."""
-        entry = {"node": node.uuid, "call": call, "args": args, "what": what,
+        never run, once the config holds ``unless_instance``). The record is kept in the
+        job, so typed structures in ``args`` are kept as their dicts (the generic path of
+        NodeRpc sends them as they are)."""
+        entry = {"node": node.uuid, "call": call, "args": wire.plain(args), "what": what,
                  "unless_instance": unless_instance}
         if self.job is None:
             self._undo.append(entry)

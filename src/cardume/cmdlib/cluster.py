@@ -78,8 +78,9 @@ class LUClusterVerify(LogicalUnit):
         dirs = {key: getattr(cluster, key) for key, template in STORAGE_DIRS.items()
                 if template in cluster.enabled_disk_templates}
         master_ca = cfg.secrets.get("cluster-ca", {}).get("cert", "")
-        results = await self.rpc.call_many(online, "node_verify", {
-            "cluster_name": cluster.cluster_name, "dirs": dirs, "ca_cert": master_ca})
+        results = await self.rpc.each(online, self.rpc.node_verify,
+                                      cluster_name=cluster.cluster_name, dirs=dirs,
+                                      ca_cert=master_ca)
         now = time.time()
         self.log_info("* Verifying node status")
         for node in online:
@@ -131,7 +132,7 @@ class LUClusterVerify(LogicalUnit):
         if not dirs:
             return
         self.log_info("* Verifying orphan disk files")
-        results = await self.rpc.call_many(online, "file_storage_list", {"dirs": dict(dirs)})
+        results = await self.rpc.each(online, self.rpc.file_storage_list, dirs=dict(dirs))
         local, shared = file_disk_claims(self.cfg.instances.values())
         seen_shared: set[str] = set()
         for node in online:
@@ -174,7 +175,7 @@ class LUClusterVerify(LogicalUnit):
             return
         self.log_info("* Verifying orphan volumes")
         nodes = [n for n in online if n.vm_capable]
-        results = await self.rpc.call_many(nodes, "node_volumes", {"vg": vg})
+        results = await self.rpc.each(nodes, self.rpc.node_volumes, vg=vg)
         claims = volume_claims(self.cfg.instances.values())
         for node in nodes:
             result = results[node.name]
@@ -199,9 +200,9 @@ class LUClusterVerify(LogicalUnit):
         the case that matters: two copies of one guest would corrupt its disks)."""
         cfg = self.cfg
         self.log_info("* Verifying instances")
-        args = {"hypervisors": cfg.get_cluster().enabled_hypervisors}
-        running = await self.rpc.call_many(online, "instance_list", args)
-        incoming = await self.rpc.call_many(online, "instance_list_incoming", args)
+        hypervisors = list(cfg.get_cluster().enabled_hypervisors)
+        running = await self.rpc.each(online, self.rpc.instance_list, hypervisors)
+        incoming = await self.rpc.each(online, self.rpc.instance_list_incoming, hypervisors)
         answered = {n.uuid for n in online if running[n.name].error is None}
         where: dict[str, list[str]] = {}
         for node in online:
@@ -381,8 +382,8 @@ class LUClusterSetParams(LogicalUnit):
         """Each online node judges the new directories by its own rules; a node that does
         not answer is warned about (cluster verify reports it once it answers)."""
         nodes = [n for n in self.cfg.sorted_nodes() if not n.offline]
-        results = await self.rpc.call_many(nodes, "file_storage_list",
-                                           {"dirs": dirs, "files": False})
+        results = await self.rpc.each(nodes, self.rpc.file_storage_list, dirs=dirs,
+                                      files=False)
         for key in dirs:
             refusing = [(n.name, results[n.name].value["refused"][key]) for n in nodes
                         if results[n.name].error is None

@@ -15,6 +15,7 @@ from cardume.cmdlib import common, drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
+from cardume.rpc.wire import DiskSpec, InstanceSpec
 
 # Templates whose disks live on the primary node only, and how they are named.
 _FILE_TEMPLATES = (constants.DT_FILE, constants.DT_SHARED_FILE)
@@ -121,8 +122,7 @@ class LUInstanceCreate(LogicalUnit):
                 raise errors.AlreadyExists(f"IP address {nic['ip']} is already used by "
                                            f"instance {cfg.instances[owner].name}")
         if not op.no_install:
-            await self.rpc.call(self.pnode, "os_validate",
-                                {"os": op.os_type, "osparams": dict(op.osparams)})
+            await self.rpc.os_validate(self.pnode, op.os_type, dict(op.osparams))
         if template == constants.DT_PLAIN:
             for disk in self.disks:
                 disk["vg"] = ic.plain_vg(cluster, disk)
@@ -131,7 +131,7 @@ class LUInstanceCreate(LogicalUnit):
         self.snode: objects.Node | None = None
         if template == constants.DT_DRBD8:
             await self._check_drbd(cluster)
-        info = await self.rpc.call(self.pnode, "node_info", {})
+        info = await self.rpc.node_info(self.pnode)
         if op.start:
             ic.check_free_memory(self.pnode.name, info, int(self.filled_be["maxmem"]),
                                  self.name)
@@ -185,9 +185,9 @@ class LUInstanceCreate(LogicalUnit):
             if (vg, lv) in used:
                 raise errors.WrongInput(f"logical volume {vg}/{lv} is used by instance "
                                         f"{used[(vg, lv)]}")
-        specs = [{"dev_type": constants.DT_PLAIN, "logical_id": [vg, lv], "size": 0,
-                  "params": {}} for vg, lv in wanted]
-        found = await self.rpc.call(self.pnode, "blockdev_info", {"disks": specs})
+        specs = [DiskSpec(dev_type=constants.DT_PLAIN, logical_id=[vg, lv])
+                 for vg, lv in wanted]
+        found = await self.rpc.blockdev_info(self.pnode, specs)
         missing = [f"{vg}/{lv}" for (vg, lv), st in zip(wanted, found, strict=True)
                    if not st.get("exists")]
         if missing:
@@ -273,7 +273,7 @@ class LUInstanceCreate(LogicalUnit):
         if self.op.start:
             self.log_info(f"Starting instance {inst.name} on {self.pnode.name}")
             try:
-                await self.rpc.call(self.pnode, "instance_start", {"instance": spec})
+                await self.rpc.instance_start(self.pnode, InstanceSpec.from_dict(spec))
             except errors.CardumeError as err:
                 edited = self.cfg.edit(self.cfg.instances[inst.uuid])
                 edited.admin_state = "down"
@@ -303,18 +303,18 @@ class LUInstanceCreate(LogicalUnit):
                                 unless_instance=inst.uuid)
                 self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB, minor "
                               f"{spec['dynamic_params']['local_minor']}) on {node.name}")
-                await self.rpc.call(node, "blockdev_create", {"disk": spec})
+                await self.rpc.blockdev_create(node, DiskSpec.from_dict(spec))
 
         async def connect(node: objects.Node) -> None:
-            await self.rpc.call(node, "drbd_connect",
-                                {"disks": drbd.disks_for(self.cfg, inst, node.uuid)})
+            await self.rpc.drbd_connect(
+                node, DiskSpec.from_list(drbd.disks_for(self.cfg, inst, node.uuid)))
         try:
             await drbd.on_both(*(create_side(node) for node in nodes))
             await drbd.on_both(*(connect(node) for node in nodes))
             await drbd.wait_connected(self, inst, self.pnode.uuid, timeout=30.0)
-            await self.rpc.call(self.pnode, "drbd_set_role",
-                                {"disks": drbd.disks_for(self.cfg, inst, self.pnode.uuid),
-                                 "role": "primary", "force": True})
+            await self.rpc.drbd_set_role(
+                self.pnode, DiskSpec.from_list(drbd.disks_for(self.cfg, inst, self.pnode.uuid)),
+                "primary", force=True)
             if self.op.wait_for_sync:
                 await drbd.wait_for_sync(self, inst, self.pnode.uuid)
             else:
@@ -324,8 +324,8 @@ class LUInstanceCreate(LogicalUnit):
             if not self.op.no_install:
                 self.log_info(f"Running the OS create script of {inst.os} on "
                               f"{self.pnode.name}")
-                await self.rpc.call(self.pnode, "instance_os_add",
-                                    {"instance": spec, "reinstall": False})
+                await self.rpc.instance_os_add(self.pnode, InstanceSpec.from_dict(spec),
+                                               reinstall=False)
             inst.admin_state = "up" if self.op.start else "down"
             inst.disks_active = True
             await self.cfg.commit(add=[inst])
@@ -349,19 +349,19 @@ class LUInstanceCreate(LogicalUnit):
                                     unless_instance=inst.uuid)
                     self.log_info(f"Adopting {'/'.join(old_id)} as disk {disk['iv_name']} "
                                   f"({disk['size']} MiB) on {node.name}")
-                    await self.rpc.call(node, "blockdev_rename",
-                                        {"disk": dict(disk, logical_id=old_id),
-                                         "new_logical_id": disk["logical_id"]})
+                    await self.rpc.blockdev_rename(
+                        node, DiskSpec.from_dict(dict(disk, logical_id=old_id)),
+                        disk["logical_id"])
                     continue
                 self.undo_later(node, "blockdev_remove", {"disk": disk}, what,
                                 unless_instance=inst.uuid)
                 self.log_info(f"Creating disk {disk['iv_name']} ({disk['size']} MiB) on "
                               f"{node.name}")
-                await self.rpc.call(node, "blockdev_create", {"disk": disk})
+                await self.rpc.blockdev_create(node, DiskSpec.from_dict(disk))
             if not self.op.no_install and not self.adopt:  # adopted disks keep their data
                 self.log_info(f"Running the OS create script of {inst.os} on {node.name}")
-                await self.rpc.call(node, "instance_os_add",
-                                    {"instance": spec, "reinstall": False})
+                await self.rpc.instance_os_add(node, InstanceSpec.from_dict(spec),
+                                               reinstall=False)
             inst.admin_state = "up" if self.op.start else "down"
             await self.cfg.commit(add=[inst])
         except BaseException:

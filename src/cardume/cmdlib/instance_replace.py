@@ -19,6 +19,7 @@ from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
 from cardume.jobs import locks
+from cardume.rpc.wire import DiskSpec
 
 ON_PRIMARY, ON_SECONDARY, NEW_SECONDARY, AUTO = opcodes.REPLACE_MODES
 _GOOD_DISK = ("UpToDate",)
@@ -157,22 +158,20 @@ class LUInstanceReplaceDisks(_InstanceLU):
         split = await self._split_from(node, peer, indices)
         self.log_info(f"Replacing disk(s) {', '.join(d.iv_name for d in disks)} of "
                       f"{inst.name} on {node.name}: new volumes, filled from {peer.name}")
-        old_ids = await self.rpc.call(node, "drbd_replace_local",
-                                      {"disks": [drbd.node_disk_spec(self.cfg, d, node.uuid)
-                                                 for d in disks], "suffix": suffix,
-                                       "standalone": split})
+        old_ids = await self.rpc.drbd_replace_local(
+            node, DiskSpec.from_list(drbd.node_disk_spec(self.cfg, d, node.uuid)
+                                     for d in disks), suffix, standalone=split)
         if split:  # the peer stood alone too: it listens again for the new side
-            await self.rpc.call(peer, "drbd_connect",
-                                {"disks": [drbd.node_disk_spec(self.cfg, d, peer.uuid)
-                                           for d in disks]})
+            await self.rpc.drbd_connect(
+                peer, DiskSpec.from_list(drbd.node_disk_spec(self.cfg, d, peer.uuid)
+                                         for d in disks))
         await drbd.wait_for_sync(self, inst, node.uuid)
         self.log_info(f"Removing the old volumes on {node.name}")
         for ids in old_ids:
             for vg, lv in ids:
                 try:
-                    await self.rpc.call(node, "blockdev_remove", {"disk": {
-                        "dev_type": constants.DT_PLAIN, "logical_id": [vg, lv], "size": 0,
-                        "params": {}}})
+                    await self.rpc.blockdev_remove(
+                        node, DiskSpec(dev_type=constants.DT_PLAIN, logical_id=[vg, lv]))
                 except errors.CardumeError as err:
                     self.log_warning(f"could not remove the old volume {vg}/{lv} on "
                                      f"{node.name}: {err}")
@@ -230,32 +229,32 @@ class LUInstanceReplaceDisks(_InstanceLU):
                     spec = drbd.node_disk_spec(self.cfg, disk, new.uuid)
                     self.log_info(f"Creating disk {disk.iv_name} on {new.name} (minor "
                                   f"{spec['dynamic_params']['local_minor']})")
-                    await self.rpc.call(new, "blockdev_create", {"disk": spec})
+                    await self.rpc.blockdev_create(new, DiskSpec.from_dict(spec))
                     created.append(spec)
                 if not old.offline:
                     for spec in old_specs.values():
                         try:
-                            await self.rpc.call(old, "blockdev_shutdown", {"disk": spec})
+                            await self.rpc.blockdev_shutdown(old, DiskSpec.from_dict(spec))
                         except errors.CardumeError as err:
                             self.log_warning(f"could not take the old secondary's disk down "
                                              f"on {old.name}: {err}")
-                await self.rpc.call(primary, "drbd_disconnect", {
-                    "disks": [drbd.node_disk_spec(self.cfg, d, primary.uuid)
-                              for d in inst.disks]})
+                await self.rpc.drbd_disconnect(
+                    primary, DiskSpec.from_list(drbd.node_disk_spec(self.cfg, d, primary.uuid)
+                                                for d in inst.disks))
                 disconnected = True
                 await self.cfg.commit(update=[edited])
             except BaseException:
                 for spec in created:
                     with contextlib.suppress(errors.CardumeError):
-                        await self.rpc.call(new, "blockdev_remove", {"disk": spec})
+                        await self.rpc.blockdev_remove(new, DiskSpec.from_dict(spec))
                 if disconnected or not old.offline:  # back to the old pair
                     with contextlib.suppress(errors.CardumeError):
                         await drbd.assemble(self, inst, None, ignore_secondaries=True)
                 raise
         self.inst = edited
         for node in (primary, new):
-            await self.rpc.call(node, "drbd_connect",
-                                {"disks": drbd.disks_for(self.cfg, edited, node.uuid)})
+            await self.rpc.drbd_connect(
+                node, DiskSpec.from_list(drbd.disks_for(self.cfg, edited, node.uuid)))
         await drbd.wait_for_sync(self, edited, primary.uuid)
         if old.offline:
             names = ", ".join(f"{c.logical_id[0]}/{c.logical_id[1]}"
@@ -266,6 +265,6 @@ class LUInstanceReplaceDisks(_InstanceLU):
             return
         for spec in old_specs.values():
             try:
-                await self.rpc.call(old, "blockdev_remove", {"disk": spec})
+                await self.rpc.blockdev_remove(old, DiskSpec.from_dict(spec))
             except errors.CardumeError as err:
                 self.log_warning(f"could not remove the old disk on {old.name}: {err}")

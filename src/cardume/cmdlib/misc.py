@@ -105,9 +105,8 @@ class LUTestDelay(LogicalUnit):
             await asyncio.gather(*waits)
 
     async def _on_nodes(self) -> None:
-        results = await self.rpc.call_many(self.nodes, "test_delay",
-                                           {"duration": self.op.duration},
-                                           timeout=self.op.duration + 30)
+        rpc = self.rpc.timed(self.op.duration + 30)
+        results = await rpc.each(self.nodes, rpc.test_delay, self.op.duration)
         failed = {name: r.error for name, r in results.items() if r.error is not None}
         if failed:
             name, err = sorted(failed.items())[0]

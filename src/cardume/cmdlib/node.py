@@ -136,7 +136,7 @@ class LUNodeRemove(LogicalUnit):
                              "cluster")
         else:
             try:
-                await self.rpc.call(node, "leave", {})
+                await self.rpc.leave(node)
             except errors.RpcError as err:
                 self.log_warning(f"could not tell {node.name} to leave the cluster ({err}); "
                                  "its daemon will refuse the cluster from now on anyway")

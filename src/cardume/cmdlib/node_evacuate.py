@@ -105,11 +105,11 @@ class LUNodeEvacuate(LogicalUnit):
             if node.offline or node.drained or not node.vm_capable:
                 continue
             try:
-                found = await self.rpc.call(node, "drbd_status", {"minors": []})
+                found = await self.rpc.drbd_status(node, [])
                 if not found.get("version"):
                     continue
-                vgs = {str(v["name"]): int(v["free"]) for v in await self.rpc.call(
-                    node, "node_storage", {"type": constants.ST_LVM_VG})}
+                vgs = {str(v["name"]): int(v["free"]) for v in await self.rpc.node_storage(
+                    node, constants.ST_LVM_VG)}
             except errors.CardumeError:
                 continue
             if all(vgs.get(vg, -1) >= size for vg, size in needs.items()):

@@ -67,8 +67,7 @@ class LUClusterVerifyDisks(LogicalUnit):
             if node.offline:
                 return node_uuid, "offline"
             try:
-                return node_uuid, await self.rpc.call(node, "drbd_status",
-                                                      {"minors": minors}, timeout=10.0)
+                return node_uuid, await self.rpc.timed(10.0).drbd_status(node, minors)
             except errors.CardumeError as err:
                 return node_uuid, f"not answering ({err})"
         replies = await asyncio.gather(*(ask(u, m) for u, m in wanted.items()))

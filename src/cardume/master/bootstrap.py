@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from cardume import constants, daemons, errors, objects, tls
 from cardume.cmdlib import common
@@ -24,8 +25,10 @@ from cardume.jobs.store import TAKEOVER_KEY, JobStore
 from cardume.node.daemon import join_token
 from cardume.paths import NodePaths
 from cardume.rpc import join
-from cardume.rpc.calls import CALLS
+from cardume.rpc.client import NodeRpc
 from cardume.rpc.transport import RpcClient
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -157,9 +160,8 @@ async def _candidate_serials(paths: NodePaths, cfg: ConfigWriter, me: objects.No
     unreachable: dict[str, str] = {}
     try:
         others = [n for n in cfg.candidates() if n.uuid != me.uuid]
-        replies = await asyncio.gather(*(client.call(n.primary_ip, n.port, "config_serial",
-                                                     {}, 10.0, readonly=True)
-                                         for n in others),
+        rpc = NodeRpc(client).timed(10.0)
+        replies = await asyncio.gather(*(rpc.config_serial(n) for n in others),
                                        return_exceptions=True)
         for node, reply in zip(others, replies, strict=True):
             if isinstance(reply, BaseException):
@@ -171,12 +173,11 @@ async def _candidate_serials(paths: NodePaths, cfg: ConfigWriter, me: objects.No
     return serials, unreachable
 
 
-async def _rpc(paths: NodePaths, node: objects.Node, call: str, args: dict[str, Any],
-               timeout: float = 30.0) -> Any:
+async def _rpc(paths: NodePaths, action: Callable[[NodeRpc], Awaitable[T]]) -> T:
+    """``action`` with a node RPC client of its own (this process is no daemon)."""
     client = RpcClient(tls.client_context(paths.node_cert, paths.node_key, paths.ca_cert))
     try:
-        return await client.call(node.primary_ip, node.port, call, args, timeout,
-                                 readonly=CALLS[call].readonly)
+        return await action(NodeRpc(client))
     finally:
         await client.close()
 
@@ -212,7 +213,7 @@ def master_failover(paths: NodePaths, no_voting: bool = False) -> list[str]:
         newest = max(serials.items(), key=lambda kv: kv[1], default=(None, -1))
         if newest[0] is not None and newest[1] > cfg.serial:
             source = cfg.expand_node(str(newest[0]))
-            dump = asyncio.run(_rpc(paths, source, "config_dump", {}, 120.0))
+            dump = asyncio.run(_rpc(paths, lambda rpc: rpc.timed(120.0).config_dump(source)))
             store.replace_all(int(dump["serial"]),
                               [(str(k), str(u), dict(d)) for k, u, d in dump["objects"]])
             cfg = ConfigWriter(store)
@@ -226,7 +227,7 @@ def master_failover(paths: NodePaths, no_voting: bool = False) -> list[str]:
                 raise errors.WrongState(f"node {name} is not a master candidate",
                                         "see 'gnt-node list -o name,role'")
         try:
-            asyncio.run(_rpc(paths, old_master, "master_stop", {}))
+            asyncio.run(_rpc(paths, lambda rpc: rpc.timed(30.0).master_stop(old_master)))
             report.append(f"Stopped the master daemon on {old_master.name}")
             stopped = True
         except errors.CardumeError as err:
@@ -253,13 +254,13 @@ async def _take_queue(paths: NodePaths, cfg: ConfigWriter, me: objects.Node,
     queued jobs then run here, exactly once; those that were running end as errors when the
     new master daemon starts (it finds the note left here)."""
     client = RpcClient(tls.client_context(paths.node_cert, paths.node_key, paths.ca_cert))
+    rpc = NodeRpc(client)
     try:
         dump: dict[str, Any] | None = None
         source: str | None = None
         if old_stopped:
             try:
-                dump = await client.call(old_master.primary_ip, old_master.port, "queue_dump",
-                                         {}, 120.0, readonly=True)
+                dump = await rpc.timed(120.0).queue_dump(old_master)
                 source = old_master.name
             except errors.CardumeError:
                 dump = None  # an old master without a queue (never ran one): use replicas
@@ -272,14 +273,12 @@ async def _take_queue(paths: NodePaths, cfg: ConfigWriter, me: objects.Node,
             others = [n for n in cfg.candidates() if n.uuid not in (me.uuid, old_master.uuid)
                       and not n.offline]
             replies = await asyncio.gather(
-                *(client.call(n.primary_ip, n.port, "queue_serial", {}, 10.0, readonly=True)
-                  for n in others), return_exceptions=True)
+                *(rpc.timed(10.0).queue_serial(n) for n in others), return_exceptions=True)
             for node, reply in zip(others, replies, strict=True):
                 if isinstance(reply, dict) and int(reply.get("seq") or 0) > best[0]:
                     best = (int(reply["seq"]), node)
             if best[1] is not None:
-                dump = await client.call(best[1].primary_ip, best[1].port, "queue_dump", {},
-                                         120.0, readonly=True)
+                dump = await rpc.timed(120.0).queue_dump(best[1])
                 source = best[1].name
     finally:
         await client.close()

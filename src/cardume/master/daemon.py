@@ -164,7 +164,8 @@ class MasterDaemon:
                   and not n.offline]
         if not others:
             return
-        replies = await self.rpc.call_many(others, "master_info", {}, timeout=VOTE_TIMEOUT)
+        rpc = self.rpc.timed(VOTE_TIMEOUT)
+        replies = await rpc.each(others, rpc.master_info)
         named = [r.value.get("master") for r in replies.values()
                  if r.error is None and isinstance(r.value, dict)]
         elsewhere = [m for m in named if m and m != self.name]
@@ -263,8 +264,7 @@ class MasterDaemon:
                     continue
                 if state.in_sync:
                     try:
-                        reply = await self.rpc.call(node, "config_apply",
-                                                    {"change": change.to_dict()})
+                        reply = await self.rpc.config_apply(node, change.to_dict())
                         state.in_sync = bool(reply.get("applied"))
                     except errors.RpcError as err:
                         log.warning("replication to %s failed: %s", node.name, err)
@@ -282,8 +282,7 @@ class MasterDaemon:
                     future.set_result(None)
 
     async def _send_full(self, node: objects.Node) -> None:
-        await self.rpc.call(node, "config_replace",
-                            {"serial": self.cfg.serial, "objects": self.cfg.all_rows()})
+        await self.rpc.config_replace(node, self.cfg.serial, self.cfg.all_rows())
 
     # --- ssconf and redistribution --------------------------------------------------------
 
@@ -299,18 +298,17 @@ class MasterDaemon:
         # the master's own node daemon too: it creates the storage directories
         online = [n for n in self.cfg.sorted_nodes() if not n.offline]
         failed: dict[str, str] = {}
-        results = await self.rpc.call_many(online, "ssconf_write", {"ssconf": summary})
+        results = await self.rpc.each(online, self.rpc.ssconf_write, summary)
         for name, result in results.items():
             if result.error is not None:
                 failed[name] = str(result.error)
         targets = self._replica_targets()
         if not full:
-            serials = await self.rpc.call_many(targets, "config_serial", {})
+            serials = await self.rpc.each(targets, self.rpc.config_serial)
             targets = [n for n in targets if serials[n.name].error is None
                        and serials[n.name].value != self.cfg.serial]
-        replies = await self.rpc.call_many(
-            targets, "config_replace", {"serial": self.cfg.serial,
-                                        "objects": self.cfg.all_rows()})
+        replies = await self.rpc.each(targets, self.rpc.config_replace, self.cfg.serial,
+                                      self.cfg.all_rows())
         for name, result in replies.items():
             node = self.cfg.find_node(name)
             if result.error is not None:
@@ -346,7 +344,7 @@ class MasterDaemon:
     async def _destroy_local(self) -> None:
         master = self.cfg.master_node()
         with contextlib.suppress(errors.CardumeError):
-            await self.rpc.call(master, "leave", {"destroy": True})
+            await self.rpc.leave(master, destroy=True)
         self.cfg.store.close()
         self.queue.store.close()
         for path in (self.paths.config_db, self.paths.queue_db):

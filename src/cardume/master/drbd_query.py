@@ -15,22 +15,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from cardume import errors, objects
 from cardume.cmdlib.drbd import iter_drbd, minor_on, used
 
 if TYPE_CHECKING:
     from cardume.config.writer import ConfigWriter
+    from cardume.rpc.calls import NodeCalls
 
 # A watch redraws every 2 s: a hung node should show as an error soon, not hold the view
 # for the 10 s of the "urgent" class.
 STATUS_TIMEOUT = 5.0
-
-
-class Rpc(Protocol):
-    async def call(self, node: objects.Node, call: str, args: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> Any: ...
 
 
 @dataclass
@@ -79,7 +75,7 @@ def plan(cfg: ConfigWriter, instances: Iterable[str] | None,
     return result
 
 
-async def fetch(cfg: ConfigWriter, rpc: Rpc, what: Plan) -> dict[str, dict[str, Any]]:
+async def fetch(cfg: ConfigWriter, rpc: NodeCalls, what: Plan) -> dict[str, dict[str, Any]]:
     """One ``drbd_status`` per node, in parallel: ``{node uuid: reply}``, where a failed
     node's reply is ``{"error": message}``."""
 
@@ -89,9 +85,9 @@ async def fetch(cfg: ConfigWriter, rpc: Rpc, what: Plan) -> dict[str, dict[str, 
             return {"error": f"node {uuid} is not in the cluster"}
         if node.offline:  # no RPC: an offline node is not expected to answer
             return {"error": f"node {node.name} is marked offline"}
-        args = {} if minors is None else {"minors": sorted(minors)}
         try:
-            reply = await rpc.call(node, "drbd_status", args, timeout=STATUS_TIMEOUT)
+            reply = await rpc.timed(STATUS_TIMEOUT).drbd_status(
+                node, None if minors is None else sorted(minors))
         except errors.CardumeError as err:
             return {"error": str(err)}
         if not isinstance(reply, dict):
@@ -164,7 +160,7 @@ def assemble(cfg: ConfigWriter, what: Plan,
             "asked": [cfg.node_name(u) for u in what.asked]}
 
 
-async def query_drbd(cfg: ConfigWriter, rpc: Rpc, instances: list[str] | None = None,
+async def query_drbd(cfg: ConfigWriter, rpc: NodeCalls, instances: list[str] | None = None,
                      nodes: list[str] | None = None) -> dict[str, Any]:
     """``{"instances": [...], "nodes": {...}, "asked": [node names]}``:
 

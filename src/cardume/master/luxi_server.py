@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cardume import __version__, constants, errors, objects
 from cardume.jobs import ids
 from cardume.master import query, storage_query
+from cardume.rpc.calls import each
 
 if TYPE_CHECKING:
     from cardume.master.view import MasterView
@@ -228,7 +229,7 @@ class LuxiServer:
         """Every OS definition found on the vm-capable nodes, merged by name."""
         cfg = self.daemon.cfg
         nodes = [n for n in cfg.sorted_nodes() if not n.offline and n.vm_capable]
-        results = await self.daemon.rpc.call_many(nodes, "os_diagnose", {})
+        results = await self.daemon.rpc.each(nodes, self.daemon.rpc.os_diagnose)
         merged: dict[str, dict[str, Any]] = {}
         answered = [n.name for n in nodes if results[n.name].error is None]
         for node in answered:
@@ -260,8 +261,9 @@ class LuxiServer:
     async def query_node_volumes(self, names: list[str] | None = None) -> dict[str, Any]:
         """gnt-node volumes: ``{"rows": [...], "errors": {node: message}}``."""
         owners = objects.lv_owners(self.daemon.cfg.instances.values())
+        rpc = self.daemon.rpc
         return await self._per_node_rows(
-            names, "node_volumes", {},
+            names, lambda node: rpc.node_volumes(node),
             lambda node, value: storage_query.volume_rows(node, value, owners))
 
     async def query_node_storage(self, names: list[str] | None = None,
@@ -269,16 +271,19 @@ class LuxiServer:
         """gnt-node list-storage: ``{"rows": [...], "errors": {node: message}}``."""
         kind = storage_query.check_storage_type(
             kind or storage_query.default_storage_type(self.daemon.cfg.get_cluster()))
+        rpc = self.daemon.rpc
         return await self._per_node_rows(
-            names, "node_storage", {"type": kind},
+            names, lambda node: rpc.node_storage(node, kind),
             lambda node, value: storage_query.storage_rows(node, kind, value))
 
-    async def _per_node_rows(self, names: list[str] | None, call: str, args: dict[str, Any],
+    async def _per_node_rows(self, names: list[str] | None,
+                             ask: Callable[[objects.Node], Awaitable[list[Any]]],
                              to_rows: Callable[[str, list[Any]], list[dict[str, Any]]],
                              ) -> dict[str, Any]:
-        """One call on every online node; rows from those that answered, errors by node."""
+        """One call (``ask``) on every online node; rows from those that answered, errors
+        by node."""
         nodes = self._storage_nodes(names)
-        results = await self.daemon.rpc.call_many(nodes, call, args)
+        results = await each(nodes, ask)
         rows: list[dict[str, Any]] = []
         failed: dict[str, str] = {}
         for node in nodes:
@@ -323,8 +328,7 @@ class LuxiServer:
             raise errors.WrongState(f"instance {inst.name} has no primary node")
         if node.offline:
             raise errors.WrongState(f"node {node.name}, primary of {inst.name}, is offline")
-        running = await self.daemon.rpc.call(node, "instance_info_all",
-                                             {"hypervisors": [constants.HT_KVM]})
+        running = await self.daemon.rpc.instance_info_all(node, [constants.HT_KVM])
         info = (running or {}).get(inst.name)
         if info is None:
             if inst.admin_state == "up":

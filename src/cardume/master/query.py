@@ -490,8 +490,8 @@ async def run_query(daemon: MasterView, what: str, fields: list[str],
         nodes = ([cfg.expand_node(n) for n in names] if names else cfg.sorted_nodes())
         live: dict[str, Any] = {}
         if any(f.live for f in selected):
-            results = await daemon.rpc.call_many([n for n in nodes if not n.offline],
-                                                 "node_info", {})
+            results = await daemon.rpc.each([n for n in nodes if not n.offline],
+                                            daemon.rpc.node_info)
             live = {name: r.value for name, r in results.items() if r.error is None}
         context = _NodeQuery(daemon, live)
         objects_ = nodes
@@ -507,8 +507,8 @@ async def run_query(daemon: MasterView, what: str, fields: list[str],
         if any(f.live for f in selected):
             hypervisors = cfg.get_cluster().enabled_hypervisors
             nodes = [n for n in cfg.nodes.values() if not n.offline and n.vm_capable]
-            results = await daemon.rpc.call_many(nodes, "instance_info_all",
-                                                 {"hypervisors": hypervisors})
+            results = await daemon.rpc.each(nodes, daemon.rpc.instance_info_all,
+                                            list(hypervisors))
             for name, result in results.items():
                 if result.error is None:
                     running[name] = result.value

@@ -341,7 +341,7 @@ class NodeDaemon:
 
     @serves
     async def config_replace(self, peer: PeerInfo, serial: int,
-                             objects: list[list[Any]]) -> dict[str, Any]:
+                             objects: list[Any]) -> dict[str, Any]:
         self._check_replica_write(peer)
         rows = [(str(k), str(u), dict(d)) for k, u, d in objects]
         self.store().replace_all(serial, rows)

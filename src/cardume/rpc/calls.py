@@ -26,15 +26,18 @@ sent once (see rpc/http.py).
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from cardume import errors, objects
 from cardume.rpc.http import BadArguments, Handler, PeerInfo
+from cardume.rpc.transport import Result
 from cardume.rpc.wire import DiskSpec, InstanceSpec, Kind, kind_of
 
 # Timeout classes, in seconds. A node that is down refuses the connection at once; these
@@ -55,6 +58,9 @@ CANDIDATE = "candidate"
 NODE = "node"
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+N = TypeVar("N", bound="NodeCalls")
+P = ParamSpec("P")
+T = TypeVar("T")
 _REQUIRED = inspect.Parameter.empty
 
 
@@ -93,8 +99,10 @@ class Call:
         return tuple(a.name for a in self.args)
 
     def encode_args(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The JSON body of a typed call (every argument, defaults included)."""
-        return {a.name: a.kind.encode(values[a.name]) for a in self.args}
+        """The JSON body of a typed call: every argument, but those left at a default of
+        None (the node fills those in the same way, and bodies stay as they were)."""
+        return {a.name: a.kind.encode(values[a.name]) for a in self.args
+                if not (a.default is None and values[a.name] is None)}
 
     def decode_args(self, body: dict[str, Any]) -> dict[str, Any]:
         """The handler's keyword arguments from a request body; WrongInput names the first
@@ -116,6 +124,14 @@ class Call:
             out[arg.name] = arg.kind.decode(body[arg.name],
                                             f"call '{self.name}': argument '{arg.name}'")
         return out
+
+    def checked_result(self, node: objects.Node, value: Any) -> Any:
+        """:meth:`decode_result`, a malformed reply being the node's error."""
+        try:
+            return self.decode_result(value)
+        except errors.WrongInput as err:
+            raise errors.RpcError(f"node {node.name} sent a malformed reply: {err.message}",
+                                  node=node.name) from None
 
     def decode_result(self, value: Any) -> Any:
         """The reply checked against the declared result (WrongInput when it isn't one)."""
@@ -167,6 +183,21 @@ def declare(timeout: str, *, caller: str = MASTER,
         send.call = call  # type: ignore[attr-defined]
         return send  # type: ignore[return-value]
     return wrap
+
+
+async def each(nodes: Iterable[objects.Node],
+               one: Callable[[objects.Node], Awaitable[Any]]) -> dict[str, Result]:
+    """``one(node)`` on every node in parallel; a node's error is its Result's error."""
+    nodes = list(nodes)
+
+    async def run(node: objects.Node) -> Result:
+        try:
+            return Result(value=await one(node))
+        except errors.CardumeError as err:
+            return Result(error=err)
+
+    results = await asyncio.gather(*(run(n) for n in nodes))
+    return {n.name: r for n, r in zip(nodes, results, strict=True)}
 
 
 # --- serving the table on the node ----------------------------------------------------------
@@ -229,11 +260,35 @@ class NodeCalls:
     """Every call a node daemon serves, as a typed method; the client refuses names that
     are not here, so a typo fails at once instead of as a 404 from every node.
 
-    Subclasses send them through :meth:`invoke` (rpc/client.NodeRpc over mutual TLS; tests
-    may answer them in-process)."""
+    A subclass sends calls by name with :meth:`call` (rpc/client.NodeRpc over mutual TLS;
+    tests may answer them in-process); the typed methods, :meth:`timed` and :meth:`each`
+    come with it."""
+
+    rpc_timeout: float | None = None  # None: each call's timeout class
+
+    async def call(self, node: objects.Node, call: str, args: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any:
+        """One call to one node by name, with its arguments as JSON values."""
+        raise NotImplementedError
 
     async def invoke(self, node: objects.Node, call: Call, args: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """A typed call: sent by name, its reply checked against the declared result."""
+        return call.checked_result(node, await self.call(node, call.name, args,
+                                                          self.rpc_timeout))
+
+    def timed(self: N, seconds: float) -> N:
+        """The same sender, waiting ``seconds`` for each reply instead of the call's
+        timeout class (``rpc.timed(10).drbd_status(node)``)."""
+        view = copy.copy(self)
+        view.rpc_timeout = seconds
+        return view
+
+    async def each(self, nodes: Iterable[objects.Node],
+                   method: Callable[Concatenate[objects.Node, P], Awaitable[T]],
+                   *args: P.args, **kwargs: P.kwargs) -> dict[str, Result]:
+        """A typed call on many nodes at once (``rpc.each(nodes, rpc.node_info)``); one
+        result (value or error) per node name."""
+        return await each(nodes, lambda node: method(node, *args, **kwargs))
 
     # --- the node and the cluster -------------------------------------------------------------
 
@@ -283,7 +338,7 @@ class NodeCalls:
 
     @declare("normal")
     async def config_replace(self, node: objects.Node, serial: int,
-                             objects: list[list[Any]]) -> dict[str, Any]:
+                             objects: list[Any]) -> dict[str, Any]:
         """replace the local replica whole (objects: [kind, uuid, data] rows)"""
         raise NotImplementedError
 

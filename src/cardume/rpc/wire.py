@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, Union
 
@@ -107,10 +107,9 @@ def _dict(item: Kind) -> Kind:
 
 def _struct(cls: type[Wire]) -> Kind:
     def decode(value: Any, where: str) -> Any:
-        if isinstance(value, cls):
-            return value
         return cls.from_dict(value, where)
-    return Kind(f"a {cls.WHAT}", decode, lambda value: value.to_dict())
+    article = "an" if cls.WHAT[0] in "aeiou" else "a"
+    return Kind(f"{article} {cls.WHAT}", decode, lambda value: cls.from_dict(value).to_dict())
 
 
 _SCALARS: dict[Any, Kind] = {Any: ANY, str: STR, bool: BOOL, int: INT, float: FLOAT,
@@ -141,8 +140,8 @@ def kind_of(annotation: Any) -> Kind:
 class Wire:
     """A structure that travels as a JSON object: its dataclass fields are the keys.
 
-    Fields without a default must be present; fields whose default is None are left out of
-    the dict while they are None (a key the sender never set stays absent)."""
+    Fields without a default must be present; fields marked :func:`extra` are left out of
+    the dict while they are None (only some specs carry them, as before they were typed)."""
 
     WHAT: ClassVar[str] = "structure"
     _kinds: ClassVar[dict[str, Kind]]
@@ -159,15 +158,18 @@ class Wire:
         cls._required = frozenset(
             f.name for f in fields if f.default is dataclasses.MISSING
             and f.default_factory is dataclasses.MISSING)
-        cls._omit_none = frozenset(f.name for f in fields if f.default is None)
+        cls._omit_none = frozenset(f.name for f in fields if f.metadata.get("extra"))
 
     @classmethod
     def from_dict(cls: type[W], data: Any, where: str | None = None) -> W:
-        """The structure a JSON object describes; WrongInput names the bad key."""
+        """The structure a JSON object describes (a structure is taken as it is);
+        WrongInput names the bad key."""
+        if isinstance(data, cls):
+            return data
         cls._prepare()
         where = where or f"the {cls.WHAT}"
         if not isinstance(data, dict):
-            raise _refuse(where, f"a {cls.WHAT} object", data)
+            raise _refuse(where, f"an object ({cls.WHAT})", data)
         unknown = sorted(set(data) - set(cls._kinds))
         if unknown:
             raise errors.WrongInput(f"{where} has unknown key(s) {', '.join(unknown)} "
@@ -177,6 +179,11 @@ class Wire:
             raise errors.WrongInput(f"{where} lacks {', '.join(missing)}")
         values = {k: cls._kinds[k].decode(v, f"{where}.{k}") for k, v in data.items()}
         return cls(**values)
+
+    @classmethod
+    def from_list(cls: type[W], items: Iterable[Any]) -> list[W]:
+        """:meth:`from_dict` of each item."""
+        return [cls.from_dict(item) for item in items]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object the structure travels as."""
@@ -189,6 +196,11 @@ class Wire:
                 continue
             out[name] = kind.encode(value)
         return out
+
+
+def extra() -> Any:
+    """A field only some specs carry: None, and then absent from the dict."""
+    return field(default=None, metadata={"extra": True})
 
 
 @dataclass(slots=True)
@@ -210,9 +222,9 @@ class DiskSpec(Wire):
     name: str | None = None
     mode: str | None = None
     iv_name: str | None = None
-    children: list[DiskSpec] | None = None
-    dynamic_params: dict[str, Any] | None = None
-    path: str | None = None
+    children: list[DiskSpec] | None = extra()
+    dynamic_params: dict[str, Any] | None = extra()
+    path: str | None = extra()
 
     @classmethod
     def of(cls, disk: objects.Disk) -> DiskSpec:
@@ -256,8 +268,8 @@ class InstanceSpec(Wire):
     disks: list[DiskSpec] = field(default_factory=list)
     nics: list[NicSpec] = field(default_factory=list)
     debug_level: int = 0
-    uid_pool: list[Any] | None = None  # only with security_model=pool: the node picks a uid
-    mirror_disks: bool | None = None  # migration with --copy-disks is running in mirror mode
+    uid_pool: list[Any] | None = extra()  # only with security_model=pool: the node picks
+    mirror_disks: bool | None = extra()  # migration with --copy-disks: the target mirrors
 
     @classmethod
     def from_dict(cls, data: Any, where: str | None = None) -> InstanceSpec:
