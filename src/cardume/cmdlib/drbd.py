@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 from cardume import constants, errors, objects
 from cardume.cmdlib.specs import disk_spec
 from cardume.config.writer import ConfigWriter
+from cardume.rpc.wire import DiskSpec
 
 if TYPE_CHECKING:
     from cardume.cmdlib.base import LogicalUnit
+    from cardume.rpc.calls import NodeCalls
 
 PORT_FIRST, PORT_LAST = 11000, 14999
 META_SIZE = 128  # MiB, as Ganeti's DRBD_META_SIZE
@@ -128,9 +130,9 @@ def volume_needs(disks: Iterable[objects.Disk]) -> dict[str, int]:
     return needs
 
 
-async def require_loaded(rpc: Any, node: objects.Node) -> None:
+async def require_loaded(rpc: NodeCalls, node: objects.Node) -> None:
     """Refuse a node whose kernel has no DRBD loaded (its drbd_status has no version)."""
-    found = await rpc.call(node, "drbd_status", {"minors": []})
+    found = await rpc.drbd_status(node, [])
     if not found.get("version"):
         raise errors.WrongState(f"DRBD is not loaded on node {node.name}",
                                 "modprobe drbd usermode_helper=/bin/true")
@@ -217,6 +219,11 @@ def filled_params(cfg: ConfigWriter, disk: objects.Disk) -> dict[str, Any]:
     return params
 
 
+def wire_node_disk(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> DiskSpec:
+    """:func:`node_disk_spec` as the typed node calls take it."""
+    return DiskSpec.from_dict(node_disk_spec(cfg, disk, node_uuid))
+
+
 def minor_on(disk: objects.Disk, node_uuid: str) -> int:
     pnode, _snode, _port, pminor, sminor = disk.logical_id[:5]
     return int(pminor if node_uuid == pnode else sminor)
@@ -225,6 +232,11 @@ def minor_on(disk: objects.Disk, node_uuid: str) -> int:
 def disks_for(cfg: ConfigWriter, inst: objects.Instance, node_uuid: str) -> list[dict[str, Any]]:
     return [node_disk_spec(cfg, d, node_uuid) for d in inst.disks
             if d.dev_type == constants.DT_DRBD8]
+
+
+def wire_disks(cfg: ConfigWriter, inst: objects.Instance, node_uuid: str) -> list[DiskSpec]:
+    """:func:`disks_for` as the typed node calls take it."""
+    return [DiskSpec.from_dict(d) for d in disks_for(cfg, inst, node_uuid)]
 
 
 # --- driving both nodes ----------------------------------------------------------------------
@@ -248,7 +260,7 @@ async def status(lu: LogicalUnit, inst: objects.Instance,
                  node_uuid: str) -> list[dict[str, Any] | None]:
     """Each drbd disk's /proc/drbd entry on one node (None: not set up there)."""
     minors = [minor_on(d, node_uuid) for d in inst.disks if d.dev_type == constants.DT_DRBD8]
-    reply = await lu.rpc.call(_node(lu, node_uuid), "drbd_status", {"minors": minors})
+    reply = await lu.rpc.drbd_status(_node(lu, node_uuid), minors)
     found = reply.get("minors", {})
     return [found.get(str(m)) for m in minors]
 
@@ -345,8 +357,7 @@ async def assemble(lu: LogicalUnit, inst: objects.Instance, primary: str | None,
             if disk.dev_type != constants.DT_DRBD8:
                 continue
             try:
-                await lu.rpc.call(node, "blockdev_assemble",
-                                  {"disk": node_disk_spec(lu.cfg, disk, node_uuid)})
+                await lu.rpc.blockdev_assemble(node, wire_node_disk(lu.cfg, disk, node_uuid))
             except errors.CardumeError as err:
                 if not ignore_secondaries:
                     raise
@@ -356,7 +367,7 @@ async def assemble(lu: LogicalUnit, inst: objects.Instance, primary: str | None,
     for disk in inst.disks:
         spec = (node_disk_spec(lu.cfg, disk, primary) if disk.dev_type == constants.DT_DRBD8
                 else disk_spec(disk))
-        reply = await lu.rpc.call(node, "blockdev_assemble", {"disk": spec, "primary": True})
+        reply = await lu.rpc.blockdev_assemble(node, DiskSpec.from_dict(spec), True)
         result.append((node.name, disk.iv_name, str(reply["path"])))
     # return with the mirror running, not just requested; a peer that doesn't come is a
     # degraded mirror, which the admin hears about but which doesn't stop the instance
@@ -380,8 +391,7 @@ async def shutdown(lu: LogicalUnit, inst: objects.Instance,
             if disk.dev_type != constants.DT_DRBD8:
                 continue
             try:
-                await lu.rpc.call(node, "blockdev_shutdown",
-                                  {"disk": node_disk_spec(lu.cfg, disk, node_uuid)})
+                await lu.rpc.blockdev_shutdown(node, wire_node_disk(lu.cfg, disk, node_uuid))
             except errors.CardumeError as err:
                 if not ignore_errors:
                     raise

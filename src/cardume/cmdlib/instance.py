@@ -9,6 +9,7 @@ from cardume.cmdlib import common, drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
+from cardume.rpc.wire import InstanceSpec
 from cardume.rules import disk_templates
 
 
@@ -44,6 +45,10 @@ class _InstanceLU(LogicalUnit):
     def spec(self, **overrides: Any) -> dict[str, Any]:
         return ic.instance_spec(self.cfg, self.inst, **overrides)
 
+    def wire_spec(self, **overrides: Any) -> InstanceSpec:
+        """:meth:`spec` as the typed node calls take it."""
+        return ic.wire_instance(self.cfg, self.inst, **overrides)
+
     async def update_instance(self, **changes: Any) -> None:
         """Commit field changes to the instance as the config has it now (not a copy taken
         earlier in the job, which would undo the job's own earlier commits)."""
@@ -71,7 +76,7 @@ class _InstanceLU(LogicalUnit):
             raise errors.WrongState(f"primary node {self.pnode.name} is offline")
         running = await self.running_on_primary()
         if not running:
-            info = await self.rpc.call(self.pnode, "node_info", {})
+            info = await self.rpc.node_info(self.pnode)
             memory = int(self.spec(beparams=beparams)["beparams"]["maxmem"])
             ic.check_free_memory(self.pnode.name, info, memory, self.inst.name)
         return running
@@ -96,8 +101,7 @@ class _InstanceLU(LogicalUnit):
         await self.update_instance(disks_active=False)
 
     async def running_on_primary(self) -> bool:
-        names = await self.rpc.call(self.pnode, "instance_list",
-                                    {"hypervisors": [self.inst.hypervisor]})
+        names = await self.rpc.instance_list(self.pnode, [self.inst.hypervisor])
         return self.inst.name in names
 
 
@@ -119,9 +123,8 @@ class LUInstanceStartup(_InstanceLU):
             self.log_info(f"Instance {self.inst.name} is already running")
             return
         await self.activate_mirrors()
-        await self.rpc.call(self.pnode, "instance_start",
-                            {"instance": self.spec(beparams=self.extra_be,
-                                                   hvparams=self.extra_hv)})
+        await self.rpc.instance_start(self.pnode, self.wire_spec(beparams=self.extra_be,
+                                                                 hvparams=self.extra_hv))
 
 
 @register
@@ -143,8 +146,7 @@ class LUInstanceShutdown(_InstanceLU):
                 return
             raise errors.WrongState(f"primary node {self.pnode.name} is offline",
                                     "use --ignore-offline to only record the state")
-        await self.rpc.call(self.pnode, "instance_shutdown",
-                            {"instance": self.spec(), "timeout": self.op.timeout})
+        await self.rpc.instance_shutdown(self.pnode, self.wire_spec(), self.op.timeout)
         await self.release_mirrors()
 
 
@@ -158,19 +160,17 @@ class LUInstanceReboot(_InstanceLU):
 
     async def exec(self) -> None:
         """As Ganeti: a stopped instance is started, and is recorded as up either way."""
-        spec = self.spec()
+        spec = self.wire_spec()
         if self.op.reboot_type in ("soft", "hard") and self.running:
-            await self.rpc.call(self.pnode, "instance_reboot",
-                                {"instance": spec, "reboot_type": self.op.reboot_type,
-                                 "shutdown_timeout": self.op.shutdown_timeout})
+            await self.rpc.instance_reboot(self.pnode, spec, self.op.reboot_type,
+                                           self.op.shutdown_timeout)
         else:  # "full", or not running: stop (if needed) and start again
             if self.running:
-                await self.rpc.call(self.pnode, "instance_shutdown",
-                                    {"instance": spec, "timeout": self.op.shutdown_timeout})
+                await self.rpc.instance_shutdown(self.pnode, spec, self.op.shutdown_timeout)
             else:
                 self.log_info(f"Instance {self.inst.name} was already stopped, starting now")
             await self.activate_mirrors()
-            await self.rpc.call(self.pnode, "instance_start", {"instance": spec})
+            await self.rpc.instance_start(self.pnode, spec)
         await self.set_admin_state("up")
 
 
@@ -181,12 +181,11 @@ class LUInstanceRemove(_InstanceLU):
 
     async def exec(self) -> None:
         inst, pnode = self.inst, self.pnode
-        spec = self.spec()
+        spec = self.wire_spec()
         problems: list[str] = []
         self.log_info(f"Shutting down instance {inst.name} on {pnode.name}")
         try:
-            await self.rpc.call(pnode, "instance_shutdown",
-                                {"instance": spec, "timeout": self.op.shutdown_timeout})
+            await self.rpc.instance_shutdown(pnode, spec, self.op.shutdown_timeout)
         except errors.CardumeError as err:
             problems.append(f"could not stop it on {pnode.name}: {err}")
             if not self.op.ignore_failures:
@@ -199,8 +198,8 @@ class LUInstanceRemove(_InstanceLU):
                 if node is None:
                     continue
                 try:
-                    await self.rpc.call(node, "blockdev_remove",
-                                        {"disk": ic.node_disk(self.cfg, disk, node_uuid)})
+                    await self.rpc.blockdev_remove(
+                        node, ic.wire_node_disk(self.cfg, disk, node_uuid))
                 except errors.CardumeError as err:
                     problems.append(f"disk {disk.iv_name} on {node.name}: {err}")
         if problems and not self.op.ignore_failures:

@@ -6,13 +6,17 @@ import ipaddress
 import os
 import random
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cardume import constants, errors, objects
 from cardume.cmdlib import drbd
 from cardume.cmdlib.specs import disk_spec
 from cardume.config.writer import ConfigWriter
+from cardume.rpc.wire import DiskSpec, InstanceSpec
 from cardume.rules import disk_templates, volumes
+
+if TYPE_CHECKING:
+    from cardume.rpc.calls import NodeCalls
 
 MAX_DISKS = constants.MAX_DISKS
 MAX_NICS = constants.MAX_NICS
@@ -25,6 +29,21 @@ def node_disk(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> dict[str
     if disk_templates.of(disk.dev_type).network_mirrored:
         return drbd.node_disk_spec(cfg, disk, node_uuid)
     return disk_spec(disk)
+
+
+def wire_disk(disk: objects.Disk) -> DiskSpec:
+    """:func:`disk_spec` as the typed node calls take it."""
+    return DiskSpec.from_dict(disk_spec(disk))
+
+
+def wire_node_disk(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> DiskSpec:
+    """:func:`node_disk` as the typed node calls take it."""
+    return DiskSpec.from_dict(node_disk(cfg, disk, node_uuid))
+
+
+def wire_instance(cfg: ConfigWriter, inst: objects.Instance, **overrides: Any) -> InstanceSpec:
+    """:func:`instance_spec` as the typed node calls take it."""
+    return InstanceSpec.from_dict(instance_spec(cfg, inst, **overrides))
 
 
 def instance_spec(cfg: ConfigWriter, inst: objects.Instance,
@@ -226,11 +245,11 @@ def check_free_memory(node_name: str, info: dict[str, Any], needed: int,
             f"{needed} MiB, available {free} MiB (short by {needed - free} MiB)")
 
 
-async def check_vg_space(rpc: Any, node: objects.Node, needs: dict[str, int],
+async def check_vg_space(rpc: NodeCalls, node: objects.Node, needs: dict[str, int],
                          what: str) -> None:
     """Check ``node`` has each volume group of ``needs`` ({vg: MiB}) with that much free."""
     vgs = {str(v["name"]): int(v["free"]) for v in
-           await rpc.call(node, "node_storage", {"type": constants.ST_LVM_VG})}
+           await rpc.node_storage(node, constants.ST_LVM_VG)}
     for vg, needed in sorted(needs.items()):
         if vg not in vgs:
             raise errors.WrongState(f"node {node.name} has no volume group '{vg}' for {what}",

@@ -9,11 +9,12 @@ keeps the primary's data LVs and removes the rest once the config no longer name
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cardume import constants, errors, objects
 from cardume.cmdlib import drbd
 from cardume.cmdlib import instance_common as ic
+from cardume.rpc.wire import DiskSpec
 from cardume.rules import disk_templates
 
 if TYPE_CHECKING:  # (the base class only: the modify LU imports this module)
@@ -84,35 +85,32 @@ async def to_drbd(lu: _InstanceLU, snode: objects.Node) -> None:
         edited.disks = [drbd.drbd_disk_of(d, snode, alloc, pnode, i)
                         for i, d in enumerate(inst.disks)]
         edited.disk_template = constants.DT_DRBD8
-        created: list[tuple[objects.Node, dict[str, Any]]] = []
+        created: list[tuple[objects.Node, DiskSpec]] = []
         try:
             for disk in edited.disks:
-                spec = drbd.node_disk_spec(lu.cfg, disk, pnode.uuid)
+                spec = drbd.wire_node_disk(lu.cfg, disk, pnode.uuid)
                 lu.log_info(f"Adding a metadata volume to {disk.iv_name} on {pnode.name}")
-                await lu.rpc.call(pnode, "blockdev_create", {"disk": spec, "data_exists": True})
+                await lu.rpc.blockdev_create(pnode, spec, data_exists=True)
                 created.append((pnode, spec))
-                spec = drbd.node_disk_spec(lu.cfg, disk, snode.uuid)
+                spec = drbd.wire_node_disk(lu.cfg, disk, snode.uuid)
                 lu.log_info(f"Creating the mirror of {disk.iv_name} on {snode.name}")
-                await lu.rpc.call(snode, "blockdev_create", {"disk": spec})
+                await lu.rpc.blockdev_create(snode, spec)
                 created.append((snode, spec))
             await lu.cfg.commit(update=[edited])
         except BaseException:
             for node, spec in reversed(created):
                 with contextlib.suppress(errors.CardumeError):
                     if node is pnode:  # only the metadata volume is ours to remove
-                        meta = spec["children"][1]
-                        await lu.rpc.call(node, "blockdev_remove", {"disk": meta})
-                    else:
-                        await lu.rpc.call(node, "blockdev_remove", {"disk": spec})
+                        assert spec.children is not None
+                        spec = spec.children[1]
+                    await lu.rpc.blockdev_remove(node, spec)
             raise
     lu.inst = edited
     for node in (snode, pnode):
-        await lu.rpc.call(node, "drbd_connect",
-                          {"disks": drbd.disks_for(lu.cfg, edited, node.uuid)})
+        await lu.rpc.drbd_connect(node, drbd.wire_disks(lu.cfg, edited, node.uuid))
     await drbd.wait_connected(lu, edited, pnode.uuid, timeout=30.0)
-    await lu.rpc.call(pnode, "drbd_set_role", {"disks": drbd.disks_for(lu.cfg, edited,
-                                                                       pnode.uuid),
-                                               "role": "primary", "force": True})
+    await lu.rpc.drbd_set_role(pnode, drbd.wire_disks(lu.cfg, edited, pnode.uuid), "primary",
+                               force=True)
     if lu.op.wait_for_sync:
         await drbd.wait_for_sync(lu, edited, pnode.uuid)
         for problem in await drbd.shutdown(lu, edited, ignore_errors=True):
@@ -144,9 +142,8 @@ async def to_plain(lu: _InstanceLU) -> None:
     await lu.cfg.commit(update=[edited])
     lu.inst = edited
     for disk in old.values():  # only once the config names them no more
-        meta = ic.disk_spec(disk.children[1])
         try:
-            await lu.rpc.call(pnode, "blockdev_remove", {"disk": meta})
+            await lu.rpc.blockdev_remove(pnode, ic.wire_disk(disk.children[1]))
         except errors.CardumeError as err:
             lu.log_warning(f"could not remove the metadata volume of {disk.iv_name} on "
                            f"{pnode.name}: {err}")
@@ -155,8 +152,7 @@ async def to_plain(lu: _InstanceLU) -> None:
                            f"{disk.iv_name} there once it is back")
             continue
         try:
-            await lu.rpc.call(snode, "blockdev_remove",
-                              {"disk": drbd.node_disk_spec(lu.cfg, disk, snode_uuid)})
+            await lu.rpc.blockdev_remove(snode, drbd.wire_node_disk(lu.cfg, disk, snode_uuid))
         except errors.CardumeError as err:
             lu.log_warning(f"could not remove the mirror of {disk.iv_name} on {snode.name}: "
                            f"{err}")

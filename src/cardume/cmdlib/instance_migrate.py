@@ -15,6 +15,7 @@ from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
 from cardume.jobs import locks
+from cardume.rpc.wire import DiskSpec, InstanceSpec
 from cardume.rules import disk_templates, migration
 
 PROBE_TIMEOUT = 5.0  # seconds a live node daemon takes at most to answer 'version'
@@ -101,8 +102,7 @@ class _MoveLU(_InstanceLU):
         if not source.offline:
             self.log_info(f"Shutting down instance {inst.name} on {source.name}")
             try:
-                await self.rpc.call(source, "instance_shutdown",
-                                    {"instance": self.spec(), "timeout": shutdown_timeout})
+                await self.rpc.instance_shutdown(source, self.wire_spec(), shutdown_timeout)
             except errors.CardumeError as err:
                 if not ignore_consistency:
                     raise errors.ExecError(
@@ -112,8 +112,7 @@ class _MoveLU(_InstanceLU):
         moved = await self.set_primary(target)
         if was_up:
             self.log_info(f"Starting instance {inst.name} on {target.name}")
-            await self.rpc.call(target, "instance_start",
-                                {"instance": ic.instance_spec(self.cfg, moved)})
+            await self.rpc.instance_start(target, ic.wire_instance(self.cfg, moved))
 
     async def _failover_drbd(self, target: objects.Node, was_up: bool,
                              ignore_consistency: bool, shutdown_timeout: int) -> None:
@@ -127,7 +126,7 @@ class _MoveLU(_InstanceLU):
             # the admin says the primary may be dead: find out in seconds, not after a
             # shutdown call's timeout
             try:
-                await self.rpc.call(source, "version", {}, timeout=PROBE_TIMEOUT)
+                await self.rpc.timed(PROBE_TIMEOUT).version(source)
             except errors.CardumeError as err:
                 self.log_warning(f"{source.name} does not answer ({err}); treating it as "
                                  "dead (--ignore-consistency)")
@@ -135,13 +134,11 @@ class _MoveLU(_InstanceLU):
         if source_alive:
             self.log_info(f"Shutting down instance {inst.name} on {source.name}")
             try:
-                await self.rpc.call(source, "instance_shutdown",
-                                    {"instance": self.spec(), "timeout": shutdown_timeout})
-                await self.rpc.call(source, "drbd_connect",
-                                    {"disks": drbd.disks_for(self.cfg, inst, source.uuid)})
-                await self.rpc.call(source, "drbd_set_role",
-                                    {"disks": drbd.disks_for(self.cfg, inst, source.uuid),
-                                     "role": "secondary"})
+                await self.rpc.instance_shutdown(source, self.wire_spec(), shutdown_timeout)
+                await self.rpc.drbd_connect(source, drbd.wire_disks(self.cfg, inst, source.uuid))
+                await self.rpc.drbd_set_role(source,
+                                             drbd.wire_disks(self.cfg, inst, source.uuid),
+                                             "secondary")
             except errors.CardumeError as err:
                 if not ignore_consistency:
                     raise errors.ExecError(
@@ -151,8 +148,8 @@ class _MoveLU(_InstanceLU):
                 self.log_warning(f"could not stop it on {source.name}: {err}; going on "
                                  "without it (--ignore-consistency)")
                 source_alive = False
-        target_disks = drbd.disks_for(self.cfg, inst, target.uuid)
-        await self.rpc.call(target, "drbd_connect", {"disks": target_disks})
+        target_disks = drbd.wire_disks(self.cfg, inst, target.uuid)
+        await self.rpc.drbd_connect(target, target_disks)
         if source_alive:
             await drbd.wait_connected(self, inst, target.uuid, timeout=30.0)
         states = await drbd.status(self, inst, target.uuid)
@@ -167,21 +164,18 @@ class _MoveLU(_InstanceLU):
                 "uses them anyway and loses what they miss")
         self.log_info(f"Making {target.name} the primary of {inst.name}'s disks")
         try:
-            await self.rpc.call(target, "drbd_set_role",
-                                {"disks": target_disks, "role": "primary"})
+            await self.rpc.drbd_set_role(target, target_disks, "primary")
         except errors.CardumeError as err:
             if not ignore_consistency:
                 raise errors.WrongState(
                     f"DRBD refused to make {target.name} primary for {inst.name}: {err}",
                     "--ignore-consistency forces it (the copy there may be stale)") from None
             self.log_warning(f"forcing {target.name} to be primary: {err}")
-            await self.rpc.call(target, "drbd_set_role",
-                                {"disks": target_disks, "role": "primary", "force": True})
+            await self.rpc.drbd_set_role(target, target_disks, "primary", force=True)
         moved = await self.set_primary(target)
         if was_up:
             self.log_info(f"Starting instance {inst.name} on {target.name}")
-            await self.rpc.call(target, "instance_start",
-                                {"instance": ic.instance_spec(self.cfg, moved)})
+            await self.rpc.instance_start(target, ic.wire_instance(self.cfg, moved))
             await self.update_instance(disks_active=True)
         else:
             for problem in await drbd.shutdown(self, moved, ignore_errors=True):
@@ -214,7 +208,7 @@ class LUInstanceFailover(_MoveLU):
         self.target = await self.choose_target()
         self.was_up = self.inst.admin_state == "up"
         if self.was_up:
-            info = await self.rpc.call(self.target, "node_info", {})
+            info = await self.rpc.node_info(self.target)
             memory = int(self.spec()["beparams"]["maxmem"])
             ic.check_free_memory(self.target.name, info, memory, self.inst.name)
 
@@ -255,7 +249,7 @@ class LUInstanceMigrate(_MoveLU):
                                     "failover to move a stopped instance (or "
                                     "--allow-failover)",
                                     f"gnt-instance failover {self.inst.name}")
-        info = await self.rpc.call(self.target, "node_info", {})
+        info = await self.rpc.node_info(self.target)
         memory = int(self.spec()["beparams"]["maxmem"])
         ic.check_free_memory(self.target.name, info, memory, self.inst.name)
         if self.template.network_mirrored:
@@ -312,17 +306,16 @@ class LUInstanceMigrate(_MoveLU):
             raise errors.WrongInput(f"--cleanup: {self.target.name} is the primary of "
                                     f"{inst.name}; name the migration's target node")
 
-    async def _side(self, node: objects.Node, role: str, spec: dict[str, Any]) -> str:
+    async def _side(self, node: objects.Node, role: str, spec: InstanceSpec) -> str:
         if node.offline:
-            return "absent"
-        return str(await self.rpc.call(node, "instance_migration_state",
-                                       {"instance": spec, "role": role}))
+            return migration.ABSENT
+        return str(await self.rpc.instance_migration_state(node, spec, role))
 
     async def _cleanup(self) -> None:
         """Ask both sides where the interrupted migration left them, decide with the
         migration engine's table, carry it out, and record where the instance runs."""
         inst, source, target = self.inst, self.pnode, self.target
-        spec, target_spec = self.spec(), self.spec(node_uuid=target.uuid)
+        spec, target_spec = self.wire_spec(), self.wire_spec(node_uuid=target.uuid)
         plan = None
         for _ in range(CLEANUP_SETTLE_TRIES):  # a target still loading the state: let it
             states = (await self._side(source, "source", spec),
@@ -340,8 +333,7 @@ class LUInstanceMigrate(_MoveLU):
         for node, role, action, node_spec in ((source, "source", plan.source, spec),
                                               (target, "target", plan.target, target_spec)):
             if action and not node.offline:
-                await self.rpc.call(node, "instance_migration_cleanup",
-                                    {"instance": node_spec, "role": role, "action": action})
+                await self.rpc.instance_migration_cleanup(node, node_spec, role, action)
         if plan.error:
             raise errors.WrongState(f"--cleanup of {inst.name}: {plan.error}")
         mirrored = self.template.network_mirrored
@@ -351,9 +343,8 @@ class LUInstanceMigrate(_MoveLU):
         else:
             loser = target
         if mirrored and not loser.offline:  # one writer again: the other side secondary
-            await self.rpc.call(loser, "drbd_set_role",
-                                {"disks": drbd.disks_for(self.cfg, self.inst, loser.uuid),
-                                 "role": "secondary"})
+            await self.rpc.drbd_set_role(loser, drbd.wire_disks(self.cfg, self.inst, loser.uuid),
+                                         "secondary")
             await self._reconnect(dual_primary=False)
         where = self.cfg.node_name(self.cfg.instances[inst.uuid].primary_node)
         self.log_info(f"Instance {inst.name} runs on {where}")
@@ -364,7 +355,8 @@ class LUInstanceMigrate(_MoveLU):
             return
         if self.as_failover:
             self.log_info(f"Failing over instance {self.inst.name} instead of migrating it")
-            await self.failover(self.target, self.was_up, False, 120)
+            await self.failover(self.target, self.was_up, False,
+                                constants.DEFAULT_SHUTDOWN_TIMEOUT)
             return
         inst, source, target = self.inst, self.pnode, self.target
         live = self.op.mode != "non-live" and self.op.live is not False
@@ -373,64 +365,56 @@ class LUInstanceMigrate(_MoveLU):
             self.log_info("Switching the disks to dual-primary mode")
             await self._reconnect(dual_primary=True)
         self.log_info(f"Migrating instance {inst.name} from {source.name} to {target.name}")
-        spec, target_spec = self.spec(), self.spec(node_uuid=target.uuid)
-        copies: list[dict[str, Any]] = []
+        spec, target_spec = self.wire_spec(), self.wire_spec(node_uuid=target.uuid)
+        copies: list[DiskSpec] = []
         if self.copy_disks:  # empty disks of the same size, which the migration fills
-            target_spec = dict(target_spec, mirror_disks=True)
+            target_spec.mirror_disks = True
             for disk in inst.disks:
                 self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB) on "
                               f"{target.name} for the mirror")
                 try:
-                    await self.rpc.call(target, "blockdev_create",
-                                        {"disk": ic.disk_spec(disk)})
+                    await self.rpc.blockdev_create(target, ic.wire_disk(disk))
                 except errors.CardumeError:
                     await self._remove_copies(target, copies)
                     raise
-                copies.append(ic.disk_spec(disk))
+                copies.append(ic.wire_disk(disk))
         try:
-            accepted = await self.rpc.call(target, "accept_instance",
-                                           {"instance": target_spec,
-                                            "source": source.primary_ip})
-            await self.rpc.call(source, "instance_migrate",
-                                {"instance": spec, "target": target.primary_ip,
-                                 "info": accepted or {}, "live": live})
+            accepted = await self.rpc.accept_instance(target, target_spec, source.primary_ip)
+            await self.rpc.instance_migrate(source, spec, target.primary_ip, accepted or {},
+                                            live)
         except errors.CardumeError as err:
             with contextlib.suppress(errors.CardumeError):
-                await self.rpc.call(target, "instance_finalize_migration_dst",
-                                    {"instance": target_spec, "success": False})
+                await self.rpc.instance_finalize_migration_dst(target, target_spec, False)
             await self._remove_copies(target, copies)
             if mirrored:  # the target must not stay primary: back to one writer
                 with contextlib.suppress(errors.CardumeError):
-                    await self.rpc.call(target, "drbd_set_role",
-                                        {"disks": drbd.disks_for(self.cfg, inst, target.uuid),
-                                         "role": "secondary"})
+                    await self.rpc.drbd_set_role(
+                        target, drbd.wire_disks(self.cfg, inst, target.uuid), "secondary")
                     await self._reconnect(dual_primary=False)
             raise errors.ExecError(f"migration of {inst.name} failed: {err}; it still runs "
                                    f"on {source.name}") from None
-        await self.rpc.call(target, "instance_finalize_migration_dst",
-                            {"instance": target_spec, "success": True})
+        await self.rpc.instance_finalize_migration_dst(target, target_spec, True)
         await self.set_primary(target)
-        await self.rpc.call(source, "instance_finalize_migration_src",
-                            {"instance": spec, "success": True})
+        await self.rpc.instance_finalize_migration_src(source, spec, True)
         for disk in inst.disks if self.copy_disks else []:  # the target has them now
             try:
-                await self.rpc.call(source, "blockdev_remove", {"disk": ic.disk_spec(disk)})
+                await self.rpc.blockdev_remove(source, ic.wire_disk(disk))
             except errors.CardumeError as err:
                 self.log_warning(f"could not remove the old copy of {disk.iv_name} on "
                                  f"{source.name}: {err}")
         if mirrored:
             self.log_info("Back to single-primary mode, the old primary as secondary")
-            await self.rpc.call(source, "drbd_set_role",
-                                {"disks": drbd.disks_for(self.cfg, self.inst, source.uuid),
-                                 "role": "secondary"})
+            await self.rpc.drbd_set_role(source,
+                                         drbd.wire_disks(self.cfg, self.inst, source.uuid),
+                                         "secondary")
             await self._reconnect(dual_primary=False)
         self.log_info(f"Instance {inst.name} now runs on {target.name}")
 
     async def _remove_copies(self, target: objects.Node,
-                             copies: list[dict[str, Any]]) -> None:
+                             copies: list[DiskSpec]) -> None:
         for spec in copies:
             with contextlib.suppress(errors.CardumeError):
-                await self.rpc.call(target, "blockdev_remove", {"disk": spec})
+                await self.rpc.blockdev_remove(target, spec)
 
     async def _reconnect(self, dual_primary: bool) -> None:
         """Disconnect and reconnect both sides with or without dual-primary mode (as Ganeti
@@ -438,12 +422,10 @@ class LUInstanceMigrate(_MoveLU):
         inst = self.cfg.instances[self.inst.uuid]
         nodes = [self.cfg.nodes[u] for u in (inst.primary_node, *inst.secondary_nodes)]
         for node in nodes:
-            await self.rpc.call(node, "drbd_disconnect",
-                                {"disks": drbd.disks_for(self.cfg, inst, node.uuid)})
+            await self.rpc.drbd_disconnect(node, drbd.wire_disks(self.cfg, inst, node.uuid))
         for node in nodes:
-            await self.rpc.call(node, "drbd_connect",
-                                {"disks": drbd.disks_for(self.cfg, inst, node.uuid),
-                                 "dual_primary": dual_primary})
+            await self.rpc.drbd_connect(node, drbd.wire_disks(self.cfg, inst, node.uuid),
+                                        dual_primary)
         for node in nodes:
             await drbd.wait_connected(self, inst, node.uuid, timeout=30.0)
 
@@ -475,7 +457,7 @@ class LUInstanceMove(_InstanceLU):
             raise errors.WrongInput(f"instance {inst.name} is already on {self.target.name}")
         ic.check_node_usable(self.target, "target")
         self.was_up = inst.admin_state == "up"
-        info = await self.rpc.call(self.target, "node_info", {})
+        info = await self.rpc.node_info(self.target)
         if self.was_up:
             ic.check_free_memory(self.target.name, info,
                                  int(self.spec()["beparams"]["maxmem"]), inst.name)
@@ -490,14 +472,13 @@ class LUInstanceMove(_InstanceLU):
     async def exec(self) -> None:
         inst, source, target = self.inst, self.pnode, self.target
         self.log_info(f"Shutting down instance {inst.name} on {source.name}")
-        await self.rpc.call(source, "instance_shutdown",
-                            {"instance": self.spec(), "timeout": self.op.shutdown_timeout})
-        copied: list[dict[str, Any]] = []
+        await self.rpc.instance_shutdown(source, self.wire_spec(), self.op.shutdown_timeout)
+        copied: list[DiskSpec] = []
         try:
             for disk in inst.disks:
-                spec = ic.disk_spec(disk)
+                spec = ic.wire_disk(disk)
                 self.log_info(f"Copying disk {disk.iv_name} ({disk.size} MiB) to {target.name}")
-                await self.rpc.call(target, "blockdev_create", {"disk": spec})
+                await self.rpc.blockdev_create(target, spec)
                 copied.append(spec)
                 await self._copy(spec, source, target)
             edited = self.cfg.edit(inst)
@@ -508,36 +489,30 @@ class LUInstanceMove(_InstanceLU):
         except BaseException:
             for spec in copied:
                 with contextlib.suppress(errors.CardumeError):
-                    await self.rpc.call(target, "blockdev_remove", {"disk": spec})
+                    await self.rpc.blockdev_remove(target, spec)
             if self.was_up:
                 with contextlib.suppress(errors.CardumeError):
-                    await self.rpc.call(source, "instance_start", {"instance": self.spec()})
+                    await self.rpc.instance_start(source, self.wire_spec())
             raise
         for disk in inst.disks:
             with contextlib.suppress(errors.CardumeError):
-                await self.rpc.call(source, "blockdev_remove", {"disk": ic.disk_spec(disk)})
+                await self.rpc.blockdev_remove(source, ic.wire_disk(disk))
         if self.was_up:
             self.log_info(f"Starting instance {inst.name} on {target.name}")
-            await self.rpc.call(target, "instance_start",
-                                {"instance": ic.instance_spec(self.cfg, edited)})
+            await self.rpc.instance_start(target, ic.wire_instance(self.cfg, edited))
 
-    async def _copy(self, spec: dict[str, Any], source: objects.Node,
-                    target: objects.Node) -> None:
+    async def _copy(self, spec: DiskSpec, source: objects.Node, target: objects.Node) -> None:
         """Copy a disk chunk by chunk through the master; holes stay holes."""
         offset = 0
-        total = spec["size"] * 1024 * 1024
+        total = spec.size * 1024 * 1024
         while offset < total:
             length = min(COPY_CHUNK, total - offset)
-            chunk = await self.rpc.call(source, "blockdev_read",
-                                        {"disk": spec, "offset": offset, "length": length})
+            chunk = await self.rpc.blockdev_read(source, spec, offset, length)
             if chunk["data"] is not None:
-                await self.rpc.call(target, "blockdev_write",
-                                    {"disk": spec, "offset": offset, "data": chunk["data"]})
-            elif not disk_templates.of(spec["dev_type"]).new_disk_zeroed and chunk["length"]:
+                await self.rpc.blockdev_write(target, spec, offset, data=chunk["data"])
+            elif not disk_templates.of(spec.dev_type).new_disk_zeroed and chunk["length"]:
                 # a new LV holds whatever its extents held before: zeros must be written
-                await self.rpc.call(target, "blockdev_write",
-                                    {"disk": spec, "offset": offset,
-                                     "zeros": int(chunk["length"])})
+                await self.rpc.blockdev_write(target, spec, offset, zeros=int(chunk["length"]))
             offset += int(chunk["length"])
             if chunk["eof"] or not chunk["length"]:
                 break

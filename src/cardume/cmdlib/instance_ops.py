@@ -28,17 +28,16 @@ class LUInstanceReinstall(_InstanceLU):
         if not self.os_name:
             raise errors.WrongInput(f"instance {self.inst.name} has no OS; give one with -o")
         self.osparams = self.op.osparams if self.op.osparams is not None else self.inst.osparams
-        await self.rpc.call(self.pnode, "os_validate",
-                            {"os": self.os_name, "osparams": dict(self.osparams)})
+        await self.rpc.os_validate(self.pnode, self.os_name, dict(self.osparams))
 
     async def exec(self) -> None:
         edited = self.cfg.edit(self.inst)
         edited.os = self.os_name
         edited.osparams = dict(self.osparams)
-        spec = ic.instance_spec(self.cfg, edited)
+        spec = ic.wire_instance(self.cfg, edited)
         await self.activate_mirrors()  # a drbd disk is written with its mirror connected
         self.log_info(f"Running the OS create script of {edited.os} on {self.pnode.name}")
-        await self.rpc.call(self.pnode, "instance_os_add", {"instance": spec, "reinstall": True})
+        await self.rpc.instance_os_add(self.pnode, spec, reinstall=True)
         await self.release_mirrors(ignore_errors=True)
         edited = self.cfg.edit(self.cfg.instances[edited.uuid])
         edited.os = self.os_name
@@ -84,22 +83,19 @@ class LUInstanceRename(_InstanceLU):
                     continue  # only file disks live in a directory named after the instance
                 new_id = [disk.logical_id[0],
                           ic.renamed_file_path(disk.logical_id[1], self.new_name)]
-                await self.rpc.call(self.pnode, "blockdev_rename",
-                                    {"disk": ic.disk_spec(disk), "new_logical_id": new_id})
+                await self.rpc.blockdev_rename(self.pnode, ic.wire_disk(disk), new_id)
                 renamed.append((disk, list(disk.logical_id)))
                 disk.logical_id = new_id
             await self.cfg.commit(update=[edited])
         except BaseException:
             for disk, old_id in reversed(renamed):  # put the files back where they were
                 with contextlib.suppress(errors.CardumeError):
-                    await self.rpc.call(self.pnode, "blockdev_rename",
-                                        {"disk": ic.disk_spec(disk), "new_logical_id": old_id})
+                    await self.rpc.blockdev_rename(self.pnode, ic.wire_disk(disk), old_id)
             raise
         if old.os:
             try:
-                await self.rpc.call(self.pnode, "instance_os_rename",
-                                    {"instance": ic.instance_spec(self.cfg, edited),
-                                     "old_name": old.name})
+                await self.rpc.instance_os_rename(self.pnode, ic.wire_instance(self.cfg, edited),
+                                                  old.name)
             except errors.CardumeError as err:
                 self.log_warning(f"the OS rename script failed: {err}")
         return edited.name
@@ -131,7 +127,7 @@ class LUInstanceGrowDisk(_InstanceLU):
                                         {vg: self.amount}, f"growing disk {self.op.disk}")
             self.running = await self.running_on_primary()
             return
-        info = await self.rpc.call(self.pnode, "node_info", {})
+        info = await self.rpc.node_info(self.pnode)
         for item in info.get("storage", []):
             if item.get("type") == kind.storage_type and int(item.get("free", 0)) < self.amount:
                 raise errors.InsufficientResources(
@@ -145,8 +141,7 @@ class LUInstanceGrowDisk(_InstanceLU):
         if disk_templates.of(disk.dev_type).network_mirrored:
             await self._grow_drbd(edited, disk)
             return
-        await self.rpc.call(self.pnode, "blockdev_grow",
-                            {"disk": ic.disk_spec(disk), "amount": self.amount})
+        await self.rpc.blockdev_grow(self.pnode, ic.wire_disk(disk), self.amount)
         disk.size += self.amount
         await self.cfg.commit(update=[edited])
 
@@ -157,14 +152,14 @@ class LUInstanceGrowDisk(_InstanceLU):
         was_active = self.inst.disks_active or self.running
         await drbd.assemble(self, self.inst, None)
         for node_uuid in disk.nodes:
-            await self.rpc.call(self.cfg.nodes[node_uuid], "blockdev_grow",
-                                {"disk": ic.node_disk(self.cfg, disk, node_uuid),
-                                 "amount": self.amount, "backingstore": True})
+            await self.rpc.blockdev_grow(self.cfg.nodes[node_uuid],
+                                         ic.wire_node_disk(self.cfg, disk, node_uuid),
+                                         self.amount, backingstore=True)
         disk.size += self.amount
         disk.children[0].size += self.amount
-        await self.rpc.call(self.pnode, "blockdev_grow",
-                            {"disk": ic.node_disk(self.cfg, disk, self.pnode.uuid),
-                             "amount": self.amount, "backingstore": False})
+        await self.rpc.blockdev_grow(self.pnode,
+                                     ic.wire_node_disk(self.cfg, disk, self.pnode.uuid),
+                                     self.amount, backingstore=False)
         await self.cfg.commit(update=[edited])
         self.inst = edited
         if self.op.wait_for_sync:
@@ -185,8 +180,7 @@ class LUInstanceActivateDisks(_InstanceLU):
         else:
             result = []
             for disk in self.inst.disks:
-                reply = await self.rpc.call(self.pnode, "blockdev_assemble",
-                                            {"disk": ic.disk_spec(disk)})
+                reply = await self.rpc.blockdev_assemble(self.pnode, ic.wire_disk(disk))
                 result.append((self.pnode.name, disk.iv_name, reply["path"]))
         await self.update_instance(disks_active=True)
         if self.op.wait_for_sync and mirrored:
@@ -208,6 +202,5 @@ class LUInstanceDeactivateDisks(_InstanceLU):
             await drbd.shutdown(self, self.inst)
         else:
             for disk in self.inst.disks:
-                await self.rpc.call(self.pnode, "blockdev_shutdown",
-                                    {"disk": ic.disk_spec(disk)})
+                await self.rpc.blockdev_shutdown(self.pnode, ic.wire_disk(disk))
         await self.update_instance(disks_active=False)

@@ -12,6 +12,7 @@ from cardume.cmdlib import common, drbd, instance_convert
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
+from cardume.rpc.wire import DiskSpec
 from cardume.rules import disk_templates
 
 
@@ -49,7 +50,7 @@ class LUInstanceSetParams(_InstanceLU):
                     f"backend parameter minmem ({filled['minmem']}) would be bigger than maxmem "
                     f"({filled['maxmem']}) on instance {inst.name}")
         self.running = await self.running_on_primary()
-        self._removed: list[tuple[objects.Node, dict[str, Any]]] = []
+        self._removed: list[tuple[objects.Node, DiskSpec]] = []
         if op.offline is True and inst.admin_state != "down":
             raise errors.WrongState(f"instance {inst.name} must be down (not "
                                     f"{inst.admin_state}) to be marked offline")
@@ -58,9 +59,8 @@ class LUInstanceSetParams(_InstanceLU):
         if op.offline is False and inst.admin_state == "up":
             raise errors.WrongState(f"instance {inst.name} is up, not offline")
         if op.os_name:
-            await self.rpc.call(self.pnode, "os_validate",
-                                {"os": op.os_name,
-                                 "osparams": dict(op.osparams or inst.osparams)})
+            await self.rpc.os_validate(self.pnode, op.os_name,
+                                       dict(op.osparams or inst.osparams))
         if self.disk_changes and not self.template.has_disks:
             raise errors.WrongInput(f"instance {inst.name} is diskless; it can't get disks "
                                     "(converting from diskless is not possible)")
@@ -108,7 +108,7 @@ class LUInstanceSetParams(_InstanceLU):
             changes.append(("admin_state", edited.admin_state))
         for action, index, params in self.nic_changes:
             changes.append(self._change_nic(edited, str(action), int(index), dict(params)))
-        created: list[tuple[objects.Node, dict[str, Any]]] = []
+        created: list[tuple[objects.Node, DiskSpec]] = []
         with drbd.allocating(self.cfg) as self.alloc:  # a new drbd disk's port and minors
             try:
                 for action, index, params in self.disk_changes:
@@ -118,11 +118,11 @@ class LUInstanceSetParams(_InstanceLU):
             except BaseException:
                 for node, disk in created:
                     with contextlib.suppress(errors.CardumeError):
-                        await self.rpc.call(node, "blockdev_remove", {"disk": disk})
+                        await self.rpc.blockdev_remove(node, disk)
                 raise
         for node, disk in self._removed:  # only once the config no longer points at them
             with contextlib.suppress(errors.CardumeError):
-                await self.rpc.call(node, "blockdev_remove", {"disk": disk})
+                await self.rpc.blockdev_remove(node, disk)
         if created and disk_templates.of(edited.disk_template).network_mirrored:
             await self._settle_new_mirrors(edited)
         if changes and self.running:
@@ -191,7 +191,7 @@ class LUInstanceSetParams(_InstanceLU):
 
     async def _add_drbd_disk(self, inst: objects.Instance, spec: dict[str, Any],
                              position: int,
-                             created: list[tuple[objects.Node, dict[str, Any]]],
+                             created: list[tuple[objects.Node, DiskSpec]],
                              ) -> objects.Disk:
         """Both sides of a new mirrored disk, connected, the primary's the sync source."""
         cluster = self.cfg.get_cluster()
@@ -206,22 +206,21 @@ class LUInstanceSetParams(_InstanceLU):
         disk = drbd.make_disk(self.alloc, self.pnode, snode, size=spec["size"], vg=vg,
                               metavg=str(metavg), index=position, mode=spec["mode"],
                               name=spec.get("name"))
-        sides = [(node, drbd.node_disk_spec(self.cfg, disk, node.uuid))
+        sides = [(node, drbd.wire_node_disk(self.cfg, disk, node.uuid))
                  for node in (snode, self.pnode)]
 
-        async def create(node: objects.Node, node_spec: dict[str, Any]) -> None:
-            await self.rpc.call(node, "blockdev_create", {"disk": node_spec})
+        async def create(node: objects.Node, node_spec: DiskSpec) -> None:
+            await self.rpc.blockdev_create(node, node_spec)
             created.append((node, node_spec))
         await drbd.on_both(*(create(node, node_spec) for node, node_spec in sides))
-        await drbd.on_both(*(self.rpc.call(node, "drbd_connect", {"disks": [node_spec]})
+        await drbd.on_both(*(self.rpc.drbd_connect(node, [node_spec])
                              for node, node_spec in sides))
-        await self.rpc.call(self.pnode, "drbd_set_role",
-                            {"disks": [sides[1][1]], "role": "primary", "force": True})
+        await self.rpc.drbd_set_role(self.pnode, [sides[1][1]], "primary", force=True)
         return disk
 
     async def _change_disk(self, inst: objects.Instance, action: str, index: int,
                            params: dict[str, Any],
-                           created: list[tuple[objects.Node, dict[str, Any]]],
+                           created: list[tuple[objects.Node, DiskSpec]],
                            ) -> tuple[str, str]:
         if action == "add":
             if len(inst.disks) >= ic.MAX_DISKS:
@@ -247,8 +246,8 @@ class LUInstanceSetParams(_InstanceLU):
             elif kind.lvm:
                 disk.logical_id = ic.plain_disk_id(self.cfg.get_cluster(), spec, disk.uuid,
                                                    position)
-            await self.rpc.call(self.pnode, "blockdev_create", {"disk": ic.disk_spec(disk)})
-            created.append((self.pnode, ic.disk_spec(disk)))
+            await self.rpc.blockdev_create(self.pnode, ic.wire_disk(disk))
+            created.append((self.pnode, ic.wire_disk(disk)))
             inst.disks.insert(position, disk)
             self._renumber(inst)
             return (f"disk/{position}", f"add:size={disk.size}")
@@ -259,7 +258,7 @@ class LUInstanceSetParams(_InstanceLU):
                                         "it can't be removed")
             inst.disks.remove(disk)
             self._removed.extend((self.cfg.nodes[node_uuid],
-                                  ic.node_disk(self.cfg, disk, node_uuid))
+                                  ic.wire_node_disk(self.cfg, disk, node_uuid))
                                  for node_uuid in disk.nodes or [inst.primary_node]
                                  if node_uuid in self.cfg.nodes)
             self._renumber(inst)
