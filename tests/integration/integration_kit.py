@@ -4,12 +4,14 @@ real ``gnt-*`` commands that drive it (the fixtures are in conftest.py)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -32,15 +34,38 @@ CMD_TIMEOUT = 120.0
 _RANGES = [f"127.0.{net}.{last}" for net in (0, 2, 3, 4, 5) for last in range(21, 250, 10)
            if last not in (11, 41, 71)]
 _taken: set[str] = set()
+# Test runs on one machine at once (several sessions, or a developer's run beside CI) would
+# otherwise pick the same free range and race for its addresses ("address already in use"
+# at start-up): each range is claimed by an exclusive lock on a file, held by this process
+# until it ends (the kernel drops it then, even after a crash).
+_CLAIMS = Path(tempfile.gettempdir()) / "cardume-test-ranges"
+_claimed: list[int] = []
+
+
+def _claim(base: str) -> bool:
+    """Whether this process now holds ``base`` (no other live test run does)."""
+    _CLAIMS.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(_CLAIMS / base, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _claimed.append(fd)
+    return True
 
 Gnt = Callable[..., tuple[int, str, str]]
 
 
 def free_base_ip(count: int = 4) -> str:
-    """A loopback range no cluster of this run used and nobody listens on."""
-    for base in loopback.free_ranges([b for b in _RANGES if b not in _taken], count, PORT):
-        _taken.add(base)
-        return base
+    """A loopback range no cluster of this run used, no other test run holds and nobody
+    listens on."""
+    for base in _RANGES:
+        if base in _taken or not _claim(base):
+            continue
+        _taken.add(base)  # claimed for good: kept even when somebody else listens there
+        if any(loopback.free_ranges([base], count, PORT)):
+            return base
     raise RuntimeError("no free loopback range left for a test cluster")
 
 
