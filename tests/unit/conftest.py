@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lu_kit as kit_module
 import pytest
 from fakes_kit import FakeClient
+
+if TYPE_CHECKING:  # the kit imports most of cardume: only the tests that use it pay for it
+    import lu_kit as kit_module
 
 
 @pytest.fixture
 def lu_kit(tmp_path: Path) -> Iterator[kit_module.LuKit]:
+    import lu_kit as kit_module
     kit = kit_module.make(tmp_path / "kit")
     try:
         yield kit
