@@ -6,6 +6,11 @@ was told had been written must be on node1 after the failover (protocol C), and 
 comes back it must resync from node1, never the reverse. node1 is the master and is never
 killed. These tests run after the other DRBD tests (file order) and leave every node up
 and online with no instance left, whatever happens.
+
+Each power cut is one story run whole by a module-scoped fixture (a VM killed and brought
+back can't be shared in pieces between tests that may run in any order): the fixture
+records how each phase went, and each test reports one phase. So any test runs alone or in
+any order, and the cluster is back in shape after each story.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import pytest
 from qaharness.cardume import NODED_LOG, VG, CardumeCluster, restart_node
@@ -96,9 +103,6 @@ print(json.dumps({"acked": len(acked), "max": max(acked, default=-1),
                   "bad_count": len(bad)}))
 """
 
-STATE: dict[str, object] = {}
-
-
 def lvs(node: Node) -> set[str]:
     return set(lv_sizes(node))
 
@@ -142,10 +146,15 @@ def _alive(node: Node) -> bool:
 
 @pytest.fixture(scope="module")
 def cc(qa_cardume: CardumeCluster) -> Iterator[CardumeCluster]:
-    """The cluster, put back in shape afterwards: node2 running and online, the test
-    instances gone, the acknowledgement listener stopped."""
+    """The cluster, put back in shape afterwards."""
     yield qa_cardume
-    cc = qa_cardume
+    problems = _restore(qa_cardume)
+    assert not problems, "\n".join(problems)
+
+
+def _restore(cc: CardumeCluster) -> list[str]:
+    """node2 running and online, the test instances gone, the acknowledgement listener
+    stopped; what could not be done."""
     node1, node2 = cc.nodes[0], cc.nodes[1]
     problems = []
     if not _alive(node2):
@@ -166,7 +175,7 @@ def cc(qa_cardume: CardumeCluster) -> Iterator[CardumeCluster]:
             if not ok:
                 problems.append(text)
     _stop_listener(node1)
-    assert not problems, "\n".join(problems)
+    return problems
 
 
 def _stop_listener(node1: Node) -> None:
@@ -309,38 +318,85 @@ def _resync_from_node1(cc: CardumeCluster, name: str, m1: int, m2: int, uuid: st
     assert offline in ("N", "False", "no"), offline
 
 
-def test_kill_primary_mid_write_loses_no_acknowledged_block(cc: CardumeCluster) -> None:
+@dataclass
+class Story:
+    """How each phase of a power-cut story went: None when it passed, else its failure."""
+
+    phases: dict[str, str | None] = field(default_factory=dict)
+
+    def run(self, phase: str, step: Callable[[], None]) -> None:
+        if any(self.phases.values()):
+            self.phases[phase] = "not run: an earlier phase failed"
+            return
+        try:
+            step()
+            self.phases[phase] = None
+        except (Exception, pytest.fail.Exception):
+            self.phases[phase] = traceback.format_exc()
+
+    def check(self, phase: str) -> None:
+        failure = self.phases[phase]
+        if failure is not None:
+            pytest.fail(f"phase {phase!r} of the power cut:\n{failure}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def offline_failover(cc: CardumeCluster) -> Story:
+    """Power cut on node2, the primary of NAME; the admin marks node2 offline and fails
+    over (phase 'failover'); node2 comes back and resyncs from node1 (phase 'resync')."""
+    node1, node2 = cc.nodes[0], cc.nodes[1]
+    story = Story()
+    made: list[tuple[int, int, str]] = []  # the instance's minors and disk uuid
+
+    def failover() -> None:
+        made.append(_add_on_node2(cc, NAME))
+        m1, m2, _ = made[0]
+        t_kill = _write_then_kill(cc, m2)
+        # the master stops talking to the dead node, then moves the instance to node1
+        ok, text, _ = _gnt(cc, f"gnt-node modify -O yes {node2.name}")
+        assert ok, f"gnt-node modify -O yes refused while {node2.name} is dead:\n{text}"
+        print(f"{node1.name} DRBD before the failover: {proc_drbd(node1).get(m1)}")
+        ok, text, took = _gnt(cc, f"gnt-instance failover -f {NAME}")
+        print(f"failover command: {took:.1f}s; power cut to instance running on "
+              f"{node1.name}: {time.monotonic() - t_kill:.1f}s")
+        assert ok, (f"failover of {NAME} (primary {node2.name} dead and offline) without "
+                    f"--ignore-consistency failed:\n{text}\n{evidence(cc)}")
+        _after_failover(cc, NAME, m1)
+        _check_acknowledged(cc, m1)
+
+    def resync() -> None:
+        _resync_from_node1(cc, NAME, *made[0])
+
+    story.run("failover", failover)
+    story.run("resync", resync)
+    if any(story.phases.values()):
+        problems = _restore(cc)  # the next story starts from a whole cluster
+        assert not problems, "\n".join(problems)
+    return story
+
+
+def test_kill_primary_mid_write_loses_no_acknowledged_block(offline_failover: Story) -> None:
     """Power cut on the primary, the admin marks it offline and fails over: every
     acknowledged write is on the new primary."""
-    node1, node2 = cc.nodes[0], cc.nodes[1]
-    m1, m2, uuid = _add_on_node2(cc, NAME)
-    STATE.update(m1=m1, m2=m2, uuid=uuid)
-    t_kill = _write_then_kill(cc, m2)
-
-    # the master stops talking to the dead node, then moves the instance to node1
-    ok, text, _ = _gnt(cc, f"gnt-node modify -O yes {node2.name}")
-    assert ok, f"gnt-node modify -O yes refused while {node2.name} is dead:\n{text}"
-    print(f"{node1.name} DRBD before the failover: {proc_drbd(node1).get(m1)}")
-    ok, text, took = _gnt(cc, f"gnt-instance failover -f {NAME}")
-    print(f"failover command: {took:.1f}s; power cut to instance running on "
-          f"{node1.name}: {time.monotonic() - t_kill:.1f}s")
-    assert ok, (f"failover of {NAME} (primary {node2.name} dead and offline) without "
-                f"--ignore-consistency failed:\n{text}\n{evidence(cc)}")
-    STATE["failed_over"] = True
-    _after_failover(cc, NAME, m1)
-    _check_acknowledged(cc, m1)
+    offline_failover.check("failover")
 
 
-def test_stale_primary_resyncs_from_the_survivor(cc: CardumeCluster) -> None:
-    if not STATE.get("failed_over"):
-        pytest.fail("the previous test's failover did not happen: nothing to resync")
-    m1, m2, uuid = int(STATE["m1"]), int(STATE["m2"]), str(STATE["uuid"])  # type: ignore[call-overload]
-    _resync_from_node1(cc, NAME, m1, m2, uuid)
+def test_stale_primary_resyncs_from_the_survivor(offline_failover: Story) -> None:
+    """The dead primary comes back: it resyncs from the survivor, never the reverse."""
+    offline_failover.check("resync")
 
 
 def test_kill_primary_failover_with_ignore_consistency(cc: CardumeCluster) -> None:
     """The same power cut, failed over at once with --ignore-consistency and the dead node
     not marked offline: no acknowledged write lost, and the same resync when it returns."""
+    try:
+        _ignore_consistency_story(cc)
+    except BaseException:
+        _restore(cc)  # whatever test comes next starts from a whole cluster
+        raise
+
+
+def _ignore_consistency_story(cc: CardumeCluster) -> None:
     node1, node2 = cc.nodes[0], cc.nodes[1]
     m1, m2, uuid = _add_on_node2(cc, NAME2)
     t_kill = _write_then_kill(cc, m2)
