@@ -80,6 +80,14 @@ def node(tmp_path: Path) -> Iterator[tuple[NodePaths, int]]:
     thread.start()
     try:
         yield client_paths, server.port
+        # The console's claim is the node module's, shared by the tests of this process: the
+        # session a test closed last must be over on the node before the next test attaches
+        # (closing the server while the relay still ends could cancel it before it let go,
+        # and the next test found the console 'in use by another session').
+        deadline = time.monotonic() + 10
+        while "kvm:vm1" in console._attached:
+            assert time.monotonic() < deadline, "the node kept the console claimed"
+            time.sleep(0.01)
     finally:
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
