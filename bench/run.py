@@ -246,7 +246,7 @@ class LocalCluster:
             return None
 
     def client(self) -> Any:
-        from cardume.luxi import Client
+        from cardume.master.client import Client
         return Client(self.master_socket)
 
 

@@ -10,7 +10,7 @@ import pytest
 from integration_kit import VCluster
 
 from cardume import errors
-from cardume.luxi import Client
+from cardume.master.client import Client
 
 
 @pytest.fixture

@@ -39,6 +39,6 @@ def fake_client(monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
     FakeClient.outcomes = {}
     FakeClient.replies = {}
     # the CLI modules that import the name at their top keep their own reference
-    monkeypatch.setattr("cardume.luxi.Client", FakeClient)
+    monkeypatch.setattr("cardume.master.client.Client", FakeClient)
     monkeypatch.setattr("cardume.cli.common.Client", FakeClient)
     return FakeClient

@@ -14,7 +14,7 @@ DRBD_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "drbd"
 
 
 class FakeClient:
-    """Stands in for ``cardume.luxi.Client``: records every call; answers from ``replies``
+    """Stands in for ``cardume.master.client.Client``: records every call; answers from ``replies``
     (a value, or a function of the call's arguments); submitted jobs get ids from 100 on;
     ``wait_job`` raises the job's entry in ``outcomes``, if any."""
 

@@ -198,7 +198,7 @@ def test_refusal_exits_non_zero_before_submitting(monkeypatch: pytest.MonkeyPatc
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     def no_client(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("nothing may be sent for bad input")
-    monkeypatch.setattr("cardume.luxi.Client", no_client)
+    monkeypatch.setattr("cardume.master.client.Client", no_client)
     monkeypatch.setattr("cardume.cli.common.Client", no_client)
     rc = main.run("gnt-instance", ["add", "-t", "file", "--disk", "0:size=1g", "--disk",
                                    "2:size=1g", "-o", "dummy", "-n", "node1", "vm9"])

@@ -58,7 +58,7 @@ class CapturingClient:
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, Any]]]:
     CapturingClient.jobs = []
-    monkeypatch.setattr("cardume.luxi.Client", CapturingClient)
+    monkeypatch.setattr("cardume.master.client.Client", CapturingClient)
     monkeypatch.setattr("cardume.cli.common.Client", CapturingClient)
     monkeypatch.setattr("cardume.cli.cluster.Client", CapturingClient)
     monkeypatch.setattr(common, "confirm", lambda question: True)

@@ -8,7 +8,7 @@ import sys
 
 from cardume import __version__, constants, errors, paths
 from cardume.cli import common, options
-from cardume.luxi import Client
+from cardume.master.client import Client
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
 if TYPE_CHECKING:

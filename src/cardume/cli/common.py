@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from cardume import constants, errors
 from cardume.cli import listing, options
-from cardume.luxi import Client
+from cardume.master.client import Client
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import Any
 
 from cardume import errors
 from cardume.cli import common, listing, options
-from cardume.luxi import MASTER_RESTART_WAIT, Client
+from cardume.master.client import MASTER_RESTART_WAIT, Client
 
 
 def build(sub: Any) -> None:

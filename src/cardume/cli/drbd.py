@@ -270,7 +270,7 @@ def run_watch(fetch: Callable[[], dict[str, Any]], *, interval: float, once: boo
 
 
 def watch(args: argparse.Namespace) -> int:
-    from cardume.luxi import Client
+    from cardume.master.client import Client
     names = list(getattr(args, "instances", None) or [])
     with Client() as client:
         return run_watch(lambda: client.call("QueryDrbd", names or None, None),
@@ -366,7 +366,7 @@ def add_list_drbd_options(p: argparse.ArgumentParser) -> None:
 
 
 def list_drbd(args: argparse.Namespace) -> int:
-    from cardume.luxi import Client
+    from cardume.master.client import Client
     with Client() as client:
         data = client.call("QueryDrbd", None, [args.node])
     node = (data.get("asked") or [args.node])[0]  # the full name of a short one

@@ -49,7 +49,7 @@ def console(args: argparse.Namespace) -> int:
     import os
     import shlex
 
-    from cardume.luxi import Client
+    from cardume.master.client import Client
     with Client() as client:
         data = client.call("InstanceConsole", args.instance)
     kind = data.get("kind")
@@ -90,7 +90,7 @@ def info(args: argparse.Namespace) -> int:
             "no instance selected: name the instances, or pass --all for every instance")
     if args.instances and args.show_all:
         raise errors.WrongInput("--all cannot be combined with instance names")
-    from cardume.luxi import Client
+    from cardume.master.client import Client
     fields = INFO_FIELDS if args.static else [*INFO_FIELDS, "oper_state", "console"]
     with Client() as client:
         reply = client.call("Query", "instance", fields, list(args.instances))

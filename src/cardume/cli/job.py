@@ -9,7 +9,7 @@ from typing import Any
 from cardume import errors
 from cardume.cli import common
 from cardume.jobs import ids
-from cardume.luxi import Client
+from cardume.master.client import Client
 
 DEFAULT_FIELDS = ["id", "status", "summary"]
 

@@ -109,7 +109,7 @@ def run(prog: str, argv: list[str] | None = None) -> int:
     except PermissionError as err:
         # A user who may not read this node's state (ssconf, keys, the local cluster's
         # directories): one line saying who may, not a traceback.
-        from cardume.luxi import permission_error
+        from cardume.master.client import permission_error
         failure = permission_error(err.filename or "a file of this node", prog)
         print(f"Failure: {failure.code}: {failure}", file=sys.stderr)
         return failure.exit_code

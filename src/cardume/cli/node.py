@@ -152,7 +152,7 @@ def evacuate(args: argparse.Namespace) -> int:
 
 def _primary_instances(node: str) -> tuple[str, list[str]]:
     """The node's full name and the instances whose primary it is."""
-    from cardume.luxi import Client
+    from cardume.master.client import Client
     with Client() as client:
         found = client.call("Query", "node", ["name"], [node])["data"]
         full = str(found[0][0])
@@ -298,14 +298,14 @@ def _print_reply(reply: dict[str, Any], available: dict[str, listing.Field],
 
 
 def volumes(args: argparse.Namespace) -> int:
-    from cardume.luxi import Client
+    from cardume.master.client import Client
     with Client() as client:
         reply = client.call("QueryNodeVolumes", list(args.names or []))
     return _print_reply(reply, VOLUME_FIELDS, args)
 
 
 def list_storage(args: argparse.Namespace) -> int:
-    from cardume.luxi import Client
+    from cardume.master.client import Client
     with Client() as client:
         reply = client.call("QueryNodeStorage", list(args.names or []), args.storage_type)
     return _print_reply(reply, STORAGE_FIELDS, args)

@@ -32,7 +32,7 @@ def build(sub: Any) -> None:
 
 
 def query_os() -> list[dict[str, Any]]:
-    from cardume.luxi import Client
+    from cardume.master.client import Client
     with Client() as client:
         result = client.call("QueryOs")
     return sorted(result or [], key=lambda entry: str(entry.get("name")))

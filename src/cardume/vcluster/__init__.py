@@ -171,7 +171,7 @@ class VCluster:
         return report
 
     def _add_missing(self, count: int, master_dir: str) -> list[str]:
-        from cardume.luxi import Client
+        from cardume.master.client import Client
         from cardume.node.daemon import join_token
         ssconf = NodePaths(master_dir).read_ssconf() or {}
         known = set(ssconf.get("nodes", {}))
