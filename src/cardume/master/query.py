@@ -249,6 +249,8 @@ class _InstanceQuery:
         for node_name, found in running.items():
             for inst_name in found:
                 self.where.setdefault(inst_name, []).append(node_name)
+        # instance uuid -> live(): status and the oper_* fields each ask it, per row
+        self._live: dict[str, tuple[str, dict[str, Any] | None]] = {}
 
     def node(self, uuid: str) -> Any:
         return self.cfg.nodes.get(uuid)
@@ -257,7 +259,13 @@ class _InstanceQuery:
         """What the hypervisors say of an instance, found as Ganeti looks for it:
         ('primary', info) when its primary node runs it, else ('elsewhere', info) when another
         node does, else ('offline'|'down'|'ok', None) after what its primary node answered."""
-        pnode = self.node(inst.primary_node)
+        found = self._live.get(inst.uuid)
+        if found is None:
+            found = self._live[inst.uuid] = self._find_live(
+                inst, self.cfg.nodes.get(inst.primary_node))
+        return found
+
+    def _find_live(self, inst: Any, pnode: Any) -> tuple[str, dict[str, Any] | None]:
         if pnode is not None:
             info = self.running.get(pnode.name, {}).get(inst.name)
             if info is not None:
@@ -273,10 +281,10 @@ class _InstanceQuery:
 
     def status(self, inst: Any) -> str:
         """Ganeti's derived status (Ganeti 3.0's order of the checks)."""
-        pnode = self.node(inst.primary_node)
+        pnode = self.cfg.nodes.get(inst.primary_node)
         if pnode is None or pnode.offline:
             return "ERROR_nodeoffline"
-        where, info = self.live(inst)
+        where, info = self._live.get(inst.uuid) or self.live(inst)
         if where == "primary" and (info or {}).get("state") == constants.HV_STATE_USER_DOWN:
             return "USER_down"  # its guest powered itself off (kvm user_shutdown)
         if where == "primary":
@@ -519,5 +527,6 @@ async def run_query(daemon: MasterView, what: str, fields: list[str],
         wanted = [job_ids.parse(n) for n in names] if names else daemon.queue.job_ids()
         objects_ = [daemon.queue.get(i) for i in wanted]
         context = daemon
-    rows = [[f.get(context, obj) for f in selected] for obj in objects_]
+    getters = [f.get for f in selected]
+    rows = [[get(context, obj) for get in getters] for obj in objects_]
     return {"fields": [f.definition() for f in selected], "data": rows}
