@@ -29,16 +29,12 @@ DISK_TEMPLATES = (DT_DISKLESS, DT_FILE, DT_SHARED_FILE, DT_PLAIN, DT_DRBD8,
                   DT_BLOCK, DT_RBD, DT_EXT, DT_GLUSTER)
 MAX_DISKS = 16
 MAX_NICS = 8
-DTS_LVM = frozenset({DT_PLAIN, DT_DRBD8})
 # Storage types (gnt-node list-storage, node_info "storage" items).
 ST_FILE = "file"
 ST_SHARED_FILE = "sharedfile"
 ST_LVM_VG = "lvm-vg"
 ST_LVM_PV = "lvm-pv"
 STORAGE_TYPES = (ST_FILE, ST_SHARED_FILE, ST_LVM_VG, ST_LVM_PV)
-# The storage type that holds a template's disks (what node_info reports space for).
-TEMPLATE_STORAGE = {DT_FILE: ST_FILE, DT_SHARED_FILE: ST_SHARED_FILE, DT_PLAIN: ST_LVM_VG,
-                    DT_DRBD8: ST_LVM_VG}
 DTS_FILEBASED = frozenset({DT_FILE, DT_SHARED_FILE, DT_GLUSTER})
 
 DEFAULT_FILE_STORAGE_DIR = "/srv/ganeti/file-storage"

@@ -45,12 +45,19 @@ def test_what_the_disks_are() -> None:
     assert conversions == {("plain", "drbd"), ("drbd", "plain")}
 
 
-def test_the_table_agrees_with_the_storage_constants() -> None:
-    """constants keeps a template -> storage type map and the LVM set for the node side;
-    a row that disagreed with them would make master and node ask different storage."""
-    assert {n: t.storage_type for n, t in dt.TABLE.items() if t.storage_type} == \
-        constants.TEMPLATE_STORAGE
-    assert having("lvm") == set(constants.DTS_LVM)
+def test_the_storage_each_template_takes_is_one_the_node_reports() -> None:
+    """The table is the only template -> storage map: the node's node_info measures what it
+    names, gnt-instance add checks free space against it and list-storage takes its default
+    from it, so a row naming a storage type the node doesn't report would make them
+    disagree."""
+    assert {n: t.storage_type for n, t in dt.TABLE.items() if t.storage_type} == {
+        "file": constants.ST_FILE, "sharedfile": constants.ST_SHARED_FILE,
+        "plain": constants.ST_LVM_VG, "drbd": constants.ST_LVM_VG}
+    # LVM templates take the volume group; file-based ones the storage of their directory
+    assert having("lvm") == {"plain", "drbd"}
+    assert {dt.of(n).storage_type for n in having("lvm")} == {constants.ST_LVM_VG}
+    assert {dt.of(n).storage_type for n in having("file_dir")} == {
+        constants.ST_FILE, constants.ST_SHARED_FILE}
     assert having("file_dir") <= set(constants.DTS_FILEBASED)
 
 

@@ -10,6 +10,7 @@ from cardume import __version__, constants, errors, objects, opcodes, storage_pa
 from cardume.cmdlib import common
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.jobs import locks
+from cardume.rules import disk_templates
 
 # Cluster verify's problem codes (Ganeti's names, so scripts that grep them keep working).
 ECLUSTERCFG = "ECLUSTERCFG"
@@ -32,10 +33,9 @@ CERT_WARN_DAYS = 30
 MAX_CLOCK_SKEW = 150.0  # seconds, as Ganeti's NODE_MAX_CLOCK_SKEW
 MAX_NAMED = 5  # instances named in one refusal; the rest are counted
 
-# The storage directory of each file-based template (the Cluster field, the ssconf key and
-# the node call's key are the same name).
-STORAGE_DIRS = {"file_storage_dir": constants.DT_FILE,
-                "shared_file_storage_dir": constants.DT_SHARED_FILE}
+# The storage directory of each file-based template, from the capability table (the Cluster
+# field, the ssconf key and the node call's key are the same name).
+STORAGE_DIRS = {t.file_dir: name for name, t in disk_templates.TABLE.items() if t.file_dir}
 
 
 @register
@@ -170,7 +170,7 @@ class LUClusterVerify(LogicalUnit):
         whose old volumes were not removed, or made by hand."""
         cluster = self.cfg.get_cluster()
         vg = cluster.volume_group_name
-        lvm = {constants.DT_PLAIN, constants.DT_DRBD8} & set(cluster.enabled_disk_templates)
+        lvm = any(disk_templates.of(t).lvm for t in cluster.enabled_disk_templates)
         if not vg or not lvm:
             return
         self.log_info("* Verifying orphan volumes")
@@ -480,7 +480,8 @@ class LUClusterSetParams(LogicalUnit):
 
 def file_dir_key(dev_type: str) -> str | None:
     """The cluster field holding the storage directory of a file-based disk type."""
-    return next((k for k, t in STORAGE_DIRS.items() if t == dev_type), None)
+    template = disk_templates.TABLE.get(dev_type)
+    return template.file_dir if template else None
 
 
 def check_storage_dir(key: str, value: Any, state_dir: str | None = None) -> str:

@@ -16,11 +16,7 @@ from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
 from cardume.rpc.wire import DiskSpec, InstanceSpec
-
-# Templates whose disks live on the primary node only, and how they are named.
-_FILE_TEMPLATES = (constants.DT_FILE, constants.DT_SHARED_FILE)
-SUPPORTED_TEMPLATES = (constants.DT_DISKLESS, *_FILE_TEMPLATES, constants.DT_PLAIN,
-                       constants.DT_DRBD8)
+from cardume.rules import disk_templates
 
 
 @register
@@ -43,10 +39,11 @@ class LUInstanceCreate(LogicalUnit):
                                     "yet: give the nodes with -n")
         if not op.pnode:
             raise errors.WrongInput("no primary node given: use -n NODE")
-        if op.disk_template == constants.DT_DRBD8:
+        template = disk_templates.of(op.disk_template)
+        if template.needs_secondary:
             if not op.snode:
-                raise errors.WrongInput("the drbd template needs a secondary node: "
-                                        "-n PRIMARY:SECONDARY")
+                raise errors.WrongInput(f"the {op.disk_template} template needs a secondary "
+                                        "node: -n PRIMARY:SECONDARY")
         elif op.snode:
             raise errors.WrongInput(f"the {op.disk_template} template takes no secondary "
                                     f"node (got '{op.snode}')")
@@ -67,9 +64,12 @@ class LUInstanceCreate(LogicalUnit):
                 raise errors.WrongInput(f"OS parameter '{key}' must be a simple value")
         self.subdir = ic.check_subdir(op.file_storage_dir) if op.file_storage_dir else None
         self.adopt = any("adopt" in d for d in self.disks)
-        if self.adopt and op.disk_template != constants.DT_PLAIN:
+        if self.adopt and not (template.supported and template.adoptable):
+            adoptable = [n for n in disk_templates.SUPPORTED
+                         if disk_templates.of(n).adoptable]
             raise errors.WrongInput(f"disk adoption is not supported for the "
-                                    f"{op.disk_template} template (only plain)")
+                                    f"{op.disk_template} template (only "
+                                    f"{', '.join(adoptable)})")
         if op.file_driver not in (None, "loop"):
             raise errors.WrongInput(f"unsupported file driver '{op.file_driver}' "
                                     "(expected loop)")
@@ -89,9 +89,9 @@ class LUInstanceCreate(LogicalUnit):
                 f"disk template '{template}' is not enabled on this cluster (enabled: "
                 f"{', '.join(cluster.enabled_disk_templates)})",
                 "enable it with gnt-cluster modify --enabled-disk-templates")
-        if template not in SUPPORTED_TEMPLATES:
+        if not disk_templates.of(template).supported:
             raise errors.WrongInput(f"disk template '{template}' is not supported yet "
-                                    f"(supported: {', '.join(SUPPORTED_TEMPLATES)})")
+                                    f"(supported: {', '.join(disk_templates.SUPPORTED)})")
         self.hypervisor = self.hypervisor or cluster.enabled_hypervisors[0]
         if self.hypervisor not in cluster.enabled_hypervisors:
             raise errors.WrongInput(
@@ -212,7 +212,7 @@ class LUInstanceCreate(LogicalUnit):
             if not disks:
                 return
         needed = sum(d["size"] for d in disks)
-        kind = constants.TEMPLATE_STORAGE.get(self.op.disk_template, self.op.disk_template)
+        kind = disk_templates.of(self.op.disk_template).storage_type or self.op.disk_template
         for item in info.get("storage", []):
             if item.get("type") == kind:
                 free = int(item.get("free", 0))
@@ -237,7 +237,7 @@ class LUInstanceCreate(LogicalUnit):
             disk = objects.Disk(name=spec.get("name"), dev_type=op.disk_template,
                                 size=spec["size"], mode=spec["mode"], iv_name=f"disk/{index}",
                                 nodes=[self.pnode.uuid])
-            if op.disk_template in _FILE_TEMPLATES:
+            if disk_templates.of(op.disk_template).file_dir:
                 disk.logical_id = [op.file_driver or "loop", ic.file_disk_path(
                     cluster, op.disk_template, subdir, disk.uuid, index)]
             elif op.disk_template == constants.DT_PLAIN:

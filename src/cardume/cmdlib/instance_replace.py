@@ -20,6 +20,7 @@ from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
 from cardume.jobs import locks
 from cardume.rpc.wire import DiskSpec
+from cardume.rules import disk_templates
 
 ON_PRIMARY, ON_SECONDARY, NEW_SECONDARY, AUTO = opcodes.REPLACE_MODES
 _GOOD_DISK = ("UpToDate",)
@@ -55,7 +56,7 @@ class LUInstanceReplaceDisks(_InstanceLU):
     async def check_prereq(self) -> None:
         await super().check_prereq()
         inst = self.inst
-        if inst.disk_template != constants.DT_DRBD8:
+        if not disk_templates.of(inst.disk_template).network_mirrored:
             raise errors.WrongInput(f"instance {inst.name} uses the {inst.disk_template} "
                                     "template: only drbd disks are mirrored and can be "
                                     "replaced")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from cardume import constants, errors, objects, opcodes
+from cardume import errors, objects, opcodes
 from cardume.cmdlib import common
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.jobs import locks
 from cardume.rpc import join
+from cardume.rules import disk_templates
 
 
 @register
@@ -231,7 +232,7 @@ class LUNodeSetParams(LogicalUnit):
             raise errors.WrongInput(f"invalid secondary IP '{address}': expected an IPv4 "
                                     "address") from None
         busy = sorted(inst.name for inst in self.cfg.instances.values()
-                      if inst.disk_template == constants.DT_DRBD8
+                      if disk_templates.of(inst.disk_template).network_mirrored
                       and self.node.uuid in (inst.primary_node, *inst.secondary_nodes)
                       and (inst.disks_active or inst.admin_state == "up"))
         if busy and not self.node.offline:

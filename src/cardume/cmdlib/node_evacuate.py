@@ -19,6 +19,7 @@ from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.cmdlib.instance_migrate import LUInstanceMigrate
 from cardume.cmdlib.instance_replace import LUInstanceReplaceDisks
 from cardume.jobs import locks
+from cardume.rules import disk_templates
 
 
 @register
@@ -44,9 +45,8 @@ class LUNodeEvacuate(LogicalUnit):
             if mode in ("primary-only", "all") else []
         self.secondaries = [i for i in insts if self.node.uuid in i.secondary_nodes] \
             if mode in ("secondary-only", "all") else []
-        single = [i.name for i in self.primaries if i.disk_template != constants.DT_DRBD8
-                  and i.disk_template not in (constants.DT_DISKLESS,
-                                              constants.DT_SHARED_FILE)]
+        single = [i.name for i in self.primaries
+                  if not disk_templates.of(i.disk_template).can_failover]
         if single:
             raise errors.WrongState(
                 f"instance(s) {', '.join(single)} keep their disks on {self.node.name} only; "
@@ -70,7 +70,7 @@ class LUNodeEvacuate(LogicalUnit):
                 instance_name=inst.name, allow_failover=True))
             current = self.cfg.instances[inst.uuid]
             done.append((inst.name, f"primary now {self.cfg.node_name(current.primary_node)}"))
-            if self.op.mode == "all" and current.disk_template == constants.DT_DRBD8 \
+            if self.op.mode == "all" and disk_templates.of(current.disk_template).needs_secondary \
                     and current not in self.secondaries:
                 self.secondaries.append(current)
         for inst in self.secondaries:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from cardume import constants, errors, objects, opcodes
+from cardume import errors, objects, opcodes
 from cardume.cmdlib import drbd
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.jobs import locks
+from cardume.rules import disk_templates
 
 RECHECK_DELAY = 3.0
 _FAILED_DISKS = ("Diskless", "Failed")
@@ -44,7 +45,7 @@ class LUClusterVerifyDisks(LogicalUnit):
     def _instances(self) -> list[objects.Instance]:
         found = []
         for inst in sorted(self.cfg.instances.values(), key=lambda i: i.name):
-            if inst.disk_template != constants.DT_DRBD8:
+            if not disk_templates.of(inst.disk_template).network_mirrored:
                 continue
             if not (inst.disks_active or inst.admin_state == "up"):
                 continue

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cardume import constants, errors, objects
+from cardume.rules import disk_templates
 
 VOLUME_COLUMNS = ("node", "phys", "vg", "name", "size", "instance")
 STORAGE_COLUMNS = ("node", "type", "name", "size", "used", "free", "allocatable")
@@ -48,7 +49,8 @@ def check_storage_type(kind: Any) -> str:
 def default_storage_type(cluster: objects.Cluster) -> str:
     """Ganeti's default for list-storage: the storage of the first enabled template that has
     one (lvm-vg for plain and drbd)."""
-    for template in cluster.enabled_disk_templates:
-        if template in constants.TEMPLATE_STORAGE:
-            return constants.TEMPLATE_STORAGE[template]
+    for name in cluster.enabled_disk_templates:
+        template = disk_templates.TABLE.get(name)
+        if template is not None and template.storage_type is not None:
+            return template.storage_type
     return constants.ST_LVM_VG

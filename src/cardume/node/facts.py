@@ -76,24 +76,28 @@ def storage(ssconf: dict[str, Any], storage_prefix: str = "",
     as storage type ``lvm-vg``, from ``vgs``; a node without it falls through to the next
     enabled template.
     """
-    dirs = {constants.DT_FILE: ssconf.get("file_storage_dir"),
-            constants.DT_SHARED_FILE: ssconf.get("shared_file_storage_dir")}
-    for template in ssconf.get("enabled_disk_templates", []):
-        if template in constants.DTS_LVM:
+    # the capability table is imported here, not at the top: only node_info needs it, and
+    # building its rows costs the daemon's start a few milliseconds
+    from cardume.rules import disk_templates
+    for name in ssconf.get("enabled_disk_templates", []):
+        template = disk_templates.TABLE.get(name)
+        if template is None or template.storage_type is None:
+            continue
+        if template.lvm:
             vg = ssconf.get("volume_group_name")
             found = vg_space(str(vg), runner) if vg else None
             if found is not None:
-                return [{"type": constants.ST_LVM_VG, "key": vg, **found}]
+                return [{"type": template.storage_type, "key": vg, **found}]
             continue
-        path = dirs.get(template)
+        path = ssconf.get(template.file_dir) if template.file_dir else None
         if path:
             measured = path
-            if template == constants.DT_FILE and storage_prefix:
+            if not template.shared and storage_prefix:  # the prefix holds local files only
                 prefix = os.path.normpath(storage_prefix).rstrip(os.sep)
                 measured = _existing(prefix + os.path.normpath(path), prefix)
             found = space(measured)
             if found is not None:
-                return [{"type": template, "key": path, **found}]
+                return [{"type": template.storage_type, "key": path, **found}]
             return []
     return []
 
