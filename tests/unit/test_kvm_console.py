@@ -163,3 +163,44 @@ def test_resolve_node(tmp_path: Path) -> None:
     assert console.resolve_node(paths, "node2") == ("10.0.0.2", 1811)
     with pytest.raises(errors.UnknownEntity, match="node node7 is not in this cluster"):
         console.resolve_node(paths, "node7")
+
+
+class _NullWriter:
+    """The client's side of a relay, for tests that never get as far as copying bytes."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+
+def test_a_relay_cancelled_at_any_point_gives_the_console_back(tmp_path: Path) -> None:
+    """A daemon closing a connection mid-session (shutdown, a dropped client) cancels the
+    relay; the console must be free for the next session, not 'in use' until a restart."""
+    serial = str(tmp_path / "vm2.serial")
+    Serial(serial)
+
+    async def scenario(steps: int) -> None:
+        console.claim("kvm:vm2", "vm2")
+        relay = asyncio.create_task(console.relay(serial, "kvm:vm2", asyncio.StreamReader(),
+                                                  _NullWriter()))  # type: ignore[arg-type]
+        for _ in range(steps):  # cancelled while opening the serial socket, or pumping
+            await asyncio.sleep(0)
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        assert "kvm:vm2" not in console._attached
+        console.claim("kvm:vm2", "vm2")  # a new session is welcome
+        console.release("kvm:vm2")
+
+    for steps in (1, 2, 3, 5, 20):
+        asyncio.run(scenario(steps))
+
+
+def test_a_console_whose_socket_is_gone_is_not_left_claimed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        console.claim("kvm:vm3", "vm3")
+        await console.relay(str(tmp_path / "missing.serial"), "kvm:vm3",
+                             asyncio.StreamReader(), _NullWriter())  # type: ignore[arg-type]
+    asyncio.run(scenario())
+    assert "kvm:vm3" not in console._attached

@@ -39,11 +39,20 @@ _attached: set[str] = set()
 async def relay(serial_path: str, key: str, reader: asyncio.StreamReader,
                 writer: asyncio.StreamWriter) -> None:
     """Copy bytes both ways between a client connection and a serial socket until either
-    side closes. key names the console (one session at a time per console)."""
+    side closes. key names the console (one session at a time per console), claimed by
+    :func:`claim`; the claim ends with the relay however it ends, cancelled included (a
+    claim left behind would refuse every later session until the daemon restarts)."""
+    try:
+        await _relay(serial_path, reader, writer)
+    finally:
+        release(key)
+
+
+async def _relay(serial_path: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
     try:
         sreader, swriter = await asyncio.open_unix_connection(serial_path)
     except OSError as err:
-        _attached.discard(key)
         with contextlib.suppress(Exception):
             writer.write(f"\r\ncardume: can't open the console: {err.strerror}\r\n".encode())
             await writer.drain()
@@ -67,7 +76,6 @@ async def relay(serial_path: str, key: str, reader: asyncio.StreamReader,
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         swriter.close()
-        _attached.discard(key)
 
 
 def claim(key: str, name: str) -> None:
@@ -77,6 +85,11 @@ def claim(key: str, name: str) -> None:
         raise errors.WrongState(f"the console of instance {name} is in use by another "
                                 "session", "close the other session first")
     _attached.add(key)
+
+
+def release(key: str) -> None:
+    """End a claim: its relay ended, or never started (the client left before its reply)."""
+    _attached.discard(key)
 
 
 # --- client side ----------------------------------------------------------------------------

@@ -193,7 +193,8 @@ class InstanceCalls:
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await console.relay(path, key, reader, writer)
-        return StreamUpgrade({"instance": name, "node": self.node.name}, run)
+        return StreamUpgrade({"instance": name, "node": self.node.name}, run,
+                             abandon=lambda: console.release(key))
 
 
 def _seconds(value: float | None, what: str) -> float:

@@ -82,15 +82,19 @@ class StreamUpgrade:
     """What a handler returns to take the connection over after its reply: the server sends
     ``{"ok": true, "result": reply}`` (with ``Connection: close``), then hands the raw TLS
     stream to ``run(reader, writer)``; the connection ends when ``run`` returns. The client
-    reads the reply as usual and then speaks the handler's own protocol (the console relay)."""
+    reads the reply as usual and then speaks the handler's own protocol (the console relay).
+    ``abandon`` runs instead of ``run`` when the reply can't be sent (the client left): what
+    the handler reserved for the stream (a console's one session) is given back."""
 
-    __slots__ = ("reply", "run")
+    __slots__ = ("reply", "run", "abandon")
 
     def __init__(self, reply: Any,
                  run: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
-                               Awaitable[None]]) -> None:
+                               Awaitable[None]],
+                 abandon: Callable[[], None] | None = None) -> None:
         self.reply = reply
         self.run = run
+        self.abandon = abandon
 
 
 # --- heads -----------------------------------------------------------------------------------

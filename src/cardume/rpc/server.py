@@ -349,8 +349,13 @@ class RpcServer:
                 else:
                     data, upgrade = _encode(result), None
             if upgrade is not None:
-                await self._send(writer, 200, _encode({"ok": True, "result": upgrade.reply}),
-                                 False)
+                try:
+                    await self._send(writer, 200,
+                                     _encode({"ok": True, "result": upgrade.reply}), False)
+                except BaseException:
+                    if upgrade.abandon is not None:
+                        upgrade.abandon()
+                    raise
                 self.requests_served += 1
                 await upgrade.run(reader, writer)
                 return
