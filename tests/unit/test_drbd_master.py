@@ -103,15 +103,15 @@ def test_each_node_gets_its_own_minor_and_the_replication_addresses(cluster: Clu
     on_p = drbd.node_disk_spec(cluster.cfg, disk, p.uuid)
     on_s = drbd.node_disk_spec(cluster.cfg, disk, s.uuid)
     # node2 has a secondary (replication) IP: DRBD uses it, not the primary IP
-    assert on_p["dynamic_params"] == {"local_ip": "192.0.2.1", "remote_ip": "198.51.100.2",
+    assert on_p.dynamic_params == {"local_ip": "192.0.2.1", "remote_ip": "198.51.100.2",
                                       "local_minor": 1, "remote_minor": 7}
-    assert on_s["dynamic_params"] == {"local_ip": "198.51.100.2", "remote_ip": "192.0.2.1",
+    assert on_s.dynamic_params == {"local_ip": "198.51.100.2", "remote_ip": "192.0.2.1",
                                       "local_minor": 7, "remote_minor": 1}
-    assert [c["logical_id"][1] for c in on_p["children"]] == [
+    assert [c.logical_id[1] for c in on_p.children or []] == [
         f"{disk.uuid}.disk0_data", f"{disk.uuid}.disk0_meta"]
     # cluster-level -D drbd:resync-rate=1000 reaches the node, the rest are defaults
-    assert on_p["params"]["resync-rate"] == 1000
-    assert on_p["params"]["protocol"] == "C"
+    assert on_p.params["resync-rate"] == 1000
+    assert on_p.params["protocol"] == "C"
     with pytest.raises(errors.InternalError, match="no side"):
         drbd.node_disk_spec(cluster.cfg, disk, cluster.nodes[2].uuid)
 
@@ -120,7 +120,7 @@ def test_node_builds_the_device_from_the_master_spec(cluster: Cluster) -> None:
     with drbd.allocating(cluster.cfg) as alloc:
         disk = _disk(alloc, cluster)
     spec = drbd.node_disk_spec(cluster.cfg, disk, cluster.nodes[1].uuid)
-    dev = node_drbd.from_spec(spec, {"name": "node2.example.com"})
+    dev = node_drbd.from_spec(spec.to_dict(), {"name": "node2.example.com"})
     assert dev.path == "/dev/drbd0"
     assert (dev.local_ip, dev.remote_ip, dev.port) == ("198.51.100.2", "192.0.2.1", 11000)
     assert dev.data.path == f"/dev/xenvg/{disk.uuid}.disk0_data"

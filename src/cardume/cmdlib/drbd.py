@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cardume import constants, errors, objects
-from cardume.cmdlib.specs import disk_spec
 from cardume.config.writer import ConfigWriter
 from cardume.rpc.wire import DiskSpec
 
@@ -188,7 +187,7 @@ def peer_of(disk: objects.Disk, node_uuid: str) -> str:
     raise errors.InternalError(f"node {node_uuid} holds no side of disk {disk.iv_name}")
 
 
-def node_disk_spec(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> dict[str, Any]:
+def node_disk_spec(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> DiskSpec:
     """A drbd disk as ``node_uuid`` gets it: its minor, its and its peer's addresses."""
     pnode, snode, _port, pminor, sminor, _secret = disk.logical_id
     local, remote = cfg.nodes.get(node_uuid), cfg.nodes.get(peer_of(disk, node_uuid))
@@ -196,12 +195,12 @@ def node_disk_spec(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> dic
         raise errors.InternalError(f"disk {disk.iv_name} names a node that is not in "
                                         "the cluster")
     mine, theirs = (pminor, sminor) if node_uuid == pnode else (sminor, pminor)
-    spec = disk_spec(disk)
-    spec["params"] = filled_params(cfg, disk)
-    spec["children"] = [disk_spec(child) for child in disk.children]
-    spec["dynamic_params"] = {"local_ip": replication_ip(local),
-                              "remote_ip": replication_ip(remote),
-                              "local_minor": int(mine), "remote_minor": int(theirs)}
+    spec = DiskSpec.of(disk)
+    spec.params = filled_params(cfg, disk)
+    spec.children = [DiskSpec.of(child) for child in disk.children]
+    spec.dynamic_params = {"local_ip": replication_ip(local),
+                           "remote_ip": replication_ip(remote),
+                           "local_minor": int(mine), "remote_minor": int(theirs)}
     return spec
 
 
@@ -219,24 +218,15 @@ def filled_params(cfg: ConfigWriter, disk: objects.Disk) -> dict[str, Any]:
     return params
 
 
-def wire_node_disk(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> DiskSpec:
-    """:func:`node_disk_spec` as the typed node calls take it."""
-    return DiskSpec.from_dict(node_disk_spec(cfg, disk, node_uuid))
-
-
 def minor_on(disk: objects.Disk, node_uuid: str) -> int:
     pnode, _snode, _port, pminor, sminor = disk.logical_id[:5]
     return int(pminor if node_uuid == pnode else sminor)
 
 
-def disks_for(cfg: ConfigWriter, inst: objects.Instance, node_uuid: str) -> list[dict[str, Any]]:
+def disks_for(cfg: ConfigWriter, inst: objects.Instance, node_uuid: str) -> list[DiskSpec]:
+    """The drbd disks of ``inst`` as ``node_uuid`` gets them."""
     return [node_disk_spec(cfg, d, node_uuid) for d in inst.disks
             if d.dev_type == constants.DT_DRBD8]
-
-
-def wire_disks(cfg: ConfigWriter, inst: objects.Instance, node_uuid: str) -> list[DiskSpec]:
-    """:func:`disks_for` as the typed node calls take it."""
-    return [DiskSpec.from_dict(d) for d in disks_for(cfg, inst, node_uuid)]
 
 
 # --- driving both nodes ----------------------------------------------------------------------
@@ -357,7 +347,7 @@ async def assemble(lu: LogicalUnit, inst: objects.Instance, primary: str | None,
             if disk.dev_type != constants.DT_DRBD8:
                 continue
             try:
-                await lu.rpc.blockdev_assemble(node, wire_node_disk(lu.cfg, disk, node_uuid))
+                await lu.rpc.blockdev_assemble(node, node_disk_spec(lu.cfg, disk, node_uuid))
             except errors.CardumeError as err:
                 if not ignore_secondaries:
                     raise
@@ -366,8 +356,8 @@ async def assemble(lu: LogicalUnit, inst: objects.Instance, primary: str | None,
     node = _node(lu, primary)
     for disk in inst.disks:
         spec = (node_disk_spec(lu.cfg, disk, primary) if disk.dev_type == constants.DT_DRBD8
-                else disk_spec(disk))
-        reply = await lu.rpc.blockdev_assemble(node, DiskSpec.from_dict(spec), True)
+                else DiskSpec.of(disk))
+        reply = await lu.rpc.blockdev_assemble(node, spec, True)
         result.append((node.name, disk.iv_name, str(reply["path"])))
     # return with the mirror running, not just requested; a peer that doesn't come is a
     # degraded mirror, which the admin hears about but which doesn't stop the instance
@@ -391,7 +381,7 @@ async def shutdown(lu: LogicalUnit, inst: objects.Instance,
             if disk.dev_type != constants.DT_DRBD8:
                 continue
             try:
-                await lu.rpc.blockdev_shutdown(node, wire_node_disk(lu.cfg, disk, node_uuid))
+                await lu.rpc.blockdev_shutdown(node, node_disk_spec(lu.cfg, disk, node_uuid))
             except errors.CardumeError as err:
                 if not ignore_errors:
                     raise

@@ -42,12 +42,9 @@ class _InstanceLU(LogicalUnit):
             raise errors.WrongState(f"instance {self.inst.name} is running; stop it before "
                                     f"{what}", f"gnt-instance shutdown {self.inst.name}")
 
-    def spec(self, **overrides: Any) -> dict[str, Any]:
+    def spec(self, **overrides: Any) -> InstanceSpec:
+        """The instance as a node gets it (see :func:`instance_common.instance_spec`)."""
         return ic.instance_spec(self.cfg, self.inst, **overrides)
-
-    def wire_spec(self, **overrides: Any) -> InstanceSpec:
-        """:meth:`spec` as the typed node calls take it."""
-        return ic.wire_instance(self.cfg, self.inst, **overrides)
 
     async def update_instance(self, **changes: Any) -> None:
         """Commit field changes to the instance as the config has it now (not a copy taken
@@ -77,7 +74,7 @@ class _InstanceLU(LogicalUnit):
         running = await self.running_on_primary()
         if not running:
             info = await self.rpc.node_info(self.pnode)
-            memory = int(self.spec(beparams=beparams)["beparams"]["maxmem"])
+            memory = int(self.spec(beparams=beparams).beparams["maxmem"])
             ic.check_free_memory(self.pnode.name, info, memory, self.inst.name)
         return running
 
@@ -123,7 +120,7 @@ class LUInstanceStartup(_InstanceLU):
             self.log_info(f"Instance {self.inst.name} is already running")
             return
         await self.activate_mirrors()
-        await self.rpc.instance_start(self.pnode, self.wire_spec(beparams=self.extra_be,
+        await self.rpc.instance_start(self.pnode, self.spec(beparams=self.extra_be,
                                                                  hvparams=self.extra_hv))
 
 
@@ -146,7 +143,7 @@ class LUInstanceShutdown(_InstanceLU):
                 return
             raise errors.WrongState(f"primary node {self.pnode.name} is offline",
                                     "use --ignore-offline to only record the state")
-        await self.rpc.instance_shutdown(self.pnode, self.wire_spec(), self.op.timeout)
+        await self.rpc.instance_shutdown(self.pnode, self.spec(), self.op.timeout)
         await self.release_mirrors()
 
 
@@ -160,7 +157,7 @@ class LUInstanceReboot(_InstanceLU):
 
     async def exec(self) -> None:
         """As Ganeti: a stopped instance is started, and is recorded as up either way."""
-        spec = self.wire_spec()
+        spec = self.spec()
         if self.op.reboot_type in ("soft", "hard") and self.running:
             await self.rpc.instance_reboot(self.pnode, spec, self.op.reboot_type,
                                            self.op.shutdown_timeout)
@@ -181,7 +178,7 @@ class LUInstanceRemove(_InstanceLU):
 
     async def exec(self) -> None:
         inst, pnode = self.inst, self.pnode
-        spec = self.wire_spec()
+        spec = self.spec()
         problems: list[str] = []
         self.log_info(f"Shutting down instance {inst.name} on {pnode.name}")
         try:
@@ -199,7 +196,7 @@ class LUInstanceRemove(_InstanceLU):
                     continue
                 try:
                     await self.rpc.blockdev_remove(
-                        node, ic.wire_node_disk(self.cfg, disk, node_uuid))
+                        node, ic.node_disk(self.cfg, disk, node_uuid))
                 except errors.CardumeError as err:
                     problems.append(f"disk {disk.iv_name} on {node.name}: {err}")
         if problems and not self.op.ignore_failures:

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from cardume import constants, errors, objects
 from cardume.cmdlib import drbd
-from cardume.cmdlib.specs import disk_spec
 from cardume.config.writer import ConfigWriter
-from cardume.rpc.wire import DiskSpec, InstanceSpec
+from cardume.rpc.wire import DiskSpec, InstanceSpec, NicSpec
 from cardume.rules import disk_templates, volumes
 
 if TYPE_CHECKING:
@@ -24,32 +23,17 @@ _MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 _DISK_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
 
 
-def node_disk(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> dict[str, Any]:
+def node_disk(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> DiskSpec:
     """A disk as one of its nodes gets it (a drbd disk differs from node to node)."""
     if disk_templates.of(disk.dev_type).network_mirrored:
         return drbd.node_disk_spec(cfg, disk, node_uuid)
-    return disk_spec(disk)
-
-
-def wire_disk(disk: objects.Disk) -> DiskSpec:
-    """:func:`disk_spec` as the typed node calls take it."""
-    return DiskSpec.from_dict(disk_spec(disk))
-
-
-def wire_node_disk(cfg: ConfigWriter, disk: objects.Disk, node_uuid: str) -> DiskSpec:
-    """:func:`node_disk` as the typed node calls take it."""
-    return DiskSpec.from_dict(node_disk(cfg, disk, node_uuid))
-
-
-def wire_instance(cfg: ConfigWriter, inst: objects.Instance, **overrides: Any) -> InstanceSpec:
-    """:func:`instance_spec` as the typed node calls take it."""
-    return InstanceSpec.from_dict(instance_spec(cfg, inst, **overrides))
+    return DiskSpec.of(disk)
 
 
 def instance_spec(cfg: ConfigWriter, inst: objects.Instance,
                   beparams: dict[str, Any] | None = None,
                   hvparams: dict[str, Any] | None = None,
-                  node_uuid: str | None = None) -> dict[str, Any]:
+                  node_uuid: str | None = None) -> InstanceSpec:
     """An instance as a node gets it (by default its primary): parameters filled through
     every layer."""
     cluster = cfg.get_cluster()
@@ -67,16 +51,16 @@ def instance_spec(cfg: ConfigWriter, inst: objects.Instance,
     nics = []
     for nic in inst.nics:
         params = objects.fill_nicparams(cluster, group, nic.nicparams)
-        nics.append({"uuid": nic.uuid, "name": nic.name, "mac": nic.mac, "ip": nic.ip,
-                     "network": nic.network, "mode": params["mode"], "link": params["link"],
-                     "vlan": params.get("vlan", "")})
-    spec = {"name": inst.name, "uuid": inst.uuid, "os": inst.os, "hypervisor": inst.hypervisor,
-            "hvparams": filled_hv, "beparams": filled_be, "osparams": osparams,
-            "disk_template": inst.disk_template,
-            "disks": [node_disk(cfg, d, node_uuid) for d in inst.disks],
-            "nics": nics, "debug_level": 0}
+        nics.append(NicSpec(uuid=nic.uuid, name=nic.name, mac=nic.mac, ip=nic.ip,
+                            network=nic.network, mode=params["mode"], link=params["link"],
+                            vlan=params.get("vlan", "")))
+    spec = InstanceSpec(name=inst.name, uuid=inst.uuid, os=inst.os, hypervisor=inst.hypervisor,
+                        hvparams=filled_hv, beparams=filled_be, osparams=osparams,
+                        disk_template=inst.disk_template,
+                        disks=[node_disk(cfg, d, node_uuid) for d in inst.disks],
+                        nics=nics, debug_level=0)
     if filled_hv.get("security_model") == "pool":
-        spec["uid_pool"] = cluster.uid_pool  # the node picks a free uid from it
+        spec.uid_pool = list(cluster.uid_pool)  # the node picks a free uid from it
     return spec
 
 

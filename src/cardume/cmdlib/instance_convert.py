@@ -88,11 +88,11 @@ async def to_drbd(lu: _InstanceLU, snode: objects.Node) -> None:
         created: list[tuple[objects.Node, DiskSpec]] = []
         try:
             for disk in edited.disks:
-                spec = drbd.wire_node_disk(lu.cfg, disk, pnode.uuid)
+                spec = drbd.node_disk_spec(lu.cfg, disk, pnode.uuid)
                 lu.log_info(f"Adding a metadata volume to {disk.iv_name} on {pnode.name}")
                 await lu.rpc.blockdev_create(pnode, spec, data_exists=True)
                 created.append((pnode, spec))
-                spec = drbd.wire_node_disk(lu.cfg, disk, snode.uuid)
+                spec = drbd.node_disk_spec(lu.cfg, disk, snode.uuid)
                 lu.log_info(f"Creating the mirror of {disk.iv_name} on {snode.name}")
                 await lu.rpc.blockdev_create(snode, spec)
                 created.append((snode, spec))
@@ -107,9 +107,9 @@ async def to_drbd(lu: _InstanceLU, snode: objects.Node) -> None:
             raise
     lu.inst = edited
     for node in (snode, pnode):
-        await lu.rpc.drbd_connect(node, drbd.wire_disks(lu.cfg, edited, node.uuid))
+        await lu.rpc.drbd_connect(node, drbd.disks_for(lu.cfg, edited, node.uuid))
     await drbd.wait_connected(lu, edited, pnode.uuid, timeout=30.0)
-    await lu.rpc.drbd_set_role(pnode, drbd.wire_disks(lu.cfg, edited, pnode.uuid), "primary",
+    await lu.rpc.drbd_set_role(pnode, drbd.disks_for(lu.cfg, edited, pnode.uuid), "primary",
                                force=True)
     if lu.op.wait_for_sync:
         await drbd.wait_for_sync(lu, edited, pnode.uuid)
@@ -143,7 +143,7 @@ async def to_plain(lu: _InstanceLU) -> None:
     lu.inst = edited
     for disk in old.values():  # only once the config names them no more
         try:
-            await lu.rpc.blockdev_remove(pnode, ic.wire_disk(disk.children[1]))
+            await lu.rpc.blockdev_remove(pnode, DiskSpec.of(disk.children[1]))
         except errors.CardumeError as err:
             lu.log_warning(f"could not remove the metadata volume of {disk.iv_name} on "
                            f"{pnode.name}: {err}")
@@ -152,7 +152,7 @@ async def to_plain(lu: _InstanceLU) -> None:
                            f"{disk.iv_name} there once it is back")
             continue
         try:
-            await lu.rpc.blockdev_remove(snode, drbd.wire_node_disk(lu.cfg, disk, snode_uuid))
+            await lu.rpc.blockdev_remove(snode, drbd.node_disk_spec(lu.cfg, disk, snode_uuid))
         except errors.CardumeError as err:
             lu.log_warning(f"could not remove the mirror of {disk.iv_name} on {snode.name}: "
                            f"{err}")

@@ -7,6 +7,7 @@ job created, so a failed add leaves no debris and the config as it was.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from typing import Any
 
@@ -15,7 +16,7 @@ from cardume.cmdlib import common, drbd
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
-from cardume.rpc.wire import DiskSpec, InstanceSpec
+from cardume.rpc.wire import DiskSpec
 from cardume.rules import disk_templates
 
 
@@ -273,7 +274,7 @@ class LUInstanceCreate(LogicalUnit):
         if self.op.start:
             self.log_info(f"Starting instance {inst.name} on {self.pnode.name}")
             try:
-                await self.rpc.instance_start(self.pnode, InstanceSpec.from_dict(spec))
+                await self.rpc.instance_start(self.pnode, spec)
             except errors.CardumeError as err:
                 edited = self.cfg.edit(self.cfg.instances[inst.uuid])
                 edited.admin_state = "down"
@@ -302,19 +303,18 @@ class LUInstanceCreate(LogicalUnit):
                                 f"disk {disk.iv_name} of {inst.name} on {node.name}",
                                 unless_instance=inst.uuid)
                 self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB, minor "
-                              f"{spec['dynamic_params']['local_minor']}) on {node.name}")
-                await self.rpc.blockdev_create(node, DiskSpec.from_dict(spec))
+                              f"{drbd.minor_on(disk, node.uuid)}) on {node.name}")
+                await self.rpc.blockdev_create(node, spec)
 
         async def connect(node: objects.Node) -> None:
-            await self.rpc.drbd_connect(
-                node, DiskSpec.from_list(drbd.disks_for(self.cfg, inst, node.uuid)))
+            await self.rpc.drbd_connect(node, drbd.disks_for(self.cfg, inst, node.uuid))
         try:
             await drbd.on_both(*(create_side(node) for node in nodes))
             await drbd.on_both(*(connect(node) for node in nodes))
             await drbd.wait_connected(self, inst, self.pnode.uuid, timeout=30.0)
             await self.rpc.drbd_set_role(
-                self.pnode, DiskSpec.from_list(drbd.disks_for(self.cfg, inst, self.pnode.uuid)),
-                "primary", force=True)
+                self.pnode, drbd.disks_for(self.cfg, inst, self.pnode.uuid), "primary",
+                force=True)
             if self.op.wait_for_sync:
                 await drbd.wait_for_sync(self, inst, self.pnode.uuid)
             else:
@@ -324,8 +324,7 @@ class LUInstanceCreate(LogicalUnit):
             if not self.op.no_install:
                 self.log_info(f"Running the OS create script of {inst.os} on "
                               f"{self.pnode.name}")
-                await self.rpc.instance_os_add(self.pnode, InstanceSpec.from_dict(spec),
-                                               reinstall=False)
+                await self.rpc.instance_os_add(self.pnode, spec, reinstall=False)
             inst.admin_state = "up" if self.op.start else "down"
             inst.disks_active = True
             await self.cfg.commit(add=[inst])
@@ -338,8 +337,8 @@ class LUInstanceCreate(LogicalUnit):
         spec = ic.instance_spec(self.cfg, inst)
         node = self.pnode
         try:
-            for disk, asked in zip(spec["disks"], self.disks, strict=True):
-                what = f"disk {disk['iv_name']} of {inst.name} on {node.name}"
+            for disk, asked in zip(spec.disks, self.disks, strict=True):
+                what = f"disk {disk.iv_name} of {inst.name} on {node.name}"
                 if "adopt" in asked:
                     old_id = [asked["vg"], asked["adopt"]]
                     # undone by giving the volume its name back
@@ -347,21 +346,19 @@ class LUInstanceCreate(LogicalUnit):
                                     {"disk": disk, "new_logical_id": old_id},
                                     f"the adoption of {'/'.join(old_id)} as {what}",
                                     unless_instance=inst.uuid)
-                    self.log_info(f"Adopting {'/'.join(old_id)} as disk {disk['iv_name']} "
-                                  f"({disk['size']} MiB) on {node.name}")
+                    self.log_info(f"Adopting {'/'.join(old_id)} as disk {disk.iv_name} "
+                                  f"({disk.size} MiB) on {node.name}")
                     await self.rpc.blockdev_rename(
-                        node, DiskSpec.from_dict(dict(disk, logical_id=old_id)),
-                        disk["logical_id"])
+                        node, dataclasses.replace(disk, logical_id=old_id), disk.logical_id)
                     continue
                 self.undo_later(node, "blockdev_remove", {"disk": disk}, what,
                                 unless_instance=inst.uuid)
-                self.log_info(f"Creating disk {disk['iv_name']} ({disk['size']} MiB) on "
+                self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB) on "
                               f"{node.name}")
-                await self.rpc.blockdev_create(node, DiskSpec.from_dict(disk))
+                await self.rpc.blockdev_create(node, disk)
             if not self.op.no_install and not self.adopt:  # adopted disks keep their data
                 self.log_info(f"Running the OS create script of {inst.os} on {node.name}")
-                await self.rpc.instance_os_add(node, InstanceSpec.from_dict(spec),
-                                               reinstall=False)
+                await self.rpc.instance_os_add(node, spec, reinstall=False)
             inst.admin_state = "up" if self.op.start else "down"
             await self.cfg.commit(add=[inst])
         except BaseException:

@@ -102,7 +102,7 @@ class _MoveLU(_InstanceLU):
         if not source.offline:
             self.log_info(f"Shutting down instance {inst.name} on {source.name}")
             try:
-                await self.rpc.instance_shutdown(source, self.wire_spec(), shutdown_timeout)
+                await self.rpc.instance_shutdown(source, self.spec(), shutdown_timeout)
             except errors.CardumeError as err:
                 if not ignore_consistency:
                     raise errors.ExecError(
@@ -112,7 +112,7 @@ class _MoveLU(_InstanceLU):
         moved = await self.set_primary(target)
         if was_up:
             self.log_info(f"Starting instance {inst.name} on {target.name}")
-            await self.rpc.instance_start(target, ic.wire_instance(self.cfg, moved))
+            await self.rpc.instance_start(target, ic.instance_spec(self.cfg, moved))
 
     async def _failover_drbd(self, target: objects.Node, was_up: bool,
                              ignore_consistency: bool, shutdown_timeout: int) -> None:
@@ -134,10 +134,10 @@ class _MoveLU(_InstanceLU):
         if source_alive:
             self.log_info(f"Shutting down instance {inst.name} on {source.name}")
             try:
-                await self.rpc.instance_shutdown(source, self.wire_spec(), shutdown_timeout)
-                await self.rpc.drbd_connect(source, drbd.wire_disks(self.cfg, inst, source.uuid))
+                await self.rpc.instance_shutdown(source, self.spec(), shutdown_timeout)
+                await self.rpc.drbd_connect(source, drbd.disks_for(self.cfg, inst, source.uuid))
                 await self.rpc.drbd_set_role(source,
-                                             drbd.wire_disks(self.cfg, inst, source.uuid),
+                                             drbd.disks_for(self.cfg, inst, source.uuid),
                                              "secondary")
             except errors.CardumeError as err:
                 if not ignore_consistency:
@@ -148,7 +148,7 @@ class _MoveLU(_InstanceLU):
                 self.log_warning(f"could not stop it on {source.name}: {err}; going on "
                                  "without it (--ignore-consistency)")
                 source_alive = False
-        target_disks = drbd.wire_disks(self.cfg, inst, target.uuid)
+        target_disks = drbd.disks_for(self.cfg, inst, target.uuid)
         await self.rpc.drbd_connect(target, target_disks)
         if source_alive:
             await drbd.wait_connected(self, inst, target.uuid, timeout=30.0)
@@ -175,7 +175,7 @@ class _MoveLU(_InstanceLU):
         moved = await self.set_primary(target)
         if was_up:
             self.log_info(f"Starting instance {inst.name} on {target.name}")
-            await self.rpc.instance_start(target, ic.wire_instance(self.cfg, moved))
+            await self.rpc.instance_start(target, ic.instance_spec(self.cfg, moved))
             await self.update_instance(disks_active=True)
         else:
             for problem in await drbd.shutdown(self, moved, ignore_errors=True):
@@ -209,7 +209,7 @@ class LUInstanceFailover(_MoveLU):
         self.was_up = self.inst.admin_state == "up"
         if self.was_up:
             info = await self.rpc.node_info(self.target)
-            memory = int(self.spec()["beparams"]["maxmem"])
+            memory = int(self.spec().beparams["maxmem"])
             ic.check_free_memory(self.target.name, info, memory, self.inst.name)
 
     async def exec(self) -> None:
@@ -229,7 +229,7 @@ class LUInstanceMigrate(_MoveLU):
             return
         self.target = await self.choose_target()
         running = await self.running_on_primary()
-        always = bool(self.spec()["beparams"].get("always_failover"))
+        always = bool(self.spec().beparams.get("always_failover"))
         # As in Ganeti: always_failover turns every migration into a failover, and
         # --allow-failover lets a migration that can't happen (stopped) fail over.
         self.as_failover = always or (not running and self.op.allow_failover)
@@ -250,7 +250,7 @@ class LUInstanceMigrate(_MoveLU):
                                     "--allow-failover)",
                                     f"gnt-instance failover {self.inst.name}")
         info = await self.rpc.node_info(self.target)
-        memory = int(self.spec()["beparams"]["maxmem"])
+        memory = int(self.spec().beparams["maxmem"])
         ic.check_free_memory(self.target.name, info, memory, self.inst.name)
         if self.template.network_mirrored:
             await self._check_mirror_in_sync()
@@ -315,7 +315,7 @@ class LUInstanceMigrate(_MoveLU):
         """Ask both sides where the interrupted migration left them, decide with the
         migration engine's table, carry it out, and record where the instance runs."""
         inst, source, target = self.inst, self.pnode, self.target
-        spec, target_spec = self.wire_spec(), self.wire_spec(node_uuid=target.uuid)
+        spec, target_spec = self.spec(), self.spec(node_uuid=target.uuid)
         plan = None
         for _ in range(CLEANUP_SETTLE_TRIES):  # a target still loading the state: let it
             states = (await self._side(source, "source", spec),
@@ -343,7 +343,7 @@ class LUInstanceMigrate(_MoveLU):
         else:
             loser = target
         if mirrored and not loser.offline:  # one writer again: the other side secondary
-            await self.rpc.drbd_set_role(loser, drbd.wire_disks(self.cfg, self.inst, loser.uuid),
+            await self.rpc.drbd_set_role(loser, drbd.disks_for(self.cfg, self.inst, loser.uuid),
                                          "secondary")
             await self._reconnect(dual_primary=False)
         where = self.cfg.node_name(self.cfg.instances[inst.uuid].primary_node)
@@ -365,7 +365,7 @@ class LUInstanceMigrate(_MoveLU):
             self.log_info("Switching the disks to dual-primary mode")
             await self._reconnect(dual_primary=True)
         self.log_info(f"Migrating instance {inst.name} from {source.name} to {target.name}")
-        spec, target_spec = self.wire_spec(), self.wire_spec(node_uuid=target.uuid)
+        spec, target_spec = self.spec(), self.spec(node_uuid=target.uuid)
         copies: list[DiskSpec] = []
         if self.copy_disks:  # empty disks of the same size, which the migration fills
             target_spec.mirror_disks = True
@@ -373,11 +373,11 @@ class LUInstanceMigrate(_MoveLU):
                 self.log_info(f"Creating disk {disk.iv_name} ({disk.size} MiB) on "
                               f"{target.name} for the mirror")
                 try:
-                    await self.rpc.blockdev_create(target, ic.wire_disk(disk))
+                    await self.rpc.blockdev_create(target, DiskSpec.of(disk))
                 except errors.CardumeError:
                     await self._remove_copies(target, copies)
                     raise
-                copies.append(ic.wire_disk(disk))
+                copies.append(DiskSpec.of(disk))
         try:
             accepted = await self.rpc.accept_instance(target, target_spec, source.primary_ip)
             await self.rpc.instance_migrate(source, spec, target.primary_ip, accepted or {},
@@ -389,7 +389,7 @@ class LUInstanceMigrate(_MoveLU):
             if mirrored:  # the target must not stay primary: back to one writer
                 with contextlib.suppress(errors.CardumeError):
                     await self.rpc.drbd_set_role(
-                        target, drbd.wire_disks(self.cfg, inst, target.uuid), "secondary")
+                        target, drbd.disks_for(self.cfg, inst, target.uuid), "secondary")
                     await self._reconnect(dual_primary=False)
             raise errors.ExecError(f"migration of {inst.name} failed: {err}; it still runs "
                                    f"on {source.name}") from None
@@ -398,14 +398,14 @@ class LUInstanceMigrate(_MoveLU):
         await self.rpc.instance_finalize_migration_src(source, spec, True)
         for disk in inst.disks if self.copy_disks else []:  # the target has them now
             try:
-                await self.rpc.blockdev_remove(source, ic.wire_disk(disk))
+                await self.rpc.blockdev_remove(source, DiskSpec.of(disk))
             except errors.CardumeError as err:
                 self.log_warning(f"could not remove the old copy of {disk.iv_name} on "
                                  f"{source.name}: {err}")
         if mirrored:
             self.log_info("Back to single-primary mode, the old primary as secondary")
             await self.rpc.drbd_set_role(source,
-                                         drbd.wire_disks(self.cfg, self.inst, source.uuid),
+                                         drbd.disks_for(self.cfg, self.inst, source.uuid),
                                          "secondary")
             await self._reconnect(dual_primary=False)
         self.log_info(f"Instance {inst.name} now runs on {target.name}")
@@ -422,9 +422,9 @@ class LUInstanceMigrate(_MoveLU):
         inst = self.cfg.instances[self.inst.uuid]
         nodes = [self.cfg.nodes[u] for u in (inst.primary_node, *inst.secondary_nodes)]
         for node in nodes:
-            await self.rpc.drbd_disconnect(node, drbd.wire_disks(self.cfg, inst, node.uuid))
+            await self.rpc.drbd_disconnect(node, drbd.disks_for(self.cfg, inst, node.uuid))
         for node in nodes:
-            await self.rpc.drbd_connect(node, drbd.wire_disks(self.cfg, inst, node.uuid),
+            await self.rpc.drbd_connect(node, drbd.disks_for(self.cfg, inst, node.uuid),
                                         dual_primary)
         for node in nodes:
             await drbd.wait_connected(self, inst, node.uuid, timeout=30.0)
@@ -460,7 +460,7 @@ class LUInstanceMove(_InstanceLU):
         info = await self.rpc.node_info(self.target)
         if self.was_up:
             ic.check_free_memory(self.target.name, info,
-                                 int(self.spec()["beparams"]["maxmem"]), inst.name)
+                                 int(self.spec().beparams["maxmem"]), inst.name)
         needed = sum(d.size for d in inst.disks)
         for item in info.get("storage", []):
             if item.get("type") == self.template.storage_type \
@@ -472,11 +472,11 @@ class LUInstanceMove(_InstanceLU):
     async def exec(self) -> None:
         inst, source, target = self.inst, self.pnode, self.target
         self.log_info(f"Shutting down instance {inst.name} on {source.name}")
-        await self.rpc.instance_shutdown(source, self.wire_spec(), self.op.shutdown_timeout)
+        await self.rpc.instance_shutdown(source, self.spec(), self.op.shutdown_timeout)
         copied: list[DiskSpec] = []
         try:
             for disk in inst.disks:
-                spec = ic.wire_disk(disk)
+                spec = DiskSpec.of(disk)
                 self.log_info(f"Copying disk {disk.iv_name} ({disk.size} MiB) to {target.name}")
                 await self.rpc.blockdev_create(target, spec)
                 copied.append(spec)
@@ -492,14 +492,14 @@ class LUInstanceMove(_InstanceLU):
                     await self.rpc.blockdev_remove(target, spec)
             if self.was_up:
                 with contextlib.suppress(errors.CardumeError):
-                    await self.rpc.instance_start(source, self.wire_spec())
+                    await self.rpc.instance_start(source, self.spec())
             raise
         for disk in inst.disks:
             with contextlib.suppress(errors.CardumeError):
-                await self.rpc.blockdev_remove(source, ic.wire_disk(disk))
+                await self.rpc.blockdev_remove(source, DiskSpec.of(disk))
         if self.was_up:
             self.log_info(f"Starting instance {inst.name} on {target.name}")
-            await self.rpc.instance_start(target, ic.wire_instance(self.cfg, edited))
+            await self.rpc.instance_start(target, ic.instance_spec(self.cfg, edited))
 
     async def _copy(self, spec: DiskSpec, source: objects.Node, target: objects.Node) -> None:
         """Copy a disk chunk by chunk through the master; holes stay holes."""

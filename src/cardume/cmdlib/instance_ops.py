@@ -14,6 +14,7 @@ from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
 from cardume.jobs import locks
+from cardume.rpc.wire import DiskSpec
 from cardume.rules import disk_templates
 
 
@@ -34,7 +35,7 @@ class LUInstanceReinstall(_InstanceLU):
         edited = self.cfg.edit(self.inst)
         edited.os = self.os_name
         edited.osparams = dict(self.osparams)
-        spec = ic.wire_instance(self.cfg, edited)
+        spec = ic.instance_spec(self.cfg, edited)
         await self.activate_mirrors()  # a drbd disk is written with its mirror connected
         self.log_info(f"Running the OS create script of {edited.os} on {self.pnode.name}")
         await self.rpc.instance_os_add(self.pnode, spec, reinstall=True)
@@ -83,18 +84,18 @@ class LUInstanceRename(_InstanceLU):
                     continue  # only file disks live in a directory named after the instance
                 new_id = [disk.logical_id[0],
                           ic.renamed_file_path(disk.logical_id[1], self.new_name)]
-                await self.rpc.blockdev_rename(self.pnode, ic.wire_disk(disk), new_id)
+                await self.rpc.blockdev_rename(self.pnode, DiskSpec.of(disk), new_id)
                 renamed.append((disk, list(disk.logical_id)))
                 disk.logical_id = new_id
             await self.cfg.commit(update=[edited])
         except BaseException:
             for disk, old_id in reversed(renamed):  # put the files back where they were
                 with contextlib.suppress(errors.CardumeError):
-                    await self.rpc.blockdev_rename(self.pnode, ic.wire_disk(disk), old_id)
+                    await self.rpc.blockdev_rename(self.pnode, DiskSpec.of(disk), old_id)
             raise
         if old.os:
             try:
-                await self.rpc.instance_os_rename(self.pnode, ic.wire_instance(self.cfg, edited),
+                await self.rpc.instance_os_rename(self.pnode, ic.instance_spec(self.cfg, edited),
                                                   old.name)
             except errors.CardumeError as err:
                 self.log_warning(f"the OS rename script failed: {err}")
@@ -141,7 +142,7 @@ class LUInstanceGrowDisk(_InstanceLU):
         if disk_templates.of(disk.dev_type).network_mirrored:
             await self._grow_drbd(edited, disk)
             return
-        await self.rpc.blockdev_grow(self.pnode, ic.wire_disk(disk), self.amount)
+        await self.rpc.blockdev_grow(self.pnode, DiskSpec.of(disk), self.amount)
         disk.size += self.amount
         await self.cfg.commit(update=[edited])
 
@@ -153,12 +154,12 @@ class LUInstanceGrowDisk(_InstanceLU):
         await drbd.assemble(self, self.inst, None)
         for node_uuid in disk.nodes:
             await self.rpc.blockdev_grow(self.cfg.nodes[node_uuid],
-                                         ic.wire_node_disk(self.cfg, disk, node_uuid),
+                                         ic.node_disk(self.cfg, disk, node_uuid),
                                          self.amount, backingstore=True)
         disk.size += self.amount
         disk.children[0].size += self.amount
         await self.rpc.blockdev_grow(self.pnode,
-                                     ic.wire_node_disk(self.cfg, disk, self.pnode.uuid),
+                                     ic.node_disk(self.cfg, disk, self.pnode.uuid),
                                      self.amount, backingstore=False)
         await self.cfg.commit(update=[edited])
         self.inst = edited
@@ -180,7 +181,7 @@ class LUInstanceActivateDisks(_InstanceLU):
         else:
             result = []
             for disk in self.inst.disks:
-                reply = await self.rpc.blockdev_assemble(self.pnode, ic.wire_disk(disk))
+                reply = await self.rpc.blockdev_assemble(self.pnode, DiskSpec.of(disk))
                 result.append((self.pnode.name, disk.iv_name, reply["path"]))
         await self.update_instance(disks_active=True)
         if self.op.wait_for_sync and mirrored:
@@ -202,5 +203,5 @@ class LUInstanceDeactivateDisks(_InstanceLU):
             await drbd.shutdown(self, self.inst)
         else:
             for disk in self.inst.disks:
-                await self.rpc.blockdev_shutdown(self.pnode, ic.wire_disk(disk))
+                await self.rpc.blockdev_shutdown(self.pnode, DiskSpec.of(disk))
         await self.update_instance(disks_active=False)

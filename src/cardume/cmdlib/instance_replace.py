@@ -160,12 +160,11 @@ class LUInstanceReplaceDisks(_InstanceLU):
         self.log_info(f"Replacing disk(s) {', '.join(d.iv_name for d in disks)} of "
                       f"{inst.name} on {node.name}: new volumes, filled from {peer.name}")
         old_ids = await self.rpc.drbd_replace_local(
-            node, DiskSpec.from_list(drbd.node_disk_spec(self.cfg, d, node.uuid)
-                                     for d in disks), suffix, standalone=split)
+            node, [drbd.node_disk_spec(self.cfg, d, node.uuid) for d in disks], suffix,
+            standalone=split)
         if split:  # the peer stood alone too: it listens again for the new side
             await self.rpc.drbd_connect(
-                peer, DiskSpec.from_list(drbd.node_disk_spec(self.cfg, d, peer.uuid)
-                                         for d in disks))
+                peer, [drbd.node_disk_spec(self.cfg, d, peer.uuid) for d in disks])
         await drbd.wait_for_sync(self, inst, node.uuid)
         self.log_info(f"Removing the old volumes on {node.name}")
         for ids in old_ids:
@@ -223,49 +222,47 @@ class LUInstanceReplaceDisks(_InstanceLU):
                 disk.nodes = [primary.uuid, new.uuid]
                 for child in disk.children:
                     child.nodes = list(disk.nodes)
-            created: list[dict[str, Any]] = []
+            created: list[DiskSpec] = []
             disconnected = False
             try:
                 for disk in edited.disks:
                     spec = drbd.node_disk_spec(self.cfg, disk, new.uuid)
                     self.log_info(f"Creating disk {disk.iv_name} on {new.name} (minor "
-                                  f"{spec['dynamic_params']['local_minor']})")
-                    await self.rpc.blockdev_create(new, DiskSpec.from_dict(spec))
+                                  f"{drbd.minor_on(disk, new.uuid)})")
+                    await self.rpc.blockdev_create(new, spec)
                     created.append(spec)
                 if not old.offline:
                     for spec in old_specs.values():
                         try:
-                            await self.rpc.blockdev_shutdown(old, DiskSpec.from_dict(spec))
+                            await self.rpc.blockdev_shutdown(old, spec)
                         except errors.CardumeError as err:
                             self.log_warning(f"could not take the old secondary's disk down "
                                              f"on {old.name}: {err}")
                 await self.rpc.drbd_disconnect(
-                    primary, DiskSpec.from_list(drbd.node_disk_spec(self.cfg, d, primary.uuid)
-                                                for d in inst.disks))
+                    primary, [drbd.node_disk_spec(self.cfg, d, primary.uuid)
+                              for d in inst.disks])
                 disconnected = True
                 await self.cfg.commit(update=[edited])
             except BaseException:
                 for spec in created:
                     with contextlib.suppress(errors.CardumeError):
-                        await self.rpc.blockdev_remove(new, DiskSpec.from_dict(spec))
+                        await self.rpc.blockdev_remove(new, spec)
                 if disconnected or not old.offline:  # back to the old pair
                     with contextlib.suppress(errors.CardumeError):
                         await drbd.assemble(self, inst, None, ignore_secondaries=True)
                 raise
         self.inst = edited
         for node in (primary, new):
-            await self.rpc.drbd_connect(
-                node, DiskSpec.from_list(drbd.disks_for(self.cfg, edited, node.uuid)))
+            await self.rpc.drbd_connect(node, drbd.disks_for(self.cfg, edited, node.uuid))
         await drbd.wait_for_sync(self, edited, primary.uuid)
         if old.offline:
             names = ", ".join(f"{c.logical_id[0]}/{c.logical_id[1]}"
-                              for spec in old_specs.values() for c in
-                              (objects.Disk.from_dict(x) for x in spec["children"]))
+                              for spec in old_specs.values() for c in spec.children or [])
             self.log_warning(f"node {old.name} is offline: remove the old volumes there "
                              f"once it is back ({names})")
             return
         for spec in old_specs.values():
             try:
-                await self.rpc.blockdev_remove(old, DiskSpec.from_dict(spec))
+                await self.rpc.blockdev_remove(old, spec)
             except errors.CardumeError as err:
                 self.log_warning(f"could not remove the old disk on {old.name}: {err}")

@@ -206,7 +206,7 @@ class LUInstanceSetParams(_InstanceLU):
         disk = drbd.make_disk(self.alloc, self.pnode, snode, size=spec["size"], vg=vg,
                               metavg=str(metavg), index=position, mode=spec["mode"],
                               name=spec.get("name"))
-        sides = [(node, drbd.wire_node_disk(self.cfg, disk, node.uuid))
+        sides = [(node, drbd.node_disk_spec(self.cfg, disk, node.uuid))
                  for node in (snode, self.pnode)]
 
         async def create(node: objects.Node, node_spec: DiskSpec) -> None:
@@ -246,8 +246,8 @@ class LUInstanceSetParams(_InstanceLU):
             elif kind.lvm:
                 disk.logical_id = ic.plain_disk_id(self.cfg.get_cluster(), spec, disk.uuid,
                                                    position)
-            await self.rpc.blockdev_create(self.pnode, ic.wire_disk(disk))
-            created.append((self.pnode, ic.wire_disk(disk)))
+            await self.rpc.blockdev_create(self.pnode, DiskSpec.of(disk))
+            created.append((self.pnode, DiskSpec.of(disk)))
             inst.disks.insert(position, disk)
             self._renumber(inst)
             return (f"disk/{position}", f"add:size={disk.size}")
@@ -258,7 +258,7 @@ class LUInstanceSetParams(_InstanceLU):
                                         "it can't be removed")
             inst.disks.remove(disk)
             self._removed.extend((self.cfg.nodes[node_uuid],
-                                  ic.wire_node_disk(self.cfg, disk, node_uuid))
+                                  ic.node_disk(self.cfg, disk, node_uuid))
                                  for node_uuid in disk.nodes or [inst.primary_node]
                                  if node_uuid in self.cfg.nodes)
             self._renumber(inst)
