@@ -10,7 +10,7 @@ import os
 import sqlite3
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,22 @@ from cardume import errors, opcodes
 from cardume.jobs.queue import Job, JobQueue
 from cardume.jobs.replication import QueueReplicator
 from cardume.jobs.store import DiskFull, JobStore
+from cardume.rpc.calls import NodeCalls
 
 DELAY = {"OP_ID": "OP_TEST_DELAY", "duration": 0}
 TOKEN = "cardume-join:v1:" + "ab" * 32 + ":" + "S3cretS3cretS3cretS3cret"
+
+
+class ByName(NodeCalls):
+    """The node calls, answered in-process by ``answer(node, call name, arguments)``: the
+    replicator calls the typed methods, which send by name as the master's NodeRpc does."""
+
+    def __init__(self, answer: Callable[[Any, str, dict[str, Any]], Awaitable[Any]]) -> None:
+        self.answer = answer
+
+    async def call(self, node: Any, call: str, args: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any:
+        return await self.answer(node, call, args or {})
 
 
 class Runner:
@@ -169,7 +182,7 @@ def test_replicator_sends_in_order_and_waits_only_for_healthy_candidates(
 
     async def main() -> None:
         nodes = [Node("good"), Node("down")]
-        replicator = QueueReplicator(master, lambda: nodes, send, wait_limit=5.0)
+        replicator = QueueReplicator(master, lambda: nodes, ByName(send), wait_limit=5.0)
         master.on_change = replicator.changed
         replicator.start()
         queue, runner = make_queue(master)
@@ -344,7 +357,7 @@ def test_a_job_is_running_on_the_candidates_before_it_changes_anything(
 
     async def main() -> None:
         nodes = [Node("c1")]
-        replicator = QueueReplicator(master, lambda: nodes, send, wait_limit=5.0)
+        replicator = QueueReplicator(master, lambda: nodes, ByName(send), wait_limit=5.0)
         master.on_change = replicator.changed
         seen: list[str] = []
 

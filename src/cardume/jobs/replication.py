@@ -12,7 +12,8 @@ candidates that are keeping up — one that fails drops out of the waits until i
 up again — and never longer than ``wait_limit``.
 
 This module knows nothing of the RPC or the configuration: the master daemon gives it the
-list of candidates and a function that calls one.
+list of candidates and the node calls (its rpc.calls.NodeCalls, whose typed
+``queue_serial``/``queue_apply`` methods :class:`QueueCalls` names).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,8 +49,13 @@ class Target(Protocol):
     def name(self) -> str: ...
 
 
-Send = Callable[[Any, str, dict[str, Any]], Awaitable[Any]]
-"""Calls one target (one of those ``targets()`` gave) by call name."""
+class QueueCalls(Protocol):
+    """The two node calls the replicator makes, on a target ``targets()`` gave."""
+
+    async def queue_serial(self, node: Any) -> dict[str, Any]: ...
+
+    async def queue_apply(self, node: Any, change: dict[str, Any],
+                          reset: bool = False) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -82,11 +88,11 @@ class _Replica:
 
 
 class QueueReplicator:
-    def __init__(self, store: JobStore, targets: Callable[[], Sequence[Target]], send: Send,
-                 wait_limit: float = 10.0) -> None:
+    def __init__(self, store: JobStore, targets: Callable[[], Sequence[Target]],
+                 calls: QueueCalls, wait_limit: float = 10.0) -> None:
         self.store = store
         self._targets = targets
-        self._send = send
+        self._calls = calls
         self.wait_limit = wait_limit
         self._replicas: dict[str, _Replica] = {}
         self._closed = False
@@ -209,7 +215,7 @@ class QueueReplicator:
     async def _catch_up(self, target: Target, replica: _Replica) -> None:
         store = self.store
         if replica.cursor is None:
-            info = await self._send(target, "queue_serial", {})
+            info = await self._calls.queue_serial(target)
             theirs = int(info.get("seq") or 0) if isinstance(info, dict) else 0
             same_queue = (isinstance(info, dict) and info.get("epoch") is not None
                           and info.get("epoch") == store.get_meta("epoch"))
@@ -217,7 +223,7 @@ class QueueReplicator:
         while replica.cursor is not None and replica.cursor < store.seq:
             reset = replica.cursor < 0
             change = store.changes_since(max(replica.cursor, 0), BATCH_ROWS)
-            reply = await self._send(target, "queue_apply", {"change": change, "reset": reset})
+            reply = await self._calls.queue_apply(target, change, reset)
             if not (isinstance(reply, dict) and reply.get("applied")):
                 replica.cursor = None  # it is elsewhere than we thought: ask again
                 replica.wake.set()

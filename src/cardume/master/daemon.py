@@ -84,7 +84,7 @@ class MasterDaemon:
         if job_store.get_meta("epoch") is None:
             job_store.set_meta("epoch", uuid.uuid4().hex)
         job_store.restore_reserve()
-        self.queue_replicator = QueueReplicator(job_store, self._replica_targets, self._send,
+        self.queue_replicator = QueueReplicator(job_store, self._replica_targets, self.rpc,
                                                 REPLICATION_WAIT)
         job_store.on_change = self.queue_replicator.changed
         self.queue = JobQueue(job_store, self._run_op, cluster.max_running_jobs,
@@ -176,9 +176,6 @@ class MasterDaemon:
                 f"{len(named)} nodes that answered name {winner}",
                 f"run 'gnt-cluster master-failover' here to take the role back, or "
                 f"'gnt-node add --readd' from {winner}")
-
-    async def _send(self, node: objects.Node, call: str, args: dict[str, Any]) -> Any:
-        return await self.rpc.call(node, call, args)
 
     def resolver(self) -> Resolver:
         cluster = self.cfg.get_cluster()
