@@ -25,6 +25,7 @@ import pytest
 
 from cardume import errors
 from cardume.node.hypervisor import kvm_migrate
+from cardume.rules import migration
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for kvmguest
 
@@ -436,8 +437,8 @@ def test_cleanup_after_interrupted_migrations(qemus: Any, tmp_path: Path) -> Non
     assert status == "active"
     plan = kvm_migrate.cleanup(src.qmp, dst.qmp)
     print(f"\nmid-migration: {plan}")
-    assert (plan.runs_on, plan.source, plan.target) == ("source", kvm_migrate.KEEP,
-                                                        kvm_migrate.KILL)
+    assert (plan.runs_on, plan.source, plan.target) == ("source", migration.KEEP,
+                                                        migration.KILL)
     assert src.qmp.execute("query-migrate")["status"] == "cancelled"
     os.kill(dst.proc.pid, 9)
     answers(src)
@@ -453,8 +454,8 @@ def test_cleanup_after_interrupted_migrations(qemus: Any, tmp_path: Path) -> Non
     assert src.qmp.execute("query-status")["status"] != "running"
     plan = kvm_migrate.cleanup(src.qmp, dst3.qmp)
     print(f"at the switch-over: {plan}")
-    assert (plan.runs_on, plan.source, plan.target) == ("source", kvm_migrate.RESUME,
-                                                        kvm_migrate.KILL)
+    assert (plan.runs_on, plan.source, plan.target) == ("source", migration.RESUME,
+                                                        migration.KILL)
     assert src.qmp.execute("query-status")["status"] == "running"
     os.kill(dst3.proc.pid, 9)
     answers(src)
@@ -464,8 +465,8 @@ def test_cleanup_after_interrupted_migrations(qemus: Any, tmp_path: Path) -> Non
     kvm_migrate.migrate(src.qmp, info, live=False, bandwidth_mib=64, timeout=120)
     plan = kvm_migrate.cleanup(src.qmp, dst2.qmp)
     print(f"after the hand-over: {plan}")
-    assert (plan.runs_on, plan.source, plan.target) == ("target", kvm_migrate.QUIT,
-                                                        kvm_migrate.RESUME)
+    assert (plan.runs_on, plan.source, plan.target) == ("target", migration.QUIT,
+                                                        migration.RESUME)
     assert dst2.qmp.execute("query-status")["status"] == "running"
     src.qmp.execute("quit")
     answers(dst2)

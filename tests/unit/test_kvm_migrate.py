@@ -9,6 +9,7 @@ import pytest
 
 from cardume import errors
 from cardume.node.hypervisor import kvm_migrate as km
+from cardume.rules import migration
 
 MIB = 1024 * 1024
 
@@ -75,14 +76,8 @@ def job(device: str, *, ready: bool = False, status: str = "running", offset: in
 
 # --- small pieces -------------------------------------------------------------------------
 
-def test_incoming_args_and_mirror_checks() -> None:
+def test_incoming_args_make_the_target_wait_for_migrate_incoming() -> None:
     assert km.incoming_args() == ["-incoming", "defer"]
-    assert km.mirror_needed("file") and km.mirror_needed("plain")
-    for template in ("sharedfile", "diskless", "drbd", "rbd", "blockdev"):
-        assert not km.mirror_needed(template)
-    err = km.refusal_without_mirror("vm1", "file")
-    assert isinstance(err, errors.WrongInput)
-    assert "vm1" in err.message and "--mirror-disks" in err.message and "\n" not in str(err)
 
 
 # --- accept -------------------------------------------------------------------------------
@@ -333,23 +328,23 @@ def test_finalize_source() -> None:
 # --- --cleanup ----------------------------------------------------------------------------
 
 def test_side_state() -> None:
-    def side(status: str, migration: str, role: str) -> str:
+    def side(status: str, migrating: str, role: str) -> str:
         return km.side_state(FakeQmp(query_status={"status": status},
-                                     query_migrate={"status": migration}), role)
-    assert km.side_state(None, "source") == km.ABSENT
-    assert side("running", "active", "source") == km.RUNNING
-    assert side("finish-migrate", "pre-switchover", "source") == km.MIGRATING
-    assert side("postmigrate", "completed", "source") == km.HANDED_OVER
-    assert side("paused", "failed", "source") == km.STOPPED
-    assert side("inmigrate", "active", "target") == km.WAITING
-    assert side("paused", "completed", "target") == km.LOADED
-    assert side("running", "completed", "target") == km.RUNNING
+                                     query_migrate={"status": migrating}), role)
+    assert km.side_state(None, "source") == migration.ABSENT
+    assert side("running", "active", "source") == migration.RUNNING
+    assert side("finish-migrate", "pre-switchover", "source") == migration.MIGRATING
+    assert side("postmigrate", "completed", "source") == migration.HANDED_OVER
+    assert side("paused", "failed", "source") == migration.STOPPED
+    assert side("inmigrate", "active", "target") == migration.WAITING
+    assert side("paused", "completed", "target") == migration.LOADED
+    assert side("running", "completed", "target") == migration.RUNNING
     # an earlier migration's target keeps reporting that incoming migration as completed:
     # as the source of the next one, only its run state counts
-    assert side("running", "completed", "source") == km.RUNNING
-    assert side("paused", "completed", "source") == km.STOPPED
+    assert side("running", "completed", "source") == migration.RUNNING
+    assert side("paused", "completed", "source") == migration.STOPPED
     dead = FakeQmp(query_status=ConnectionRefusedError("gone"))
-    assert km.side_state(dead, "target") == km.ABSENT
+    assert km.side_state(dead, "target") == migration.ABSENT
 
 
 def test_cleanup_interrupted_mid_migration_resumes_the_source() -> None:
@@ -359,7 +354,7 @@ def test_cleanup_interrupted_mid_migration_resumes_the_source() -> None:
                   query_block_jobs=seq([job("disk0", ready=True)], []))
     dst = FakeQmp(query_status={"status": "inmigrate"}, query_migrate={"status": "active"})
     plan = km.cleanup(src, dst, settle=0)
-    assert (plan.runs_on, plan.source, plan.target) == ("source", km.RESUME, km.KILL)
+    assert (plan.runs_on, plan.source, plan.target) == ("source", migration.RESUME, migration.KILL)
     assert src.commands() == ["migrate_cancel", "block-job-cancel", "cont"]
     assert dst.commands() == ["nbd-server-stop"]
 
@@ -381,7 +376,7 @@ def test_cleanup_completed_resumes_a_paused_target() -> None:
     src = FakeQmp(query_status={"status": "postmigrate"}, query_migrate=DONE)
     dst = FakeQmp(query_status={"status": "paused"}, query_migrate={"status": "completed"})
     plan = km.cleanup(src, dst, settle=0)
-    assert (plan.runs_on, plan.source, plan.target) == ("target", km.QUIT, km.RESUME)
+    assert (plan.runs_on, plan.source, plan.target) == ("target", migration.QUIT, migration.RESUME)
     assert src.commands() == []
     assert dst.commands() == ["nbd-server-stop", "cont"]
 
@@ -399,5 +394,5 @@ def test_cleanup_split_brain_pending_leaves_the_paused_source_alone() -> None:
                   query_migrate={"status": "pre-switchover"})
     dst = FakeQmp()
     plan = km.cleanup(src, dst, settle=0)
-    assert plan.runs_on is None and (plan.source, plan.target) == (km.LEAVE, km.LEAVE)
+    assert plan.runs_on is None and (plan.source, plan.target) == (migration.LEAVE, migration.LEAVE)
     assert src.commands() == [] and dst.commands() == []

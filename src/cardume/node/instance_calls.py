@@ -17,7 +17,6 @@ from cardume.rpc.wire import InstanceSpec
 
 log = logging.getLogger("cardume.noded")
 
-REBOOT_TYPES = ("soft", "hard", "full")
 MIGRATION_ROLES = ("source", "target")
 CLEANUP_ACTIONS = (None, "keep", "resume", "quit", "kill", "leave")
 
@@ -60,9 +59,9 @@ class InstanceCalls:
         """soft: the hypervisor reboots the guest; hard: stop and start; full: stop,
         release and re-assemble the disks, start. soft and hard need a running instance."""
         kind = reboot_type
-        if kind not in REBOOT_TYPES:
+        if kind not in constants.INSTANCE_REBOOT_TYPES:
             raise errors.WrongInput(f"invalid reboot type {kind!r}: expected "
-                                    f"{', '.join(REBOOT_TYPES)}")
+                                    f"{', '.join(constants.INSTANCE_REBOOT_TYPES)}")
         timeout = _seconds(shutdown_timeout, "shutdown_timeout")
         name = instance.name
         hv = self.node.hv(instance.hypervisor)

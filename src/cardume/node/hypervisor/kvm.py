@@ -649,22 +649,23 @@ class KvmHypervisor(Hypervisor):
         if success:
             self.stop(name, 0, True)
 
-    # --- gnt-instance migrate --cleanup (the decision is the master's: kvm_migrate) ---------
+    # --- gnt-instance migrate --cleanup (the decision is the master's: rules/migration) ----
 
     def migration_state(self, name: str, role: str) -> str:
         """This side of an interrupted migration, as kvm_migrate.side_state classifies it."""
         from cardume.node.hypervisor import kvm_migrate
+        from cardume.rules.migration import ABSENT
         name = self._check_name(name)
         if self._live_runtime(name) is None:
-            return kvm_migrate.ABSENT
+            return ABSENT
         problem = "it does not answer"
         try:
             with self.qmp(name, timeout=10.0) as qmp:
                 state = kvm_migrate.side_state(qmp, role)
         except errors.CardumeError as err:
-            state, problem = kvm_migrate.ABSENT, err.message
+            state, problem = ABSENT, err.message
         runtime = self._live_runtime(name)
-        if state == kvm_migrate.ABSENT and runtime is not None:
+        if state == ABSENT and runtime is not None:
             # Absent would let the master hand the instance to the other side while this
             # QEMU lives, and may run the guest: a second copy. Unknown is not absent.
             raise errors.WrongState(
@@ -676,11 +677,12 @@ class KvmHypervisor(Hypervisor):
     def migration_cleanup(self, name: str, role: str, action: str | None) -> None:
         """Carry out this side's part of the master's cleanup plan."""
         from cardume.node.hypervisor import kvm_migrate
+        from cardume.rules.migration import KILL, LEAVE, QUIT
         name = self._check_name(name)
         runtime = self._live_runtime(name)
-        if runtime is None or action in (None, kvm_migrate.LEAVE):
+        if runtime is None or action in (None, LEAVE):
             return
-        if action in (kvm_migrate.QUIT, kvm_migrate.KILL):
+        if action in (QUIT, KILL):
             self.stop(name, 0, True)
             return
         with self.qmp(name, timeout=30.0) as qmp:

@@ -47,19 +47,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cardume import errors
-from cardume.rules import disk_templates
 
-# The --cleanup decision is the master's too: it lives in rules/ and is re-exported here
-# for the hypervisor, which carries out the actions this module names.
-from cardume.rules.migration import (  # noqa: F401
+# The --cleanup decision is the master's too: cleanup() applies the same table.
+from cardume.rules.migration import (
     ABSENT,
     HANDED_OVER,
     KEEP,
     KILL,
-    LEAVE,
     LOADED,
     MIGRATING,
-    QUIT,
     RESUME,
     RUNNING,
     STOPPED,
@@ -82,7 +78,6 @@ class QmpLike(Protocol):
 
 Progress = Callable[[dict[str, Any]], None]
 
-MIRROR_OPTION = "--mirror-disks"
 MIRROR_PARAM = "mirror_disks"  # the OpInstanceMigrate parameter's name
 JOB_PREFIX = "cardume-mirror-"
 EXPORT_PREFIX = "cardume-migrate-"
@@ -101,20 +96,6 @@ def incoming_args() -> list[str]:
     """Extra QEMU arguments for a migration target: wait for ``migrate-incoming``, so QMP
     (NBD exports, parameters) is usable before the stream starts."""
     return ["-incoming", "defer"]
-
-
-def mirror_needed(disk_template: str) -> bool:
-    """True when an instance of this template can migrate only with its disks mirrored."""
-    return disk_templates.of(disk_template).copied_to_migrate
-
-
-def refusal_without_mirror(instance: str, disk_template: str) -> errors.WrongInput:
-    """The error the master raises for migrating a file/plain instance without the mirror."""
-    return errors.WrongInput(
-        f"instance {instance} uses the {disk_template} template, whose disks live on one "
-        f"node; it can migrate only with its disks mirrored to the target ({MIRROR_OPTION})",
-        f"gnt-instance migrate {MIRROR_OPTION} {instance}, or gnt-instance move to copy it "
-        "offline")
 
 
 def _hostport(host: str, port: int) -> str:
