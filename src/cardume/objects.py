@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-import uuid as uuid_mod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -26,7 +25,8 @@ T = TypeVar("T", bound="ConfigObject")
 
 
 def new_uuid() -> str:
-    return str(uuid_mod.uuid4())
+    import uuid  # here: the node daemon reads objects but makes none (uuid loads platform)
+    return str(uuid.uuid4())
 
 
 @dataclass(slots=True)
