@@ -193,3 +193,19 @@ def test_the_modes_flags_pick_are_the_tables() -> None:
     assert _consts(evacuate, "evac_mode") | {evacuate.get_default("evac_mode")} == set(
         optable.choices("OP_NODE_EVACUATE", "mode") or ())
     assert evacuate.get_default("evac_mode") == optable.default("OP_NODE_EVACUATE", "mode")
+
+
+def test_every_operation_a_gnt_command_builds_has_a_row() -> None:
+    """A new command that submits an operation is held to the table too: every OP_ID the
+    gnt-* modules name is the operation of some row above."""
+    import re
+    from pathlib import Path
+
+    import cardume.cli
+    named = set()
+    for module in Path(cardume.cli.__file__).parent.glob("*.py"):
+        if module.name != "optable.py":  # the table's copy names every operation
+            named |= set(re.findall(r'"(OP_[A-Z_]+)"', module.read_text())) - {"OP_ID"}
+    assert named, "found no operation in the gnt-* modules"
+    assert named - {op_id for _, op_id, _ in COMMANDS} == set()
+    assert named <= set(opcodes.REGISTRY)
