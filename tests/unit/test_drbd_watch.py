@@ -501,8 +501,8 @@ def test_gnt_instance_watch_disks_once(master: type[FakeClient],
 
 
 def test_instance_queries_never_carry_the_drbd_secret(cfg: ConfigWriter) -> None:
-    from cardume.master import query
-    disks_field = next(f for f in query._instance_fields() if f.name == "disks")
+    from cardume.master import fields_instance
+    disks_field = next(f for f in fields_instance.instance_fields() if f.name == "disks")
     vm1 = cfg.expand_instance("vm1")
 
     class NoPaths:
