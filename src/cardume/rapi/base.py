@@ -3,7 +3,7 @@
 A resource handler is ``async def handler(call: Call) -> Any``: what it returns is the JSON
 reply's body (a mutation returns the job id). It raises ``RapiError`` (or any
 ``errors.CardumeError``, mapped by its ``http_status``) to answer with Ganeti's error body
-``{"code": STATUS, "message": REASON, "explain": TEXT}``.
+``{"code": STATUS, "message": WHAT_WENT_WRONG, "explain": THE_STATUS_EXPLAINED}``.
 """
 
 from __future__ import annotations
@@ -18,18 +18,20 @@ Access = Literal["read", "write"] | None
 
 
 class RapiError(Exception):
-    """An HTTP error reply; ``explain`` is the one line a client shows its user."""
+    """An HTTP error reply. ``message`` is the one line naming the bad value and what was
+    expected (Ganeti's clients print it); ``explain`` is the status's standard sentence."""
 
-    def __init__(self, status: int, explain: str, headers: dict[str, str] | None = None
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None
                  ) -> None:
-        super().__init__(explain)
+        super().__init__(message)
         self.status = status
-        self.explain = explain
+        self.message = message
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        return {"code": self.status, "message": HTTPStatus(self.status).phrase,
-                "explain": self.explain}
+        status = HTTPStatus(self.status)
+        return {"code": self.status, "message": self.message,
+                "explain": status.description or status.phrase}
 
 
 class MasterLink(Protocol):
