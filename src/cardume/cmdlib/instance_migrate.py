@@ -70,7 +70,7 @@ class _MoveLU(_InstanceLU):
                 raise errors.WrongState(f"no other node can take instance {inst.name}")
             target = candidates[0]
         if target.uuid == inst.primary_node:
-            raise errors.WrongInput(f"instance {inst.name} is already on {target.name}")
+            raise errors.WrongState(f"instance {inst.name} is already on {target.name}")
         ic.check_node_usable(target, "target")
         return target
 

@@ -122,7 +122,7 @@ class LUNodeRemove(LogicalUnit):
         self.node = self.cfg.expand_node(self.op.node_name)
         cluster = self.cfg.get_cluster()
         if self.node.uuid == cluster.master_node:
-            raise errors.WrongState(f"node {self.node.name} is the master node",
+            raise errors.WrongInput(f"node {self.node.name} is the master node",
                                     "fail over the master to another node first")
         primary, secondary = common.instances_on_node(self.cfg, self.node.uuid)
         if primary or secondary:
