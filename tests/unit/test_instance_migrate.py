@@ -48,7 +48,7 @@ def primary(kit: lu_kit.LuKit, name: str) -> str:
 
 def test_a_plain_instance_does_not_fail_over(kit: lu_kit.LuKit) -> None:
     create(kit, "vm1", "plain")
-    with pytest.raises(errors.WrongInput) as caught:
+    with pytest.raises(errors.WrongState) as caught:
         kit.run(LUInstanceFailover, instance_name="vm1")
     assert "uses the plain template, whose disks live on one node" in caught.value.message
     assert caught.value.hint == "use 'gnt-instance move -n NODE vm1' to copy it"
@@ -57,7 +57,7 @@ def test_a_plain_instance_does_not_fail_over(kit: lu_kit.LuKit) -> None:
 
 def test_a_plain_instance_migrates_only_with_its_disks_mirrored(kit: lu_kit.LuKit) -> None:
     create(kit, "vm1", "plain")
-    with pytest.raises(errors.WrongInput) as caught:  # migrate, unlike failover, says how
+    with pytest.raises(errors.WrongState) as caught:  # migrate, unlike failover, says how
         kit.run(LUInstanceMigrate, instance_name="vm1")
     assert "so a migration must copy them" in caught.value.message
     assert "--mirror-disks" in str(caught.value.hint)

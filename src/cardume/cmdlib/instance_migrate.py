@@ -45,8 +45,9 @@ class _MoveLU(_InstanceLU):
         if kind.network_mirrored:
             return self._drbd_target()
         mirrored = kind.copied_to_migrate and getattr(self.op, "mirror_disks", False)
+        # the disk layout forbids it: Ganeti's code for that is wrong_state
         if kind.copied_to_migrate and self.LIVE and not mirrored:
-            raise errors.WrongInput(
+            raise errors.WrongState(
                 f"instance {inst.name} keeps its {inst.disk_template} disks on "
                 f"{self.pnode.name} only, so a migration must copy them",
                 f"migrate it live with --mirror-disks (the disks are mirrored to the target "
@@ -56,7 +57,7 @@ class _MoveLU(_InstanceLU):
             raise errors.WrongInput(f"--mirror-disks needs the kvm hypervisor; instance "
                                     f"{inst.name} runs on {inst.hypervisor}")
         if not kind.shared and not mirrored:
-            raise errors.WrongInput(
+            raise errors.WrongState(
                 f"instance {inst.name} uses the {inst.disk_template} template, whose disks "
                 "live on one node; it can't fail over or migrate",
                 f"use 'gnt-instance move -n NODE {inst.name}' to copy it")
