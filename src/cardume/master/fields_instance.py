@@ -1,11 +1,21 @@
-"""The instance field table."""
+"""The instance field table: every field of Ganeti 3.0's ``gnt-instance list-fields``, with
+Ganeti's names, titles and kinds, plus ``disks`` and ``nics`` (every device in one value,
+which gnt-instance info reads).
+
+The disk and NIC fields are in fields_instance_devices, the single-parameter ones (``be/*``,
+``hv/*``) in fields_instance_params. ``InstanceQuery`` is built once per query; what several
+fields of a row need (filled parameters, live state) it computes once per instance.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cardume import constants
-from cardume.master.fields import NODATA, OFFLINE, UNAVAIL, Getter, QField, common_fields
+from cardume.master.fields import NODATA, OFFLINE, UNAVAIL, QField, common_fields
+from cardume.master.fields_instance_devices import disk_fields, nic_fields
+from cardume.master.fields_instance_params import param_fields
 
 if TYPE_CHECKING:
     from cardume.master.view import MasterView
@@ -26,6 +36,9 @@ class InstanceQuery:
                 self.where.setdefault(inst_name, []).append(node_name)
         # instance uuid -> live(): status and the oper_* fields each ask it, per row
         self._live: dict[str, tuple[str, dict[str, Any] | None]] = {}
+        # (instance uuid, family) -> filled parameters; instance uuid -> filled NIC params
+        self._filled: dict[tuple[str, str], dict[str, Any]] = {}
+        self._nics: dict[str, list[dict[str, Any]]] = {}
 
     def node(self, uuid: str) -> Any:
         return self.cfg.nodes.get(uuid)
@@ -88,16 +101,44 @@ class InstanceQuery:
         return info.get(key)
 
     def filled(self, inst: Any, family: str) -> dict[str, Any]:
+        """An instance's "be", "hv" or "os" parameters with the cluster's and its group's
+        defaults under its own, computed once per instance and query (a row may ask many
+        single parameters). Cluster-wide-only hypervisor parameters are left out, as in
+        Ganeti: they are not the instance's."""
+        key = (inst.uuid, family)
+        found = self._filled.get(key)
+        if found is None:
+            found = self._filled[key] = self._fill(inst, family)
+        return found
+
+    def _fill(self, inst: Any, family: str) -> dict[str, Any]:
         from cardume import objects
         cluster = self.cfg.get_cluster()
-        node = self.node(inst.primary_node)
-        group = self.cfg.groups.get(node.group) if node else None
+        if family == "os":
+            os_name = inst.os.split("+", 1)[0]
+            return objects.fill_dict(cluster.osparams.get(os_name, {}), inst.osparams)
+        group = self.group_of(inst.primary_node)
         if family == "be":
             return objects.fill_beparams(cluster, group, inst.beparams)
-        if family == "hv":
-            return objects.fill_hvparams(cluster, group, inst.hypervisor, inst.hvparams)
-        os_name = inst.os.split("+", 1)[0]
-        return objects.fill_dict(cluster.osparams.get(os_name, {}), inst.osparams)
+        values = objects.fill_hvparams(cluster, group, inst.hypervisor, inst.hvparams)
+        for name in constants.HVC_GLOBALS.intersection(values):
+            del values[name]
+        return values
+
+    def nic_params(self, inst: Any) -> list[dict[str, Any]]:
+        """Each NIC's parameters over the cluster's defaults (the group's are not applied to
+        NICs in listings, as in Ganeti), once per instance and query."""
+        found = self._nics.get(inst.uuid)
+        if found is None:
+            from cardume import objects
+            cluster = self.cfg.get_cluster()
+            found = self._nics[inst.uuid] = [objects.fill_nicparams(cluster, None, n.nicparams)
+                                             for n in inst.nics]
+        return found
+
+    def group_of(self, node_uuid: str) -> Any:
+        node = self.cfg.nodes.get(node_uuid)
+        return self.cfg.groups.get(node.group) if node is not None else None
 
     def disk_path(self, inst: Any, disk: Any) -> str | None:
         if disk.dev_type in ("file", "sharedfile") and len(disk.logical_id) == 2:
@@ -113,120 +154,110 @@ def _shown_logical_id(disk: Any) -> list[Any]:
     return list(disk.logical_id)
 
 
+def _node_name(q: Any, uuid: str) -> str:
+    node = q.node(uuid)
+    return node.name if node else uuid
+
+
+def _pnode_group(q: Any, o: Any, attr: str) -> Any:
+    group = q.group_of(o.primary_node)
+    return getattr(group, attr) if group is not None else NODATA
+
+
+def _snodes_groups(q: Any, o: Any, attr: str) -> list[Any]:
+    groups = (q.group_of(uuid) for uuid in o.secondary_nodes)
+    return [getattr(g, attr) for g in groups if g is not None]
+
+
+def _nic_details(q: Any, o: Any) -> list[dict[str, Any]]:
+    return [{"mac": n.mac, "ip": n.ip, "name": n.name, "uuid": n.uuid, "network": n.network,
+             **params} for n, params in zip(o.nics, q.nic_params(o), strict=True)]
+
+
+#: Ganeti's old field names, each the same column as the field it stands for.
+ALIASES = (("vcpus", "be/vcpus"), ("be/memory", "be/maxmem"), ("sda_size", "disk.size/0"),
+           ("sdb_size", "disk.size/1"), ("ip", "nic.ip/0"), ("mac", "nic.mac/0"),
+           ("bridge", "nic.bridge/0"), ("nic_mode", "nic.mode/0"), ("nic_link", "nic.link/0"),
+           ("nic_network", "nic.network/0"))
+
+
 def instance_fields() -> list[QField]:
-    def node_name(q: Any, uuid: str) -> str:
-        node = q.node(uuid)
-        return node.name if node else uuid
-
-    def nics(o: Any, key: str) -> list[Any]:
-        return [getattr(n, key) for n in o.nics]
-
-    def nic_param(q: Any, o: Any, key: str) -> list[Any]:
-        from cardume import objects
-        cluster = q.cfg.get_cluster()
-        return [objects.fill_nicparams(cluster, None, n.nicparams).get(key) for n in o.nics]
-
     fields = [
         QField("name", "Instance", "text", "instance name", lambda q, o: o.name),
-        QField("os", "OS", "text", "operating system", lambda q, o: o.os),
-        QField("hypervisor", "Hypervisor", "text", "hypervisor", lambda q, o: o.hypervisor),
-        QField("pnode", "Primary_node", "text", "primary node",
-               lambda q, o: node_name(q, o.primary_node)),
-        QField("pnode.group", "PrimaryNodeGroup", "text", "primary node's group",
-               lambda q, o: q.cfg.groups[q.node(o.primary_node).group].name
-               if q.node(o.primary_node) else NODATA),
-        QField("snodes", "Secondary_Nodes", "list", "secondary nodes",
-               lambda q, o: [node_name(q, u) for u in o.secondary_nodes]),
-        QField("admin_state", "InstanceState", "text", "desired state (up, down, offline)",
+        QField("os", "OS", "text", "OS definition (and variant) installed",
+               lambda q, o: o.os),
+        QField("hypervisor", "Hypervisor", "text", "hypervisor that runs it",
+               lambda q, o: o.hypervisor),
+        QField("pnode", "Primary_node", "text", "node it runs on",
+               lambda q, o: _node_name(q, o.primary_node)),
+        QField("pnode.group", "PrimaryNodeGroup", "text", "group of its primary node",
+               lambda q, o: _pnode_group(q, o, "name")),
+        QField("pnode.group.uuid", "PrimaryNodeGroupUUID", "text",
+               "UUID of its primary node's group", lambda q, o: _pnode_group(q, o, "uuid")),
+        QField("snodes", "Secondary_Nodes", "list", "other nodes holding its disks",
+               lambda q, o: [_node_name(q, u) for u in o.secondary_nodes]),
+        QField("snodes.group", "SecondaryNodesGroups", "list", "groups of its secondary nodes",
+               lambda q, o: _snodes_groups(q, o, "name")),
+        QField("snodes.group.uuid", "SecondaryNodesGroupsUUID", "list",
+               "UUIDs of its secondary nodes' groups", lambda q, o: _snodes_groups(q, o, "uuid")),
+        QField("admin_state", "InstanceState", "text", "state it should be in (up, down, offline)",
                lambda q, o: o.admin_state),
-        QField("admin_up", "Autostart", "bool", "whether the instance should run",
+        QField("admin_state_source", "InstanceStateSource", "text",
+               "who set the state it should be in (admin or user)",
+               lambda q, o: o.admin_state_source),
+        QField("admin_up", "Autostart", "bool", "whether it should be running",
                lambda q, o: o.admin_state == "up"),
+        QField("disks_active", "DisksActive", "bool", "whether its disks should be active",
+               lambda q, o: o.disks_active),
+        QField("forthcoming", "Forthcoming", "bool",
+               "whether it is only reserved, not yet created (never, in cardume)",
+               lambda q, o: False),
         QField("oper_state", "Running", "bool", "whether the hypervisor runs it",
                lambda q, o: q.oper(o, "state"), live=True),
         QField("oper_ram", "Memory", "unit", "memory in use (MiB)",
                lambda q, o: q.oper(o, "memory"), live=True),
         QField("oper_vcpus", "VCPUs", "number", "virtual CPUs in use",
                lambda q, o: q.oper(o, "vcpus"), live=True),
-        QField("status", "Status", "text", "derived status (running, ADMIN_down, ERROR_...)",
-               lambda q, o: q.status(o), live=True),
+        QField("status", "Status", "text",
+               "its state derived from the desired and the actual one: running, ADMIN_down, "
+               "ADMIN_offline, USER_down, ERROR_up, ERROR_down, ERROR_wrongnode, "
+               "ERROR_nodedown or ERROR_nodeoffline", lambda q, o: q.status(o), live=True),
         QField("console", "Console", "other", "where the VNC console listens (kvm), if any",
                lambda q, o: q.oper(o, "vnc"), live=True),
-        QField("disk_template", "Disk_template", "text", "disk template",
+        QField("disk_template", "Disk_template", "text", "storage type of its disks",
                lambda q, o: o.disk_template),
-        QField("disk_usage", "DiskUsage", "unit", "disk space used (MiB)",
-               lambda q, o: sum(d.size for d in o.disks)),
-        QField("disk.count", "Disks", "number", "number of disks", lambda q, o: len(o.disks)),
-        QField("disk.sizes", "Disk_sizes", "list", "disk sizes (MiB)",
-               lambda q, o: [d.size for d in o.disks]),
-        QField("disk.names", "Disk_names", "list", "disk names",
-               lambda q, o: [d.name for d in o.disks]),
-        QField("disk.uuids", "Disk_UUIDs", "list", "disk UUIDs",
-               lambda q, o: [d.uuid for d in o.disks]),
         QField("disks", "Disks_details", "other", "every disk with its backing path",
                lambda q, o: [{"iv_name": d.iv_name, "name": d.name, "uuid": d.uuid,
                               "size": d.size, "mode": d.mode, "dev_type": d.dev_type,
-                              "logical_id": _shown_logical_id(d), "path": q.disk_path(o, d)}
-                             for d in o.disks]),
-        QField("nic.count", "NICs", "number", "number of NICs", lambda q, o: len(o.nics)),
-        QField("nic.macs", "NIC_MACs", "list", "NIC MAC addresses",
-               lambda q, o: nics(o, "mac")),
-        QField("nic.ips", "NIC_IPs", "list", "NIC IP addresses", lambda q, o: nics(o, "ip")),
-        QField("nic.names", "NIC_Names", "list", "NIC names", lambda q, o: nics(o, "name")),
-        QField("nic.uuids", "NIC_UUIDs", "list", "NIC UUIDs", lambda q, o: nics(o, "uuid")),
-        QField("nic.modes", "NIC_modes", "list", "NIC modes",
-               lambda q, o: nic_param(q, o, "mode")),
-        QField("nic.links", "NIC_links", "list", "NIC links",
-               lambda q, o: nic_param(q, o, "link")),
-        QField("nics", "NICs_details", "other", "every NIC",
-               lambda q, o: [{"mac": n.mac, "ip": n.ip, "name": n.name, "uuid": n.uuid,
-                              "network": n.network, **_fill_nic(q, n)} for n in o.nics]),
-        QField("beparams", "BackendParameters", "other", "backend parameters (merged)",
-               lambda q, o: q.filled(o, "be")),
-        QField("hvparams", "HypervisorParameters", "other", "hypervisor parameters (merged)",
+                              "spindles": d.spindles, "logical_id": _shown_logical_id(d),
+                              "path": q.disk_path(o, d)} for d in o.disks]),
+        QField("nics", "NICs_details", "other", "every NIC", _nic_details),
+        QField("network_port", "Network_port", "other",
+               "TCP port reserved for it (its VNC display), if any",
+               lambda q, o: UNAVAIL if o.network_port is None else o.network_port),
+        QField("beparams", "BackendParameters", "other",
+               "backend parameters, inherited defaults included", lambda q, o: q.filled(o, "be")),
+        QField("hvparams", "HypervisorParameters", "other",
+               "hypervisor parameters, inherited defaults included",
                lambda q, o: q.filled(o, "hv")),
-        QField("osparams", "OSParameters", "other", "OS parameters (merged)",
-               lambda q, o: q.filled(o, "os")),
+        QField("osparams", "OpSysParameters", "other",
+               "OS parameters, inherited defaults included", lambda q, o: q.filled(o, "os")),
         QField("custom_beparams", "CustomBackendParameters", "other",
-               "backend parameters set on the instance", lambda q, o: dict(o.beparams)),
+               "backend parameters set on the instance itself", lambda q, o: dict(o.beparams)),
         QField("custom_hvparams", "CustomHypervisorParameters", "other",
-               "hypervisor parameters set on the instance", lambda q, o: dict(o.hvparams)),
-        QField("custom_osparams", "CustomOSParameters", "other",
-               "OS parameters set on the instance", lambda q, o: dict(o.osparams)),
-        QField("network_port", "Network_port", "number", "console port",
-               lambda q, o: o.network_port),
+               "hypervisor parameters set on the instance itself",
+               lambda q, o: dict(o.hvparams)),
+        QField("custom_osparams", "CustomOpSysParameters", "other",
+               "OS parameters set on the instance itself", lambda q, o: dict(o.osparams)),
+        QField("custom_nicparams", "CustomNicParameters", "other",
+               "parameters set on each NIC itself",
+               lambda q, o: [dict(n.nicparams) for n in o.nics]),
+        *disk_fields(), *nic_fields(), *param_fields(),
+        # tags print comma-joined in gnt-instance list, as Ganeti's do ("other" on the wire)
+        *(replace(f, kind="list") if f.name == "tags" else f
+          for f in common_fields("instance")),
     ]
-    for key, kind in (("maxmem", "unit"), ("minmem", "unit"), ("vcpus", "number"),
-                      ("auto_balance", "bool"), ("always_failover", "bool"),
-                      ("spindle_use", "number")):
-        fields.append(QField(f"be/{key}", BE_TITLES.get(key, f"be/{key}"), kind,
-                             f"backend parameter {key}", _param_getter("be", key)))
-    fields.append(QField("be/memory", BE_TITLES["maxmem"], "unit", "backend maxmem (old name)",
-                         lambda q, o: q.filled(o, "be").get("maxmem")))
-    from cardume import constants
-    hv_keys = sorted({k for table in constants.HVC_DEFAULTS.values() for k in table}
-                     - constants.HVC_GLOBALS)  # cluster-wide only: no instance field
-    for key in hv_keys:
-        fields.append(QField(f"hv/{key}", HV_TITLES.get(key, f"hv/{key}"), "other",
-                             f"hypervisor parameter {key}", _param_getter("hv", key)))
-    return fields + common_fields()
-
-
-#: Titles of the parameter fields, as Ganeti's (others are titled with their name).
-BE_TITLES = {"auto_balance": "Auto_balance", "minmem": "ConfigMinMem", "vcpus": "ConfigVCPUs",
-             "maxmem": "ConfigMaxMem"}
-HV_TITLES = {"acpi": "ACPI", "boot_order": "Boot_order", "cdrom_image_path": "CDROM_image_path",
-             "cpu_type": "cpu_type", "disk_type": "Disk_type", "initrd_path": "Initrd_path",
-             "kernel_path": "Kernel_path", "nic_type": "NIC_type", "pae": "PAE",
-             "pci_pass": "pci_pass", "vnc_bind_address": "VNC_bind_address"}
-
-
-def _param_getter(family: str, key: str) -> Getter:
-    def get(q: Any, o: Any) -> Any:
-        return q.filled(o, family).get(key, UNAVAIL)
-    return get
-
-
-def _fill_nic(q: Any, nic: Any) -> dict[str, Any]:
-    from cardume import objects
-    return objects.fill_nicparams(q.cfg.get_cluster(), None, nic.nicparams)
-
+    by_name = {f.name: f for f in fields}
+    fields += [QField(old, by_name[new].title, by_name[new].kind, f"old name of {new}",
+                      by_name[new].get) for old, new in ALIASES]
+    return fields
