@@ -13,7 +13,8 @@ import time
 from cardume import errors
 from cardume.paths import NodePaths
 
-MODULES = {"noded": "cardume.node.daemon", "masterd": "cardume.master.daemon"}
+MODULES = {"noded": "cardume.node.daemon", "masterd": "cardume.master.daemon",
+           "rapi": "cardume.rapi.daemon"}
 
 
 def read_pid(paths: NodePaths, daemon: str) -> int | None:
@@ -70,6 +71,8 @@ def start(paths: NodePaths, daemon: str, extra: list[str] | None = None,
 
 
 def _ready(paths: NodePaths, daemon: str) -> bool:
+    if daemon == "rapi":  # it writes its pidfile once it listens
+        return read_pid(paths, daemon) is not None
     if daemon == "masterd":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

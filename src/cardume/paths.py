@@ -92,6 +92,30 @@ class NodePaths:
     def log_dir(self) -> str:
         return self.join("log")
 
+    @property
+    def rapi_cert(self) -> str:
+        """The REST daemon's certificate and key, one PEM file (as Ganeti's rapi.pem)."""
+        return self.join("certs", "rapi.pem")
+
+    @property
+    def rapi_dir(self) -> str:
+        return self.join("rapi")
+
+    @property
+    def rapi_users(self) -> str:
+        """The REST API's users, in Ganeti's format (its /var/lib/ganeti/rapi/users)."""
+        return self.join("rapi", "users")
+
+    @property
+    def rapi_options(self) -> str:
+        """Extra arguments of the REST daemon, e.g. ``--allow-anonymous-reads``."""
+        return self.join("rapi", "options")
+
+    @property
+    def rapi_address(self) -> str:
+        """Where the running REST daemon listens (written by it, for the commands)."""
+        return self.join("run", "rapi.json")
+
     def pidfile(self, daemon: str) -> str:
         return self.join("run", f"{daemon}.pid")
 

@@ -84,6 +84,44 @@ def self_signed(common_name: str, key_pem: bytes, days: int = 3650) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def self_signed_bundle(common_name: str, days: int = 3650) -> bytes:
+    """A new key and a self-signed certificate for it, in one PEM (certificate first), as
+    Ganeti's rapi.pem: the REST daemon's identity, named after the cluster so it stays
+    right when the master role moves."""
+    key = new_private_key()
+    return self_signed(common_name, key, days) + key
+
+
+def split_bundle(pem: bytes, source: str = "the PEM file") -> tuple[bytes, bytes]:
+    """``(certificate, private key)`` of a PEM holding both; a WrongInput naming
+    ``source`` when one is missing or the key is not the certificate's."""
+    def block(kind: str) -> bytes | None:
+        start = pem.find(b"-----BEGIN " + kind.encode())
+        if start < 0:
+            return None
+        end_mark = b"-----END " + kind.encode()
+        end = pem.find(end_mark, start)
+        if end < 0:
+            return None
+        end = pem.find(b"-----", end + len(end_mark))
+        return pem[start:end + 5] + b"\n" if end >= 0 else None
+
+    cert = block("CERTIFICATE")
+    key = None
+    for kind in ("PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"):
+        key = block(kind)
+        if key is not None:
+            break
+    if cert is None or key is None:
+        missing = "a certificate" if cert is None else "a private key"
+        raise errors.WrongInput(f"{source} holds no {missing} (expected a PEM with the "
+                                "certificate and its unencrypted key)")
+    if not cert_matches_key(cert, key):
+        raise errors.WrongInput(f"{source}: the private key does not belong to the "
+                                "certificate")
+    return cert, key
+
+
 def sign_node_cert(ca_cert_pem: bytes, ca_key_pem: bytes, public_key_source: bytes,
                    node_name: str, ips: list[str], days: int = 3650) -> bytes:
     """Issue a node certificate, signed by the cluster CA, for the node's existing key.

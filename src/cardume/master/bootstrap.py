@@ -127,9 +127,11 @@ def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
             address, port, token, node_name=name, ca_cert=ca_cert.decode(),
             ca_key=ca_key.decode(), cluster_name=opts.cluster_name, ssconf=summary,
             tls_files=(paths.node_cert, paths.node_key), timeout=30.0))
+        from cardume.master.rapi_keeper import initial_secrets
         asyncio.run(writer.commit(
             add=[cluster, group, node],
-            secrets={"cluster-ca": {"cert": ca_cert.decode(), "key": ca_key.decode()}}))
+            secrets={"cluster-ca": {"cert": ca_cert.decode(), "key": ca_key.decode()},
+                     **initial_secrets(paths, opts.cluster_name)}))
     except BaseException:
         store.close()
         _forget_config(paths)

@@ -27,6 +27,7 @@ from cardume.jobs import locks
 from cardume.jobs.queue import RECOVERED_MESSAGE, Job, JobQueue
 from cardume.jobs.replication import QueueReplicator
 from cardume.jobs.store import TAKEOVER_KEY, JobStore
+from cardume.master.rapi_keeper import RapiKeeper
 from cardume.paths import PRIVATE_UMASK, NodePaths, write_json_atomic
 from cardume.resolver import Resolver
 from cardume.rpc.client import NodeRpc
@@ -116,6 +117,8 @@ class MasterDaemon:
         os.chmod(self.paths.master_socket, 0o600)
         self.spawn(self._first_redistribution())
         self.spawn(self._housekeeping())
+        self.rapi = RapiKeeper(self.paths, self.cfg)  # the REST daemon lives as long as this
+        self._rapi_task = asyncio.get_running_loop().create_task(self.rapi.run())
         log.info("master daemon for cluster %s running on %s", cluster.cluster_name, self.name)
 
     async def _first_redistribution(self) -> None:
@@ -330,6 +333,10 @@ class MasterDaemon:
         await self._stopping.wait()
         if self._server is not None:
             self._server.close()
+        self._rapi_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._rapi_task
+        await self.rapi.close()
         await self.queue.shutdown()
         await self.queue_replicator.close()
         if self._destroy:
@@ -378,6 +385,8 @@ async def _amain(paths: NodePaths, voting: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.request_stop)
+    # HUP: the REST daemon's files changed (gnt-cluster renew-crypto): take them now
+    loop.add_signal_handler(signal.SIGHUP, daemon.rapi.wake)
     write_pid(paths.pidfile("masterd"))
     try:
         await daemon.run_until_stopped()

@@ -13,11 +13,14 @@ roots run side by side: a new root gets the first free range 127.0.N.11.. (or
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,7 @@ from cardume.vcluster import loopback
 DEFAULT_BASE_IP = "127.0.0.11"
 DEFAULT_NODES = 3
 MAX_NODES = 200
+RAPI_USER = "gnt-admin"
 
 
 @dataclass
@@ -168,7 +172,37 @@ class VCluster:
         else:
             daemons.start(NodePaths(master_dir), "masterd")
         report.extend(self._add_missing(count, master_dir))
+        report.extend(self.rapi_access(NodePaths(master_dir)))
         return report
+
+    @property
+    def rapi_credentials(self) -> str:
+        return os.path.join(self.root, "rapi-credentials")
+
+    def rapi_access(self, master: NodePaths, wait: float = 20.0) -> list[str]:
+        """Make sure the REST API has a user ``gnt-admin`` (random password, kept in
+        ROOT/rapi-credentials as curl's USER:PASSWORD, 0600), and say how to reach it."""
+        deadline = time.monotonic() + wait
+        while (where := paths.read_json(master.rapi_address)) is None:
+            if time.monotonic() > deadline:
+                return [f"The REST daemon is not running yet: see {master.logfile('rapi')}"]
+            time.sleep(0.05)
+        try:
+            with open(self.rapi_credentials, encoding="utf-8") as handle:
+                user, _, password = handle.read().strip().partition(":")
+        except FileNotFoundError:
+            user, password = RAPI_USER, secrets.token_urlsafe(18)
+            fd = os.open(self.rapi_credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(f"{user}:{password}\n")
+        if _ensure_rapi_user(master.rapi_users, user, password):
+            pid = daemons.read_pid(master, "masterd")
+            if pid is not None:  # take the new users file into the configuration now
+                os.kill(pid, signal.SIGHUP)
+        url = f"https://{where['address']}:{where['port']}"
+        return [f"REST API: {url}/ (users file {master.rapi_users})",
+                f"  log in as {user}, password in {self.rapi_credentials}: "
+                f"curl -k -u \"$(cat {self.rapi_credentials})\" {url}/2/info"]
 
     def _add_missing(self, count: int, master_dir: str) -> list[str]:
         from cardume.master.client import Client
@@ -194,6 +228,9 @@ class VCluster:
         for index in nodes:
             if daemons.stop(self.node_paths(index), "masterd"):
                 report.append(f"Stopped the master daemon on {self.node_name(index)}")
+            # the master daemon stops its REST daemon; one it left behind (killed) goes too
+            if daemons.stop(self.node_paths(index), "rapi"):
+                report.append(f"Stopped the REST daemon on {self.node_name(index)}")
         for index in nodes:
             if daemons.stop(self.node_paths(index), "noded"):
                 report.append(f"Stopped the node daemon on {self.node_name(index)}")
@@ -216,12 +253,38 @@ class VCluster:
             node = self.node_paths(index)
             noded = daemons.read_pid(node, "noded")
             masterd = daemons.read_pid(node, "masterd")
+            rapi = daemons.read_pid(node, "rapi")
             parts = [f"{self.node_name(index)} {self.node_ip(index)}",
                      f"noded {'pid ' + str(noded) if noded else 'stopped'}"]
             if masterd:
                 parts.append(f"masterd pid {masterd}")
+            if rapi:
+                parts.append(f"rapi pid {rapi}")
             lines.append(", ".join(parts))
         return lines
+
+
+def _ensure_rapi_user(users_file: str, user: str, password: str) -> bool:
+    """Give ``user`` write access with ``password`` (as its HA1 hash) in the users file,
+    replacing an older line of that user. Whether the file changed."""
+    digest = hashlib.md5(f"{user}:Ganeti Remote API:{password}".encode(),
+                         usedforsecurity=False).hexdigest()
+    wanted = f"{user} {{HA1}}{digest} read,write"
+    try:
+        with open(users_file, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    if wanted in (line.strip() for line in lines):
+        return False
+    kept = [line for line in lines if line.split()[:1] != [user]]
+    tmp = f"{users_file}.tmp{os.getpid()}"
+    paths.private_dir(os.path.dirname(users_file))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join([*kept, wanted]) + "\n")
+    os.replace(tmp, users_file)
+    return True
 
 
 def _kill_kvm_instances(node_root: str) -> list[str]:
