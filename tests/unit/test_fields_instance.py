@@ -49,6 +49,14 @@ def test_the_table_has_ganetis_names_titles_and_kinds() -> None:
     assert {n: ours[n] for n in theirs if ours[n] != theirs[n]} == {}
 
 
+def test_the_comma_joined_columns_are_ganetis() -> None:
+    # gnt-instance list joins these lists with commas (the others print as Python lists);
+    # on the wire they are of Ganeti's kind "other" like every list
+    assert sorted(f.name for f in instance_fields() if f.kind == "list") == sorted([
+        "tags", "disk.sizes", "nic.macs", "nic.ips", "nic.modes", "nic.links", "nic.bridges",
+        "nic.networks", "snodes", "snodes.group", "snodes.group.uuid"])
+
+
 def test_every_field_is_listed_once_with_a_description_of_its_own() -> None:
     fields = instance_fields()
     assert len({f.name for f in fields}) == len(fields)
