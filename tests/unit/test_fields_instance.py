@@ -142,8 +142,7 @@ def master(tmp_path: Path) -> Master:
 def rows(master: Master, fields: list[str], names: list[str] | None = None
          ) -> dict[str, dict[str, Any]]:
     """name -> {field: value}, as the master answers a Query (through JSON, as on the wire)."""
-    reply = asyncio.run(query.run_query(master, "instance", ["name", *fields],  # type: ignore[arg-type]
-                                        names))
+    reply = asyncio.run(query.run_query(master, "instance", ["name", *fields], names))
     reply = json.loads(json.dumps(reply))
     return {row[0]: dict(zip(fields, row[1:], strict=True)) for row in reply["data"]}
 
@@ -273,7 +272,7 @@ def test_live_fields_keep_their_meaning(master: Master) -> None:
 def test_every_field_answers_for_every_instance_without_the_drbd_secret(master: Master
                                                                         ) -> None:
     names = [f.name for f in instance_fields()]
-    reply = asyncio.run(query.run_query(master, "instance", names, None))  # type: ignore[arg-type]
+    reply = asyncio.run(query.run_query(master, "instance", names, None))
     text = json.dumps(reply)
     assert len(reply["data"]) == 2 and all(len(row) == len(names) for row in reply["data"])
     assert SECRET not in text
