@@ -113,7 +113,7 @@ def split_bundle(pem: bytes, source: str = "the PEM file") -> tuple[bytes, bytes
         if key is not None:
             break
     if cert is None or key is None:
-        missing = "a certificate" if cert is None else "a private key"
+        missing = "certificate" if cert is None else "private key"
         raise errors.WrongInput(f"{source} holds no {missing} (expected a PEM with the "
                                 "certificate and its unencrypted key)")
     if not cert_matches_key(cert, key):

@@ -7,7 +7,7 @@ import os
 import sys
 
 from cardume import __version__, constants, errors, paths
-from cardume.cli import common, options
+from cardume.cli import cluster_crypto, common, options
 from cardume.master.client import Client
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
@@ -115,6 +115,7 @@ def build(sub: Any) -> None:
     options.YES_DO_IT.add(p, help="confirm the destruction")
     p.set_defaults(func=destroy)
 
+    cluster_crypto.build(sub)  # renew-crypto
     common.add_tag_commands(sub, "the cluster", None, tags)
 
 
