@@ -22,6 +22,7 @@ from integration_kit import Gnt, VCluster, os_cluster, wait_for
 
 from cardume import paths
 from cardume.paths import NodePaths
+from cardume.rapi import groups, instances, jobs, nodes
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 CLIENT = "/usr/lib/python3/dist-packages/ganeti/rapi/client.py"
@@ -127,8 +128,10 @@ def test_cluster_info_and_features(cluster: VCluster, client: RapiClient) -> Non
             "node-evac-res1"} <= set(client("GetFeatures"))
     assert client("GetVersion") == 2
     assert OS in client("GetOperatingSystems")
-    nodes = client("GetNodes")
-    assert nodes == ["node1", "node2", "node3"]
+    assert client("GetNodes") == ["node1", "node2", "node3"]
+    assert [list(n) for n in client("GetNodes", bulk=True)] == [nodes.N_FIELDS] * 3
+    assert [list(g) for g in client("GetGroups", bulk=True)] == [groups.G_FIELDS]
+    assert all(list(j) == jobs.J_FIELDS_BULK for j in client("GetJobs", bulk=True))
     assert client("GetNodeRole", cluster.master()) == "master"
 
 
@@ -140,6 +143,7 @@ def test_create_list_and_remove(gnt: Gnt, client: RapiClient) -> None:
     assert bulk["rvm1"]["status"] == "running" and bulk["rvm1"]["pnode"] == "node1"
     one = client("GetInstance", "rvm1")
     assert one["os"] == OS and one["disk_template"] == "diskless"
+    assert list(one) == instances.I_FIELDS == list(bulk["rvm1"])
     client.run_job("DeleteInstance", "rvm1")
     assert "rvm1" not in listing(gnt, "status")
     with pytest.raises(ClientError) as missing:
@@ -156,6 +160,11 @@ def test_modify_reboot_shutdown_startup(gnt: Gnt, client: RapiClient) -> None:
     client.run_job("ShutdownInstance", "rvm2", timeout=10)
     assert listing(gnt, "status")["rvm2"] == ["ADMIN_down"]
     client.run_job("StartupInstance", "rvm2")
+    assert listing(gnt, "status")["rvm2"] == ["running"]
+    # instance-reinstall-reqv1: stop, reinstall, start again
+    job_id = client.run_job("ReinstallInstance", "rvm2", os=OS)
+    assert client("GetJobStatus", job_id)["summary"] == [
+        "INSTANCE_SHUTDOWN(rvm2)", "INSTANCE_REINSTALL(rvm2)", "INSTANCE_STARTUP(rvm2)"]
     assert listing(gnt, "status")["rvm2"] == ["running"]
     with pytest.raises(ClientError) as bad:
         client("ModifyInstance", "rvm2", foo=1)

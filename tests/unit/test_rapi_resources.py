@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cardume import errors, opcodes
-from cardume.rapi import cluster, groups, instances, jobs, nodes, routes
+from cardume.rapi import cluster, groups, instances, jobs, nodes, query, routes
 from cardume.rapi.base import Call, RapiError
 
 NODATA = {"_rs": "nodata"}
@@ -110,7 +110,7 @@ class FakeMaster:
                            for n in (names or fields)]}
 
     def Query(self, what: str, fields: list[str], names: list[str], *rest: Any) -> Any:
-        assert not rest, "no filter argument until the master takes one"
+        assert len(rest) <= 1 and (not rest or query.QUERY_TAKES_FILTER)
         objects_, key = TABLES[what]
         known = self._fields(what)
         for field in fields:
@@ -580,7 +580,6 @@ def test_query_put_and_fields(master: FakeMaster) -> None:
 
 
 @pytest.mark.parametrize("method, target, body, status", [
-    ("PUT", "/2/query/instance", {"fields": ["name"], "qfilter": ["=", "name", "vm1"]}, 501),
     ("GET", "/2/query/network?fields=name", None, 501),
     ("GET", "/2/query/bogus?fields=name", None, 404),
     ("GET", "/2/query/node", None, 400),
@@ -590,6 +589,17 @@ def test_query_put_and_fields(master: FakeMaster) -> None:
 def test_query_errors(master: FakeMaster, method: str, target: str, body: Any,
                       status: int) -> None:
     assert request(master, method, target, body).status == status
+
+
+def test_query_filter_goes_to_the_master_once_it_takes_one(master: FakeMaster) -> None:
+    qfilter = ["=", "name", "vm1"]
+    reply = request(master, "PUT", "/2/query/instance", {"fields": ["name"],
+                                                         "qfilter": qfilter})
+    if query.QUERY_TAKES_FILTER:
+        assert reply.status == 200
+        assert master.calls[-1] == ("Query", ("instance", ["name"], [], qfilter))
+    else:
+        assert reply.status == 501 and "qfilter" in reply.body["message"]
 
 
 # --- the path table ----------------------------------------------------------------------
