@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 Handler = Callable[[argparse.Namespace], int]
 
 
-def add_list_options(parser: argparse.ArgumentParser, names: bool = True) -> None:
+def add_list_options(parser: argparse.ArgumentParser, names: bool = True,
+                     query_filter: bool = True) -> None:
     options.add(parser, options.NO_HEADERS, options.SEPARATOR)
+    if query_filter:
+        options.FILTER.add(parser)
     parser.add_argument("--units", choices=listing.UNITS,
                         help="units for sizes: h(uman), m, g, t")
     parser.add_argument("-o", "--output", dest="output", metavar="FIELDS",
@@ -133,9 +136,15 @@ def run_list(args: argparse.Namespace, resource: str, default: Sequence[str],
     if env_var and not spec:
         spec = os.environ.get(env_var) or None
     fields = fields_of(spec, default)
+    from cardume.cli import qlang
+    names, qfilter = qlang.names_and_filter(list(getattr(args, "names", []) or []),
+                                            getattr(args, "force_filter", False),
+                                            "id" if resource == "job" else "name",
+                                            numeric=resource == "job")
     with Client() as client:
-        reply = client.call("Query", resource, fields, list(getattr(args, "names", []) or []))
-    defs = [listing.Field(f["name"], f["title"], f["kind"], f["doc"]) for f in reply["fields"]]
+        reply = client.call("Query", resource, fields, names,
+                            *([] if qfilter is None else [qfilter]))
+    defs = [listing.query_field(resource, f) for f in reply["fields"]]
     # only a dict can be a mark: the other cells (most of 10,000 rows) skip the call
     rows = [[_cell(v) if v.__class__ is dict else v for v in row] for row in reply["data"]]
     text = listing.format_table(defs, rows, headers=not args.no_headers,

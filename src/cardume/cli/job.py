@@ -47,6 +47,13 @@ def build(sub: Any) -> None:
 
 
 def list_jobs(args: argparse.Namespace) -> int:
+    from cardume.cli import qlang
+    if qlang.is_filter(args.job_ids, args.force_filter):  # the argument is a query filter
+        if args.running or args.pending or args.error:
+            raise errors.WrongInput("--running, --pending and --error don't combine with a "
+                                    "filter: put the status in it (status == \"running\")")
+        args.names = list(args.job_ids)
+        return common.run_list(args, "job", DEFAULT_FIELDS)
     args.names = [str(ids.parse(i)) for i in args.job_ids]
     wanted = {s for s, flag in (("running", args.running), ("queued", args.pending),
                                 ("waiting", args.pending), ("error", args.error)) if flag}

@@ -246,6 +246,57 @@ def format_table(fields: Sequence[Field], rows: Iterable[Sequence[Any]], *,
     return _layout(columns, [field.align_right for field in fields], separator)
 
 
+#: Fields of kind "other" whose lists a table prints comma-joined, per resource (the
+#: columns Ganeti's list commands join); any other "other" value prints as Python shows it
+#: (``['a', 'b']``, ``{'k': 1}``), as Ganeti's do.
+JOINED_LISTS = {
+    "node": frozenset({"pinst_list", "sinst_list", "tags"}),
+    "group": frozenset({"node_list", "pinst_list"}),
+    "instance": frozenset({"tags", "disk.sizes", "nic.macs", "nic.ips", "nic.modes",
+                           "nic.links", "nic.bridges", "nic.networks", "snodes",
+                           "snodes.group", "snodes.group.uuid"}),
+    "job": frozenset({"summary"}),
+}
+#: Job fields holding one [seconds, microseconds] time per opcode: printed as local times.
+_OPCODE_TIMES = frozenset({"opstart", "opexec", "opend"})
+
+
+def _joined(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def _params(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) if value else "(empty)"
+    return str(value)
+
+
+def _opcode_times(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return str([format_timestamp(v) if v is not None else "?" for v in value])
+    return str(value)
+
+
+def query_field(resource: str, definition: Mapping[str, str]) -> Field:
+    """The column of a query field (a definition from the master's Query reply), printed as
+    Ganeti's ``gnt-RESOURCE list`` prints it."""
+    name, kind = definition["name"], definition["kind"]
+    formatter: Callable[[Any], str] | None = None
+    if kind in ("other", "list"):
+        if name in JOINED_LISTS.get(resource, ()) or kind == "list":
+            formatter = _joined
+        elif resource == "group" and name == "ndparams":
+            formatter = _params
+        elif resource == "job" and name in _OPCODE_TIMES:
+            formatter = _opcode_times
+        else:
+            formatter = str
+    return Field(name, definition["title"], kind if kind in KIND_NAMES else "other",
+                 definition.get("doc", ""), formatter)
+
+
 def _nice_key(name: str) -> tuple[Any, ...]:
     # Alternating text and number parts, so that "disk.size/10" sorts after "disk.size/2".
     parts = re.split(r"([0-9]+)", name)

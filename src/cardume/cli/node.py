@@ -42,10 +42,10 @@ def build(sub: Any) -> None:
 
     p = sub.add_parser("volumes", help="list the logical volumes of nodes and their "
                        "instances")
-    common.add_list_options(p)
+    common.add_list_options(p, query_filter=False)
     p.set_defaults(func=volumes)
     p = sub.add_parser("list-storage", help="list the storage units of nodes")
-    common.add_list_options(p)
+    common.add_list_options(p, query_filter=False)
     p.add_argument("-t", "--storage-type", dest="storage_type",
                    choices=("lvm-vg", "lvm-pv", "file", "sharedfile"),
                    help="storage type (default: that of the first enabled disk template)")

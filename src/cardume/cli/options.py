@@ -160,6 +160,10 @@ def add_job_options(parser: argparse.ArgumentParser | Any, dry_run: bool = True)
 NO_HEADERS = Option("--no-headers", action="store_true", help="don't print column headers")
 SEPARATOR = Option("--separator", help="separate columns with this text (no padding)")
 ROMAN = Option("--roman", action="store_true", help="accepted for compatibility")
+#: Ganeti's -F: a flag, the filter itself being the command's (one) argument.
+FILTER = Option("-F", "--filter", dest="force_filter", action="store_true",
+                help="read the argument as a query filter, e.g. "
+                     "'pnode == \"node1\" and not admin_up'")
 
 
 # --- options of many operations ----------------------------------------------------------------

@@ -28,19 +28,24 @@ class QField:
     live: bool = False
 
     def definition(self) -> dict[str, str]:
-        return {"name": self.name, "title": self.title, "kind": self.kind, "doc": self.doc}
+        # "list" is cardume's own hint (comma-joined in tables); on the wire it is Ganeti's
+        # "other", the kind every list field has there
+        kind = "other" if self.kind == "list" else self.kind
+        return {"name": self.name, "title": self.title, "kind": kind, "doc": self.doc}
 
 
-def common_fields(prefix_title: str = "") -> list[QField]:
+def common_fields(what: str = "object") -> list[QField]:
+    """uuid, serial_no, ctime, mtime and tags: every configuration object has them."""
     return [
-        QField("uuid", "UUID", "text", "object's UUID", lambda q, o: o.uuid),
-        QField("serial_no", "SerialNo", "number", "serial number of the object",
-               lambda q, o: o.serial_no),
-        QField("ctime", "CTime", "timestamp", "creation time", lambda q, o: o.ctime),
-        QField("mtime", "MTime", "timestamp", "modification time", lambda q, o: o.mtime),
-        QField("tags", "Tags", "list", "tags", lambda q, o: sorted(o.tags)),
+        QField("uuid", "UUID", "text", f"unique identifier of the {what}", lambda q, o: o.uuid),
+        QField("serial_no", "SerialNo", "number",
+               f"version of the {what}, one more at each change", lambda q, o: o.serial_no),
+        QField("ctime", "CTime", "timestamp", f"when the {what} was created",
+               lambda q, o: o.ctime),
+        QField("mtime", "MTime", "timestamp", f"when the {what} last changed",
+               lambda q, o: o.mtime),
+        QField("tags", "Tags", "other", f"the {what}'s tags", lambda q, o: sorted(o.tags)),
     ]
-
 
 
 def ts(value: float | None) -> Any:

@@ -1,11 +1,19 @@
-"""The node and group field tables."""
+"""The node and group field tables: Ganeti 3.0's names, titles and kinds (``gnt-node
+list-fields``, ``gnt-group list-fields``), with a few of cardume's own added (node: port,
+version, hypervisors).
+
+Where cardume has no such concept (out-of-band power control, exclusive storage's spindles,
+hypervisor and disk state), a field carries the mark Ganeti gives on a cluster without it,
+not an invented value.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cardume import constants
 from cardume.cmdlib import common
-from cardume.master.fields import NODATA, OFFLINE, QField, common_fields
+from cardume.master.fields import NODATA, OFFLINE, UNAVAIL, Getter, QField, common_fields
 
 if TYPE_CHECKING:
     from cardume.master.view import MasterView
@@ -33,6 +41,13 @@ class NodeQuery:
         value = data.get(key)
         return NODATA if value is None else value
 
+    def spindles(self, node: Any, key: str) -> Any:
+        """Spindles count only with exclusive storage (which cardume does not offer yet):
+        without it Ganeti reports no data, and so do we."""
+        if not _fill_nd(self, node).get("exclusive_storage"):
+            return NODATA
+        return self.info(node, key)
+
     def storage(self, node: Any, key: str) -> Any:
         if node.offline:
             return OFFLINE
@@ -48,74 +63,108 @@ class NodeQuery:
 def node_fields() -> list[QField]:
     n = NodeQuery
     fields = [
-        QField("name", "Node", "text", "node name", lambda q, o: o.name),
-        QField("pip", "PrimaryIP", "text", "primary IP address", lambda q, o: o.primary_ip),
-        QField("sip", "SecondaryIP", "text", "secondary (replication) IP address",
+        QField("name", "Node", "text", "name of the node", lambda q, o: o.name),
+        QField("pip", "PrimaryIP", "text", "the node's primary address",
+               lambda q, o: o.primary_ip),
+        QField("sip", "SecondaryIP", "text", "the node's replication (secondary) address",
                lambda q, o: o.secondary_ip),
-        QField("master", "IsMaster", "bool", "whether the node is the master",
+        QField("master", "IsMaster", "bool", "true on the master node",
                lambda q, o: o.uuid == q.cfg.get_cluster().master_node),
-        QField("master_candidate", "MasterC", "bool", "whether the node is a master candidate",
+        QField("master_candidate", "MasterC", "bool",
+               "true if the node keeps a copy of the configuration (master candidate)",
                lambda q, o: o.master_candidate),
         QField("master_capable", "MasterCapable", "bool",
-               "whether the node can become a master candidate", lambda q, o: o.master_capable),
-        QField("vm_capable", "VMCapable", "bool", "whether the node can host instances",
+               "true if the node may be made a master candidate", lambda q, o: o.master_capable),
+        QField("vm_capable", "VMCapable", "bool", "true if instances may run on the node",
                lambda q, o: o.vm_capable),
-        QField("drained", "Drained", "bool", "whether the node is drained",
+        QField("drained", "Drained", "bool", "true if no new instances go to the node",
                lambda q, o: o.drained),
-        QField("offline", "Offline", "bool", "whether the node is offline",
+        QField("offline", "Offline", "bool", "true if the node is out of service (offline)",
                lambda q, o: o.offline),
-        QField("powered", "Powered", "bool", "whether the node is powered",
-               lambda q, o: o.powered),
+        # Ganeti knows the power state only through an out-of-band program; cardume has none
+        QField("powered", "Powered", "bool",
+               "power state as an out-of-band program reports it (none here: unavailable)",
+               lambda q, o: UNAVAIL),
         QField("role", "Role", "text",
-               "node role: M master, C candidate, R regular, D drained, O offline",
+               "one letter: M master, C master candidate, R regular, D drained, O offline",
                lambda q, o: common.node_role(q.cfg, o)),
-        QField("group", "Group", "text", "node group", lambda q, o: q.cfg.groups[o.group].name
+        QField("group", "Group", "text", "the node's group", lambda q, o: q.cfg.groups[o.group].name
                if o.group in q.cfg.groups else o.group),
-        QField("group.uuid", "GroupUUID", "text", "UUID of the node group",
+        QField("group.uuid", "GroupUUID", "text", "UUID of the node's group",
                lambda q, o: o.group),
-        QField("ndparams", "NodeParameters", "other", "node parameters (merged)",
+        QField("ndparams", "NodeParameters", "other",
+               "node parameters in effect (cluster, then group, then node)",
                lambda q, o: _fill_nd(q, o)),
         QField("custom_ndparams", "CustomNodeParameters", "other",
-               "node parameters set on the node", lambda q, o: dict(o.ndparams)),
-        QField("port", "Port", "number", "port of the node daemon", lambda q, o: o.port),
-        QField("pinst_cnt", "Pinst", "number", "number of primary instances",
+               "node parameters set on this node itself", lambda q, o: dict(o.ndparams)),
+        QField("hv_state", "HypervisorState", "other",
+               "hypervisor resource state (not tracked: unavailable)", lambda q, o: UNAVAIL),
+        QField("disk_state", "DiskState", "other",
+               "storage resource state (not tracked: unavailable)", lambda q, o: UNAVAIL),
+        QField("port", "Port", "number", "TCP port of the node daemon", lambda q, o: o.port),
+        QField("pinst_cnt", "Pinst", "number", "how many instances have this primary node",
                lambda q, o: len(q.instances(o)[0])),
-        QField("sinst_cnt", "Sinst", "number", "number of secondary instances",
+        QField("sinst_cnt", "Sinst", "number", "how many instances have this secondary node",
                lambda q, o: len(q.instances(o)[1])),
-        QField("pinst_list", "PriInstances", "list", "primary instances",
+        QField("pinst_list", "PriInstances", "other", "instances with this primary node",
                lambda q, o: q.instances(o)[0]),
-        QField("sinst_list", "SecInstances", "list", "secondary instances",
+        QField("sinst_list", "SecInstances", "other", "instances with this secondary node",
                lambda q, o: q.instances(o)[1]),
-        QField("mtotal", "MTotal", "unit", "total memory of the node (MiB)",
+        QField("mtotal", "MTotal", "unit", "physical memory of the node",
                lambda q, o: n.info(q, o, "memory_total"), live=True),
-        QField("mnode", "MNode", "unit", "memory used by the node itself (MiB)",
+        QField("mnode", "MNode", "unit", "memory the node's own system uses",
                lambda q, o: n.info(q, o, "memory_dom0"), live=True),
-        QField("mfree", "MFree", "unit", "memory free for instances (MiB)",
+        QField("mfree", "MFree", "unit", "memory left for new instances",
                lambda q, o: n.info(q, o, "memory_free"), live=True),
-        QField("dtotal", "DTotal", "unit", "total disk space of the node's storage (MiB)",
+        QField("dtotal", "DTotal", "unit", "size of the storage for instance disks",
                lambda q, o: n.storage(q, o, "total"), live=True),
-        QField("dfree", "DFree", "unit", "free disk space of the node's storage (MiB)",
+        QField("dfree", "DFree", "unit", "free space in the storage for instance disks",
                lambda q, o: n.storage(q, o, "free"), live=True),
-        QField("sptotal", "SpTotal", "number", "total spindles",
-               lambda q, o: n.info(q, o, "spindles_total"), live=True),
-        QField("spfree", "SpFree", "number", "free spindles",
-               lambda q, o: n.info(q, o, "spindles_free"), live=True),
-        QField("ctotal", "CTotal", "number", "number of logical CPUs",
+        QField("sptotal", "SpTotal", "number",
+               "spindles of the volume group (counted with exclusive storage only)",
+               lambda q, o: n.spindles(q, o, "spindles_total"), live=True),
+        QField("spfree", "SpFree", "number",
+               "spindles not yet used (counted with exclusive storage only)",
+               lambda q, o: n.spindles(q, o, "spindles_free"), live=True),
+        QField("ctotal", "CTotal", "number", "logical CPUs of the node",
                lambda q, o: n.info(q, o, "cpu_total"), live=True),
-        QField("cnodes", "CNodes", "number", "number of NUMA nodes",
+        QField("cnodes", "CNodes", "number", "NUMA nodes, if the hypervisor tells",
                lambda q, o: n.info(q, o, "cpu_nodes"), live=True),
-        QField("csockets", "CSockets", "number", "number of CPU sockets",
+        QField("csockets", "CSockets", "number", "CPU sockets, if the hypervisor tells",
                lambda q, o: n.info(q, o, "cpu_sockets"), live=True),
-        QField("cnos", "CNOs", "number", "CPUs used by the node OS itself",
+        QField("cnos", "CNOs", "number", "logical CPUs kept by the node's own system",
                lambda q, o: n.info(q, o, "cpu_dom0"), live=True),
-        QField("bootid", "BootID", "text", "random UUID renewed at each boot",
+        QField("bootid", "BootID", "text",
+               "identifier that changes at every boot: a change means the node rebooted",
                lambda q, o: n.info(q, o, "bootid"), live=True),
         QField("version", "Version", "text", "software version of the node daemon",
                lambda q, o: n.info(q, o, "version"), live=True),
-        QField("hypervisors", "Hypervisors", "list", "hypervisors the node supports",
+        QField("hypervisors", "Hypervisors", "other", "hypervisors the node can run",
                lambda q, o: n.info(q, o, "hypervisors"), live=True),
     ]
-    return fields + common_fields()
+    fields += ndparam_fields(_fill_nd)
+    return fields + common_fields("node")
+
+
+#: Titles and kinds of the ndp/* fields, as Ganeti shows them (others: titled by name).
+NDP_FIELDS = {
+    "cpu_speed": ("ndp/cpu_speed", "float"),
+    "exclusive_storage": ("ExclusiveStorage", "bool"),
+    "oob_program": ("OutOfBandProgram", "other"),
+    "ovs": ("OpenvSwitch", "bool"),
+    "ovs_link": ("OpenvSwitchLink", "other"),
+    "ovs_name": ("OpenvSwitchName", "other"),
+    "spindle_count": ("SpindleCount", "number"),
+    "ssh_port": ("ndp/ssh_port", "number"),
+}
+
+
+def ndparam_fields(filled: Getter) -> list[QField]:
+    """One ndp/KEY field per node parameter, read from ``filled`` (the parameters in effect)."""
+    def getter(key: str) -> Getter:
+        return lambda q, o: filled(q, o).get(key, UNAVAIL)
+    return [QField(f"ndp/{key}", title, kind, f"node parameter {key} in effect", getter(key))
+            for key, (title, kind) in NDP_FIELDS.items()]
 
 
 def _fill_nd(q: NodeQuery, node: Any) -> dict[str, Any]:
@@ -134,26 +183,49 @@ def group_fields() -> list[QField]:
                       and q.cfg.nodes[i.primary_node].group == o.uuid)
 
     return [
-        QField("name", "Group", "text", "group name", lambda q, o: o.name),
-        QField("alloc_policy", "AllocPolicy", "text", "allocation policy",
+        QField("name", "Group", "text", "name of the group", lambda q, o: o.name),
+        QField("alloc_policy", "AllocPolicy", "text",
+               "whether allocations may use the group (preferred, last_resort, unallocable)",
                lambda q, o: o.alloc_policy),
-        QField("node_cnt", "Nodes", "number", "number of nodes", lambda q, o: len(members(q, o))),
-        QField("node_list", "NodeList", "list", "nodes in the group", members),
-        QField("pinst_cnt", "Instances", "number", "number of primary instances",
+        QField("node_cnt", "Nodes", "number", "how many nodes the group has",
+               lambda q, o: len(members(q, o))),
+        QField("node_list", "NodeList", "other", "the group's nodes", members),
+        QField("pinst_cnt", "Instances", "number",
+               "how many instances have their primary node in the group",
                lambda q, o: len(instances(q, o))),
-        QField("pinst_list", "InstanceList", "list", "primary instances", instances),
-        QField("ndparams", "NDParams", "other", "node parameters (merged)",
-               lambda q, o: _fill_group_nd(q, o)),
-        QField("custom_ndparams", "CustomNDParams", "other", "node parameters set here",
-               lambda q, o: dict(o.ndparams)),
-        QField("diskparams", "DiskParameters", "other", "disk parameters set here",
-               lambda q, o: dict(o.diskparams)),
-        QField("ipolicy", "InstancePolicy", "other", "instance policy set here",
-               lambda q, o: dict(o.ipolicy)),
-    ] + common_fields()
+        QField("pinst_list", "InstanceList", "other",
+               "instances whose primary node is in the group", instances),
+        QField("ndparams", "NDParams", "other",
+               "node parameters in effect for the group (cluster, then group)",
+               _fill_group_nd),
+        QField("custom_ndparams", "CustomNDParams", "other",
+               "node parameters set on the group itself", lambda q, o: dict(o.ndparams)),
+        QField("diskparams", "DiskParameters", "other",
+               "disk parameters in effect, per disk template (cluster, then group)",
+               _fill_group_disk),
+        QField("custom_diskparams", "CustomDiskParameters", "other",
+               "disk parameters set on the group itself", lambda q, o: dict(o.diskparams)),
+        QField("ipolicy", "InstancePolicy", "other",
+               "instance policy in effect (cluster, then group)",
+               lambda q, o: _fill_group_ipolicy(q, o)),
+        QField("custom_ipolicy", "CustomInstancePolicy", "other",
+               "instance policy set on the group itself", lambda q, o: dict(o.ipolicy)),
+        *ndparam_fields(_fill_group_nd),
+    ] + common_fields("group")
 
 
 def _fill_group_nd(q: Any, group: Any) -> dict[str, Any]:
     from cardume import objects
     return objects.fill_ndparams(q.cfg.get_cluster(), group)
 
+
+def _fill_group_disk(q: Any, group: Any) -> dict[str, Any]:
+    from cardume import objects
+    cluster = q.cfg.get_cluster()
+    return {template: objects.fill_diskparams(cluster, group, template)
+            for template in sorted(constants.DISK_DT_DEFAULTS)}
+
+
+def _fill_group_ipolicy(q: Any, group: Any) -> dict[str, Any]:
+    from cardume import objects
+    return objects.fill_ipolicy(q.cfg.get_cluster(), group)

@@ -174,9 +174,11 @@ class LuxiServer:
 
     # --- queries ---------------------------------------------------------------------------
 
-    async def query(self, what: str, fields: list[str],
-                    names: list[str] | None = None) -> dict[str, Any]:
-        return await query.run_query(self.daemon, what, list(fields), names)
+    async def query(self, what: str, fields: list[str], names: list[str] | None = None,
+                    qfilter: Any = None) -> dict[str, Any]:
+        """Rows of ``what``: those ``names`` (all if none) that match ``qfilter`` (Ganeti's
+        query filter language; None: no filter)."""
+        return await query.run_query(self.daemon, what, list(fields), names, qfilter)
 
     async def query_fields(self, what: str, fields: list[str] | None = None) -> dict[str, Any]:
         return {"fields": query.field_definitions(what, fields)}
