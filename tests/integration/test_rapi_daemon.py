@@ -212,3 +212,41 @@ def test_the_rest_api_follows_a_master_failover(cluster: VCluster) -> None:
     assert old_pid is not None and not pid_alive(old_pid)
     with pytest.raises(OSError):
         socket.create_connection(old_where, 5).close()
+
+
+def test_anonymous_reads_are_an_option_of_the_daemon(cluster: VCluster) -> None:
+    master = master_paths(cluster)
+    options = Path(master.rapi_options)
+
+    def hup() -> None:
+        pid = cluster.pid(cluster.master(), "masterd")
+        assert pid is not None
+        os.kill(pid, signal.SIGHUP)
+
+    assert curl(cluster, "/2/info", user=None)[0] == 401
+    options.write_text("# htools in remote mode send no credentials\n"
+                       "--allow-anonymous-reads\n")
+    try:
+        hup()  # the master daemon restarts its REST daemon with the option
+        wait_for(lambda: curl(cluster, "/2/info", user=None)[0] == 200, 30,
+                 "anonymous reads to be allowed")
+        status, _ = curl(cluster, "/2/redistribute-config", "-X", "PUT", user=None)
+        assert status == 401  # never anonymous writes
+        assert curl(cluster, "/2/info", user="gnt-admin:wrong")[0] == 401
+    finally:
+        options.unlink()
+        hup()
+    wait_for(lambda: curl(cluster, "/2/info", user=None)[0] == 401, 30,
+             "anonymous reads to be refused again")
+
+
+def test_a_killed_master_daemon_takes_its_rest_daemon_along(cluster: VCluster) -> None:
+    master = cluster.master()
+    masterd = cluster.pid(master, "masterd")
+    rapi = cluster.pid(master, "rapi")
+    assert masterd is not None and rapi is not None
+    os.kill(masterd, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(rapi), 30, "the orphaned REST daemon to stop")
+    cluster.up()  # restarts the master daemon, which starts a REST daemon again
+    assert curl(cluster, "/version") == (200, 2)
+    assert cluster.pid(master, "rapi") not in (None, rapi)
