@@ -50,10 +50,10 @@ def test_submit_list_info_watch(gnt: Gnt) -> None:
     row = gnt("gnt-job", "list", "--no-headers", str(job))[1].split()
     assert row == [str(job), "running", "TEST_DELAY(5.0)"]
     info = gnt("gnt-job", "info", str(job))[1].splitlines()
-    assert info[0] == f"Job ID: {job}"
+    assert info[0] == f"- Job ID: {job}"  # Ganeti's layout: a list of job documents
     assert "  Status: running" in info
-    assert "    OP_ID: OP_TEST_DELAY" in info
-    assert "  Processing end:   unknown (not finished)" in info
+    assert "    - Opcode: OP_TEST_DELAY" in info
+    assert "  Processing end:   unknown (None)" in info
 
     rc, out, err = gnt("gnt-job", "watch", str(job))
     assert out.splitlines()[0] == f"Output from job {job} follows"

@@ -325,7 +325,7 @@ def test_vnc_shown_in_info(cluster: VCluster, guest: object) -> None:
     put_kvm1(cluster, guest, running=False, node=None)
     cluster.gnt("gnt-instance", "startup", "-H", "vnc_bind_address=127.0.0.1", "kvm1")
     info = cluster.gnt("gnt-instance", "info", "kvm1")[1]
-    match = re.search(r"Console: vnc to 127\.0\.0\.1:(\d+)", info)
+    match = re.search(r"console connection: vnc to 127\.0\.0\.1:(\d+) \(node ", info)
     assert match, info
     port = int(match.group(1))
     assert 5900 <= port < 6900

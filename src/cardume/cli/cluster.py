@@ -213,81 +213,106 @@ def modify(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    import platform
-
-    from cardume import uidpool
+    from cardume.cli import infodoc
     with Client() as client:
         data = client.call("QueryClusterInfo")
-    tags = ", ".join(data["tags"]) or "(none)"
-    print(f"Cluster name: {data['name']}")
-    print(f"Cluster UUID: {data['uuid']}")
-    print(f"Creation time: {_ts(data['ctime'])}")
-    print(f"Modification time: {_ts(data['mtime'])}")
-    print(f"Master node: {data['master']}")
-    print(f"Architecture (this node): {platform.architecture()[0]} ({platform.machine()})")
-    print(f"Tags: {tags}")
-    print(f"Default hypervisor: {data['default_hypervisor']}")
-    print(f"Enabled hypervisors: {', '.join(data['enabled_hypervisors'])}")
-    print("Hypervisor parameters:")
-    common.print_tree(data["hvparams_filled"], 1, sorted_keys=True)
-    print("OS-specific hypervisor parameters:")
-    print("OS parameters:")
-    common.print_tree(data["osparams"], 1)
-    print("Hidden OSes:")
-    print("Blacklisted OSes:")
-    print("Cluster parameters:")
-    common.print_tree({
-        "candidate pool size": data["candidate_pool_size"],
-        "maximal number of jobs running simultaneously": data["max_running_jobs"],
-        "maximal number of jobs simultaneously tracked by the scheduler":
-            data["max_tracked_jobs"],
-        "master netdev": data["master_netdev"],
-        "master netmask": data["master_netmask"],
-        "lvm volume group": data["volume_group_name"],
-        "drbd usermode helper": data["drbd_usermode_helper"],
-        "file storage path": data["file_storage_dir"],
-        "shared file storage path": data["shared_file_storage_dir"],
-        "default instance allocator": data["default_iallocator"],
-        "mac prefix": data["mac_prefix"],
-        "uid pool": uidpool.format_pool(data.get("uid_pool") or []),
-        "OS search path": data["os_search_path"] or _default_os_path(),
-        "enabled disk templates": data["enabled_disk_templates"],
-        "node daemon port": data["noded_port"],
-        "configuration serial number": data["config_serial"],
-        "master candidates": data["candidates"],
-    }, 1)
-    print("Default node parameters:")
-    common.print_tree(data["ndparams_filled"], 1, sorted_keys=True)
-    print("Default instance parameters:")
-    common.print_tree({"default": data["beparams_filled"]}, 1, sorted_keys=True)
-    print("Default nic parameters:")
-    common.print_tree({"default": data["nicparams_filled"]}, 1, sorted_keys=True)
-    print("Default disk parameters:")
-    common.print_tree(data["diskparams_filled"], 1, sorted_keys=True)
-    print("Instance policy - limits for instances:")
-    common.print_tree(_ipolicy_view(data["ipolicy_filled"]), 1)
+    print(infodoc.render(format_cluster_info(data)))
     return 0
+
+
+def format_cluster_info(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The cluster's document, in Ganeti's order, from a QueryClusterInfo answer. What
+    cardume has no such thing as shows as Ganeti shows it unused: no reserved volumes, no
+    external master IP script, no ExtStorage providers, images or SSH key set-up, no
+    compression tools, no data collectors."""
+    from cardume import uidpool
+    from cardume.cli import infodoc
+    enabled = list(data["enabled_hypervisors"])
+    hvparams = {hv: values for hv, values in (data.get("hvparams_filled") or {}).items()
+                if hv in enabled}
+    arch = data.get("architecture") or _local_architecture()
+    return [
+        ("Cluster name", data["name"]),
+        ("Cluster UUID", data["uuid"]),
+        ("Creation time", infodoc.timestamp(data.get("ctime"))),
+        ("Modification time", infodoc.timestamp(data.get("mtime"))),
+        ("Master node", data["master"]),
+        ("Architecture (this node)", f"{arch[0]} ({arch[1]})"),
+        ("Tags", infodoc.comma(infodoc.nice_sorted(data.get("tags") or [])) or "(none)"),
+        ("Default hypervisor", data["default_hypervisor"]),
+        ("Enabled hypervisors", infodoc.comma(enabled)),
+        ("Hypervisor parameters", infodoc.grouped(hvparams)),
+        ("OS-specific hypervisor parameters", infodoc.grouped(data.get("os_hvp") or {})),
+        ("OS parameters", infodoc.grouped(data.get("osparams") or {})),
+        ("Hidden OSes", infodoc.comma(data.get("hidden_os"))),
+        ("Blacklisted OSes", infodoc.comma(data.get("blacklisted_os"))),
+        ("Cluster parameters", [
+            ("candidate pool size", data["candidate_pool_size"]),
+            ("maximal number of jobs running simultaneously", data["max_running_jobs"]),
+            ("maximal number of jobs simultaneously tracked by the scheduler",
+             data["max_tracked_jobs"]),
+            ("mac prefix", data["mac_prefix"]),
+            ("master netdev", data["master_netdev"]),
+            ("master netmask", data["master_netmask"]),
+            ("use external master IP address setup script",
+             data.get("use_external_mip_script", False)),
+            ("lvm volume group", data.get("volume_group_name")),
+            ("lvm reserved volumes", infodoc.comma(data.get("reserved_lvs")) or "(none)"),
+            ("drbd usermode helper", data.get("drbd_usermode_helper")),
+            ("file storage path", data["file_storage_dir"]),
+            ("shared file storage path", data["shared_file_storage_dir"]),
+            ("gluster storage path", data.get("gluster_storage_dir", "")),
+            ("maintenance of node health", data.get("maintain_node_health", False)),
+            ("uid pool", uidpool.format_pool(data.get("uid_pool") or [])),
+            ("default instance allocator", data.get("default_iallocator", "")),
+            ("default instance allocator parameters",
+             data.get("default_iallocator_params") or {}),
+            ("primary ip version", data.get("primary_ip_family", 4)),
+            ("preallocation wipe disks", data.get("prealloc_wipe_disks", False)),
+            ("OS search path", infodoc.comma(data.get("os_search_path") or _default_os_path())),
+            ("ExtStorage Providers search path", infodoc.comma(data.get("es_search_path"))),
+            ("enabled disk templates", infodoc.comma(data["enabled_disk_templates"])),
+            ("install image", data.get("install_image", "")),
+            ("instance communication network", data.get("instance_communication_network", "")),
+            ("zeroing image", data.get("zeroing_image", "")),
+            ("compression tools", list(data.get("compression_tools") or [])),
+            ("enabled user shutdown", data.get("enabled_user_shutdown", False)),
+            # cardume's nodes talk TLS, never SSH: it changes no SSH set-up, has no key
+            ("modify ssh setup", data.get("modify_ssh_setup", False)),
+            ("ssh_key_type", data.get("ssh_key_type")),
+            ("ssh_key_bits", data.get("ssh_key_bits")),
+        ]),
+        ("Default node parameters", infodoc.grouped(data.get("ndparams_filled") or {})),
+        ("Default instance parameters",
+         infodoc.grouped({"default": data.get("beparams_filled") or {}})),
+        ("Default nic parameters",
+         infodoc.grouped({"default": data.get("nicparams_filled") or {}})),
+        ("Default disk parameters", infodoc.grouped(data.get("diskparams_filled") or {})),
+        ("Instance policy - limits for instances",
+         infodoc.policy(data.get("ipolicy_filled") or {}, {}, cluster=True)),
+        ("Data collectors", _data_collectors(data)),
+    ]
+
+
+def _data_collectors(data: dict[str, Any]) -> dict[str, Any]:
+    """Ganeti's monitoring daemon's collectors: cardume has no such daemon, so the mapping
+    is empty unless the master names some."""
+    enabled = data.get("enabled_data_collectors") or {}
+    interval = data.get("data_collector_interval") or {}
+    return {name: {"active": active, "interval": f"{interval.get(name, 0) / 1e6:.3f}s"}
+            for name, active in enabled.items()}
+
+
+def _local_architecture() -> list[str]:
+    """This node's (a master that does not say its own)."""
+    import platform
+    import struct
+    return [f"{struct.calcsize('P') * 8}bits", platform.machine()]
 
 
 def _default_os_path() -> list[str]:
     return ["/srv/ganeti/os", "/usr/local/lib/ganeti/os", "/usr/lib/ganeti/os",
             "/usr/share/ganeti/os"]
-
-
-def _ipolicy_view(policy: dict[str, Any]) -> dict[str, Any]:
-    view: dict[str, Any] = {}
-    for index, minmax in enumerate(policy.get("minmax", [])):
-        view[f"bounds specs {index}"] = {"min": minmax["min"], "max": minmax["max"]}
-    view["std"] = policy.get("std", {})
-    view["allowed disk templates"] = policy.get("disk-templates", [])
-    view["vcpu-ratio"] = policy.get("vcpu-ratio")
-    view["spindle-ratio"] = policy.get("spindle-ratio")
-    return view
-
-
-def _ts(value: float) -> str:
-    import time
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
 
 
 def verify(args: argparse.Namespace) -> int:

@@ -111,21 +111,29 @@ def modify(args: argparse.Namespace) -> int:
     return 0
 
 
+INFO_FIELDS = ["name", "ndparams", "custom_ndparams", "diskparams", "custom_diskparams",
+               "ipolicy", "custom_ipolicy"]
+
+
 def info(args: argparse.Namespace) -> int:
-    fields = ["name", "uuid", "alloc_policy", "node_list", "pinst_list", "ndparams",
-              "diskparams", "ipolicy", "tags"]
-    for group in common.query_objects("group", fields, list(args.groups)):
-        print(f"Node group: {group['name']}")
-        print(f"  UUID: {group['uuid']}")
-        print(f"  Allocation policy: {group['alloc_policy']}")
-        print(f"  Nodes: {', '.join(group['node_list']) or '(none)'}")
-        print(f"  Instances: {', '.join(group['pinst_list']) or '(none)'}")
-        print("  Node parameters:")
-        common.print_tree(group["ndparams"], 2)
-        print("  Disk parameters:")
-        common.print_tree(group["diskparams"], 2)
-        print(f"  Tags: {', '.join(group['tags']) or '(none)'}")
+    from cardume.cli import infodoc
+    rows = common.query_objects("group", INFO_FIELDS, list(args.groups))
+    print(infodoc.render([format_group_info(group) for group in rows]))
     return 0
+
+
+def format_group_info(group: dict[str, Any]) -> list[tuple[str, Any]]:
+    """One group's document, in Ganeti's order, from one row of a group query."""
+    from cardume.cli import infodoc
+    return [
+        ("Node group", group["name"]),
+        ("Node parameters", infodoc.params(group.get("custom_ndparams"),
+                                           group.get("ndparams") or {})),
+        ("Disk parameters", infodoc.params(group.get("custom_diskparams"),
+                                           group.get("diskparams") or {})),
+        ("Instance policy", infodoc.policy(group.get("custom_ipolicy") or {},
+                                           group.get("ipolicy") or {}, cluster=False)),
+    ]
 
 
 def tags(args: argparse.Namespace) -> int:

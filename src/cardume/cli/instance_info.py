@@ -11,8 +11,8 @@ import sys
 
 from cardume import constants, errors
 from cardume.cli import drbd as drbd_cli
-from cardume.cli import options
-from cardume.cli.listing import format_size, format_timestamp
+from cardume.cli import infodoc, options
+from cardume.cli.listing import format_size
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
 if TYPE_CHECKING:
@@ -119,8 +119,9 @@ def _drbd_state(client: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
                          static: bool, drbd: dict[str, Any] | None = None,
                          ) -> list[tuple[str, Any]]:
-    """Ganeti's ``_FormatInstanceInfo`` from one row of an instance query; ``drbd`` is the
-    instance's entry in a QueryDrbd answer (the live state of its drbd disks)."""
+    """One instance's document, in Ganeti's order, from one row of an instance query;
+    ``drbd`` is the instance's entry in a QueryDrbd answer (the live state of its drbd
+    disks)."""
     by_name = {n["name"]: n for n in nodes}
     node_names = {n["uuid"]: n["name"] for n in nodes}
     state = f"configured to be {inst['admin_state']}"
@@ -139,12 +140,13 @@ def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
         beparams["memory"] = beparams["maxmem"]  # the old name, as Ganeti shows it
     hvparams = {k: v for k, v in (inst["hvparams"] or {}).items() if k not in constants.HVC_GLOBALS}
     drbd_disks = {d["index"]: d for d in (drbd or {}).get("disks") or []}
+    console = _console(inst, pnode)
     return [
         ("Instance name", inst["name"]),
         ("UUID", inst["uuid"]),
         ("Serial number", str(inst["serial_no"])),
-        ("Creation time", _time(inst["ctime"])),
-        ("Modification time", _time(inst["mtime"])),
+        ("Creation time", infodoc.timestamp(inst["ctime"])),
+        ("Modification time", infodoc.timestamp(inst["mtime"])),
         ("State", state),
         ("Nodes", [
             [("primary", pnode),
@@ -155,9 +157,8 @@ def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
         ("Operating system parameters",
          format_params(inst["custom_osparams"] or {}, inst["osparams"] or {})),
         ("Allocated network port", str(inst.get("network_port"))),
-        *([("Console", f"vnc to {inst['console']}")]
-          if isinstance(inst.get("console"), str) and inst["console"] else []),
         ("Hypervisor", inst["hypervisor"]),
+        *([("console connection", console)] if console else []),
         ("Hypervisor parameters", format_params(inst["custom_hvparams"] or {}, hvparams)),
         ("Back-end parameters", format_params(inst["custom_beparams"] or {}, beparams)),
         ("NICs", [_nic_info(index, nic) for index, nic in enumerate(inst["nics"] or [])]),
@@ -165,6 +166,26 @@ def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
         ("Disks", [_disk_info(index, disk, node_names, static, drbd_disks.get(index))
                    for index, disk in enumerate(inst["disks"] or [])]),
     ]
+
+
+VNC_BASE_PORT = 5900
+
+
+def _console(inst: dict[str, Any], pnode: str) -> str | None:
+    """Ganeti's ``console connection`` line from where the VNC console listens now
+    (``address:port``, kvm's live answer): the display is the port's offset from 5900."""
+    where = inst.get("console")
+    if not isinstance(where, str) or not where:
+        return None
+    address, _, port = where.rpartition(":")
+    if not port.isdigit():
+        return f"vnc to {pnode}:{where}"
+    display = int(port) - VNC_BASE_PORT
+    if display > 0 and address == "0.0.0.0":
+        return f"vnc to {pnode}:{port} (display {display})"
+    if display > 0:
+        return f"vnc to {address}:{port} (node {pnode}) (display {display})"
+    return f"vnc to {where} (node {pnode})"
 
 
 def _run_state(inst: dict[str, Any]) -> str | None:
@@ -176,21 +197,9 @@ def _run_state(inst: dict[str, Any]) -> str | None:
     return "offline" if inst["admin_state"] == "offline" else "down"
 
 
-def _time(value: Any) -> str:
-    return format_timestamp(value) if value is not None else "N/A"
-
-
 def format_params(custom: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
-    """Ganeti's ``FormatParamsDictInfo``: own values as they are, inherited ones as default (v)."""
-    result: dict[str, Any] = {}
-    for key, value in actual.items():
-        if isinstance(value, dict) and value:
-            result[key] = format_params(custom.get(key) or {}, value)
-        elif key in custom:
-            result[key] = str(custom[key])
-        else:
-            result[key] = f"default ({value})"
-    return result
+    """Own values as they are, inherited ones as ``default (value)``."""
+    return infodoc.params(custom, actual)
 
 
 def _nic_info(index: int, nic: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -227,6 +236,8 @@ def _disk_info(index: int, disk: dict[str, Any], node_names: dict[str, str],
                          ("nodeB", f"{node_b}, minor={logical_id[4]}"),
                          ("port", str(logical_id[2]))])
             if not static and drbd is not None:
+                # on primary / on secondary where Ganeti has them, then cardume's view of
+                # each node's DRBD state (Ganeti has no such block)
                 data.extend(drbd_cli.info_lines(drbd))
         elif dev_type == constants.DT_PLAIN and isinstance(logical_id, list) \
                 and len(logical_id) == 2:
@@ -241,43 +252,5 @@ def _disk_info(index: int, disk: dict[str, Any], node_names: dict[str, str],
 
 
 def format_info(data: Any) -> str:
-    """Ganeti's ``PrintGenericInfo``: YAML-like, dict keys sorted, lists of pairs in order."""
-    out: list[str] = []
-    _serialize(out, data, 0)
-    return "".join(out).rstrip("\n")
-
-
-def _serialize(out: list[str], data: Any, level: int, afterkey: bool = False) -> None:
-    indent = "  "
-    if isinstance(data, dict):
-        if not data:
-            out.append("\n")
-            return
-        if afterkey:
-            out.append("\n")
-        for position, key in enumerate(sorted(data)):
-            if afterkey or position:
-                out.append(indent * level)
-            out.append(f"{key}: ")
-            _serialize(out, data[key], level + 1, afterkey=True)
-    elif isinstance(data, list) and data and isinstance(data[0], tuple):
-        if afterkey:
-            out.append("\n")
-        for position, (key, value) in enumerate(data):
-            if afterkey or position:
-                out.append(indent * level)
-            out.append(f"{key}: ")
-            _serialize(out, value, level + 1, afterkey=True)
-    elif isinstance(data, list):
-        if not data:
-            out.append("\n")
-            return
-        if afterkey:
-            out.append("\n")
-        for position, item in enumerate(data):
-            if afterkey or position:
-                out.append(indent * level)
-            out.append("- ")
-            _serialize(out, item, level + 1)
-    else:
-        out.append(f"{data}\n")
+    """The text of info documents (see :mod:`cardume.cli.infodoc`)."""
+    return infodoc.render(data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from cardume import errors
@@ -72,52 +71,105 @@ def list_jobs(args: argparse.Namespace) -> int:
     return common.run_list(args, "job", DEFAULT_FIELDS)
 
 
-def _fmt_ts(value: Any) -> str:
-    if not isinstance(value, (int, float)):
-        return "N/A"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) + \
-        f".{int((value % 1) * 1e6):06d}"
+INFO_FIELDS = ["id", "status", "ops", "opresult", "opstatus", "oplog", "opstart", "opexec",
+               "opend", "received_ts", "start_ts", "end_ts", "waiting_for"]
 
 
 def info(args: argparse.Namespace) -> int:
-    fields = ["id", "status", "priority", "received_ts", "start_ts", "end_ts", "ops",
-              "opresult", "opstatus", "oplog", "opstart", "opend", "waiting_for"]
-    rows = common.query_objects("job", fields, [str(ids.parse(i)) for i in args.job_ids])
-    for job in rows:
-        print(f"Job ID: {job['id']}")
-        print(f"  Status: {job['status']}")
-        print(f"  Priority: {job['priority']}")
-        if job["waiting_for"] != "-":
-            print(f"  Waiting for: {job['waiting_for']}")
-        print(f"  Received:         {_fmt_ts(job['received_ts'])}")
-        start, end, received = job["start_ts"], job["end_ts"], job["received_ts"]
-        if isinstance(start, (int, float)):
-            print(f"  Processing start: {_fmt_ts(start)} (delta {start - received:.6f}s)")
-        else:
-            print("  Processing start: unknown (not started)")
-        if isinstance(end, (int, float)) and isinstance(start, (int, float)):
-            print(f"  Processing end:   {_fmt_ts(end)} (delta {end - start:.6f}s)")
-        else:
-            print("  Processing end:   unknown (not finished)")
-        print("  Opcodes:")
-        for index, op in enumerate(job["ops"]):
-            print(f"    OP_ID: {op['OP_ID']}")
-            print(f"      Status: {job['opstatus'][index]}")
-            print(f"      Processing start: {_fmt_ts(job['opstart'][index])}")
-            print(f"      Processing end:   {_fmt_ts(job['opend'][index])}")
-            print("      Input fields:")
-            for key in sorted(op):
-                if key != "OP_ID":
-                    print(f"        {key}: {op[key]}")
-            result = job["opresult"][index]
-            if isinstance(result, dict) and "message" in result and "code" in result:
-                print(f"      Result: {result['code']}: {result['message']}")
-            else:
-                print(f"      Result: {result}")
-        print("      Execution log:")
-        for serial, timestamp, _kind, message in job["oplog"]:
-            print(f"        {serial}:{_fmt_ts(timestamp)} {message}")
+    from cardume.cli import infodoc
+    rows = common.query_objects("job", INFO_FIELDS, [str(ids.parse(i)) for i in args.job_ids])
+    print(infodoc.render([format_job_info(job) for job in rows]))
     return 0
+
+
+def format_job_info(job: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """One job's document, in Ganeti's order, from one row of a job query; timestamps
+    are epochs or Ganeti's ``(seconds, microseconds)`` pairs."""
+    from cardume.cli import infodoc
+    received, start, end = job.get("received_ts"), job.get("start_ts"), job.get("end_ts")
+    data: list[tuple[Any, ...]] = [("Job ID", job["id"]), ("Status", job["status"])]
+    waiting = job.get("waiting_for")
+    if waiting and waiting != "-":  # cardume's lock plan: who holds what this job waits for
+        data.append(("Waiting for", waiting))
+    data.extend([
+        _job_time("Received", received, None),
+        _job_time("Processing start", start, received),
+        _job_time("Processing end", end, start),
+        ("Total processing time", f"{_delta(received, end):.6f} seconds"
+         if _delta(received, end) is not None else "N/A"),
+    ])
+    opcodes = []
+    ops = job.get("ops") or []
+    columns = [job.get(name) or [None] * len(ops)
+               for name in ("opresult", "opstatus", "opstart", "opexec", "opend")]
+    columns.insert(2, _logs_by_opcode(job.get("oplog") or [], columns[2], len(ops)))
+    for op, result, status, log, started, executed, ended in zip(ops, *columns, strict=False):
+        opcodes.append([
+            ("Opcode", op.get("OP_ID")),
+            ("Status", status),
+            ("Processing start", infodoc.timestamp_usecs(started), "opcode"),
+            ("Execution start", infodoc.timestamp_usecs(executed), "opcode"),
+            ("Processing end", infodoc.timestamp_usecs(ended), "opcode"),
+            ("Input fields", dict(op)),
+            ("Result", _result(result)),
+            ("Execution log", [[("Time", infodoc.timestamp_usecs(entry[1])),
+                                ("Content", (entry[0], entry[2], entry[3]))]
+                               for entry in log or []]),
+        ])
+    data.append(("Opcodes", opcodes))
+    return data
+
+
+def _logs_by_opcode(oplog: list[Any], starts: list[Any], count: int) -> list[list[Any]]:
+    """The log entries of each opcode. Ganeti's table gives one list per opcode; a flat
+    list of the job's entries (``[serial, time, kind, message]``) is split by time: an
+    entry belongs to the last opcode started before it."""
+    from cardume.cli import infodoc
+    if not oplog or not isinstance(oplog[0], list) or not oplog[0] \
+            or isinstance(oplog[0][0], list):
+        return [list(entries or []) for entries in oplog] + [[]] * (count - len(oplog))
+    per_op: list[list[Any]] = [[] for _ in range(max(count, 1))]
+    begun = [infodoc.split_usecs(start) for start in starts]
+    for entry in oplog:
+        when = infodoc.split_usecs(entry[1])
+        index = 0
+        for position, start in enumerate(begun):
+            if start is not None and when is not None and start <= when:
+                index = position
+        per_op[index].append(entry)
+    return per_op
+
+
+def _delta(earlier: Any, later: Any) -> float | None:
+    from cardume.cli import infodoc
+    first, second = infodoc.split_usecs(earlier), infodoc.split_usecs(later)
+    if first is None or second is None:
+        return None
+    return second[0] - first[0] + (second[1] - first[1]) / 1e6
+
+
+def _job_time(name: str, value: Any, prior: Any) -> tuple[str, str, str]:
+    """A job's time line: the moment, and the time since ``prior``; ``unknown (None)``
+    while it has not happened (Ganeti's words)."""
+    from cardume.cli import infodoc
+    if infodoc.split_usecs(value) is None:
+        return (name, f"unknown ({value})", "job")
+    text = infodoc.timestamp_usecs(value)
+    delta = _delta(prior, value)
+    if delta is not None:
+        text += f" (delta {delta:.6f}s)"
+    return (name, text, "job")
+
+
+def _result(result: Any) -> Any:
+    """An opcode's result; a failure as Ganeti encodes one: its kind, then the message and
+    the error code."""
+    if isinstance(result, dict) and "code" in result and "message" in result:
+        message = str(result["message"])
+        if result.get("hint"):
+            message += f" ({result['hint']})"
+        return [str(result.get("type") or "Error"), [message, str(result["code"])]]
+    return result
 
 
 def watch(args: argparse.Namespace) -> int:

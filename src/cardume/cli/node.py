@@ -220,38 +220,43 @@ def modify(args: argparse.Namespace) -> int:
     return 0
 
 
-INFO_FIELDS = ["name", "pip", "sip", "master", "master_candidate", "drained", "offline",
-               "master_capable", "vm_capable", "group", "pinst_list", "sinst_list",
-               "ndparams", "custom_ndparams", "tags", "role"]
+INFO_FIELDS = ["name", "pip", "sip", "pinst_list", "sinst_list", "master_candidate", "drained",
+               "offline", "master_capable", "vm_capable", "powered", "ndparams",
+               "custom_ndparams"]
 
 
 def info(args: argparse.Namespace) -> int:
+    from cardume.cli import infodoc
     rows = common.query_objects("node", INFO_FIELDS, list(args.nodes))
-    for node in rows:
-        print(f"Node name: {node['name']}")
-        print(f"  primary ip: {node['pip']}")
-        print(f"  secondary ip: {node['sip']}")
-        print(f"  master candidate: {node['master_candidate']}")
-        print(f"  drained: {node['drained']}")
-        print(f"  offline: {node['offline']}")
-        print(f"  master_capable: {node['master_capable']}")
-        print(f"  vm_capable: {node['vm_capable']}")
-        print(f"  role: {node['role']}")
-        print(f"  node group: {node['group']}")
-        for kind, key in (("primary", "pinst_list"), ("secondary", "sinst_list")):
-            if node[key]:
-                print(f"  {kind} for instances:")
-                for name in node[key]:
-                    print(f"    - {name}")
-            else:
-                print(f"  {kind} for no instances")
-        print("  node parameters:")
-        custom = node["custom_ndparams"]
-        for key, value in sorted(node["ndparams"].items()):
-            shown = value if key in custom else f"default ({value})"
-            print(f"    {key}: {shown}")
-        print(f"  tags: {', '.join(node['tags']) or '(none)'}")
+    print(infodoc.render([format_node_info(node) for node in rows]))
     return 0
+
+
+def format_node_info(node: dict[str, Any]) -> list[tuple[str, Any]]:
+    """One node's document, in Ganeti's order, from one row of a node query."""
+    from cardume.cli import infodoc
+    ndparams = node.get("ndparams") or {}
+    data: list[tuple[str, Any]] = [
+        ("Node name", node["name"]),
+        ("primary ip", node["pip"]),
+        ("secondary ip", node["sip"]),
+        ("master candidate", node["master_candidate"]),
+        ("drained", node["drained"]),
+        ("offline", node["offline"]),
+    ]
+    # the power state means something only with an out-of-band program to ask (Ganeti
+    # leaves the line out otherwise, and so does cardume, which has none by default)
+    if ndparams.get("oob_program") and isinstance(node.get("powered"), bool):
+        data.append(("powered", node["powered"]))
+    data.extend([("master_capable", node["master_capable"]),
+                 ("vm_capable", node["vm_capable"])])
+    if node["vm_capable"]:
+        data.extend([
+            ("primary for instances", infodoc.nice_sorted(node.get("pinst_list") or [])),
+            ("secondary for instances", infodoc.nice_sorted(node.get("sinst_list") or [])),
+        ])
+    data.append(("node parameters", infodoc.params(node.get("custom_ndparams"), ndparams)))
+    return data
 
 
 def tags(args: argparse.Namespace) -> int:

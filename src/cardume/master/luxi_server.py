@@ -207,9 +207,14 @@ class LuxiServer:
         data["ndparams_filled"] = objects.fill_ndparams(cluster, None)
         data["hvparams_filled"] = {hv: objects.fill_hvparams(cluster, None, hv)
                                    for hv in cluster.enabled_hypervisors}
+        # every disk template's, enabled or not, as Ganeti's cluster info and /2/info show
         data["diskparams_filled"] = {t: objects.fill_diskparams(cluster, None, t)
-                                     for t in cluster.enabled_disk_templates}
+                                     for t in sorted(constants.DISK_DT_DEFAULTS)}
         data["ipolicy_filled"] = objects.fill_ipolicy(cluster, None)
+        import platform
+        import struct
+        # the master's word size and machine, Ganeti's pair: ["64bits", "x86_64"]
+        data["architecture"] = [f"{struct.calcsize('P') * 8}bits", platform.machine()]
         return data
 
     async def query_config_values(self, names: list[str]) -> list[Any]:
