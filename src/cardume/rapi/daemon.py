@@ -18,13 +18,14 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import signal
 import ssl
 import sys
 
-from cardume import errors, tls
+from cardume import errors
 from cardume.paths import PRIVATE_UMASK, NodePaths, write_json_atomic
 from cardume.rapi import auth
 from cardume.rapi.http import HttpServer, Limits, RapiApp
@@ -35,12 +36,31 @@ log = logging.getLogger("cardume.rapi.daemon")
 DEFAULT_PORT = 5080
 BIND_WAIT = 10.0  # seconds to wait for the port: a predecessor may still be exiting
 PARENT_CHECK = 1.0
+# TLS 1.2 suites as cardume.tls sets them for the node daemons. The context is built here
+# with ssl alone: cardume.tls loads `cryptography` (about 9 MiB of RSS) for what this
+# daemon never does, making keys and certificates.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def load_context(cert_file: str) -> ssl.SSLContext:
     """A server context for the PEM holding the certificate and its key (no client
     certificates: clients log in with HTTP Basic)."""
-    return tls.server_context(cert_file, cert_file, None)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
+    load_chain(ctx, cert_file)
+    return ctx
+
+
+def load_chain(ctx: ssl.SSLContext, cert_file: str) -> None:
+    try:
+        ctx.load_cert_chain(cert_file, cert_file)
+    except FileNotFoundError:
+        raise errors.EnvironmentProblem(f"REST API certificate missing: {cert_file}") from None
+    except ssl.SSLError as err:
+        raise errors.EnvironmentProblem(
+            f"cannot load the REST API certificate and key from {cert_file}: "
+            f"{err.reason or err}") from None
 
 
 class RapiDaemon:
@@ -84,8 +104,7 @@ class RapiDaemon:
         try:
             load_context(self.paths.rapi_cert)  # check it whole before touching the live one
             assert self.context is not None
-            tls.reload_server_context(self.context, self.paths.rapi_cert,
-                                      self.paths.rapi_cert, None)
+            load_chain(self.context, self.paths.rapi_cert)  # the next handshakes use it
         except (errors.CardumeError, ssl.SSLError, OSError) as err:
             log.error("keeping the current certificate: %s", err)
             return
@@ -118,9 +137,12 @@ def _remove_if_mine(path: str) -> None:
 
 def _fingerprint(path: str) -> str:
     try:
-        with open(path, "rb") as handle:
-            return tls.fingerprint(handle.read())
-    except (OSError, errors.CardumeError):
+        with open(path, encoding="ascii") as handle:
+            pem = handle.read()
+        start = pem.index("-----BEGIN CERTIFICATE-----")
+        end = pem.index("-----END CERTIFICATE-----", start) + 25
+        return "sha256:" + hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem[start:end])).hexdigest()
+    except (OSError, ValueError):
         return "unreadable"
 
 
