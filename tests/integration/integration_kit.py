@@ -183,7 +183,13 @@ class VCluster:
 
     def snapshot(self) -> dict[str, str]:
         """What a refused command must leave exactly as it was (serial numbers included)."""
+        from cardume.master.client import Client
+        from cardume.paths import NodePaths
+        socket = NodePaths(str(self.node_dir(self.master()))).master_socket
+        with Client(socket) as client:  # Ganeti's cluster info has no line for it
+            serial = client.call("QueryConfigValues", ["config_serial"])[0]
         return {
+            "config serial": str(serial),
             "info": self.gnt("gnt-cluster", "info")[1],
             "nodes": self.gnt("gnt-node", "list", "-o",
                               "name,role,pip,group,master_candidate,drained,offline,"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cardume import errors, opcodes
-from cardume.rapi import cluster, groups, instances, jobs, nodes, query, routes
+from cardume.rapi import cluster, groups, instances, jobs, nodes, routes
 from cardume.rapi.base import Call, RapiError
 
 NODATA = {"_rs": "nodata"}
@@ -110,7 +110,7 @@ class FakeMaster:
                            for n in (names or fields)]}
 
     def Query(self, what: str, fields: list[str], names: list[str], *rest: Any) -> Any:
-        assert len(rest) <= 1 and (not rest or query.QUERY_TAKES_FILTER)
+        assert len(rest) <= 1
         objects_, key = TABLES[what]
         known = self._fields(what)
         for field in fields:
@@ -591,15 +591,12 @@ def test_query_errors(master: FakeMaster, method: str, target: str, body: Any,
     assert request(master, method, target, body).status == status
 
 
-def test_query_filter_goes_to_the_master_once_it_takes_one(master: FakeMaster) -> None:
+def test_query_filter_goes_to_the_master(master: FakeMaster) -> None:
     qfilter = ["=", "name", "vm1"]
     reply = request(master, "PUT", "/2/query/instance", {"fields": ["name"],
                                                          "qfilter": qfilter})
-    if query.QUERY_TAKES_FILTER:
-        assert reply.status == 200
-        assert master.calls[-1] == ("Query", ("instance", ["name"], [], qfilter))
-    else:
-        assert reply.status == 501 and "qfilter" in reply.body["message"]
+    assert reply.status == 200
+    assert master.calls[-1] == ("Query", ("instance", ["name"], [], qfilter))
 
 
 # --- the path table ----------------------------------------------------------------------

@@ -108,6 +108,8 @@ def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
         master_netdev=opts.master_netdev, master_netmask=opts.master_netmask,
         master_ip=address, enabled_hypervisors=opts.enabled_hypervisors,
         enabled_disk_templates=opts.enabled_disk_templates,
+        # as Ganeti's init: the policy allows the templates enabled (htools pick the first)
+        ipolicy={"disk-templates": list(opts.enabled_disk_templates)},
         file_storage_dir=opts.file_storage_dir,
         shared_file_storage_dir=opts.shared_file_storage_dir,
         volume_group_name=opts.vg_name, mac_prefix=opts.mac_prefix,

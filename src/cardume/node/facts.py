@@ -36,8 +36,11 @@ def cpus() -> dict[str, int]:
         numa = len([d for d in os.listdir("/sys/devices/system/node") if d.startswith("node")])
     except OSError:
         numa = 1
-    return {"cpu_total": os.cpu_count() or 1, "cpu_sockets": max(len(sockets), 1),
-            "cpu_nodes": max(numa, 1), "cpu_dom0": 0}
+    total = os.cpu_count() or 1
+    # the node's own system may use every CPU (Ganeti's cnos for Linux hypervisors), and
+    # htools read it so: 0 would tell them the node keeps none for itself
+    return {"cpu_total": total, "cpu_sockets": max(len(sockets), 1),
+            "cpu_nodes": max(numa, 1), "cpu_dom0": total}
 
 
 def space(path: str) -> dict[str, int] | None:

@@ -24,9 +24,6 @@ GANETI_ONLY_RESOURCES = ("cluster", "network", "lock", "export", "extstorage", "
                          "os")
 """What Ganeti's /2/query answers and cardume not yet (501, naming it)."""
 
-QUERY_TAKES_FILTER = False
-"""Whether the master's LUXI Query takes a filter (its 4th argument) yet."""
-
 _FIELDS_TTL = 30.0
 _field_cache: weakref.WeakKeyDictionary[MasterLink, dict[str, tuple[float, frozenset[str]]]] = \
     weakref.WeakKeyDictionary()
@@ -112,16 +109,10 @@ async def run(master: MasterLink, what: str, fields: list[str],
     each of its cells is ``[1, null]``, as Ganeti answers it."""
     have = await available_fields(master, what)
     known = [f for f in fields if f in have]
-    args: list[Any] = [what, known, []]
-    if qfilter is not None:
-        if not QUERY_TAKES_FILTER:
-            raise RapiError(501, "query filters (qfilter) are not supported by this "
-                                 "cardume master yet: ask without a filter")
-        args.append(qfilter)
     if known:
-        reply = await master.call("Query", *args)
+        reply = await master.call("Query", what, known, [], qfilter)
     else:  # only unknown fields: the objects are still listed, one cell each
-        reply = await master.call("Query", what, [_name_field(what)], [])
+        reply = await master.call("Query", what, [_name_field(what)], [], qfilter)
         reply = {"fields": [], "data": [[] for _row in reply["data"]]}
     defs = {d["name"]: d for d in reply["fields"]}
     data = []
