@@ -286,6 +286,20 @@ class OpNodeSetParams(OpCode):
     )
 
 
+class OpNodeQueryStorage(OpCode):
+    OP_ID = "OP_NODE_QUERY_STORAGE"
+    DOC = "Report the storage units of nodes (what gnt-node list-storage shows), as rows."
+    PARAMS = (
+        Param("output_fields", TStringList, required=True,
+              doc="columns: node, type, name, size, used, free, allocatable"),
+        Param("storage_type", TMaybeString, None,
+              "storage type; unset: the first enabled disk template's",
+              choices=constants.STORAGE_TYPES),
+        Param("nodes", TStringList, [], "nodes to ask (all when empty)"),
+        Param("name", TMaybeString, None, "only the storage unit of this name"),
+    )
+
+
 # --- node groups -------------------------------------------------------------------------
 
 class OpGroupAdd(OpCode):
@@ -517,6 +531,16 @@ class OpInstanceRename(OpCode):
         Param("new_name", TNonEmptyString, required=True, doc="new name"),
         Param("ip_check", TBool, False, "check the new address is not in use"),
         Param("name_check", TBool, True, "check the new name resolves"),
+    )
+
+
+class OpInstanceQueryData(OpCode):
+    OP_ID = "OP_INSTANCE_QUERY_DATA"
+    DOC = "Describe instances: configuration, and unless static their run and disk state."
+    PARAMS = (
+        Param("use_locking", TBool, False, "hold shared locks on the instances and nodes"),
+        Param("instances", TStringList, [], "instances to describe (all when empty)"),
+        Param("static", TBool, False, "only the configuration: ask no node"),
     )
 
 

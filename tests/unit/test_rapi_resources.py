@@ -392,8 +392,30 @@ def test_console_in_ganetis_shape(master: FakeMaster) -> None:
     assert ssh["command"][-2:] == ["--instance", "vm2"]
 
 
+@pytest.mark.parametrize("target, static", [
+    ("/2/instances/vm1/info", False), ("/2/instances/vm1/info?static=0", False),
+    ("/2/instances/vm1/info?static=1", True),
+])
+def test_instance_info_is_a_query_data_job(master: FakeMaster, target: str,
+                                           static: bool) -> None:
+    """Ganeti's client reads the answer from the job's result: the reply is the job id; the
+    opcode as Ganeti's job shows it (live data read under locks)."""
+    reply = request(master, "GET", target)
+    assert (reply.status, reply.body) == (200, 101)
+    op = only_op(master)
+    assert {k: op[k] for k in ("OP_ID", "instances", "static", "use_locking")} == {
+        "OP_ID": "OP_INSTANCE_QUERY_DATA", "instances": ["vm1"], "static": static,
+        "use_locking": not static}
+    assert op["reason"][0][0] == "gnt:library:rlib2"
+
+
+def test_instance_info_refuses_a_bad_static_flag(master: FakeMaster) -> None:
+    reply = request(master, "GET", "/2/instances/vm1/info?static=yes")
+    assert reply.status == 400 and "'static'" in reply.body["message"]
+    assert not master.jobs
+
+
 @pytest.mark.parametrize("method, target, words", [
-    ("GET", "/2/instances/vm1/info", "OP_INSTANCE_QUERY_DATA"),
     ("POST", "/2/instances/vm1/recreate-disks", "OP_INSTANCE_RECREATE_DISKS"),
     ("POST", "/2/instances-multi-alloc", "multi-instance allocation"),
     ("PUT", "/2/instances/vm1/export", "exports"),

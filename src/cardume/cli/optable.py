@@ -257,6 +257,13 @@ OPS: dict[str, dict[str, Entry]] = {
                              "seconds to wait for a clean shutdown"),
         "ignore_consistency": ("bool", False, None, False, "ignore disk consistency"),
     },
+    "OP_INSTANCE_QUERY_DATA": {
+        "use_locking": ("bool", False, None, False,
+                        "hold shared locks on the instances and nodes"),
+        "instances": ("list of strings", [], None, False,
+                      "instances to describe (all when empty)"),
+        "static": ("bool", False, None, False, "only the configuration: ask no node"),
+    },
     "OP_INSTANCE_REBOOT": {
         "instance_name": ("non-empty string", None, None, True, "name of the instance"),
         "reboot_type": ("string", "hard", ("soft", "hard", "full"), False, "reboot type"),
@@ -353,6 +360,14 @@ OPS: dict[str, dict[str, Entry]] = {
         "iallocator": ("string | None", None, None, False, "allocator choosing the new nodes"),
         "early_release": ("bool", False, None, False, "release locks early"),
     },
+    "OP_NODE_QUERY_STORAGE": {
+        "output_fields": ("list of strings", None, None, True,
+                          "columns: node, type, name, size, used, free, allocatable"),
+        "storage_type": ("string | None", None, ("file", "sharedfile", "lvm-vg", "lvm-pv"), False,
+                         "storage type; unset: the first enabled disk template's"),
+        "nodes": ("list of strings", [], None, False, "nodes to ask (all when empty)"),
+        "name": ("string | None", None, None, False, "only the storage unit of this name"),
+    },
     "OP_NODE_REMOVE": {
         "node_name": ("non-empty string", None, None, True, "name of the node"),
     },
@@ -414,6 +429,8 @@ OP_DOCS: dict[str, str] = {
     "OP_INSTANCE_GROW_DISK": "Grow one disk of an instance.",
     "OP_INSTANCE_MIGRATE": "Move a running instance to another node without stopping it.",
     "OP_INSTANCE_MOVE": "Copy an instance's disks to another node and make it the primary.",
+    "OP_INSTANCE_QUERY_DATA":
+        "Describe instances: configuration, and unless static their run and disk state.",
     "OP_INSTANCE_REBOOT": "Reboot an instance.",
     "OP_INSTANCE_REINSTALL": "Reinstall an instance's OS.",
     "OP_INSTANCE_REMOVE": "Remove an instance and its disks.",
@@ -426,6 +443,8 @@ OP_DOCS: dict[str, str] = {
     "OP_NODE_ADD": "Add a node to the cluster; the node daemon must be running on it.",
     "OP_NODE_EVACUATE":
         "Move instances off a node: secondaries to other nodes, primaries by failover.",
+    "OP_NODE_QUERY_STORAGE":
+        "Report the storage units of nodes (what gnt-node list-storage shows), as rows.",
     "OP_NODE_REMOVE": "Remove a node from the cluster.",
     "OP_NODE_SET_PARAMS": "Change a node's roles (candidate, drained, offline) and parameters.",
     "OP_TAGS_DEL": "Remove tags from an object.",

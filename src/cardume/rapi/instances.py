@@ -181,13 +181,19 @@ async def console(call: Call) -> Any:
     return {"instance": instance, "kind": "msg", "message": data.get("message", "")}
 
 
+async def info(call: Call) -> Any:
+    """A job describing the instance (OP_INSTANCE_QUERY_DATA); clients read its result,
+    ``{name: description}``, from /2/jobs/ID. ``static=1``: the configuration only. Live
+    data is read under shared locks, so the job says so (as Ganeti's job shows it)."""
+    static = call.flag("static")
+    return await bodies.submit_op(call, "OP_INSTANCE_QUERY_DATA", static={
+        "instances": [call.params[NAME]], "static": static, "use_locking": not static})
+
+
 get_tags = tags.object_getter("instance", NAME)
 put_tags = tags.setter("instance", NAME)
 delete_tags = tags.deleter("instance", NAME)
 
-info = bodies.not_implemented(
-    "instance information runs Ganeti's OP_INSTANCE_QUERY_DATA job, an opcode cardume does "
-    "not have yet; GET /2/instances/NAME and /2/query/instance give the same data")
 recreate_disks = bodies.not_implemented(
     "cardume has no OP_INSTANCE_RECREATE_DISKS yet")
 prepare_export = bodies.not_implemented("instance exports are not in cardume yet")
