@@ -422,8 +422,6 @@ def test_instance_info_refuses_a_bad_static_flag(master: FakeMaster) -> None:
     ("GET", "/2/networks", "networks"),
     ("GET", "/2/filters", "filters"),
     ("POST", "/2/nodes/node1/powercycle", "power-cycling"),
-    ("GET", "/2/nodes/node1/storage?storage_type=file&output_fields=name",
-     "OP_NODE_QUERY_STORAGE"),
 ])
 def test_what_cardume_lacks_is_501_naming_it(master: FakeMaster, method: str, target: str,
                                              words: str) -> None:
@@ -436,6 +434,28 @@ def test_what_cardume_lacks_is_501_naming_it(master: FakeMaster, method: str, ta
 def test_storage_without_output_fields_is_400(master: FakeMaster) -> None:
     reply = request(master, "GET", "/2/nodes/node1/storage")
     assert reply.status == 400 and "output_fields" in reply.body["message"]
+
+
+@pytest.mark.parametrize("target, storage_type", [
+    ("/2/nodes/node1/storage?storage_type=file&output_fields=name,size,free", "file"),
+    ("/2/nodes/node1/storage?output_fields=name,size,free", None),
+])
+def test_storage_is_a_query_storage_job(master: FakeMaster, target: str,
+                                        storage_type: str | None) -> None:
+    """The reply is the job id; the job's result holds the rows (as Ganeti's)."""
+    reply = request(master, "GET", target)
+    assert (reply.status, reply.body) == (200, 101)
+    op = only_op(master)
+    assert {k: op[k] for k in ("OP_ID", "nodes", "storage_type", "output_fields")} == {
+        "OP_ID": "OP_NODE_QUERY_STORAGE", "nodes": ["node1"], "storage_type": storage_type,
+        "output_fields": ["name", "size", "free"]}
+
+
+def test_storage_of_an_unknown_type_is_400_naming_it(master: FakeMaster) -> None:
+    reply = request(master, "GET", "/2/nodes/node1/storage?storage_type=nope&output_fields=n")
+    assert reply.status == 400
+    assert "storage_type" in reply.body["message"] and "'nope'" in reply.body["message"]
+    assert not master.jobs
 
 
 # --- nodes -------------------------------------------------------------------------------

@@ -13,5 +13,6 @@ from cardume.cmdlib import (  # noqa: F401
     misc,
     node,
     node_evacuate,
+    node_storage,
     verify_disks,
 )

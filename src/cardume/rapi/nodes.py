@@ -108,11 +108,15 @@ async def modify(call: Call) -> Any:
 
 
 async def storage(call: Call) -> Any:
-    if not call.arg("output_fields"):
+    """A job listing the node's storage units (OP_NODE_QUERY_STORAGE): ``storage_type=``
+    (unset: the cluster's default) and ``output_fields=a,b``; the job's result is one row
+    per unit, the fields' values in that order."""
+    fields = call.arg("output_fields")
+    if not fields:
         raise RapiError(400, "Missing the required 'output_fields' parameter")
-    raise RapiError(501, "node storage through the REST API runs Ganeti's "
-                         "OP_NODE_QUERY_STORAGE job, an opcode cardume does not have yet "
-                         "(gnt-node list-storage reads the same data)")
+    return await bodies.submit_op(call, "OP_NODE_QUERY_STORAGE", static=bodies.strip_none({
+        "nodes": [call.params[NAME]], "storage_type": call.arg("storage_type") or None,
+        "output_fields": fields.split(",")}))
 
 
 get_tags = tags.object_getter("node", NAME)
