@@ -202,3 +202,33 @@ def test_jobs_are_listed_and_waited_on(gnt: Gnt, client: RapiClient) -> None:
     out = gnt("gnt-job", "list", "--no-headers", "-o", "id")[1].split()
     assert sorted(client("GetJobs")) == sorted(int(i) for i in out)
     client.run_job("DeleteInstance", "rvm5")
+
+
+def test_instance_info_and_node_storage_are_jobs_read_back(gnt: Gnt,
+                                                           client: RapiClient) -> None:
+    """GetInstanceInfo and GetNodeStorageUnits answer job ids, as Ganeti's; the client
+    reads each answer from the job's result."""
+    create(client, "rvm6", template="sharedfile")
+    job_id = client.run_job("GetInstanceInfo", "rvm6")
+    [data] = client("GetJobStatus", job_id)["opresult"]
+    info = data["rvm6"]
+    assert (info["config_state"], info["run_state"], info["pnode"], info["disk_template"],
+            info["os"]) == ("up", "up", "node1", "sharedfile", OS)
+    [disk] = info["disks"]
+    path = disk["logical_id"][1]
+    assert disk["dev_type"] == "sharedfile" and disk["size"] == 16
+    # on the node: its path, not degraded, its local disk in order (1); no secondary
+    assert disk["pstatus"][0].endswith(path) and disk["pstatus"][5:] == [False, 1]
+    assert disk["sstatus"] is None
+    assert listing(gnt, "uuid")["rvm6"] == [info["uuid"]]
+    static = client.run_job("GetInstanceInfo", "rvm6", static=True)
+    [data] = client("GetJobStatus", static)["opresult"]
+    assert data["rvm6"]["run_state"] is None and data["rvm6"]["disks"][0]["pstatus"] is None
+
+    job_id = client.run_job("GetNodeStorageUnits", "node1", "sharedfile", "name,size,free")
+    [rows] = client("GetJobStatus", job_id)["opresult"]
+    [[name, size, free]] = rows
+    shown = gnt("gnt-node", "list-storage", "--no-headers", "--separator", "|",
+                "--storage-type", "sharedfile", "-o", "node,name", "node1")[1]
+    assert shown.split() == [f"node1|{name}"] and 0 <= free <= size
+    client.run_job("DeleteInstance", "rvm6")
