@@ -168,4 +168,6 @@ def test_dead_master_then_failover_without_voting(cluster: VCluster) -> None:
     gnt("gnt-cluster", "redist-conf", node="node2")
     wait_for(lambda: queue_rows(cluster, "node1").get(remove) == "success", 30,
              "node1's copy of the queue to be replaced")
-    assert queue_rows(cluster, "node1") == jobs(cluster, node="node2")
+    # the redist-conf job's own end reaches node1's copy a moment after gnt-job shows it
+    wait_for(lambda: queue_rows(cluster, "node1") == jobs(cluster, node="node2"), 30,
+             "node1's copy of the queue to equal the master's")

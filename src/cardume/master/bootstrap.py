@@ -214,22 +214,8 @@ def master_failover(paths: NodePaths, no_voting: bool = False) -> list[str]:
                 f"only {len(serials) + 1} of {candidates} master candidates answer "
                 f"(unreachable: {', '.join(sorted(unreachable))})",
                 "use --no-voting if you are sure the old master is down")
-        newest = max(serials.items(), key=lambda kv: kv[1], default=(None, -1))
-        if newest[0] is not None and newest[1] > cfg.serial:
-            source = cfg.expand_node(str(newest[0]))
-            dump = asyncio.run(_rpc(paths, lambda rpc: rpc.timed(120.0).config_dump(source)))
-            store.replace_all(int(dump["serial"]),
-                              [(str(k), str(u), dict(d)) for k, u, d in dump["objects"]])
-            cfg = ConfigWriter(store)
-            me = cfg.expand_node(name)
-            old_master = cfg.master_node()
-            report.append(f"Took the newer configuration of {source.name} "
-                          f"(serial {dump['serial']})")
-            # A demoted node keeps its old replica, which still calls it a candidate:
-            # only the newest configuration says what this node is now.
-            if not me.master_candidate or me.offline or me.drained:
-                raise errors.WrongState(f"node {name} is not a master candidate",
-                                        "see 'gnt-node list -o name,role'")
+        # The old master stops before the configuration is taken: until it stops, its jobs
+        # still commit (and replicate here), and a copy taken earlier would lose them.
         try:
             asyncio.run(_rpc(paths, lambda rpc: rpc.timed(30.0).master_stop(old_master)))
             report.append(f"Stopped the master daemon on {old_master.name}")
@@ -238,6 +224,26 @@ def master_failover(paths: NodePaths, no_voting: bool = False) -> list[str]:
             report.append(f"Could not stop the master daemon on {old_master.name} ({err}); "
                           "it will refuse to run once it sees the new configuration")
             stopped = False
+        cfg = ConfigWriter(store)  # what was replicated here until the old master stopped
+        me = cfg.expand_node(name)
+        if stopped:
+            serials, _ = asyncio.run(_candidate_serials(paths, cfg, me))
+        newest = max(serials.items(), key=lambda kv: kv[1], default=(None, -1))
+        if newest[0] is not None and newest[1] > cfg.serial:
+            source = cfg.expand_node(str(newest[0]))
+            dump = asyncio.run(_rpc(paths, lambda rpc: rpc.timed(120.0).config_dump(source)))
+            store.replace_all(int(dump["serial"]),
+                              [(str(k), str(u), dict(d)) for k, u, d in dump["objects"]])
+            cfg = ConfigWriter(store)
+            me = cfg.expand_node(name)
+            report.append(f"Took the newer configuration of {source.name} "
+                          f"(serial {dump['serial']})")
+        # A demoted node keeps its old replica, which still calls it a candidate: only the
+        # newest configuration says what this node is now.
+        if not me.master_candidate or me.offline or me.drained:
+            raise errors.WrongState(f"node {name} is not a master candidate",
+                                    "see 'gnt-node list -o name,role'")
+        old_master = cfg.master_node()
         report.append(asyncio.run(_take_queue(paths, cfg, me, old_master, stopped)))
         cluster = cfg.edit(cfg.get_cluster())
         cluster.master_node = me.uuid
