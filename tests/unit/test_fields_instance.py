@@ -7,6 +7,7 @@ parameters of another hypervisor, the list forms."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -61,7 +62,12 @@ def test_every_field_is_listed_once_with_a_description_of_its_own() -> None:
     fields = instance_fields()
     assert len({f.name for f in fields}) == len(fields)
     docs = reference_docs()
-    assert [f.name for f in fields if not f.doc or f.doc == docs.get(f.name)] == []
+    assert [f.name for f in fields if not f.doc or _digest(f.doc) == docs.get(f.name)] == []
+
+
+def _digest(text: str) -> str:
+    """The reference keeps a digest of each Ganeti description, not its words."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def reference_docs() -> dict[str, str]:

@@ -5,6 +5,7 @@ daemons answering node_info, a real job queue)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,12 +51,17 @@ def test_the_table_has_ganetis_names_titles_and_kinds(what: str) -> None:
     assert {n: ours[n] for n in theirs if ours[n] != theirs[n][:2]} == {}
 
 
+def _digest(text: str) -> str:
+    """The reference keeps a digest of each Ganeti description, not its words."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @pytest.mark.parametrize("what", sorted(TABLES))
 def test_every_field_is_listed_once_with_a_description_of_its_own(what: str) -> None:
     fields: list[QField] = TABLES[what]()
     assert len({f.name for f in fields}) == len(fields)
     docs = {name: doc for name, (_t, _k, doc) in reference(what).items()}
-    assert [f.name for f in fields if not f.doc or f.doc == docs.get(f.name)] == []
+    assert [f.name for f in fields if not f.doc or _digest(f.doc) == docs.get(f.name)] == []
 
 
 def test_the_query_tables_serve_the_same_fields() -> None:
