@@ -213,6 +213,8 @@ def test_instance_info_layout_is_ganetis(peer_like: VCluster) -> None:
     path = disk.removeprefix("      on primary: ").removesuffix(" (N/A:N/A)")
     assert os.path.isfile(path), "the sharedfile disk's real backing file"
     assert "      name: data" in lines
+    # fake-hypervisor instances have no console port: Ganeti's None, no internal mark
+    assert lines.count("  Allocated network port: None") == 3
 
 
 def test_instance_info_static_and_all(peer_like: VCluster) -> None:
