@@ -449,7 +449,7 @@ class Cluster:
         return self.must("gnt-instance", "list", "--no-headers", "-o", "name").out.split()
 
     def disk_files(self) -> list[Path]:
-        return sorted(self.root.glob("nodes/*/disk/**/*.file.disk*"))
+        return sorted(self.root.glob("nodes/*/disk/**/*file.disk*"))
 
     def log_files(self) -> list[Path]:
         return sorted(self.root.glob("nodes/*/log/*.log"))

@@ -212,6 +212,7 @@ def test_instance_info_layout_is_ganetis(peer_like: VCluster) -> None:
     assert disk.endswith(" (N/A:N/A)")
     path = disk.removeprefix("      on primary: ").removesuffix(" (N/A:N/A)")
     assert os.path.isfile(path), "the sharedfile disk's real backing file"
+    assert path.endswith(".sharedfile.disk0")  # Ganeti's name: UUID.TEMPLATE.diskN
     assert "      name: data" in lines
     # fake-hypervisor instances have no console port: Ganeti's None, no internal mark
     assert lines.count("  Allocated network port: None") == 3

@@ -106,7 +106,7 @@ def refused(gnt: Gnt, *args: str) -> str:
 
 def images(cluster: VCluster, name: str) -> list[Path]:
     """The disk images in any directory named after the instance, on every node."""
-    return sorted(cluster.root.rglob(f"{name}/*.file.disk*"))
+    return sorted(cluster.root.rglob(f"{name}/*file.disk*"))  # .file. and .sharedfile.
 
 
 def node_images(cluster: VCluster, node: str, name: str) -> list[Path]:

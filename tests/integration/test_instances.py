@@ -29,7 +29,7 @@ def instances(gnt: Gnt) -> dict[str, list[str]]:
 def storage_files(cluster: VCluster) -> list[str]:
     """Every disk image on every node, and in the shared directory."""
     found = []
-    for top in cluster.root.rglob("*.file.disk*"):
+    for top in cluster.root.rglob("*file.disk*"):  # .file.diskN and .sharedfile.diskN
         found.append(str(top.relative_to(cluster.root)))
     return sorted(found)
 

@@ -67,7 +67,8 @@ def instance_spec(cfg: ConfigWriter, inst: objects.Instance,
 def file_disk_path(cluster: objects.Cluster, template: str, subdir: str, disk_uuid: str,
                    index: int) -> str:
     base = str(getattr(cluster, disk_templates.of(template).file_dir or "file_storage_dir"))
-    return os.path.join(base, subdir, f"{disk_uuid}.file.disk{index}")
+    # Ganeti's name: UUID.TEMPLATE.diskN (a sharedfile image ends .sharedfile.disk0)
+    return os.path.join(base, subdir, f"{disk_uuid}.{template}.disk{index}")
 
 
 def renamed_file_path(path: str, new_name: str) -> str:
