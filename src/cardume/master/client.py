@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 EOM = b"\x03"
+RAW_REPLY_PREFIX = b'{"success":true,"result":'
+"""How a reply whose result is JSON text already begins (the master writes it so; the REST
+daemon passes the text on without parsing it)."""
 
 
 def master_socket_path(env: dict[str, str] | None = None) -> str:

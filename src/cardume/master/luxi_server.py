@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from cardume import __version__, constants, errors, objects
 from cardume.jobs import ids
-from cardume.master import query, storage_query
+from cardume.master import bulk, query, storage_query
+from cardume.master.client import RAW_REPLY_PREFIX
 from cardume.rpc.calls import each
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
+class RawJson(bytes):
+    """A result that is JSON text already (a bulk listing of some megabytes)."""
+
+
 class LuxiServer:
     def __init__(self, daemon: MasterView) -> None:
         self.daemon = daemon
@@ -60,6 +65,7 @@ class LuxiServer:
             "ArchiveJob": self.archive_job,
             "AutoArchiveJobs": self.autoarchive_jobs,
             "Query": self.query,
+            "QueryBulk": self.query_bulk,
             "QueryFields": self.query_fields,
             "QueryClusterInfo": self.query_cluster_info,
             "QueryConfigValues": self.query_config_values,
@@ -89,7 +95,11 @@ class LuxiServer:
                     await writer.drain()
                     return
                 reply = await self._dispatch(raw[:-1])
-                writer.write(json.dumps(reply, separators=(",", ":")).encode() + EOM)
+                result = reply["result"]
+                if isinstance(result, RawJson):  # encoded already: not parsed, not again
+                    writer.writelines([RAW_REPLY_PREFIX, result, b"}", EOM])
+                else:
+                    writer.write(json.dumps(reply, separators=(",", ":")).encode() + EOM)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             return
@@ -179,6 +189,14 @@ class LuxiServer:
         """Rows of ``what``: those ``names`` (all if none) that match ``qfilter`` (Ganeti's
         query filter language; None: no filter)."""
         return await query.run_query(self.daemon, what, list(fields), names, qfilter)
+
+    async def query_bulk(self, what: str, keys: list[str],
+                         names: list[str] | None = None) -> RawJson:
+        """The REST API's bulk listing of ``what`` (objects keyed by ``keys``), already
+        encoded: it goes out as the reply's result as is (see master/bulk.py)."""
+        return RawJson(await bulk.bulk(self.daemon, str(what),
+                                       [str(k) for k in _list(keys, "bulk fields")],
+                                       None if names is None else _list(names, "names")))
 
     async def query_fields(self, what: str, fields: list[str] | None = None) -> dict[str, Any]:
         return {"fields": query.field_definitions(what, fields)}

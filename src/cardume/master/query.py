@@ -10,6 +10,9 @@ given with names, a row must be named and match.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from cardume import errors
@@ -63,8 +66,24 @@ async def run_query(daemon: MasterView, what: str, fields: list[str],
     # the filter's fields are computed too, requested or not (live ones fetched likewise)
     live_needed = any(f.live for f in selected) or (
         compiled is not None and any(f.live for f in compiled.fields))
-    objects_: list[Any]
-    context: Any
+    objects_, context = await prepare(daemon, what, names, live_needed)
+    getters = [f.get for f in selected]
+    with no_gc():
+        if compiled is None:  # the common case stays one comprehension (10,000 rows)
+            rows = [[get(context, obj) for get in getters] for obj in objects_]
+        else:
+            tested = [f.get for f in compiled.fields]
+            matches = compiled.matches
+            rows = [[get(context, obj) for get in getters] for obj in objects_
+                    if matches([get(context, obj) for get in tested])]
+    return {"fields": [f.definition() for f in selected], "data": rows}
+
+
+async def prepare(daemon: MasterView, what: str, names: list[str] | None,
+                  live_needed: bool) -> tuple[list[Any], Any]:
+    """The objects a query lists (those named, or all in name order) and the context its
+    getters read, with live data from the nodes when ``live_needed``."""
+    _table(what)  # an unknown resource is refused before any node call
     cfg = daemon.cfg
     if what == "node":
         nodes = ([cfg.expand_node(n) for n in names] if names else cfg.sorted_nodes())
@@ -73,15 +92,14 @@ async def run_query(daemon: MasterView, what: str, fields: list[str],
             results = await daemon.rpc.each([n for n in nodes if not n.offline],
                                             daemon.rpc.node_info)
             live = {name: r.value for name, r in results.items() if r.error is None}
-        context = NodeQuery(daemon, live)
-        objects_ = nodes
-    elif what == "group":
-        objects_ = ([cfg.expand_group(n) for n in names] if names
-                    else sorted(cfg.groups.values(), key=lambda g: g.name))
-        context = NodeQuery(daemon, {})
-    elif what == "instance":
-        objects_ = ([cfg.expand_instance(n) for n in names] if names
-                    else sorted(cfg.instances.values(), key=lambda i: i.name))
+        return nodes, NodeQuery(daemon, live)
+    if what == "group":
+        groups = ([cfg.expand_group(n) for n in names] if names
+                  else sorted(cfg.groups.values(), key=lambda g: g.name))
+        return groups, NodeQuery(daemon, {})
+    if what == "instance":
+        instances = ([cfg.expand_instance(n) for n in names] if names
+                     else sorted(cfg.instances.values(), key=lambda i: i.name))
         running: dict[str, dict[str, Any]] = {}
         unreachable: set[str] = set()
         if live_needed:
@@ -94,17 +112,19 @@ async def run_query(daemon: MasterView, what: str, fields: list[str],
                     running[name] = result.value
                 else:
                     unreachable.add(name)
-        context = InstanceQuery(daemon, running, unreachable)
-    else:  # job
-        wanted = [job_ids.parse(n) for n in names] if names else daemon.queue.job_ids()
-        objects_ = [daemon.queue.get(i) for i in wanted]
-        context = JobQuery(daemon)
-    getters = [f.get for f in selected]
-    if compiled is None:  # the common case stays one comprehension (10,000 rows)
-        rows = [[get(context, obj) for get in getters] for obj in objects_]
-    else:
-        tested = [f.get for f in compiled.fields]
-        matches = compiled.matches
-        rows = [[get(context, obj) for get in getters] for obj in objects_
-                if matches([get(context, obj) for get in tested])]
-    return {"fields": [f.definition() for f in selected], "data": rows}
+        return instances, InstanceQuery(daemon, running, unreachable)
+    wanted = [job_ids.parse(n) for n in names] if names else daemon.queue.job_ids()
+    return [daemon.queue.get(i) for i in wanted], JobQuery(daemon)
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Rows are acyclic and short-lived: while thousands are built, the collector's passes
+    over every config object (each young-generation overflow) cost more than the rows."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

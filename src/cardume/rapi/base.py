@@ -34,12 +34,20 @@ class RapiError(Exception):
                 "explain": status.description or status.phrase}
 
 
+class EncodedJson(bytes):
+    """A reply body that is JSON text already: the HTTP side sends it as it is."""
+
+
 class MasterLink(Protocol):
     """The master's socket as the resources use it (the one seam tests may replace)."""
 
     async def call(self, method: str, *args: Any) -> Any:
         """One LUXI request (``SubmitJob``, ``Query``, ``QueryJobs`` ...); its result, or
         the master's error raised as ``errors.CardumeError``."""
+        ...
+
+    async def call_raw(self, method: str, *args: Any) -> bytes:
+        """As ``call``, the result as JSON text, not parsed (``QueryBulk``)."""
         ...
 
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, unquote
 
 from cardume import errors
 from cardume.rapi import auth, routes
-from cardume.rapi.base import Call, MasterLink, RapiError
+from cardume.rapi.base import Call, EncodedJson, MasterLink, RapiError
 
 log = logging.getLogger("cardume.rapi.http")
 
@@ -394,7 +394,8 @@ class RapiApp:
                         body=parse_body(request), params=route.params, master=self.master,
                         user=user, headers=request.headers)
             result = await route.handler(call)
-            response = Response(200, _json(result))
+            response = Response(200, result + b"\n" if isinstance(result, EncodedJson)
+                                else _json(result))
         except RapiError as err:
             response = Response(err.status, _json(err.body()), dict(err.headers))
         except errors.CardumeError as err:

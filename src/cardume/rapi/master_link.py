@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from cardume import errors
+from cardume.master.client import RAW_REPLY_PREFIX
 
 EOM = b"\x03"
 MAX_REPLY = 256 * 1024 * 1024  # a bulk listing of 10,000 instances is some tens of MiB
@@ -28,6 +29,24 @@ class MasterLink:
         self._pool = pool
 
     async def call(self, method: str, *args: Any) -> Any:
+        reply = json.loads(await self._request(method, args))
+        if not reply.get("success"):
+            raise errors.from_dict(reply.get("result") or {})
+        return reply.get("result")
+
+    async def call_raw(self, method: str, *args: Any) -> bytes:
+        """The result's JSON text as the master wrote it: a reply that begins with
+        RAW_REPLY_PREFIX is sliced, never parsed (a bulk listing of megabytes)."""
+        raw = await self._request(method, args)
+        if raw.startswith(RAW_REPLY_PREFIX) and raw.endswith(b"}"):
+            return raw[len(RAW_REPLY_PREFIX):-1]
+        reply = json.loads(raw)
+        if not reply.get("success"):
+            raise errors.from_dict(reply.get("result") or {})
+        return json.dumps(reply.get("result")).encode()
+
+    async def _request(self, method: str, args: tuple[Any, ...]) -> bytes:
+        """One request on a pooled connection; the reply's bytes (without the EOM)."""
         conn = self._idle.pop() if self._idle else await self._connect()
         reader, writer = conn
         request = {"method": method, "args": list(args), "version": 1}
@@ -48,10 +67,7 @@ class MasterLink:
             self._idle.append(conn)
         else:
             writer.close()
-        reply = json.loads(raw[:-1])
-        if not reply.get("success"):
-            raise errors.from_dict(reply.get("result") or {})
-        return reply.get("result")
+        return raw[:-1]
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:

@@ -41,7 +41,7 @@ NAME = "node_name"
 
 async def list_nodes(call: Call) -> Any:
     if call.flag("bulk"):
-        return await query.rows(call.master, "node", N_FIELDS)
+        return await query.bulk(call.master, "node", N_FIELDS)
     reply = await call.master.call("Query", "node", ["name"], [])
     return [{"id": row[0], "uri": f"/2/nodes/{row[0]}"} for row in reply["data"]]
 

@@ -13,7 +13,7 @@ import time
 import weakref
 from typing import Any
 
-from cardume.rapi.base import Call, MasterLink, RapiError
+from cardume.rapi.base import Call, EncodedJson, MasterLink, RapiError
 
 RS_NORMAL, RS_UNKNOWN, RS_NODATA, RS_UNAVAIL, RS_OFFLINE = 0, 1, 2, 3, 4
 _MARKS = {"nodata": RS_NODATA, "unavail": RS_UNAVAIL, "offline": RS_OFFLINE}
@@ -53,6 +53,12 @@ async def available_fields(master: MasterLink, resource: str) -> frozenset[str]:
     names = frozenset(str(f["name"]) for f in reply["fields"])
     known[resource] = (now, names)
     return names
+
+
+async def bulk(master: MasterLink, resource: str, keys: list[str]) -> EncodedJson:
+    """Every object as a dict with exactly ``keys`` (marks and fields the master lacks are
+    null), encoded by the master and passed on as it is (master/bulk.py)."""
+    return EncodedJson(await master.call_raw("QueryBulk", resource, keys))
 
 
 async def rows(master: MasterLink, resource: str, keys: list[str],
