@@ -137,7 +137,7 @@ class VCluster:
     def all_pids(self) -> list[int]:
         pids = []
         for node_dir in sorted((self.root / "nodes").glob("*")):
-            for daemon in ("noded", "masterd"):
+            for daemon in ("noded", "masterd", "rapi"):
                 pid = self.pid(node_dir.name, daemon)
                 if pid is not None:
                     pids.append(pid)
