@@ -224,8 +224,8 @@ def test_drbd_views_info_list_drbd_and_watch(qa_cardume: CardumeCluster) -> None
            f"-n {node1.name}:{node2.name} --no-name-check --no-ip-check {name}")
     m1, m2 = _minor_on(cc, name, node1.name), _minor_on(cc, name, node2.name)
     info = cc.gnt(f"gnt-instance info {name}")
-    assert f"on primary: /dev/drbd{m1} (minor {m1}) in sync, status ok" in info, info
-    assert f"on secondary: /dev/drbd{m2} (minor {m2}) in sync, status ok" in info, info
+    assert f"on primary: /dev/drbd{m1} (147:{m1}) in sync, status ok" in info, info
+    assert f"on secondary: /dev/drbd{m2} (147:{m2}) in sync, status ok" in info, info
     rows = [line.split() for line in cc.gnt(
         f"gnt-node list-drbd --no-headers {node2.name}").splitlines() if line.strip()]
     assert [node2.name, str(m2), name, "0", "secondary", node1.name] in rows, rows

@@ -391,8 +391,8 @@ def test_info_drbd_disk_in_sync() -> None:
         "      nodeA: node1, minor=0",
         "      nodeB: node2, minor=0",
         "      port: 11000",
-        "      on primary: /dev/drbd0 (minor 0) in sync, status ok",
-        "      on secondary: /dev/drbd0 (minor 0) in sync, status ok",
+        "      on primary: /dev/drbd0 (147:0) in sync, status ok",
+        "      on secondary: /dev/drbd0 (147:0) in sync, status ok",
         "      drbd: ",
         "        - node: node1 (primary, minor 0)",
         "          role: Primary/Secondary",
@@ -410,9 +410,9 @@ def test_info_drbd_disk_in_sync() -> None:
 
 def test_info_drbd_disk_resyncing() -> None:
     lines = disk_block(info_text(syncing()))
-    assert "      on primary: /dev/drbd0 (minor 0) *RECOVERING* 50.8%, ETA 4s, " \
+    assert "      on primary: /dev/drbd0 (147:0) *RECOVERING* 50.8%, ETA 4s, " \
            "status *DEGRADED*" in lines
-    assert "      on secondary: /dev/drbd0 (minor 0) *RECOVERING* 50.8%, ETA 4s, " \
+    assert "      on secondary: /dev/drbd0 (147:0) *RECOVERING* 50.8%, ETA 4s, " \
            "status *DEGRADED*" in lines
     assert lines.count("          resync: 50.8% done, 31.8 MiB/s, 0:00:04 left") == 2
     assert "          connection: SyncTarget" in lines
@@ -421,7 +421,7 @@ def test_info_drbd_disk_resyncing() -> None:
 def test_info_drbd_secondary_unreachable() -> None:
     data = disk_data(status(WFCONNECTION), None, error="node node2: connection refused")
     lines = disk_block(info_text(data))
-    assert "      on primary: /dev/drbd0 (minor 0) *NOT CONNECTED* (WFConnection), " \
+    assert "      on primary: /dev/drbd0 (147:0) *NOT CONNECTED* (WFConnection), " \
            "status *DEGRADED*" in lines
     assert "      on secondary: no data (node node2: connection refused)" in lines
     assert lines[lines.index("        - node: node2 (secondary, minor 0)") + 1] == \

@@ -281,14 +281,19 @@ def watch(args: argparse.Namespace) -> int:
 
 # --- gnt-instance info ----------------------------------------------------------------------
 
+DRBD_MAJOR = 147
+"""The block major number of every DRBD device (the kernel's, fixed)."""
+
+
 def info_status(side: dict[str, Any]) -> str:
-    """Ganeti's ``on primary:`` text: ``/dev/drbd0 (minor 0) in sync, status ok``."""
+    """Ganeti's ``on primary:`` text: ``/dev/drbd0 (147:0) in sync, status ok`` (the
+    device, its major:minor numbers, its sync and health)."""
     if side.get("error"):
         return f"no data ({side['error']})"
     status = side.get("status")
     if status is None:
         return "not active"
-    text = f"/dev/drbd{side['minor']} (minor {side['minor']})"
+    text = f"/dev/drbd{side['minor']} ({DRBD_MAJOR}:{side['minor']})"
     if status.get("sync_percent") is not None:
         finish = status.get("sync_finish_s")
         eta = f"{finish}s" if finish is not None else "unknown"
