@@ -369,7 +369,11 @@ DRBD_ROW: dict[str, Any] = {
     "custom_beparams": {}, "nics": [], "disk_template": "drbd",
     "disks": [{"iv_name": "disk/0", "name": None, "uuid": "d1", "size": 256, "mode": "rw",
                "dev_type": "drbd", "logical_id": ["u1", "u2", 11000, 0, 0, SECRET],
-               "path": None}],
+               "path": None,
+               "children": [{"dev_type": "plain", "size": 256, "path": "/dev/xenvg/d1_data",
+                             "logical_id": ["xenvg", "d1_data"]},
+                            {"dev_type": "plain", "size": 128, "path": "/dev/xenvg/d1_meta",
+                             "logical_id": ["xenvg", "d1_meta"]}]}],
 }
 
 
@@ -404,6 +408,15 @@ def test_info_drbd_disk_in_sync() -> None:
         "          disk: UpToDate/UpToDate",
         "      name: None",
         "      UUID: d1",
+        "      child devices: ",
+        "        - child 0: plain, size 256M",
+        "          logical_id: xenvg/d1_data",
+        "          on primary: /dev/xenvg/d1_data (N/A:N/A)",
+        "          on secondary: /dev/xenvg/d1_data (N/A:N/A)",
+        "        - child 1: plain, size 128M",
+        "          logical_id: xenvg/d1_meta",
+        "          on primary: /dev/xenvg/d1_meta (N/A:N/A)",
+        "          on secondary: /dev/xenvg/d1_meta (N/A:N/A)",
     ]
     assert SECRET not in text
 

@@ -250,6 +250,28 @@ def _disk_info(index: int, disk: dict[str, Any], node_names: dict[str, str],
         data.append(("on primary", f"{disk['path']} (N/A:N/A)"))
     data.append(("name", str(disk.get("name"))))
     data.append(("UUID", str(disk.get("uuid"))))
+    children = disk.get("children") or []
+    if children:  # a drbd disk's data and metadata volumes, on both its nodes
+        mirrored = disk.get("dev_type") == constants.DT_DRBD8
+        data.append(("child devices", [_child_info(i, child, static, mirrored)
+                                       for i, child in enumerate(children)]))
+    return data
+
+
+def _child_info(index: int, child: dict[str, Any], static: bool,
+                mirrored: bool) -> list[tuple[str, Any]]:
+    size = child.get("size")
+    nice_size = format_size(size) if isinstance(size, int) else str(size)
+    data: list[tuple[str, Any]] = [(f"child {index}", f"{child.get('dev_type')}, "
+                                                      f"size {nice_size}")]
+    logical_id = child.get("logical_id")
+    if isinstance(logical_id, list) and len(logical_id) == 2:
+        data.append(("logical_id", f"{logical_id[0]}/{logical_id[1]}"))
+    if not static and child.get("path"):
+        # the device numbers are the node's to tell: not asked here, as Ganeti's N/A
+        data.append(("on primary", f"{child['path']} (N/A:N/A)"))
+        if mirrored:
+            data.append(("on secondary", f"{child['path']} (N/A:N/A)"))
     return data
 
 

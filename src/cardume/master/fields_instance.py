@@ -141,8 +141,12 @@ class InstanceQuery:
         return self.cfg.groups.get(node.group) if node is not None else None
 
     def disk_path(self, inst: Any, disk: Any) -> str | None:
+        """Where the disk's data is on its node: a file disk's image, a logical volume's
+        device (a plain disk, or a drbd disk's data and metadata volumes)."""
         if disk.dev_type in ("file", "sharedfile") and len(disk.logical_id) == 2:
             return str(disk.logical_id[1])
+        if disk.dev_type == "plain" and len(disk.logical_id) == 2:
+            return f"/dev/{disk.logical_id[0]}/{disk.logical_id[1]}"
         return None
 
 
@@ -230,7 +234,11 @@ def instance_fields() -> list[QField]:
                lambda q, o: [{"iv_name": d.iv_name, "name": d.name, "uuid": d.uuid,
                               "size": d.size, "mode": d.mode, "dev_type": d.dev_type,
                               "spindles": d.spindles, "logical_id": _shown_logical_id(d),
-                              "path": q.disk_path(o, d)} for d in o.disks]),
+                              "path": q.disk_path(o, d),
+                              "children": [{"dev_type": c.dev_type, "size": c.size,
+                                            "logical_id": list(c.logical_id),
+                                            "path": q.disk_path(o, c)} for c in d.children]}
+                             for d in o.disks]),
         QField("nics", "NICs_details", "other", "every NIC", _nic_details),
         QField("network_port", "Network_port", "other",
                "TCP port reserved for it (its VNC display), if any",
