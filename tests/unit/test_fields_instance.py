@@ -275,6 +275,17 @@ def test_live_fields_keep_their_meaning(master: Master) -> None:
                           "oper_ram": NODATA}
 
 
+def test_the_console_field_is_ganetis_console_information(master: Master) -> None:
+    got = rows(master, ["console"])
+    assert got["vm1"]["console"] == {"instance": "vm1", "kind": "msg",
+                                     "message": "Console not available for fake hypervisor"}
+    assert got["vm2"]["console"] == UNAVAIL  # kvm, not running: nothing to connect to
+    master.rpc.running["node1"]["vm2"] = {"state": "running", "memory": 512, "vcpus": 2,
+                                          "vnc": "127.0.0.1:5910"}
+    assert rows(master, ["console"])["vm2"]["console"] == {
+        "instance": "vm2", "kind": "vnc", "host": "127.0.0.1", "port": 5910, "display": 10}
+
+
 def test_every_field_answers_for_every_instance_without_the_drbd_secret(master: Master
                                                                         ) -> None:
     names = [f.name for f in instance_fields()]

@@ -362,3 +362,16 @@ def test_cluster_info_keys_values_and_what_cardume_lacks() -> None:
                  "  std: ", "    - min/0: ", "      max/0: ", "Data collectors: "):
         assert line in lines, line
     assert "xen-pvm" not in "\n".join(lines)  # only the enabled hypervisors
+
+
+def test_instance_console_line_from_ganetis_console_information() -> None:
+    from cardume.cli import instance_info
+
+    def line(console: Any) -> str | None:
+        return instance_info._console({"console": console}, "node1")
+
+    vnc = {"instance": "vm1", "kind": "vnc", "host": "127.0.0.1", "port": 5901, "display": 1}
+    assert line(vnc) == "vnc to 127.0.0.1:5901 (node node1) (display 1)"
+    assert line({**vnc, "host": "0.0.0.0"}) == "vnc to node1:5901 (display 1)"
+    assert line({"instance": "vm1", "kind": "msg", "message": "no console"}) is None
+    assert line({"_rs": "unavail"}) is None

@@ -170,24 +170,18 @@ def format_instance_info(inst: dict[str, Any], nodes: Sequence[dict[str, Any]],
     ]
 
 
-VNC_BASE_PORT = 5900
-
-
 def _console(inst: dict[str, Any], pnode: str) -> str | None:
-    """Ganeti's ``console connection`` line from where the VNC console listens now
-    (``address:port``, kvm's live answer): the display is the port's offset from 5900."""
+    """Ganeti's ``console connection`` line from the instance's console information (the
+    live ``console`` field): where its VNC console listens."""
     where = inst.get("console")
-    if not isinstance(where, str) or not where:
-        return None
-    address, _, port = where.rpartition(":")
-    if not port.isdigit():
-        return f"vnc to {pnode}:{where}"
-    display = int(port) - VNC_BASE_PORT
-    if display > 0 and address == "0.0.0.0":
+    if not isinstance(where, dict) or where.get("kind") != "vnc":
+        return None  # not running, no VNC, or only a message (fake): Ganeti prints no line
+    host, port, display = where.get("host"), where.get("port"), where.get("display")
+    if isinstance(display, int) and display > 0 and host == "0.0.0.0":
         return f"vnc to {pnode}:{port} (display {display})"
-    if display > 0:
-        return f"vnc to {address}:{port} (node {pnode}) (display {display})"
-    return f"vnc to {where} (node {pnode})"
+    if isinstance(display, int) and display > 0:
+        return f"vnc to {host}:{port} (node {pnode}) (display {display})"
+    return f"vnc to {host}:{port} (node {pnode})"
 
 
 def _run_state(inst: dict[str, Any]) -> str | None:

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from cardume.master.view import MasterView
 
 
+VNC_BASE_PORT = 5900
+"""VNC display N listens on port 5900 + N."""
+
+
 class InstanceQuery:
     """Context of an instance query: config, and what the hypervisors report, per node."""
 
@@ -99,6 +103,21 @@ class InstanceQuery:
         if info is None:
             return UNAVAIL
         return info.get(key)
+
+    def console(self, inst: Any) -> Any:
+        """Ganeti's console information: where a running instance's VNC listens (kvm), or
+        a message where there is nothing to connect to (the fake hypervisor)."""
+        if inst.hypervisor == constants.HT_FAKE:
+            return {"instance": inst.name, "kind": "msg",
+                    "message": "Console not available for fake hypervisor"}
+        where = self.oper(inst, "vnc")
+        if not isinstance(where, str) or ":" not in where:
+            return where if isinstance(where, dict) else UNAVAIL  # a mark, or no VNC
+        host, _, port = where.rpartition(":")
+        if not port.isdigit():
+            return UNAVAIL
+        return {"instance": inst.name, "kind": "vnc", "host": host, "port": int(port),
+                "display": int(port) - VNC_BASE_PORT}
 
     def filled(self, inst: Any, family: str) -> dict[str, Any]:
         """An instance's "be", "hv" or "os" parameters with the cluster's and its group's
@@ -227,7 +246,7 @@ def instance_fields() -> list[QField]:
                "ADMIN_offline, USER_down, ERROR_up, ERROR_down, ERROR_wrongnode, "
                "ERROR_nodedown or ERROR_nodeoffline", lambda q, o: q.status(o), live=True),
         QField("console", "Console", "other", "where the VNC console listens (kvm), if any",
-               lambda q, o: q.oper(o, "vnc"), live=True),
+               lambda q, o: q.console(o), live=True),
         QField("disk_template", "Disk_template", "text", "storage type of its disks",
                lambda q, o: o.disk_template),
         QField("disks", "Disks_details", "other", "every disk with its backing path",
