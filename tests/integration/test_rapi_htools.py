@@ -8,6 +8,7 @@ on here (its ``rapi/options`` file), as an admin would for them; writes still ne
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
 import subprocess
@@ -23,7 +24,17 @@ from integration_kit import Gnt, VCluster, os_cluster, wait_for
 from cardume import paths
 from cardume.paths import NodePaths
 
-pytestmark = pytest.mark.skipif(shutil.which("hscan") is None,
+# Debian's ganeti-htools-3.0 installs the tools here; the ganeti package (not needed)
+# would add links in /usr/bin
+HTOOLS_DIR = "/usr/lib/ganeti/3.0/usr/bin"
+
+
+def tool_path(name: str) -> str | None:
+    found = os.path.join(HTOOLS_DIR, name)
+    return found if os.path.exists(found) else shutil.which(name)
+
+
+pytestmark = pytest.mark.skipif(tool_path("hscan") is None,
                                 reason="ganeti-htools-3.0 is not installed")
 
 
@@ -66,7 +77,9 @@ def url(cluster: VCluster) -> str:
 
 
 def htool(tool: str, *args: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run([tool, *args], capture_output=True, text=True, timeout=120,
+    path = tool_path(tool)
+    assert path is not None, f"{tool} is not installed"
+    proc = subprocess.run([path, *args], capture_output=True, text=True, timeout=120,
                           check=False, cwd=cwd)
     assert proc.returncode == 0, f"{tool} {' '.join(args)}: {proc.stdout}{proc.stderr}"
     return proc.stdout
