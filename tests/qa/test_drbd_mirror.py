@@ -48,7 +48,7 @@ def _read(node: Node, minor: int, length: int) -> str:
 
 
 def _data_lvs(cc: CardumeCluster, instance: str) -> list[str]:
-    uuid = _field(cc, instance, "disk.uuids").split(",")[0]
+    uuid = cc.disk_uuids(instance)[0]
     return [f"{uuid}.disk0_data", f"{uuid}.disk0_meta"]
 
 
@@ -331,7 +331,7 @@ def test_drbd_conversions_and_node_evacuation(qa_cardume: CardumeCluster) -> Non
     name = "vmd-conv"
     cc.gnt(f"gnt-instance add -t plain --disk 0:size=32m -B memory=64 -o {OS} "
            f"-n {node2.name} --no-name-check --no-ip-check --no-start {name}")
-    [plain_lv] = [f"{_field(cc, name, 'disk.uuids')}.disk0"]
+    [plain_lv] = [f"{cc.disk_uuids(name)[0]}.disk0"]
     marker = "cardume-qa-convert"
     _run(node2, f"printf %s {marker} | dd of=/dev/{VG}/{plain_lv} conv=notrunc,fsync "
                 "status=none")
@@ -397,7 +397,7 @@ def test_drbd_disk_add_and_remove(qa_cardume: CardumeCluster) -> None:
            f"-n {node1.name}:{node2.name} --no-name-check --no-ip-check {name}")
     cc.gnt(f"gnt-instance modify --disk add:size=24m {name}")  # while it runs
     assert _field(cc, name, "disk.sizes") == "16,24"
-    uuid = _field(cc, name, "disk.uuids").split(",")[1]
+    uuid = cc.disk_uuids(name)[1]
     new_lvs = [f"{uuid}.disk1_data", f"{uuid}.disk1_meta"]
     for node in (node1, node2):
         found = lvs(node)

@@ -192,7 +192,7 @@ def _add_on_node2(cc: CardumeCluster, name: str) -> tuple[int, int, str]:
     m1, m2 = minors[node1.name], minors[node2.name]
     assert proc_drbd(node2)[m2] == ("Connected", "Primary/Secondary", "UpToDate/UpToDate")
     assert proc_drbd(node1)[m1] == ("Connected", "Secondary/Primary", "UpToDate/UpToDate")
-    return m1, m2, _field(cc, name, "disk.uuids").split(",")[0]
+    return m1, m2, cc.disk_uuids(name)[0]
 
 
 def _write_then_kill(cc: CardumeCluster, m2: int, min_acks: int = 300) -> float:

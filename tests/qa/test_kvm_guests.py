@@ -123,7 +123,7 @@ def test_kvm_guest_on_a_logical_volume(kvm_cluster: CardumeCluster) -> None:
     name = "vmk-plain"
     cc.gnt(f"gnt-instance add -t plain --disk 0:size=32m {COMMON} -n {node1.name} {name}")
     print(f"\n{name} booted in {_wait_booted(cc, name):.0f}s (nested emulation)")
-    uuid = _field(cc, name, "disk.uuids")
+    uuid = cc.disk_uuids(name)[0]
     lv = f"{uuid}.disk0"
     assert lv_sizes(node1)[lv] == 32.0
     assert _disk_arg(node1, name) == f"/dev/{VG}/{lv}"

@@ -50,7 +50,7 @@ def _volumes(cc: CardumeCluster, node: str) -> dict[str, tuple[float, str]]:
 
 def _disk_lvs(cc: CardumeCluster, instance: str) -> list[str]:
     """The LV names cardume gives the instance's disks: ``<disk uuid>.disk<index>``."""
-    uuids = _field(cc, instance, "disk.uuids").split(",")
+    uuids = cc.disk_uuids(instance)
     return [f"{uuid}.disk{index}" for index, uuid in enumerate(uuids)]
 
 

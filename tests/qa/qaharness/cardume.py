@@ -10,6 +10,7 @@ back (see ``vm.Node.kill``/``restart``) with the state it kept.
 
 from __future__ import annotations
 
+import ast
 import shlex
 import time
 from collections.abc import Callable
@@ -76,6 +77,14 @@ class CardumeCluster:
             raise AgentError(f"{self.master.name}: {cmd!r} exited {res.rc}:\n{res.out}{res.err}"
                              f"\n--- noded log\n{noded_log(self.master)}")
         return res.out
+
+    def disk_uuids(self, instance: str) -> list[str]:
+        """The instance's disk UUIDs, from ``gnt-instance list -o disk.uuids``, which
+        prints them as Ganeti does: a Python list (``['uuid0', 'uuid1']``)."""
+        out = self.gnt(f"gnt-instance list --no-headers -o disk.uuids {instance}").strip()
+        uuids = ast.literal_eval(out)
+        assert isinstance(uuids, list) and all(isinstance(u, str) for u in uuids), out
+        return uuids
 
 
 def noded_log(node: Node, lines: int = 30) -> str:
