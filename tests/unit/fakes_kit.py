@@ -1,6 +1,7 @@
 """Fakes and helpers the unit tests share, one copy each (their fixtures are in conftest.py):
-the LUXI client the CLI talks to, the /proc/drbd sections of the QA cluster's captures
-(tests/fixtures/drbd), and waiting on an event loop for a condition."""
+the LUXI client the CLI talks to, the nodes a master's query asks what runs, the /proc/drbd
+sections of the QA cluster's captures (tests/fixtures/drbd), and waiting on an event loop
+for a condition."""
 
 from __future__ import annotations
 
@@ -10,7 +11,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cardume import errors, objects
+from cardume.config.writer import ConfigWriter
+from cardume.rpc.calls import NodeCalls
+
 DRBD_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "drbd"
+
+
+class RunningRpc(NodeCalls):
+    """The nodes as a master's query sees them: instance_info_all answers from a table per
+    node name; a node in ``down`` does not answer."""
+
+    def __init__(self, running: dict[str, dict[str, Any]] | None = None,
+                 down: tuple[str, ...] = ()) -> None:
+        self.running = running or {}
+        self.down = set(down)
+
+    async def call(self, node: objects.Node, call: str, args: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> Any:
+        assert call == "instance_info_all"
+        if node.name in self.down:
+            raise errors.RpcError(f"node {node.name}: connection refused", node=node.name)
+        return self.running.get(node.name, {})
+
+
+class QueryMaster:
+    """What the master's query code reads of the master: its config and its node calls."""
+
+    def __init__(self, cfg: ConfigWriter, rpc: RunningRpc) -> None:
+        self.cfg, self.rpc = cfg, rpc
 
 
 class FakeClient:

@@ -11,39 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes_kit import QueryMaster, RunningRpc
 
-from cardume import errors, objects
+from cardume import objects
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.master import bulk, query
-from cardume.rpc.calls import NodeCalls
 
 KEYS = ["name", "admin_state", "pnode", "snodes", "oper_state", "oper_ram", "status",
         "beparams", "tags", "nic.macs", "not_a_field", "serial_no"]
 
 
-class FakeRpc(NodeCalls):
-    """instance_info_all from a table per node; a node in ``down`` does not answer."""
-
-    def __init__(self) -> None:
-        self.running: dict[str, dict[str, Any]] = {}
-        self.down: set[str] = set()
-
-    async def call(self, node: objects.Node, call: str, args: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> Any:
-        assert call == "instance_info_all"
-        if node.name in self.down:
-            raise errors.RpcError(f"node {node.name}: connection refused", node=node.name)
-        return self.running.get(node.name, {})
-
-
-class Master:
-    def __init__(self, cfg: ConfigWriter, rpc: FakeRpc) -> None:
-        self.cfg, self.rpc = cfg, rpc
-
 
 @pytest.fixture
-def master(tmp_path: Path) -> Master:
+def master(tmp_path: Path) -> QueryMaster:
     cfg = ConfigWriter(ConfigStore(os.path.join(tmp_path, "config.db")))
     group = objects.NodeGroup(name="default")
     nodes = [objects.Node(name=f"node{i}", primary_ip=f"127.0.0.{i}", group=group.uuid)
@@ -56,16 +37,16 @@ def master(tmp_path: Path) -> Master:
                  for i in range(1, 5)]
     asyncio.run(cfg.commit(add=[cluster, group, *nodes, *instances]))
     bulk._kept.clear()
-    rpc = FakeRpc()
+    rpc = RunningRpc()
     rpc.running = {"node2": {"vm1": {"state": "running", "memory": 128, "vcpus": 1}}}
-    return Master(cfg, rpc)
+    return QueryMaster(cfg, rpc)
 
 
-def listing(master: Master, keys: list[str] = KEYS) -> list[dict[str, Any]]:
+def listing(master: QueryMaster, keys: list[str] = KEYS) -> list[dict[str, Any]]:
     return json.loads(asyncio.run(bulk.bulk(master, "instance", keys)))
 
 
-def expected(master: Master, keys: list[str] = KEYS) -> list[dict[str, Any]]:
+def expected(master: QueryMaster, keys: list[str] = KEYS) -> list[dict[str, Any]]:
     """The query's own rows, a mark (or a field the table lacks) as null."""
     known = [k for k in keys if k in query.FIELDS["instance"]]
     reply = asyncio.run(query.run_query(master, "instance", known, None))
@@ -77,7 +58,7 @@ def expected(master: Master, keys: list[str] = KEYS) -> list[dict[str, Any]]:
     return rows
 
 
-def test_a_bulk_listing_has_the_querys_values_in_the_asked_order(master: Master) -> None:
+def test_a_bulk_listing_has_the_querys_values_in_the_asked_order(master: QueryMaster) -> None:
     got = listing(master)
     assert got == expected(master)
     assert [list(row) for row in got] == [KEYS] * 4
@@ -88,7 +69,7 @@ def test_a_bulk_listing_has_the_querys_values_in_the_asked_order(master: Master)
     assert vm1["not_a_field"] is None
 
 
-def test_live_values_are_fresh_while_the_configured_part_is_kept(master: Master) -> None:
+def test_live_values_are_fresh_while_the_configured_part_is_kept(master: QueryMaster) -> None:
     listing(master)
     kept = dict(bulk._kept[("instance", tuple(KEYS))][1])
     master.rpc.running = {"node1": {"vm2": {"state": "running", "memory": 256, "vcpus": 1}}}
@@ -100,7 +81,7 @@ def test_live_values_are_fresh_while_the_configured_part_is_kept(master: Master)
     assert bulk._kept[("instance", tuple(KEYS))][1] == kept  # nothing was encoded again
 
 
-def test_a_configuration_change_is_seen_at_once(master: Master) -> None:
+def test_a_configuration_change_is_seen_at_once(master: QueryMaster) -> None:
     listing(master)
     vm3 = master.cfg.edit(master.cfg.expand_instance("vm3"))
     vm3.admin_state = "down"
@@ -112,7 +93,7 @@ def test_a_configuration_change_is_seen_at_once(master: Master) -> None:
         "down", ["web"], "ADMIN_down")
 
 
-def test_only_the_changed_instance_is_encoded_again(master: Master) -> None:
+def test_only_the_changed_instance_is_encoded_again(master: QueryMaster) -> None:
     listing(master)
     before = dict(bulk._kept[("instance", tuple(KEYS))][1])
     vm3 = master.cfg.edit(master.cfg.expand_instance("vm3"))
@@ -123,7 +104,7 @@ def test_only_the_changed_instance_is_encoded_again(master: Master) -> None:
     assert [u for u in before if after[u] is not before[u]] == [vm3.uuid]
 
 
-def test_a_cluster_or_node_change_reaches_every_row(master: Master) -> None:
+def test_a_cluster_or_node_change_reaches_every_row(master: QueryMaster) -> None:
     listing(master)
     cluster = master.cfg.edit(master.cfg.get_cluster())
     cluster.beparams = {"default": {"maxmem": 512, "vcpus": 2}}
@@ -136,7 +117,7 @@ def test_a_cluster_or_node_change_reaches_every_row(master: Master) -> None:
     assert [row["pnode"] for row in got] == ["node2b", "node1", "node2b", "node1"]
 
 
-def test_a_configured_value_looking_like_a_hole_is_still_exact(master: Master) -> None:
+def test_a_configured_value_looking_like_a_hole_is_still_exact(master: QueryMaster) -> None:
     vm4 = master.cfg.edit(master.cfg.expand_instance("vm4"))
     vm4.tags = [bulk._HOLE]  # no tag can hold it (names are checked); the row stays right
     asyncio.run(master.cfg.commit(update=[vm4]))
@@ -145,7 +126,7 @@ def test_a_configured_value_looking_like_a_hole_is_still_exact(master: Master) -
     assert got[3]["tags"] == [bulk._HOLE] and got[3]["status"] == "ERROR_down"
 
 
-def test_nodes_and_groups_too(master: Master) -> None:
+def test_nodes_and_groups_too(master: QueryMaster) -> None:
     nodes = json.loads(asyncio.run(bulk.bulk(master, "node", ["name", "pinst_cnt"],
                                              ["node2"])))
     assert nodes == [{"name": "node2", "pinst_cnt": 2}]

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes_kit import QueryMaster, RunningRpc
 
-from cardume import errors, objects
+from cardume import objects
 from cardume.cli.listing import KIND_NAMES
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.master import query
 from cardume.master.fields import NODATA, UNAVAIL
 from cardume.master.fields_instance import instance_fields
-from cardume.rpc.calls import NodeCalls
 
 REFERENCE = Path(__file__).parent / "data" / "ganeti-instance-list-fields.txt"
 SECRET = "5ecre7" * 6
@@ -91,27 +91,9 @@ def test_cluster_wide_hypervisor_parameters_have_no_instance_field() -> None:
 
 # --- values through the real query path ---------------------------------------------------------
 
-class FakeRpc(NodeCalls):
-    """Answers instance_info_all from a table per node; a node in ``down`` does not answer."""
-
-    def __init__(self, running: dict[str, dict[str, Any]], down: tuple[str, ...] = ()) -> None:
-        self.running, self.down = running, down
-
-    async def call(self, node: objects.Node, call: str, args: dict[str, Any] | None = None,
-                   timeout: float | None = None) -> Any:
-        assert call == "instance_info_all"
-        if node.name in self.down:
-            raise errors.RpcError(f"node {node.name}: connection refused", node=node.name)
-        return self.running.get(node.name, {})
-
-
-class Master:
-    def __init__(self, cfg: ConfigWriter, rpc: FakeRpc) -> None:
-        self.cfg, self.rpc = cfg, rpc
-
 
 @pytest.fixture
-def master(tmp_path: Path) -> Master:
+def master(tmp_path: Path) -> QueryMaster:
     """node1, node2 (group "default"), node3 (group "other"); kvm is enabled with cluster
     defaults (kernel_args, bridge br0) and a cluster maxmem;
     vm1: fake, diskless, one NIC; vm2: kvm, drbd on node1 with node3 (two disks, one named),
@@ -142,10 +124,10 @@ def master(tmp_path: Path) -> Master:
                                      "vlan": "100"})])
     asyncio.run(cfg.commit(add=[cluster, default, other, n1, n2, n3, vm1, vm2]))
     running = {"node1": {"vm1": {"state": "running", "memory": 128, "vcpus": 1}}}
-    return Master(cfg, FakeRpc(running))
+    return QueryMaster(cfg, RunningRpc(running))
 
 
-def rows(master: Master, fields: list[str], names: list[str] | None = None
+def rows(master: QueryMaster, fields: list[str], names: list[str] | None = None
          ) -> dict[str, dict[str, Any]]:
     """name -> {field: value}, as the master answers a Query (through JSON, as on the wire)."""
     reply = asyncio.run(query.run_query(master, "instance", ["name", *fields], names))
@@ -153,7 +135,7 @@ def rows(master: Master, fields: list[str], names: list[str] | None = None
     return {row[0]: dict(zip(fields, row[1:], strict=True)) for row in reply["data"]}
 
 
-def test_disk_fields_by_index_and_past_the_last_disk(master: Master) -> None:
+def test_disk_fields_by_index_and_past_the_last_disk(master: QueryMaster) -> None:
     got = rows(master, ["disk.count", "disk.size/0", "disk.size/1", "disk.size/2",
                         "disk.size/15", "disk.name/0", "disk.name/1", "disk.uuid/1",
                         "disk.spindles/0", "sda_size", "sdb_size"])
@@ -168,7 +150,7 @@ def test_disk_fields_by_index_and_past_the_last_disk(master: Master) -> None:
     assert all(v == UNAVAIL for k, v in got["vm1"].items() if k != "disk.count")
 
 
-def test_disk_list_forms_and_usage(master: Master) -> None:
+def test_disk_list_forms_and_usage(master: QueryMaster) -> None:
     got = rows(master, ["disk.sizes", "disk.names", "disk.spindles", "disk.uuids",
                         "disk_usage", "disk_template"])
     vm2 = master.cfg.expand_instance("vm2")
@@ -181,7 +163,7 @@ def test_disk_list_forms_and_usage(master: Master) -> None:
                           "disk.uuids": [], "disk_usage": 0, "disk_template": "diskless"}
 
 
-def test_nic_fields_by_index(master: Master) -> None:
+def test_nic_fields_by_index(master: QueryMaster) -> None:
     fields = [f"nic.{what}/{i}" for i in (0, 1, 2) for what in
               ("mac", "ip", "mode", "link", "bridge", "vlan", "name", "network",
                "network.name")]
@@ -199,7 +181,7 @@ def test_nic_fields_by_index(master: Master) -> None:
     assert [k for k, v in got.items() if k.endswith("/2") and v != UNAVAIL] == []
 
 
-def test_nic_list_forms_and_old_names(master: Master) -> None:
+def test_nic_list_forms_and_old_names(master: QueryMaster) -> None:
     got = rows(master, ["nic.count", "nic.macs", "nic.ips", "nic.modes", "nic.links",
                         "nic.bridges", "nic.vlans", "nic.names", "nic.networks",
                         "nic.networks.names", "custom_nicparams", "ip", "mac", "bridge",
@@ -218,7 +200,7 @@ def test_nic_list_forms_and_old_names(master: Master) -> None:
     assert got["vm1"]["ip"] == UNAVAIL
 
 
-def test_hypervisor_parameters_of_another_hypervisor_are_unavailable(master: Master) -> None:
+def test_hypervisor_parameters_of_another_hypervisor_are_unavailable(master: QueryMaster) -> None:
     got = rows(master, ["hypervisor", "hv/acpi", "hv/kernel_args", "hv/serial_speed",
                         "hv/spice_bind", "hv/use_bootloader", "hvparams", "custom_hvparams"])
     assert got["vm1"]["hypervisor"] == "fake"
@@ -236,7 +218,7 @@ def test_hypervisor_parameters_of_another_hypervisor_are_unavailable(master: Mas
     assert "migration_mode" not in vm2["hvparams"]
 
 
-def test_backend_parameters_and_their_old_names(master: Master) -> None:
+def test_backend_parameters_and_their_old_names(master: QueryMaster) -> None:
     got = rows(master, ["be/maxmem", "be/memory", "be/minmem", "be/vcpus", "vcpus",
                         "be/auto_balance", "be/spindle_use", "beparams", "custom_beparams"])
     assert got["vm2"] == {
@@ -248,7 +230,7 @@ def test_backend_parameters_and_their_old_names(master: Master) -> None:
     assert got["vm1"]["vcpus"] == 1
 
 
-def test_nodes_groups_and_simple_fields(master: Master) -> None:
+def test_nodes_groups_and_simple_fields(master: QueryMaster) -> None:
     got = rows(master, ["pnode", "pnode.group", "snodes", "snodes.group", "snodes.group.uuid",
                         "network_port", "forthcoming", "admin_state_source", "disks_active",
                         "osparams", "custom_osparams"])
@@ -263,7 +245,7 @@ def test_nodes_groups_and_simple_fields(master: Master) -> None:
         {"pnode.group.uuid": groups["default"]}
 
 
-def test_live_fields_keep_their_meaning(master: Master) -> None:
+def test_live_fields_keep_their_meaning(master: QueryMaster) -> None:
     got = rows(master, ["status", "oper_state", "oper_ram", "oper_vcpus"])
     assert got["vm1"] == {"status": "running", "oper_state": True, "oper_ram": 128,
                           "oper_vcpus": 1}
@@ -275,7 +257,7 @@ def test_live_fields_keep_their_meaning(master: Master) -> None:
                           "oper_ram": NODATA}
 
 
-def test_the_console_field_is_ganetis_console_information(master: Master) -> None:
+def test_the_console_field_is_ganetis_console_information(master: QueryMaster) -> None:
     got = rows(master, ["console"])
     assert got["vm1"]["console"] == {"instance": "vm1", "kind": "msg",
                                      "message": "Console not available for fake hypervisor"}
@@ -286,7 +268,7 @@ def test_the_console_field_is_ganetis_console_information(master: Master) -> Non
         "instance": "vm2", "kind": "vnc", "host": "127.0.0.1", "port": 5910, "display": 10}
 
 
-def test_every_field_answers_for_every_instance_without_the_drbd_secret(master: Master
+def test_every_field_answers_for_every_instance_without_the_drbd_secret(master: QueryMaster
                                                                         ) -> None:
     names = [f.name for f in instance_fields()]
     reply = asyncio.run(query.run_query(master, "instance", names, None))

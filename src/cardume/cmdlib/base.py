@@ -8,7 +8,7 @@ happens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -96,6 +96,22 @@ class LogicalUnit:
 
     def log_warning(self, message: str) -> None:
         self.log_info(f"WARNING: {message}")
+
+    async def ask_each(self, nodes: list[objects.Node],
+                       one: Callable[[objects.Node], Awaitable[Any]],
+                       failed: str) -> dict[str, Any]:
+        """``one(node)`` on every node in parallel, answers by node uuid. For a report that
+        goes on without the nodes that fail: each is left out, with ``failed`` (formatted
+        with ``node`` and ``error``) as a warning in the job's log."""
+        results = await self.rpc.each(nodes, one)
+        answers: dict[str, Any] = {}
+        for node in nodes:
+            result = results[node.name]
+            if result.error is not None:
+                self.log_warning(failed.format(node=node.name, error=result.error))
+            else:
+                answers[node.uuid] = result.value
+        return answers
 
     # --- undoing what a failed execution made ----------------------------------------------
     # Before exec makes something (a disk on a node), it records how to take it away. A

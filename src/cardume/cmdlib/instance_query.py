@@ -128,17 +128,13 @@ class LUInstanceQueryData(LogicalUnit):
         nodes = [self.cfg.nodes[u] for u in by_node]
         hypervisors = {u: sorted({i.hypervisor for i in insts})
                        for u, insts in by_node.items()}
-        results = await self.rpc.each(
-            nodes, lambda node: self.rpc.instance_info_all(node, hypervisors[node.uuid]))
+        answers = await self.ask_each(
+            nodes, lambda node: self.rpc.instance_info_all(node, hypervisors[node.uuid]),
+            "node {node} did not say what runs on it: {error}; run state left unknown")
         states: dict[str, str | None] = {}
-        for node in nodes:
-            result = results[node.name]
-            if result.error is not None:
-                self.log_warning(f"node {node.name} did not say what runs on it: "
-                                 f"{result.error}; run state left unknown")
-                continue
-            running = result.value if isinstance(result.value, dict) else {}
-            for inst in by_node[node.uuid]:
+        for node_uuid, answer in answers.items():
+            running = answer if isinstance(answer, dict) else {}
+            for inst in by_node[node_uuid]:
                 states[inst.uuid] = run_state(inst, running.get(inst.name))
         return states
 
@@ -167,18 +163,16 @@ class LUInstanceQueryData(LogicalUnit):
     async def _disk_statuses(self) -> dict[StatusKey, list[Any] | None]:
         wanted = self._wanted_specs()
         nodes = [self.cfg.nodes[u] for u in wanted]
-        results = await self.rpc.each(nodes, lambda node: self.rpc.blockdev_info(
-            node, [spec for _, _, spec in wanted[node.uuid]]))
+        unknown = "node {node} did not report its disks: {error}; their status left unknown"
+        answers = await self.ask_each(nodes, lambda node: self.rpc.blockdev_info(
+            node, [spec for _, _, spec in wanted[node.uuid]]), unknown)
         statuses: dict[StatusKey, list[Any] | None] = {}
-        for node in nodes:
-            result = results[node.name]
-            found = result.value if result.error is None else None
-            if not isinstance(found, list) or len(found) != len(wanted[node.uuid]):
-                why = result.error if result.error is not None else "a malformed answer"
-                self.log_warning(f"node {node.name} did not report its disks: {why}; their "
-                                 "status left unknown")
+        for node_uuid, found in answers.items():
+            if not isinstance(found, list) or len(found) != len(wanted[node_uuid]):
+                self.log_warning(unknown.format(node=self.cfg.node_name(node_uuid),
+                                                error="a malformed answer"))
                 continue
-            for (key, dev_type, _), item in zip(wanted[node.uuid], found, strict=True):
+            for (key, dev_type, _), item in zip(wanted[node_uuid], found, strict=True):
                 statuses[key] = disk_status(dev_type, item if isinstance(item, dict) else None)
         return statuses
 

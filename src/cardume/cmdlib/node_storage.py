@@ -83,15 +83,14 @@ class LUNodeQueryStorage(LogicalUnit):
                 self.log_warning(f"node {node.name} is offline: no storage data from it")
             else:
                 online.append(node)
-        results = await self.rpc.each(online, self.rpc.node_storage, self.kind)
+        answers = await self.ask_each(
+            online, lambda node: self.rpc.node_storage(node, self.kind),
+            "can't get storage data from node {node}: {error}")
         rows: list[list[Any]] = []
         for node in online:
-            result = results[node.name]
-            if result.error is not None:
-                self.log_warning(f"can't get storage data from node {node.name}: "
-                                 f"{result.error}")
+            if node.uuid not in answers:
                 continue
-            units = [storage_row(node.name, self.kind, u) for u in result.value or []
+            units = [storage_row(node.name, self.kind, u) for u in answers[node.uuid] or []
                      if isinstance(u, dict)]
             for unit in sorted(units, key=lambda u: u["name"]):
                 if self.op.name is None or unit["name"] == self.op.name:

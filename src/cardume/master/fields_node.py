@@ -60,6 +60,11 @@ class NodeQuery:
         return total
 
 
+def _reported(name: str, title: str, kind: str, doc: str, key: str) -> QField:
+    """A field that is one value of what the node reports about itself (node_info)."""
+    return QField(name, title, kind, doc, lambda q, o: NodeQuery.info(q, o, key), live=True)
+
+
 def node_fields() -> list[QField]:
     n = NodeQuery
     fields = [
@@ -110,12 +115,9 @@ def node_fields() -> list[QField]:
                lambda q, o: q.instances(o)[0]),
         QField("sinst_list", "SecInstances", "other", "instances with this secondary node",
                lambda q, o: q.instances(o)[1]),
-        QField("mtotal", "MTotal", "unit", "physical memory of the node",
-               lambda q, o: n.info(q, o, "memory_total"), live=True),
-        QField("mnode", "MNode", "unit", "memory the node's own system uses",
-               lambda q, o: n.info(q, o, "memory_dom0"), live=True),
-        QField("mfree", "MFree", "unit", "memory left for new instances",
-               lambda q, o: n.info(q, o, "memory_free"), live=True),
+        _reported("mtotal", "MTotal", "unit", "physical memory of the node", "memory_total"),
+        _reported("mnode", "MNode", "unit", "memory the node's own system uses", "memory_dom0"),
+        _reported("mfree", "MFree", "unit", "memory left for new instances", "memory_free"),
         QField("dtotal", "DTotal", "unit", "size of the storage for instance disks",
                lambda q, o: n.storage(q, o, "total"), live=True),
         QField("dfree", "DFree", "unit", "free space in the storage for instance disks",
@@ -126,21 +128,20 @@ def node_fields() -> list[QField]:
         QField("spfree", "SpFree", "number",
                "spindles not yet used (counted with exclusive storage only)",
                lambda q, o: n.spindles(q, o, "spindles_free"), live=True),
-        QField("ctotal", "CTotal", "number", "logical CPUs of the node",
-               lambda q, o: n.info(q, o, "cpu_total"), live=True),
-        QField("cnodes", "CNodes", "number", "NUMA nodes, if the hypervisor tells",
-               lambda q, o: n.info(q, o, "cpu_nodes"), live=True),
-        QField("csockets", "CSockets", "number", "CPU sockets, if the hypervisor tells",
-               lambda q, o: n.info(q, o, "cpu_sockets"), live=True),
-        QField("cnos", "CNOs", "number", "logical CPUs kept by the node's own system",
-               lambda q, o: n.info(q, o, "cpu_dom0"), live=True),
-        QField("bootid", "BootID", "text",
-               "identifier that changes at every boot: a change means the node rebooted",
-               lambda q, o: n.info(q, o, "bootid"), live=True),
-        QField("version", "Version", "text", "software version of the node daemon",
-               lambda q, o: n.info(q, o, "version"), live=True),
-        QField("hypervisors", "Hypervisors", "other", "hypervisors the node can run",
-               lambda q, o: n.info(q, o, "hypervisors"), live=True),
+        _reported("ctotal", "CTotal", "number", "logical CPUs of the node", "cpu_total"),
+        _reported("cnodes", "CNodes", "number", "NUMA nodes, if the hypervisor tells",
+                  "cpu_nodes"),
+        _reported("csockets", "CSockets", "number", "CPU sockets, if the hypervisor tells",
+                  "cpu_sockets"),
+        _reported("cnos", "CNOs", "number", "logical CPUs kept by the node's own system",
+                  "cpu_dom0"),
+        _reported("bootid", "BootID", "text",
+                  "identifier that changes at every boot: a change means the node rebooted",
+                  "bootid"),
+        _reported("version", "Version", "text", "software version of the node daemon",
+                  "version"),
+        _reported("hypervisors", "Hypervisors", "other", "hypervisors the node can run",
+                  "hypervisors"),
     ]
     fields += ndparam_fields(_fill_nd)
     return fields + common_fields("node")

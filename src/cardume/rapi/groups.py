@@ -18,10 +18,7 @@ NAME = "group_name"
 
 
 async def list_groups(call: Call) -> Any:
-    if call.flag("bulk"):
-        return await query.bulk(call.master, "group", G_FIELDS)
-    reply = await call.master.call("Query", "group", ["name"], [])
-    return [{"id": row[0], "uri": f"/2/groups/{row[0]}"} for row in reply["data"]]
+    return await query.listing(call, "group", G_FIELDS, "/2/groups")
 
 
 async def create(call: Call) -> Any:

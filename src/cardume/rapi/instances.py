@@ -35,10 +35,7 @@ def _static(call: Call, **values: Any) -> dict[str, Any]:
 
 
 async def list_instances(call: Call) -> Any:
-    if call.flag("bulk"):
-        return await query.bulk(call.master, "instance", I_FIELDS)
-    reply = await call.master.call("Query", "instance", ["name"], [])
-    return [{"id": row[0], "uri": f"/2/instances/{row[0]}"} for row in reply["data"]]
+    return await query.listing(call, "instance", I_FIELDS, "/2/instances")
 
 
 async def create(call: Call) -> Any:

@@ -122,11 +122,10 @@ async def _job(call: Call, keys: list[str], job_id: str) -> dict[str, Any]:
 
 
 async def list_jobs(call: Call) -> Any:
-    if call.flag("bulk"):
+    if call.flag("bulk"):  # (reshaped: a job's bulk row nests its opcodes' results)
         rows = await query.rows(call.master, "job", J_FIELDS_BULK)
         return [shape(row) for row in rows]
-    reply = await call.master.call("Query", "job", ["id"], [])
-    return [{"id": row[0], "uri": f"/2/jobs/{row[0]}"} for row in reply["data"]]
+    return await query.listing(call, "job", J_FIELDS_BULK, "/2/jobs")
 
 
 async def get_job(call: Call) -> Any:

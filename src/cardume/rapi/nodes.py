@@ -40,10 +40,7 @@ NAME = "node_name"
 
 
 async def list_nodes(call: Call) -> Any:
-    if call.flag("bulk"):
-        return await query.bulk(call.master, "node", N_FIELDS)
-    reply = await call.master.call("Query", "node", ["name"], [])
-    return [{"id": row[0], "uri": f"/2/nodes/{row[0]}"} for row in reply["data"]]
+    return await query.listing(call, "node", N_FIELDS, "/2/nodes")
 
 
 async def get_node(call: Call) -> Any:

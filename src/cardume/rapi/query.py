@@ -61,6 +61,16 @@ async def bulk(master: MasterLink, resource: str, keys: list[str]) -> EncodedJso
     return EncodedJson(await master.call_raw("QueryBulk", resource, keys))
 
 
+async def listing(call: Call, resource: str, keys: list[str], uri: str) -> Any:
+    """A collection's GET: with ``bulk=1`` every object with exactly ``keys``, else each
+    object's id and its URI (``uri`` is the collection's path, /2/instances ...)."""
+    if call.flag("bulk"):
+        return await bulk(call.master, resource, keys)
+    key = "id" if resource == "job" else "name"
+    reply = await call.master.call("Query", resource, [key], [])
+    return [{"id": row[0], "uri": f"{uri}/{row[0]}"} for row in reply["data"]]
+
+
 async def rows(master: MasterLink, resource: str, keys: list[str],
                names: list[str] | None = None) -> list[dict[str, Any]]:
     """One dict per object with exactly ``keys``: the fields the master has, marks as
