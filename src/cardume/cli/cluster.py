@@ -46,6 +46,8 @@ def build(sub: Any) -> None:
     p.add_argument("--no-etc-hosts", action="store_true", help="accepted for compatibility")
     p.add_argument("--no-ssh-init", action="store_true", help="accepted (no SSH is used)")
     p.add_argument("--max-running-jobs", type=int, help="jobs allowed to run at once")
+    p.add_argument("-I", "--default-iallocator",
+                   help="default instance allocator (default: cardume, the built-in one)")
     p.add_argument("cluster_name", help="name of the cluster")
     p.set_defaults(func=init)
 
@@ -154,7 +156,7 @@ def init(args: argparse.Namespace) -> int:
         opts.enabled_disk_templates = parse_names_list(args.enabled_disk_templates)
     for attr in ("file_storage_dir", "shared_file_storage_dir", "vg_name", "master_netdev",
                  "master_netmask", "secondary_ip", "mac_prefix", "candidate_pool_size",
-                 "hosts_file", "max_running_jobs"):
+                 "hosts_file", "max_running_jobs", "default_iallocator"):
         value = getattr(args, attr)
         if value is not None:
             setattr(opts, attr, value)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cardume import __version__, constants, errors, objects, opcodes, storage_paths, uidpool
-from cardume.cmdlib import common
+from cardume.cmdlib import common, iallocator
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.jobs import locks
 from cardume.rules import disk_templates
@@ -325,6 +325,10 @@ class LUClusterSetParams(LogicalUnit):
                 f"max running jobs must be at least 1, not {op.max_running_jobs}")
         if op.mac_prefix is not None:
             check_mac_prefix(op.mac_prefix)
+        if op.default_iallocator and iallocator.find(op.default_iallocator) is None:
+            raise errors.WrongInput(
+                f"allocator '{op.default_iallocator}' not found (searched "
+                f"{', '.join(iallocator.SEARCH_PATH)}; '{iallocator.BUILTIN}' is built in)")
         common.check_tags(op.add_tags or [])
         self.uid_changes = {key: uidpool.check(getattr(op, key))
                             for key in ("uid_pool", "add_uids", "remove_uids")

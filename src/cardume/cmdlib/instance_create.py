@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import common, drbd
+from cardume.cmdlib import common, drbd, iallocator
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
@@ -35,17 +35,18 @@ class LUInstanceCreate(LogicalUnit):
                                     "(add --no-ip-check to --no-name-check)")
         if not op.os_type and not op.no_install:
             raise errors.WrongInput("no OS given: use -o OS+VARIANT (or --no-install)")
-        if op.iallocator:
-            raise errors.WrongInput(f"instance allocator '{op.iallocator}' is not available "
-                                    "yet: give the nodes with -n")
-        if not op.pnode:
-            raise errors.WrongInput("no primary node given: use -n NODE")
+        if op.pnode and op.iallocator:
+            raise errors.WrongInput(f"give either the nodes ({op.pnode}) or an allocator "
+                                    f"({op.iallocator}), not both")
+        # no nodes given: an allocator chooses them in check_prereq
+        self.allocator = None if op.pnode else iallocator.chosen(self, op.iallocator)
+        if op.snode and not op.pnode:
+            raise errors.WrongInput(f"a secondary node ({op.snode}) needs a primary node")
         template = disk_templates.of(op.disk_template)
-        if template.needs_secondary:
-            if not op.snode:
-                raise errors.WrongInput(f"the {op.disk_template} template needs a secondary "
-                                        "node: -n PRIMARY:SECONDARY")
-        elif op.snode:
+        if self.allocator is None and template.needs_secondary and not op.snode:
+            raise errors.WrongInput(f"the {op.disk_template} template needs a secondary "
+                                    "node: -n PRIMARY:SECONDARY")
+        if op.snode and not template.needs_secondary:
             raise errors.WrongInput(f"the {op.disk_template} template takes no secondary "
                                     f"node (got '{op.snode}')")
         self.disks = ic.check_disks(op.disk_template, list(op.disks))
@@ -76,8 +77,12 @@ class LUInstanceCreate(LogicalUnit):
                                     "(expected loop)")
 
     def declare_locks(self) -> dict[str, tuple[Any, bool]]:
-        names = [self.op.pnode] + ([self.op.snode] if self.op.snode else [])
-        nodes = [getattr(self.cfg.find_node(n), "name", n) for n in names]
+        nodes: Any
+        if self.allocator is not None:
+            nodes = locks.ALL_SET  # the allocator weighs every node's free resources
+        else:
+            names = [self.op.pnode] + ([self.op.snode] if self.op.snode else [])
+            nodes = [getattr(self.cfg.find_node(n), "name", n) for n in names]
         return {locks.LEVEL_INSTANCE: ([self.op.instance_name], False),
                 locks.LEVEL_NODE: (nodes, False), locks.LEVEL_NODE_RES: (nodes, False)}
 
@@ -110,7 +115,9 @@ class LUInstanceCreate(LogicalUnit):
             raise errors.AlreadyExists(f"instance '{self.name}' already exists")
         if self.ip and op.ip_check:
             await self._check_ip_free(self.ip)
-        self.pnode = cfg.expand_node(op.pnode)
+        if self.allocator is not None:
+            await self._allocate(cluster)
+        self.pnode = cfg.expand_node(str(op.pnode))
         ic.check_node_usable(self.pnode)
         self.filled_be = objects.fill_beparams(cluster, cfg.group_of(self.pnode), self.beparams)
         # values fine alone may not be with the defaults (kvm's security model and domain)
@@ -138,6 +145,19 @@ class LUInstanceCreate(LogicalUnit):
                                  self.name)
         if template != constants.DT_DRBD8:  # drbd: checked per volume group on both nodes
             self._check_disk_space(info)
+
+    async def _allocate(self, cluster: objects.Cluster) -> None:
+        """Let the allocator choose the primary (and secondary) node, as if given with -n."""
+        assert self.allocator is not None
+        be = objects.fill_beparams(cluster, None, self.beparams)
+        request = iallocator.allocate_request(
+            name=self.name, template=self.op.disk_template, disks=self.disks, nics=self.nics,
+            memory=int(be["maxmem"]), vcpus=int(be["vcpus"]), os=self.op.os_type or "",
+            hypervisor=str(self.hypervisor), tags=list(self.op.tags),
+            spindle_use=int(be.get("spindle_use", 1)), group_name=self.op.group_name)
+        nodes = await iallocator.allocate(self, self.allocator, request)
+        self.op.pnode = nodes[0].name
+        self.op.snode = nodes[1].name if len(nodes) > 1 else None
 
     async def _check_drbd(self, cluster: objects.Cluster) -> None:
         """Both nodes usable and different, DRBD loaded on both, and room for every disk's

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cardume import constants, daemons, errors, objects, tls
-from cardume.cmdlib import common
+from cardume.cmdlib import common, iallocator
 from cardume.config import ssconf
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
@@ -54,6 +54,7 @@ class InitOptions:
     os_search_path: list[str] = field(default_factory=list)
     max_running_jobs: int = constants.DEFAULT_MAX_RUNNING_JOBS
     uid_pool: list[list[int]] = field(default_factory=list)
+    default_iallocator: str = "cardume"  # the built-in allocator (cmdlib/iallocator.BUILTIN)
 
 
 def _validate(opts: InitOptions) -> None:
@@ -77,6 +78,8 @@ def _validate(opts: InitOptions) -> None:
                                 f"not {opts.candidate_pool_size}")
     from cardume.cmdlib.cluster import check_mac_prefix
     check_mac_prefix(opts.mac_prefix)
+    if opts.default_iallocator:
+        iallocator.check_name(opts.default_iallocator)
 
 
 def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
@@ -113,6 +116,7 @@ def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
         file_storage_dir=opts.file_storage_dir,
         shared_file_storage_dir=opts.shared_file_storage_dir,
         volume_group_name=opts.vg_name, mac_prefix=opts.mac_prefix,
+        default_iallocator=opts.default_iallocator,
         candidate_pool_size=opts.candidate_pool_size,
         max_running_jobs=opts.max_running_jobs,
         hvparams={hv: opts.hvparams.get(hv, {}) for hv in opts.enabled_hypervisors},
