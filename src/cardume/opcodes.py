@@ -404,6 +404,39 @@ class OpTestDelay(OpCode):
     )
 
 
+IALLOCATOR_MODES = ("allocate", "multi-allocate", "relocate", "node-evacuate", "change-group")
+EVAC_MODES = ("primary-only", "secondary-only", "all")
+
+
+class OpTestAllocator(OpCode):
+    OP_ID = "OP_TEST_ALLOCATOR"
+    OP_DSC_FIELD = "name"
+    DOC = "Show an allocator request (direction in) or ask the allocator (direction out)."
+    PARAMS = (
+        Param("direction", TString, "in", "in: the request; out: the allocator's answer",
+              choices=("in", "out")),
+        Param("mode", TString, "allocate", "request type", choices=IALLOCATOR_MODES),
+        Param("name", TNonEmptyString, required=True, doc="instance name"),
+        Param("iallocator", TMaybeString, None, "allocator; unset: the cluster's default"),
+        Param("memory", TMaybeNonNegInt, None, "memory of the instance (MiB)"),
+        Param("vcpus", TMaybeNonNegInt, None, "CPU count of the instance"),
+        Param("disks", TListOfDicts, [], "disks: [{size, mode}]"),
+        Param("disk_template", TMaybeString, None, "disk template",
+              choices=constants.DISK_TEMPLATES),
+        Param("nics", TListOfDicts, [], "NICs: [{mac, ip, link}]"),
+        Param("os", TMaybeString, None, "OS, as name+variant"),
+        Param("hypervisor", TMaybeString, None, "hypervisor", choices=constants.HYPER_TYPES),
+        Param("tags", TStringList, [], "tags"),
+        Param("spindle_use", TMaybeNonNegInt, None, "spindles the instance uses"),
+        Param("group_name", TMaybeString, None, "node group to allocate in"),
+        Param("evac_mode", TMaybeString, None, "node-evacuate: which instances move",
+              choices=EVAC_MODES),
+        Param("instances", TMaybeStringList, None, "node-evacuate, change-group: instances"),
+        Param("target_groups", TMaybeStringList, None, "change-group: target groups"),
+        Param("count", TMaybeNonNegInt, None, "multi-allocate: how many instances"),
+    )
+
+
 # --- instances ---------------------------------------------------------------------------
 
 TChangeList = Type("list of [op, index, params]",

@@ -34,6 +34,32 @@ def build(sub: Any) -> None:
     p.add_argument("--each", action="store_true", help="one job per opcode")
     p.set_defaults(func=submit_job)
 
+    for name in ("allocator", "iallocator"):
+        p = sub.add_parser(name, help="show an allocator's request (--dir in) or its "
+                                      "answer (--dir out)")
+        p.add_argument("--dir", dest="direction", choices=("in", "out"), default="in",
+                       help="in: the request document; out: the allocator's answer")
+        p.add_argument("-m", "--mode", default="allocate",
+                       choices=("allocate", "multi-allocate", "relocate", "node-evacuate",
+                                "change-group"), help="request type")
+        p.add_argument("-I", "--iallocator", help="allocator (default: the cluster's)")
+        p.add_argument("--memory", help="memory of the instance (MiB, or with a unit)")
+        p.add_argument("--disks", help="comma-separated disk sizes (MiB, or with a unit)")
+        p.add_argument("-t", "--disk-template", help="disk template")
+        p.add_argument("--nics", help="comma-separated NICs, each mac/ip/link")
+        p.add_argument("-o", "--os-type", help="OS, as name+variant")
+        p.add_argument("-p", "--vcpus", type=int, help="CPU count of the instance")
+        p.add_argument("--tags", help="comma-separated tags")
+        p.add_argument("--evac-mode", choices=("all", "secondary-only", "primary-only"),
+                       help="node-evacuate: which instances move")
+        p.add_argument("--target-groups", help="change-group: comma-separated groups")
+        p.add_argument("--spindle-use", type=int, help="spindles the instance uses")
+        p.add_argument("--count", type=int, help="multi-allocate: how many instances")
+        p.add_argument("-g", "--node-group", dest="group_name", help="group to allocate in")
+        p.add_argument("name", help="instance name (several, comma-separated, for "
+                                    "node-evacuate and change-group)")
+        p.set_defaults(func=allocator)
+
     p = sub.add_parser("locks", help="show who holds and who waits for each lock")
     options.NO_HEADERS.add(p)
     options.SEPARATOR.add(p, help="separate columns with this text")
@@ -50,6 +76,30 @@ def delay(args: argparse.Namespace) -> int:
           "on_nodes": args.nodes, "repeat": args.repeat, "interruptible": args.interruptible,
           "no_locks": args.no_locks}
     common.run_job(args, [op])
+    return 0
+
+
+def allocator(args: argparse.Namespace) -> int:
+    from cardume.cli.params import parse_names_list, parse_size
+    op: dict[str, Any] = {
+        "OP_ID": "OP_TEST_ALLOCATOR", "direction": args.direction, "mode": args.mode,
+        "name": args.name, "iallocator": args.iallocator,
+        "disk_template": args.disk_template, "os": args.os_type, "vcpus": args.vcpus,
+        "tags": parse_names_list(args.tags or ""), "evac_mode": args.evac_mode,
+        "spindle_use": args.spindle_use, "count": args.count, "group_name": args.group_name,
+        "memory": parse_size(args.memory, multiple=1) if args.memory else None,
+        "disks": [{"size": parse_size(size), "mode": "rw"}
+                  for size in parse_names_list(args.disks or "")],
+        "nics": [dict(zip(("mac", "ip", "link"), [v or None for v in (n.split("/") + [""] * 3)[:3]],
+                          strict=True)) for n in parse_names_list(args.nics or "")],
+    }
+    if args.mode in ("node-evacuate", "change-group"):
+        op["instances"] = parse_names_list(args.name)
+    if args.target_groups:
+        op["target_groups"] = parse_names_list(args.target_groups)
+    result = common.run_job(args, [op], feedback=False)
+    if result is not None:
+        print(result[0])
     return 0
 
 

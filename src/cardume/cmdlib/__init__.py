@@ -1,6 +1,7 @@
 """Logical units, one module per area; importing this package registers them all."""
 
 from cardume.cmdlib import (  # noqa: F401
+    allocator_debug,
     cluster,
     group,
     instance,

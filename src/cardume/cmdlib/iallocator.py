@@ -210,6 +210,30 @@ def allocate_request(*, name: str, template: str, disks: list[dict[str, Any]],
     }
 
 
+def relocate_request(cfg: Any, inst: objects.Instance) -> dict[str, Any]:
+    """A new secondary node for a mirrored instance (``relocate``)."""
+    return {"type": "relocate", "name": inst.name, "required_nodes": 1,
+            "disk_space_total": disk_space_total(inst.disk_template,
+                                                 [d.size for d in inst.disks]),
+            "relocate_from": [cfg.node_name(u) for u in inst.secondary_nodes]}
+
+
+def evacuate_request(instances: list[str], evac_mode: str) -> dict[str, Any]:
+    """Where instances go when their nodes are emptied (``node-evacuate``)."""
+    return {"type": "node-evacuate", "instances": list(instances), "evac_mode": evac_mode}
+
+
+def change_group_request(instances: list[str], target_groups: list[str]) -> dict[str, Any]:
+    """Instances moved to other node groups (``change-group``; groups by uuid)."""
+    return {"type": "change-group", "instances": list(instances),
+            "target_groups": list(target_groups)}
+
+
+def multi_allocate_request(requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several new instances at once (``multi-allocate``)."""
+    return {"type": "multi-allocate", "instances": list(requests)}
+
+
 # --- asking an allocator ----------------------------------------------------------------------
 
 def _read_answer(name: str, text: str) -> dict[str, Any]:
