@@ -597,6 +597,7 @@ class OpInstanceSetParams(OpCode):
         Param("wait_for_sync", TBool, True, "wait for mirrored disks to sync"),
         Param("runtime_mem", TMaybeNonNegInt, None, "balloon the running instance (MiB)"),
         Param("force", TBool, False, "force"),
+        Param("ignore_ipolicy", TBool, False, "ignore the instance policy"),
     )
 
 

@@ -321,6 +321,7 @@ OPS: dict[str, dict[str, Entry]] = {
         "runtime_mem": ("non-negative int | None", None, None, False,
                         "balloon the running instance (MiB)"),
         "force": ("bool", False, None, False, "force"),
+        "ignore_ipolicy": ("bool", False, None, False, "ignore the instance policy"),
     },
     "OP_INSTANCE_SHUTDOWN": {
         "instance_name": ("non-empty string", None, None, True, "name of the instance"),
