@@ -123,6 +123,7 @@ COMMANDS: list[tuple[list[str], str, set[str]]] = [
     # gnt-debug delay locks the nodes unless -l is given (no_locks=False), as Ganeti's
     # command does, where a raw OP_TEST_DELAY defaults to no locks, as Ganeti's opcode does
     (["gnt-debug", "delay", "0"], "OP_TEST_DELAY", {"duration", "no_locks"}),
+    (["gnt-debug", "allocator", "vm9"], "OP_TEST_ALLOCATOR", {"name"}),
 ]
 
 

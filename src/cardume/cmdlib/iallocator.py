@@ -211,11 +211,14 @@ def allocate_request(*, name: str, template: str, disks: list[dict[str, Any]],
 
 
 def relocate_request(cfg: Any, inst: objects.Instance) -> dict[str, Any]:
-    """A new secondary node for a mirrored instance (``relocate``)."""
+    """Another node for an instance (``relocate``): a new secondary for a mirrored one, a
+    new primary for one on shared storage."""
+    mirrored = disk_templates.of(inst.disk_template).network_mirrored
+    away = inst.secondary_nodes if mirrored else [inst.primary_node]
     return {"type": "relocate", "name": inst.name, "required_nodes": 1,
             "disk_space_total": disk_space_total(inst.disk_template,
                                                  [d.size for d in inst.disks]),
-            "relocate_from": [cfg.node_name(u) for u in inst.secondary_nodes]}
+            "relocate_from": [cfg.node_name(u) for u in away]}
 
 
 def evacuate_request(instances: list[str], evac_mode: str) -> dict[str, Any]:
@@ -289,15 +292,16 @@ async def ask(name: str, request: dict[str, Any]) -> dict[str, Any]:
     return await _run_program(name, path, request)
 
 
-async def allocate(lu: LogicalUnit, name: str, request: dict[str, Any]) -> list[objects.Node]:
-    """Ask ``name`` where a new instance goes (an ``allocate`` request); its nodes."""
-    document = await cluster_data(lu, request.get("disk_template"))
+async def choose_nodes(lu: LogicalUnit, name: str, request: dict[str, Any],
+                       template: str | None, what: str) -> list[objects.Node]:
+    """Ask ``name`` for nodes (an ``allocate`` or ``relocate`` request, whose answer is a
+    list of ``required_nodes`` node names); ``what`` names the purpose in messages."""
+    document = await cluster_data(lu, template)
     document["request"] = request
     answer = await ask(name, document)
     if not answer["success"]:
         raise errors.InsufficientResources(
-            f"can't find nodes for instance {request['name']} with allocator '{name}': "
-            f"{answer['info']}")
+            f"can't find nodes for {what} with allocator '{name}': {answer['info']}")
     result = answer.get("result")
     wanted = int(request["required_nodes"])
     if not isinstance(result, list) or len(result) != wanted or \
@@ -305,6 +309,22 @@ async def allocate(lu: LogicalUnit, name: str, request: dict[str, Any]) -> list[
         raise errors.ExecError(f"allocator '{name}' answered {result!r}, expected a list of "
                                f"{wanted} node name(s)")
     nodes = [lu.cfg.expand_node(n) for n in result]
-    lu.log_info(f"Selected nodes for instance {request['name']} via allocator {name}: "
+    lu.log_info(f"Selected nodes for {what} via allocator {name}: "
                 f"{', '.join(n.name for n in nodes)}")
     return nodes
+
+
+async def allocate(lu: LogicalUnit, name: str, request: dict[str, Any]) -> list[objects.Node]:
+    """Where a new instance goes (an ``allocate`` request)."""
+    return await choose_nodes(lu, name, request, request.get("disk_template"),
+                              f"instance {request['name']}")
+
+
+async def relocate(lu: LogicalUnit, name: str, inst: objects.Instance) -> objects.Node:
+    """The new secondary of a mirrored instance, or the new primary of one on shared
+    storage (a ``relocate`` request)."""
+    role = "secondary" if disk_templates.of(inst.disk_template).network_mirrored \
+        else "primary"
+    [node] = await choose_nodes(lu, name, relocate_request(lu.cfg, inst), inst.disk_template,
+                                f"the new {role} of {inst.name}")
+    return node

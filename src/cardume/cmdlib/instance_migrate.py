@@ -10,7 +10,7 @@ import contextlib
 from typing import Any, ClassVar
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import drbd
+from cardume.cmdlib import drbd, iallocator
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
@@ -61,8 +61,12 @@ class _MoveLU(_InstanceLU):
                 f"instance {inst.name} uses the {inst.disk_template} template, whose disks "
                 "live on one node; it can't fail over or migrate",
                 f"use 'gnt-instance move -n NODE {inst.name}' to copy it")
+        allocator = getattr(self.op, "iallocator", None) or \
+            self.cfg.get_cluster().default_iallocator
         if self.op.target_node:
             target = self.cfg.expand_node(self.op.target_node)
+        elif allocator and kind.shared:  # (a disk copy's target must be named)
+            target = await iallocator.relocate(self, iallocator.check_name(allocator), inst)
         else:
             candidates = [n for n in self.cfg.sorted_nodes()
                           if n.uuid != inst.primary_node and not n.offline and not n.drained

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import drbd
+from cardume.cmdlib import drbd, iallocator
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
@@ -33,11 +33,16 @@ class LUInstanceReplaceDisks(_InstanceLU):
 
     def check_arguments(self) -> None:
         op = self.op
-        if op.iallocator:
-            raise errors.WrongInput(f"instance allocator '{op.iallocator}' is not available "
-                                    "yet: name the new secondary with -n NODE")
-        if op.mode == NEW_SECONDARY and not op.remote_node:
-            raise errors.WrongInput("replacing the secondary needs the new node: -n NODE")
+        if op.iallocator and op.remote_node:
+            raise errors.WrongInput(f"give either the new secondary ({op.remote_node}) or an "
+                                    f"allocator ({op.iallocator}), not both")
+        if op.iallocator and op.mode != NEW_SECONDARY:
+            raise errors.WrongInput("an allocator (-I) only goes with replacing the "
+                                    "secondary: it chooses the new one")
+        self.allocator = iallocator.check_name(op.iallocator) if op.iallocator else None
+        if op.mode == NEW_SECONDARY and not (op.remote_node or op.iallocator):
+            raise errors.WrongInput("replacing the secondary needs the new node: -n NODE "
+                                    "(or -I ALLOCATOR to have one chosen)")
         if op.mode != NEW_SECONDARY and op.remote_node:
             raise errors.WrongInput("a new node (-n) only goes with replacing the secondary")
         if op.mode in (NEW_SECONDARY, AUTO) and op.disks:
@@ -46,7 +51,9 @@ class LUInstanceReplaceDisks(_InstanceLU):
 
     def declare_locks(self) -> dict[str, tuple[Any, bool]]:
         plan = super().declare_locks()
-        if self.op.remote_node:
+        if self.allocator is not None:  # any node may become the new secondary
+            plan[locks.LEVEL_NODE] = (locks.ALL_SET, False)
+        elif self.op.remote_node:
             names, _ = plan[locks.LEVEL_NODE]
             node = self.cfg.find_node(self.op.remote_node)
             plan[locks.LEVEL_NODE] = ([*names, node.name if node else self.op.remote_node],
@@ -85,6 +92,8 @@ class LUInstanceReplaceDisks(_InstanceLU):
 
     async def _check_new_secondary(self) -> None:
         inst = self.inst
+        if self.allocator is not None:
+            self.op.remote_node = (await iallocator.relocate(self, self.allocator, inst)).name
         new = self.cfg.expand_node(str(self.op.remote_node))
         if new.uuid == inst.primary_node:
             raise errors.WrongInput(f"node {new.name} is the primary of {inst.name}; the "

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import drbd
+from cardume.cmdlib import drbd, iallocator
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.cmdlib.instance_migrate import LUInstanceMigrate
@@ -27,10 +27,12 @@ class LUNodeEvacuate(LogicalUnit):
     OP = opcodes.OpNodeEvacuate
 
     def check_arguments(self) -> None:
-        if self.op.iallocator:
-            raise errors.WrongInput(f"instance allocator '{self.op.iallocator}' is not "
-                                    "available yet: name the new secondary with -n NODE, or "
-                                    "let cardume pick the node with the most free space")
+        if self.op.iallocator and self.op.remote_node:
+            raise errors.WrongInput(f"give either the new secondary ({self.op.remote_node}) "
+                                    f"or an allocator ({self.op.iallocator}), not both")
+        # with neither, the node with the most free space in the primary's group is taken
+        self.allocator = iallocator.check_name(self.op.iallocator) \
+            if self.op.iallocator else None
         if self.op.remote_node and self.op.mode == "primary-only":
             raise errors.WrongInput("a new secondary (-n) makes no sense with --primary-only")
 
@@ -77,7 +79,12 @@ class LUNodeEvacuate(LogicalUnit):
             inst = self.cfg.instances[inst.uuid]
             if self.node.uuid not in inst.secondary_nodes:
                 continue
-            target = self.remote or await self._pick_secondary(inst)
+            if self.remote is not None:
+                target = self.remote
+            elif self.allocator is not None:  # asked afresh: each move changes free space
+                target = await iallocator.relocate(self, self.allocator, inst)
+            else:
+                target = await self._pick_secondary(inst)
             self.log_info(f"Moving the secondary of {inst.name} from {self.node.name} to "
                           f"{target.name}")
             await self._run(LUInstanceReplaceDisks, opcodes.OpInstanceReplaceDisks(
