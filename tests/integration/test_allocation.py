@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 from integration_kit import Gnt
@@ -106,3 +107,34 @@ def test_shared_storage_fails_over_where_the_allocator_says(gnt: Gnt) -> None:
     _, out, _ = gnt("gnt-instance", "failover", "-f", "al-s1")
     assert "via allocator cardume" in out
     assert _pnode(gnt, "al-s1") in ("node2", "node3")
+
+
+@needs_hail
+def test_batch_create_places_the_instances_together(gnt: Gnt, tmp_path: Path) -> None:
+    spec = [{"instance_name": name, "disk_template": "file", "disks": [{"size": 1024}],
+             "nics": [{}], "beparams": {"memory": 128}, "os_type": "debootstrap+default",
+             "no_install": True, "name_check": False, "ip_check": False}
+            for name in ("al-b1", "al-b2")]
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(spec))
+    _, out, _ = gnt("gnt-instance", "batch-create", "-I", "hail", str(path))
+    assert "Instance al-b1: nodes" in out and "Instance al-b2: nodes" in out
+    for name in ("al-b1", "al-b2"):
+        found = re.search(rf"Instance {name}: nodes (\S+)", out)
+        assert found and _pnode(gnt, name) == found.group(1)
+
+
+def test_batch_create_refuses_a_bad_file_with_nothing_made(gnt: Gnt, tmp_path: Path) -> None:
+    before = _names(gnt)
+    path = tmp_path / "bad.json"
+    path.write_text('{"not": "a list"}')
+    code, _, err = gnt("gnt-instance", "batch-create", str(path), check=False)
+    assert code != 0 and "must hold a JSON list of instance creations" in err
+    path.write_text(json.dumps([{"instance_name": "al-x1", "disk_template": "file",
+                                 "disks": [{"size": 1024}], "os_type": "debootstrap+default",
+                                 "pnode": "node1"},
+                                {"instance_name": "al-x2", "disk_template": "file",
+                                 "disks": [{"size": 1024}], "os_type": "debootstrap+default"}]))
+    code, _, err = gnt("gnt-instance", "batch-create", str(path), check=False)
+    assert code != 0 and "some instances name their nodes and others do not" in err
+    assert _names(gnt) == before

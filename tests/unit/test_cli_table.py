@@ -8,12 +8,15 @@ holds the opcodes the commands really send."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cardume import opcodes
 from cardume.cli import common, main, optable
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 #: A tiny cluster the fake answers queries from.
 ROWS: dict[str, list[dict[str, Any]]] = {
@@ -124,6 +127,8 @@ COMMANDS: list[tuple[list[str], str, set[str]]] = [
     # command does, where a raw OP_TEST_DELAY defaults to no locks, as Ganeti's opcode does
     (["gnt-debug", "delay", "0"], "OP_TEST_DELAY", {"duration", "no_locks"}),
     (["gnt-debug", "allocator", "vm9"], "OP_TEST_ALLOCATOR", {"name"}),
+    (["gnt-instance", "batch-create", str(FIXTURES / "batch-create.json")],
+     "OP_INSTANCE_MULTI_ALLOC", {"instances"}),
 ]
 
 

@@ -429,7 +429,6 @@ def test_instance_info_refuses_a_bad_static_flag(master: FakeMaster) -> None:
 
 @pytest.mark.parametrize("method, target, words", [
     ("POST", "/2/instances/vm1/recreate-disks", "OP_INSTANCE_RECREATE_DISKS"),
-    ("POST", "/2/instances-multi-alloc", "multi-instance allocation"),
     ("PUT", "/2/instances/vm1/export", "exports"),
     ("GET", "/2/networks", "networks"),
     ("GET", "/2/filters", "filters"),
@@ -440,6 +439,27 @@ def test_what_cardume_lacks_is_501_naming_it(master: FakeMaster, method: str, ta
     reply = request(master, method, target)
     assert reply.status == 501
     assert words in reply.body["message"]
+    assert not master.jobs
+
+
+def test_multi_alloc_is_one_job_of_creations_without_nodes(master: FakeMaster) -> None:
+    body = {"iallocator": "hail", "instances": [
+        {"__version__": 1, "name": "vm8", "disk_template": "plain", "disks": [{"size": 1024}],
+         "nics": [], "os": "debootstrap+default", "mode": "create"},
+        {"name": "vm9", "disk_template": "plain", "disks": [{"size": 512}], "nics": [],
+         "os": "debootstrap+default", "mode": "create"}]}
+    reply = request(master, "POST", "/2/instances-multi-alloc", body)
+    assert (reply.status, reply.body) == (200, 101)
+    op = only_op(master)
+    assert op["OP_ID"] == "OP_INSTANCE_MULTI_ALLOC" and op["iallocator"] == "hail"
+    assert [(i["instance_name"], i["os_type"]) for i in op["instances"]] == [
+        ("vm8", "debootstrap+default"), ("vm9", "debootstrap+default")]
+    assert all("__version__" not in i for i in op["instances"])
+
+
+def test_multi_alloc_without_instances_is_400(master: FakeMaster) -> None:
+    reply = request(master, "POST", "/2/instances-multi-alloc", {"iallocator": "hail"})
+    assert reply.status == 400 and "'instances'" in reply.body["message"]
     assert not master.jobs
 
 

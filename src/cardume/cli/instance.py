@@ -25,6 +25,8 @@ DEFAULT_FIELDS = ["name", "hypervisor", "os", "pnode", "status", "oper_ram"]
 #: module's PARSERS[name] adds the options and the handler (None: this module's).
 COMMANDS: tuple[tuple[str, tuple[str, ...], str, str | None], ...] = (
     ("add", (), "create an instance", "instance_add"),
+    ("batch-create", (), "create several instances from a JSON file, placed together",
+     "instance_add"),
     ("list", (), "list instances", None),
     ("list-fields", (), "describe the fields of gnt-instance list", None),
     ("info", ("show",), "show instance details", "instance_info"),

@@ -80,7 +80,17 @@ def _rename_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=rename)
 
 
-PARSERS = {"add": _add_parser, "remove": _remove_parser, "rename": _rename_parser}
+def _batch_create_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-I", "--iallocator",
+                   help="allocator placing the instances (default: the cluster's)")
+    options.add_job_options(p)
+    p.add_argument("instances_file",
+                   help="JSON list of instance creations (OP_INSTANCE_CREATE parameters)")
+    p.set_defaults(func=batch_create)
+
+
+PARSERS = {"add": _add_parser, "remove": _remove_parser, "rename": _rename_parser,
+           "batch-create": _batch_create_parser}
 
 
 # --- opcodes ----------------------------------------------------------------------------------
@@ -179,3 +189,51 @@ def rename(args: argparse.Namespace) -> int:
     if result and result[0]:
         print(f"Instance '{args.instance}' renamed to '{result[0]}'")
     return 0
+
+
+def build_batch_create_op(path: str, iallocator: str | None) -> dict[str, Any]:
+    """OP_INSTANCE_MULTI_ALLOC from a batch-create file: a JSON list of instance creations
+    (OP_INSTANCE_CREATE parameters; those naming no nodes are placed by the allocator)."""
+    import json
+    try:
+        with open(path, encoding="utf-8") as handle:
+            instances = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise errors.WrongInput(f"can't read instances from {path}: {err}") from None
+    if not isinstance(instances, list) or not instances or \
+            not all(isinstance(i, dict) for i in instances):
+        raise errors.WrongInput(f"{path} must hold a JSON list of instance creations "
+                                "(objects of OP_INSTANCE_CREATE parameters)")
+    for inst in instances:
+        inst.setdefault("mode", "create")
+    return {"OP_ID": "OP_INSTANCE_MULTI_ALLOC", "instances": instances,
+            "iallocator": iallocator}
+
+
+def batch_create(args: argparse.Namespace) -> int:
+    """Place the instances at once, then wait for each creation job."""
+    import sys
+
+    from cardume.master.client import Client
+    result = common.run_job(args, [build_batch_create_op(args.instances_file,
+                                                         args.iallocator)])
+    if result is None:
+        return 0
+    outcome = result[0] if result and isinstance(result[0], dict) else {}
+    failed = list(outcome.get("failed") or [])
+    for name in failed:
+        print(f"Instance {name}: no nodes found for it", file=sys.stderr)
+    with Client() as client:
+        for name, (ok, job) in zip(outcome.get("allocatable") or [],
+                                   outcome.get("jobs") or [], strict=False):
+            if not ok:
+                print(f"Instance {name}: creation refused: {job}", file=sys.stderr)
+                failed.append(name)
+                continue
+            print(f"Waiting for job {job} for {name} ...", flush=True)
+            try:
+                client.wait_job(int(job))
+            except errors.CardumeError as err:
+                print(f"Job {job} for {name} has failed: {err}", file=sys.stderr)
+                failed.append(name)
+    return 1 if failed else 0

@@ -257,6 +257,13 @@ OPS: dict[str, dict[str, Entry]] = {
                              "seconds to wait for a clean shutdown"),
         "ignore_consistency": ("bool", False, None, False, "ignore disk consistency"),
     },
+    "OP_INSTANCE_MULTI_ALLOC": {
+        "instances": ("list of dicts", None, None, True,
+                      "the instances: OP_INSTANCE_CREATE parameters without nodes"),
+        "iallocator": ("string | None", None, None, False,
+                       "allocator; unset: the cluster's default"),
+        "opportunistic_locking": ("bool", False, None, False, "accepted for Ganeti's clients"),
+    },
     "OP_INSTANCE_QUERY_DATA": {
         "use_locking": ("bool", False, None, False,
                         "hold shared locks on the instances and nodes"),
@@ -338,6 +345,51 @@ OPS: dict[str, dict[str, Entry]] = {
         "beparams": ("dict", {}, None, False, "temporary backend parameters"),
         "no_remember": ("bool", False, None, False, "don't record the instance as up"),
         "startup_paused": ("bool", False, None, False, "start paused"),
+    },
+    "OP_NETWORK_ADD": {
+        "network_name": ("non-empty string", None, None, True, "name of the network"),
+        "network": ("non-empty string", None, None, True, "IPv4 subnet, CIDR"),
+        "gateway": ("string | None", None, None, False, "IPv4 gateway"),
+        "network6": ("string | None", None, None, False, "IPv6 subnet, CIDR"),
+        "gateway6": ("string | None", None, None, False, "IPv6 gateway"),
+        "mac_prefix": ("string | None", None, None, False,
+                       "MAC prefix of the network's NICs, XX:XX:XX"),
+        "add_reserved_ips": ("list of strings | None", None, None, False,
+                             "addresses to reserve externally"),
+        "conflicts_check": ("bool", True, None, False, "check for conflicting IPs"),
+        "tags": ("list of strings", [], None, False, "tags"),
+    },
+    "OP_NETWORK_CONNECT": {
+        "group_name": ("non-empty string", None, None, True, "node group"),
+        "network_name": ("non-empty string", None, None, True, "name of the network"),
+        "network_mode": ("non-empty string", None, ("bridged", "routed", "openvswitch"), True,
+                         "NIC mode"),
+        "network_link": ("non-empty string", None, None, True, "NIC link"),
+        "network_vlan": ("string", "", None, False, "VLAN"),
+        "conflicts_check": ("bool", True, None, False, "check for conflicting IPs"),
+    },
+    "OP_NETWORK_DISCONNECT": {
+        "group_name": ("non-empty string", None, None, True, "node group"),
+        "network_name": ("non-empty string", None, None, True, "name of the network"),
+    },
+    "OP_NETWORK_REMOVE": {
+        "network_name": ("non-empty string", None, None, True, "name of the network"),
+        "force": ("bool", False, None, False, "force"),
+    },
+    "OP_NETWORK_RENAME": {
+        "network_name": ("non-empty string", None, None, True, "name of the network"),
+        "new_name": ("non-empty string", None, None, True, "new name"),
+    },
+    "OP_NETWORK_SET_PARAMS": {
+        "network_name": ("non-empty string", None, None, True, "name of the network"),
+        "gateway": ("string | None", None, None, False, "IPv4 gateway ('none' removes it)"),
+        "network6": ("string | None", None, None, False, "IPv6 subnet ('none' removes it)"),
+        "gateway6": ("string | None", None, None, False, "IPv6 gateway ('none' removes it)"),
+        "mac_prefix": ("string | None", None, None, False, "MAC prefix ('none' removes it)"),
+        "add_reserved_ips": ("list of strings | None", None, None, False,
+                             "addresses to reserve externally"),
+        "remove_reserved_ips": ("list of strings | None", None, None, False,
+                                "external reservations to drop"),
     },
     "OP_NODE_ADD": {
         "node_name": ("non-empty string", None, None, True, "name of the node"),
@@ -463,6 +515,8 @@ OP_DOCS: dict[str, str] = {
     "OP_INSTANCE_GROW_DISK": "Grow one disk of an instance.",
     "OP_INSTANCE_MIGRATE": "Move a running instance to another node without stopping it.",
     "OP_INSTANCE_MOVE": "Copy an instance's disks to another node and make it the primary.",
+    "OP_INSTANCE_MULTI_ALLOC":
+        "Place several new instances at once with an allocator, then create each.",
     "OP_INSTANCE_QUERY_DATA":
         "Describe instances: configuration, and unless static their run and disk state.",
     "OP_INSTANCE_REBOOT": "Reboot an instance.",
@@ -474,6 +528,13 @@ OP_DOCS: dict[str, str] = {
     "OP_INSTANCE_SET_PARAMS": "Change an instance's parameters, disks and NICs.",
     "OP_INSTANCE_SHUTDOWN": "Stop an instance.",
     "OP_INSTANCE_STARTUP": "Start an instance.",
+    "OP_NETWORK_ADD": "Create an IP network and its address pool.",
+    "OP_NETWORK_CONNECT": "Connect a network to a node group with a NIC mode, link and VLAN.",
+    "OP_NETWORK_DISCONNECT": "Disconnect a network from a node group.",
+    "OP_NETWORK_REMOVE": "Remove a network connected to no node group.",
+    "OP_NETWORK_RENAME": "Rename a network (Ganeti 3.1's operation).",
+    "OP_NETWORK_SET_PARAMS":
+        "Change a network's gateways, IPv6 subnet, MAC prefix and reserved addresses.",
     "OP_NODE_ADD": "Add a node to the cluster; the node daemon must be running on it.",
     "OP_NODE_EVACUATE":
         "Move instances off a node: secondaries to other nodes, primaries by failover.",

@@ -7,6 +7,7 @@ from cardume.cmdlib import (  # noqa: F401
     instance,
     instance_create,
     instance_migrate,
+    instance_multi_alloc,
     instance_ops,
     instance_query,
     instance_replace,

@@ -195,6 +195,18 @@ recreate_disks = bodies.not_implemented(
     "cardume has no OP_INSTANCE_RECREATE_DISKS yet")
 prepare_export = bodies.not_implemented("instance exports are not in cardume yet")
 export = bodies.not_implemented("instance exports are not in cardume yet")
-multi_alloc = bodies.not_implemented(
-    "multi-instance allocation (OP_INSTANCE_MULTI_ALLOC) is not in cardume yet: it comes "
-    "with the placement work; create the instances one by one with POST /2/instances")
+async def multi_alloc(call: Call) -> Any:
+    """Several instances placed by one allocator request; each is then created by its own
+    job, which the job's result names (``jobs``)."""
+    body = bodies.body_dict(call)
+    given = body.get("instances")
+    if not isinstance(given, list) or not all(isinstance(i, dict) for i in given):
+        raise RapiError(400, "the body needs 'instances', a list of instance creation "
+                             "bodies")
+    version = body.pop(REQ_VERSION_KEY, REQ_VERSION)
+    if version != REQ_VERSION:
+        raise RapiError(400, f"Unsupported request data version {version!r}: multi-"
+                             f"allocation takes {REQ_VERSION_KEY} {REQ_VERSION}")
+    body["instances"] = [{CREATE_RENAMES.get(k, k): v for k, v in inst.items()
+                          if k != REQ_VERSION_KEY} for inst in given]
+    return await bodies.submit_op(call, "OP_INSTANCE_MULTI_ALLOC", body)
