@@ -13,7 +13,10 @@ from cardume.allocator.score import Load, NodeState, Vector, make_vector
 
 
 def _disk_reason(ns: NodeState, load: Load, template: str) -> str | None:
-    if load.disk and ns.f_dsk - load.disk <= 0:
+    # a node reporting no disk at all for file storage has not measured it (Ganeti's
+    # master sends total_disk 0 then): file disks are only checked where it reports some
+    checked = ns.t_dsk > 0 or template in ("plain", "drbd")
+    if load.disk and checked and ns.f_dsk - load.disk <= 0:
         what = "volume group full" if template in ("plain", "drbd") else \
             "not enough disk space"
         return f"{what} (needs {load.disk} MiB, {max(ns.f_dsk, 0)} free)"
