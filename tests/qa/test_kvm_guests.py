@@ -98,11 +98,42 @@ def _console(cc: CardumeCluster, instance: str, text: str, expect: str,
     deadline = time.monotonic() + timeout
     out = ""
     while expect not in out:
-        assert time.monotonic() < deadline, f"{instance}: no {expect!r} on the console:\n{out}"
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{instance}: no {expect!r} on the console:\n{out}\n"
+                                 + _diagnosis(cc, instance))
         # a guest emulated inside an emulated node may answer minutes late on a loaded host
         res = cc.master.run(f"{command} --linger 8", input=text, timeout=60)
         out = res.out + res.err
     return out
+
+
+def _diagnosis(cc: CardumeCluster, instance: str) -> str:
+    """What a silent console leaves to look at: the instance's state, its QEMU processes
+    on every node and the end of the serial log on its primary."""
+    state = cc.gnt(f"gnt-instance list --no-headers -o pnode,status,oper_state {instance}",
+                   check=False).strip()
+    pids = {node.name: _qemu_pids(node, instance) for node in cc.nodes}
+    primary = next((n for n in cc.nodes if state.startswith(n.name + " ")), None)
+    log = _serial(primary, instance)[-1500:] if primary else "(no primary)"
+    qmp = primary.run(f"python3 -c {shlex.quote(_QMP_STATUS)} {KVM_DIR}/{instance}.json",
+                      timeout=30).out if primary else ""
+    return f"state: {state}\nqemu pids: {pids}\nqmp: {qmp}\nserial log (end):\n{log}"
+
+
+# QEMU's own view of the guest (run state, serial chardev), asked on its QMP socket
+_QMP_STATUS = """
+import json, socket, sys
+path = json.load(open(sys.argv[1]))["qmp"]
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(path)
+f = s.makefile("rw")
+f.readline()
+for cmd in ("qmp_capabilities", "query-status", "query-chardev"):
+    f.write(json.dumps({"execute": cmd}) + "\n")
+    f.flush()
+    print(cmd, f.readline().strip())
+"""
 
 
 def _disk_arg(node: Node, instance: str) -> str:
