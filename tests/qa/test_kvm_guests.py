@@ -115,8 +115,11 @@ def _diagnosis(cc: CardumeCluster, instance: str) -> str:
     pids = {node.name: _qemu_pids(node, instance) for node in cc.nodes}
     primary = next((n for n in cc.nodes if state.startswith(n.name + " ")), None)
     log = _serial(primary, instance)[-1500:] if primary else "(no primary)"
-    qmp = primary.run(f"python3 -c {shlex.quote(_QMP_STATUS)} {KVM_DIR}/{instance}.json",
-                      timeout=30).out if primary else ""
+    qmp = ""
+    if primary is not None:
+        res = primary.run(f"python3 -c {shlex.quote(_QMP_STATUS)} {KVM_DIR}/{instance}.json",
+                          timeout=30)
+        qmp = res.out + res.err
     return f"state: {state}\nqemu pids: {pids}\nqmp: {qmp}\nserial log (end):\n{log}"
 
 
