@@ -125,3 +125,50 @@ def random_cluster(seed: int, n_nodes: int, n_instances: int,
                              disk=disk, admin_state=rng.choice(["up", "up", "up", "down"]))
                 break
     return data
+
+
+def placement_problems(req: dict[str, Any], name: str, nodes: list[str],
+                       spec_: dict[str, Any]) -> list[str]:
+    """Independent check of a placement against the raw request: what an admin would verify
+    (usable nodes, one group, memory, disk, N+1 of every secondary, policy templates)."""
+    problems = []
+    ndata = req["nodes"]
+    if len(set(nodes)) != len(nodes):
+        problems.append(f"{name}: nodes repeat: {nodes}")
+    groups = {ndata[n]["group"] for n in nodes}
+    if len(groups) != 1:
+        problems.append(f"{name}: nodes span groups {groups}")
+    for n in nodes:
+        d = ndata[n]
+        if d["offline"] or d["drained"] or not d.get("vm_capable", True):
+            problems.append(f"{name}: {n} is not usable")
+    group_ = req["nodegroups"][ndata[nodes[0]]["group"]]
+    if group_["alloc_policy"] == "unallocable":
+        problems.append(f"{name}: group {group_['name']} is unallocable")
+    if spec_["disk_template"] not in group_["ipolicy"]["disk-templates"]:
+        problems.append(f"{name}: template not allowed")
+    used = {n: 0 for n in ndata}
+    for inst in req["instances"].values():
+        if inst["admin_state"] == "up":
+            used[inst["nodes"][0]] += inst["memory"]
+    pri = ndata[nodes[0]]
+    free = min(pri["free_memory"],
+               pri["total_memory"] - pri["reserved_memory"] - used[nodes[0]])
+    if spec_["memory"] >= free:
+        problems.append(f"{name}: {nodes[0]} lacks memory ({free} free)")
+    if spec_["disk_template"] in ("plain", "drbd"):
+        for n in nodes:
+            if spec_["disk_space_total"] >= ndata[n]["free_disk"]:
+                problems.append(f"{name}: {n} lacks disk")
+    if len(nodes) == 2:  # N+1: the secondary must be able to start all it mirrors of pnode
+        sec = ndata[nodes[1]]
+        sec_free = min(sec["free_memory"],
+                       sec["total_memory"] - sec["reserved_memory"] - used[nodes[1]])
+        takeover = spec_["memory"] + sum(
+            i["memory"] for i in req["instances"].values()
+            if i["disk_template"] == "drbd" and i["nodes"][:2] == nodes
+            and i["admin_state"] != "offline")
+        if takeover >= sec_free:
+            problems.append(f"{name}: {nodes[1]} could not take over {nodes[0]} "
+                            f"({takeover} MiB needed, {sec_free} free)")
+    return problems
