@@ -7,7 +7,7 @@ import os
 import sys
 
 from cardume import __version__, constants, errors, paths
-from cardume.cli import cluster_crypto, common, options
+from cardume.cli import cluster_crypto, common, ipolicy, options
 from cardume.master.client import Client
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
@@ -35,6 +35,7 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
                    "security_model=pool run as, e.g. 4000-4099")
     p.add_argument("--os-search-path", help="colon-separated directories searched for OS "
                    "definitions (default: Ganeti's four)")
+    ipolicy.add_options(p, std=True)
 
 
 def build(sub: Any) -> None:
@@ -167,6 +168,7 @@ def init(args: argparse.Namespace) -> int:
     opts.beparams = dict(parse_kv(args.beparams or ""))
     opts.nicparams = dict(parse_kv(args.nicparams or ""))
     opts.ndparams = dict(parse_kv(args.ndparams or ""))
+    opts.ipolicy = ipolicy.from_args(args) or {}
     local = paths.local_node_paths()
     init_cluster(local, opts)
     return 0
@@ -208,6 +210,9 @@ def modify(args: argparse.Namespace) -> int:
     for attr in ("uid_pool", "add_uids", "remove_uids"):
         if getattr(args, attr) is not None:
             op[attr] = uidpool.parse(getattr(args, attr))
+    policy = ipolicy.from_args(args)
+    if policy is not None:
+        op["ipolicy"] = policy
     if len(op) == 1:
         raise errors.WrongInput("please give at least one of the parameters to modify")
     common.run_job(args, [op])

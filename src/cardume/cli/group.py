@@ -17,6 +17,7 @@ def build(sub: Any) -> None:
     p = sub.add_parser("add", help="create a node group")
     options.ALLOC_POLICY.add(p, "OP_GROUP_ADD")
     options.add(p, options.NODE_PARAMS, options.DISK_PARAMS)
+    _ipolicy_options(p)
     options.add_job_options(p)
     p.add_argument("group", help="name of the group")
     p.set_defaults(func=add)
@@ -49,6 +50,7 @@ def build(sub: Any) -> None:
     p = sub.add_parser("modify", help="change a group's parameters")
     options.ALLOC_POLICY.add(p, "OP_GROUP_SET_PARAMS")
     options.add(p, options.NODE_PARAMS, options.DISK_PARAMS)
+    _ipolicy_options(p)
     options.add_job_options(p)
     p.add_argument("group", help="name of the group")
     p.set_defaults(func=modify)
@@ -59,6 +61,17 @@ def build(sub: Any) -> None:
         p.set_defaults(func=info)
 
     common.add_tag_commands(sub, "a node group", "group", tags)
+
+
+def _ipolicy_options(p: Any) -> None:
+    if isinstance(p, argparse.ArgumentParser):  # only for the subcommand being run
+        from cardume.cli import ipolicy
+        ipolicy.add_options(p, std=False)
+
+
+def _ipolicy(args: argparse.Namespace) -> dict[str, Any] | None:
+    from cardume.cli import ipolicy
+    return ipolicy.from_args(args)
 
 
 def _diskparams(items: list[str]) -> dict[str, Any] | None:
@@ -76,7 +89,7 @@ def add(args: argparse.Namespace) -> int:
     from cardume.cli.params import parse_kv
     op = {"OP_ID": "OP_GROUP_ADD", "group_name": args.group, "alloc_policy": args.alloc_policy,
           "ndparams": dict(parse_kv(args.ndparams)) if args.ndparams else None,
-          "diskparams": _diskparams(args.diskparams)}
+          "diskparams": _diskparams(args.diskparams), "ipolicy": _ipolicy(args)}
     common.run_job(args, [op])
     return 0
 
@@ -105,7 +118,7 @@ def modify(args: argparse.Namespace) -> int:
     op = {"OP_ID": "OP_GROUP_SET_PARAMS", "group_name": args.group,
           "alloc_policy": args.alloc_policy,
           "ndparams": dict(parse_kv(args.ndparams)) if args.ndparams else None,
-          "diskparams": _diskparams(args.diskparams)}
+          "diskparams": _diskparams(args.diskparams), "ipolicy": _ipolicy(args)}
     result = common.run_job(args, [op])
     common.print_changes("node group", args.group, result)
     return 0

@@ -60,6 +60,8 @@ def _modify_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", help="mark the (stopped) instance offline")
     p.add_argument("--online", action="store_true", help="mark the instance online")
     options.FORCE.add(p, help="force the change")
+    p.add_argument("--ignore-ipolicy", action="store_true",
+                   help="ignore instance policy violations")
     options.add_job_options(p)
     p.add_argument("instance", help="name of the instance")
     p.set_defaults(func=modify)
@@ -110,6 +112,8 @@ def build_modify_op(args: argparse.Namespace) -> dict[str, Any]:
         op["force_variant"] = True
     if args.force:
         op["force"] = True
+    if args.ignore_ipolicy:
+        op["ignore_ipolicy"] = True
     if args.runtime_mem is not None:
         op["runtime_mem"] = disk_size(args.runtime_mem, "-m", "the memory")
     if not (op["beparams"] or op["hvparams"] or op["osparams"] or op["os_name"]

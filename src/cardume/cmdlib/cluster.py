@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cardume import __version__, constants, errors, objects, opcodes, storage_paths, uidpool
-from cardume.cmdlib import common, iallocator
+from cardume.cmdlib import common, iallocator, instance_policy
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.jobs import locks
 from cardume.rules import disk_templates
@@ -28,6 +28,7 @@ ENODELVM = "ENODELVM"
 EINSTANCEMISSINGDISK = "EINSTANCEMISSINGDISK"
 EINSTANCEDOWN = "EINSTANCEDOWN"
 EINSTANCEWRONGNODE = "EINSTANCEWRONGNODE"
+EINSTANCEPOLICY = "EINSTANCEPOLICY"
 
 CERT_WARN_DAYS = 30
 MAX_CLOCK_SKEW = 150.0  # seconds, as Ganeti's NODE_MAX_CLOCK_SKEW
@@ -95,7 +96,15 @@ class LUClusterVerify(LogicalUnit):
         await self._verify_orphan_files(online, dirs)
         await self._verify_orphan_volumes(online)
         await self._verify_instances(online, nodes)
+        self._verify_policies(nodes)
         return not self.bad
+
+    def _verify_policies(self, nodes: list[objects.Node]) -> None:
+        """Instances outside their group's instance policy (a warning, as in Ganeti: they
+        run, but the policy would refuse them as they are now)."""
+        for inst in self._verified_instances(nodes):
+            for problem in instance_policy.instance_violations(self.cfg, inst):
+                self._report("WARNING", EINSTANCEPOLICY, "instance", inst.name, problem)
 
     def _verified_instances(self, nodes: list[objects.Node]) -> list[objects.Instance]:
         verified = {n.uuid for n in nodes}
@@ -356,6 +365,8 @@ class LUClusterSetParams(LogicalUnit):
                 raise errors.WrongState(
                     f"disk template(s) {', '.join(sorted(missing))} still used by instances")
         await self._check_storage_dirs(cluster)
+        self.new_ipolicy = instance_policy.new_policy(self.cfg, None, self.op.ipolicy,
+                                                      self.op.enabled_disk_templates)
         self.cluster = self.cfg.edit(cluster)
 
     async def _check_storage_dirs(self, cluster: objects.Cluster) -> None:
@@ -431,8 +442,9 @@ class LUClusterSetParams(LogicalUnit):
             for os_name, values in op.osparams.items():
                 cluster.osparams[os_name] = objects.merge_params(
                     cluster.osparams.get(os_name, {}), values)
-        if op.ipolicy:
-            cluster.ipolicy = objects.merge_params(cluster.ipolicy, op.ipolicy)
+        if self.new_ipolicy is not None:
+            cluster.ipolicy = self.new_ipolicy
+            changes.append(("ipolicy", str(op.ipolicy)))
         simple = {
             "vg_name": "volume_group_name", "enabled_hypervisors": "enabled_hypervisors",
             "enabled_disk_templates": "enabled_disk_templates",
@@ -478,6 +490,9 @@ class LUClusterSetParams(LogicalUnit):
         await self.cfg.commit(update=update)
         if op.max_running_jobs is not None:
             self.ctx.queue.max_running = op.max_running_jobs
+        if self.new_ipolicy is not None:
+            instance_policy.warn_violators(self.cfg, self.cfg.instances.values(),
+                                           self.log_warning)
         await self.push_node_state()
         return changes
 

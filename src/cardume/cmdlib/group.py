@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardume import errors, objects, opcodes
-from cardume.cmdlib import common
+from cardume.cmdlib import common, instance_policy
 from cardume.cmdlib.base import ALL, LogicalUnit, register
 from cardume.jobs import locks
 
@@ -25,12 +25,14 @@ class LUGroupAdd(LogicalUnit):
     async def check_prereq(self) -> None:
         if self.cfg.find_group(self.op.group_name) is not None:
             raise errors.AlreadyExists(f"node group '{self.op.group_name}' already exists")
+        self.ipolicy = instance_policy.new_policy(
+            self.cfg, objects.NodeGroup(name=self.op.group_name), self.op.ipolicy) or {}
 
     async def exec(self) -> str:
         group = objects.NodeGroup(name=self.op.group_name,
                                   alloc_policy=self.op.alloc_policy or "preferred",
                                   ndparams=self.ndparams, diskparams=self.diskparams,
-                                  ipolicy=self.op.ipolicy or {})
+                                  ipolicy=self.ipolicy)
         await self.cfg.commit(add=[group])
         return group.uuid
 
@@ -135,6 +137,7 @@ class LUGroupSetParams(LogicalUnit):
 
     async def check_prereq(self) -> None:
         self.group = self.cfg.expand_group(self.op.group_name)
+        self.ipolicy = instance_policy.new_policy(self.cfg, self.group, self.op.ipolicy)
 
     async def exec(self) -> list[tuple[str, str]]:
         group = self.cfg.edit(self.group)
@@ -152,8 +155,13 @@ class LUGroupSetParams(LogicalUnit):
         for hv, values in self.hvparams.items():
             group.hvparams[hv] = objects.merge_params(group.hvparams.get(hv, {}), values)
             changes.append((f"hvparams/{hv}", str(values)))
-        if self.op.ipolicy:
-            group.ipolicy = objects.merge_params(group.ipolicy, self.op.ipolicy)
+        if self.ipolicy is not None:
+            group.ipolicy = self.ipolicy
             changes.append(("ipolicy", str(self.op.ipolicy)))
         await self.cfg.commit(update=[group])
+        if self.ipolicy is not None:
+            members = {node.uuid for node in self.cfg.nodes_in_group(group.uuid)}
+            instance_policy.warn_violators(
+                self.cfg, [i for i in self.cfg.instances.values() if i.primary_node in members],
+                self.log_warning)
         return changes

@@ -5,15 +5,19 @@ its disk template (the conversions themselves are in instance_convert).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import common, drbd, instance_convert
+from cardume.cmdlib import common, drbd, instance_convert, instance_policy
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
 from cardume.rpc.wire import DiskSpec
 from cardume.rules import disk_templates
+
+#: The backend parameters an instance policy looks at.
+POLICY_BEPARAMS = {"maxmem", "minmem", "memory", "vcpus", "spindle_use"}
 
 
 @register
@@ -49,6 +53,7 @@ class LUInstanceSetParams(_InstanceLU):
                 raise errors.WrongInput(
                     f"backend parameter minmem ({filled['minmem']}) would be bigger than maxmem "
                     f"({filled['maxmem']}) on instance {inst.name}")
+        self._check_ipolicy()
         self.running = await self.running_on_primary()
         self._removed: list[tuple[objects.Node, DiskSpec]] = []
         if op.offline is True and inst.admin_state != "down":
@@ -82,6 +87,35 @@ class LUInstanceSetParams(_InstanceLU):
             if offline and any(a in ("add", "remove") for a, _, _ in self.disk_changes):
                 raise errors.WrongState(f"secondary node {', '.join(offline)} of {inst.name} "
                                         "is offline: disks can't be added or removed on it")
+
+    def _check_ipolicy(self) -> None:
+        """The instance as this change leaves it, against its group's policy (as Ganeti:
+        maxmem and minmem both within the memory bounds); --ignore-ipolicy lets it be.
+        Only changes the policy looks at are checked, so an instance already outside it
+        can still have its other parameters changed."""
+        op, inst = self.op, self.inst
+        counted = ("add", "remove")
+        if not (set(self.beparams) & POLICY_BEPARAMS or op.disk_template
+                or any(a in counted for a, _, _ in self.disk_changes)
+                or any(a in counted for a, _, _ in self.nic_changes)):
+            return
+        group = self.cfg.group_of(self.pnode)
+        filled = objects.fill_beparams(self.cfg.get_cluster(), group,
+                                       objects.merge_params(inst.beparams, self.beparams))
+        sizes = [int(disk.size) for disk in inst.disks]
+        for action, index, params in self.disk_changes:
+            if action == "add":
+                size = ic.check_disks(inst.disk_template, [dict(params)])[0]["size"]
+                sizes.insert(len(sizes) if int(index) < 0 else int(index), int(size))
+            elif action == "remove" and sizes:
+                sizes.pop(int(index) if -len(sizes) <= int(index) < len(sizes) else -1)
+        nics = len(inst.nics) + sum(1 if a == "add" else -1 if a == "remove" else 0
+                                    for a, _, _ in self.nic_changes)
+        changed = dataclasses.replace(
+            instance_policy.instance_spec(inst, filled), disk_sizes=tuple(sizes),
+            nic_count=nics, disk_template=op.disk_template or inst.disk_template)
+        minmem = dataclasses.replace(changed, memory=int(filled["minmem"]))
+        instance_policy.check_policy(self.cfg, group, [changed, minmem], op.ignore_ipolicy)
 
     async def exec(self) -> list[tuple[str, str]]:
         op = self.op

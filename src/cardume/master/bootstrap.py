@@ -55,6 +55,7 @@ class InitOptions:
     max_running_jobs: int = constants.DEFAULT_MAX_RUNNING_JOBS
     uid_pool: list[list[int]] = field(default_factory=list)
     default_iallocator: str = "cardume"  # the built-in allocator (cmdlib/iallocator.BUILTIN)
+    ipolicy: dict[str, Any] = field(default_factory=dict)  # --ipolicy-* (a change set)
 
 
 def _validate(opts: InitOptions) -> None:
@@ -78,8 +79,21 @@ def _validate(opts: InitOptions) -> None:
                                 f"not {opts.candidate_pool_size}")
     from cardume.cmdlib.cluster import check_mac_prefix
     check_mac_prefix(opts.mac_prefix)
+    opts.ipolicy = _init_ipolicy(opts)
     if opts.default_iallocator:
         iallocator.check_name(opts.default_iallocator)
+
+
+def _init_ipolicy(opts: InitOptions) -> dict[str, Any]:
+    """The cluster's own instance policy: as Ganeti's init, it allows the templates enabled
+    (htools pick the first), with the --ipolicy-* options over it, checked whole."""
+    from cardume.rules import ipolicy
+    changes = ipolicy.check_changes(opts.ipolicy, cluster=True)
+    own = ipolicy.apply_changes({ipolicy.DISK_TEMPLATES: list(opts.enabled_disk_templates)},
+                                changes, std_base=constants.IPOLICY_DEFAULTS[ipolicy.STD])
+    ipolicy.check_filled(objects.fill_dict(constants.IPOLICY_DEFAULTS, own), check_std=True,
+                         enabled_templates=opts.enabled_disk_templates)
+    return own
 
 
 def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
@@ -111,8 +125,7 @@ def init_cluster(paths: NodePaths, opts: InitOptions) -> str:
         master_netdev=opts.master_netdev, master_netmask=opts.master_netmask,
         master_ip=address, enabled_hypervisors=opts.enabled_hypervisors,
         enabled_disk_templates=opts.enabled_disk_templates,
-        # as Ganeti's init: the policy allows the templates enabled (htools pick the first)
-        ipolicy={"disk-templates": list(opts.enabled_disk_templates)},
+        ipolicy=opts.ipolicy,
         file_storage_dir=opts.file_storage_dir,
         shared_file_storage_dir=opts.shared_file_storage_dir,
         volume_group_name=opts.vg_name, mac_prefix=opts.mac_prefix,
