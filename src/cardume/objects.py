@@ -232,8 +232,31 @@ class Instance(ConfigObject):
         return cls(**values)
 
 
+@dataclass(slots=True)
+class Network(ConfigObject):
+    """An IP network (gnt-network): its subnets, gateways, MAC prefix and address pool.
+
+    ``ext_reservations`` is the pool's map of externally reserved addresses (one "0"/"1" a
+    subnet address, see rules/addresspool.py). ``reservations`` is Ganeti's map of the
+    addresses instances use; cardume derives that map from the NICs on the network
+    whenever it is read, so the field stays empty and can never disagree with them.
+    Node groups hold the connections: NodeGroup.networks {network uuid: nicparams}.
+    """
+
+    KIND: ClassVar[str] = "network"
+
+    name: str = ""
+    network: str = ""
+    gateway: str | None = None
+    network6: str | None = None
+    gateway6: str | None = None
+    mac_prefix: str | None = None
+    reservations: str = ""
+    ext_reservations: str = ""
+
+
 KINDS: dict[str, type[ConfigObject]] = {
-    cls.KIND: cls for cls in (Cluster, NodeGroup, Node, Instance)
+    cls.KIND: cls for cls in (Cluster, NodeGroup, Node, Instance, Network)
 }
 
 

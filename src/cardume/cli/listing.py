@@ -256,6 +256,7 @@ JOINED_LISTS = {
                            "nic.links", "nic.bridges", "nic.networks", "snodes",
                            "snodes.group", "snodes.group.uuid"}),
     "job": frozenset({"summary"}),
+    "network": frozenset({"inst_list", "tags"}),
 }
 #: Job fields holding one [seconds, microseconds] time per opcode: printed as local times.
 _OPCODE_TIMES = frozenset({"opstart", "opexec", "opend"})
@@ -270,6 +271,15 @@ def _joined(value: Any) -> str:
 def _params(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items()) if value else "(empty)"
+    return str(value)
+
+
+def _network_groups(value: Any) -> str:
+    """A network's connections as Ganeti lists them: 'default (bridged, br0, ), ...'."""
+    if isinstance(value, list | tuple):
+        return ", ".join(f"{item[0]} ({', '.join(map(str, item[1:]))})"
+                         if isinstance(item, list | tuple) and item else str(item)
+                         for item in value)
     return str(value)
 
 
@@ -291,6 +301,8 @@ def query_field(resource: str, definition: Mapping[str, str]) -> Field:
             formatter = _params
         elif resource == "job" and name in _OPCODE_TIMES:
             formatter = _opcode_times
+        elif resource == "network" and name == "group_list":
+            formatter = _network_groups
         else:
             formatter = str
     return Field(name, definition["title"], kind if kind in KIND_NAMES else "other",

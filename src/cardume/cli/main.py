@@ -25,6 +25,7 @@ FAMILIES = {
     "gnt-os": "cardume.cli.os",
     "gnt-job": "cardume.cli.job",
     "gnt-debug": "cardume.cli.debug",
+    "gnt-network": "cardume.cli.network",
     "cardume": "cardume.cli.tool",
 }
 
@@ -146,6 +147,10 @@ def gnt_job() -> int:
 
 def gnt_debug() -> int:
     return run("gnt-debug")
+
+
+def gnt_network() -> int:
+    return run("gnt-network")
 
 
 def cardume_main() -> int:

@@ -13,6 +13,7 @@ from cardume.cmdlib import (  # noqa: F401
     instance_replace,
     instance_setparams,
     misc,
+    network,
     node,
     node_evacuate,
     node_storage,

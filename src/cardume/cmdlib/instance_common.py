@@ -177,10 +177,11 @@ def check_nics(nics: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ip = nic.get("ip")
         if ip in ("", "none"):
             ip = None
-        if ip is not None:
-            if ip == "pool":
+        if ip == "pool":  # an address from the network's pool (cmdlib/network_nics)
+            if nic.get("network") in (None, "", "none"):
                 raise errors.WrongInput(f"NIC {index}: ip=pool needs a network "
-                                        "(gnt-network is not available yet)")
+                                        "(network=NAME, see 'gnt-network list')")
+        elif ip is not None:
             try:
                 ipaddress.IPv4Address(str(ip))
             except ValueError:
@@ -199,8 +200,9 @@ def check_nics(nics: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return checked
 
 
-def generate_mac(cfg: ConfigWriter, taken: set[str]) -> str:
-    prefix = cfg.get_cluster().mac_prefix
+def generate_mac(cfg: ConfigWriter, taken: set[str], prefix: str | None = None) -> str:
+    """A free MAC with the cluster's prefix (or ``prefix``: a NIC's network's)."""
+    prefix = prefix or cfg.get_cluster().mac_prefix
     for _ in range(1000):
         suffix = ":".join(f"{random.randrange(256):02x}" for _ in range(3))
         mac = f"{prefix}:{suffix}"

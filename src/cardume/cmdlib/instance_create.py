@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import common, drbd, iallocator
+from cardume.cmdlib import common, drbd, iallocator, network_nics
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
@@ -124,6 +124,8 @@ class LUInstanceCreate(LogicalUnit):
         hypervisor = self.hypervisor or cluster.enabled_hypervisors[0]
         common.check_hvparams({hypervisor: objects.fill_hvparams(
             cluster, cfg.group_of(self.pnode), hypervisor, self.hvparams)})
+        # NICs on networks: the connection's mode and link, addresses from the pools
+        network_nics.assign_nic_ips(self, cfg, cfg.group_of(self.pnode), self.nics, self.name)
         for nic in self.nics:
             owner = cfg.nic_ips.get(nic["ip"]) if nic["ip"] else None
             if owner is not None:
@@ -271,7 +273,7 @@ class LUInstanceCreate(LogicalUnit):
             inst.disks.append(disk)
         taken: set[str] = set()
         for spec in self.nics:
-            mac = spec["mac"] or ic.generate_mac(cfg, taken)
+            mac = spec["mac"] or ic.generate_mac(cfg, taken, network_nics.mac_prefix(cfg, spec))
             taken.add(mac)
             inst.nics.append(objects.NIC(name=spec["name"], mac=mac, ip=spec["ip"],
                                          network=spec["network"], nicparams=spec["nicparams"]))

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import common, drbd, instance_convert, instance_policy
+from cardume.cmdlib import common, drbd, instance_convert, instance_policy, network_nics
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import register
 from cardume.cmdlib.instance import _InstanceLU
@@ -169,7 +169,10 @@ class LUInstanceSetParams(_InstanceLU):
             if len(inst.nics) >= ic.MAX_NICS:
                 raise errors.WrongInput(f"instance {inst.name} already has {ic.MAX_NICS} NICs")
             spec = ic.check_nics([params])[0]
-            mac = spec["mac"] or ic.generate_mac(self.cfg, {n.mac for n in inst.nics})
+            network_nics.assign_nic_ips(self, self.cfg, self.cfg.group_of(self.pnode), [spec],
+                                        inst.name)
+            mac = spec["mac"] or ic.generate_mac(self.cfg, {n.mac for n in inst.nics},
+                                                 network_nics.mac_prefix(self.cfg, spec))
             nic = objects.NIC(name=spec["name"], mac=mac, ip=spec["ip"],
                               network=spec["network"], nicparams=spec["nicparams"])
             position = len(inst.nics) if index < 0 else index
@@ -182,6 +185,9 @@ class LUInstanceSetParams(_InstanceLU):
             return (f"nic.{index}", "remove")
         if action == "modify":
             spec = ic.check_nics([params])[0]
+            if "network" in params or nic.network:  # address and mode/link from the network
+                network_nics.change_nic(self, self.cfg, self.cfg.group_of(self.pnode), inst,
+                                        nic, params, spec)
             if "mac" in params:  # mac=generate (or auto) asks for a new one
                 nic.mac = spec["mac"] or ic.generate_mac(self.cfg, {n.mac for n in inst.nics})
             if "ip" in params:

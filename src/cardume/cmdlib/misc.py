@@ -11,7 +11,7 @@ from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
 
 _LEVEL_OF_KIND = {"instance": locks.LEVEL_INSTANCE, "node": locks.LEVEL_NODE,
-                  "nodegroup": locks.LEVEL_NODEGROUP}
+                  "nodegroup": locks.LEVEL_NODEGROUP, "network": locks.LEVEL_NETWORK}
 
 
 class _TagsBase(LogicalUnit):
@@ -40,6 +40,8 @@ class _TagsBase(LogicalUnit):
             target = self.cfg.expand_group(name)
         elif kind == "instance":
             target = self.cfg.expand_instance(name)
+        elif kind == "network":
+            target = self.cfg.expand_network(name)
         else:
             raise errors.WrongInput(f"tags of kind '{kind}' are not supported")
         self.target = target

@@ -32,11 +32,13 @@ class ConfigWriter:
         self.nodes: dict[str, objects.Node] = {}
         self.groups: dict[str, objects.NodeGroup] = {}
         self.instances: dict[str, objects.Instance] = {}
+        self.networks: dict[str, objects.Network] = {}
         self.secrets: dict[str, dict[str, Any]] = {}
-        self._by_name: dict[str, dict[str, str]] = {"node": {}, "nodegroup": {}, "instance": {}}
+        self._by_name: dict[str, dict[str, str]] = {"node": {}, "nodegroup": {}, "instance": {},
+                                                     "network": {}}
         # short name ("vm1" of "vm1.example.com") -> uuids: lookups stay O(1) at any size
         self._by_short: dict[str, dict[str, set[str]]] = {"node": {}, "nodegroup": {},
-                                                          "instance": {}}
+                                                          "instance": {}, "network": {}}
         # NIC MAC and IP addresses in use -> instance uuid (uniqueness checks, MAC generation)
         self.macs: dict[str, str] = {}
         self.nic_ips: dict[str, str] = {}
@@ -55,9 +57,11 @@ class ConfigWriter:
                        for u, d in rows.get("nodegroup", {}).items()}
         self.instances = {u: objects.Instance.from_dict(d)
                           for u, d in rows.get("instance", {}).items()}
+        self.networks = {u: objects.Network.from_dict(d)
+                         for u, d in rows.get("network", {}).items()}
         self.secrets = dict(rows.get(SECRET_KIND, {}))
         for kind, table in (("node", self.nodes), ("nodegroup", self.groups),
-                            ("instance", self.instances)):
+                            ("instance", self.instances), ("network", self.networks)):
             for uuid, obj in table.items():
                 self._index(kind, uuid, obj)
 
@@ -88,6 +92,8 @@ class ConfigWriter:
             return self.groups
         if kind == "instance":
             return self.instances
+        if kind == "network":
+            return self.networks
         raise errors.InternalError(f"no table for kind {kind!r}")
 
     def get_cluster(self) -> objects.Cluster:
@@ -122,6 +128,17 @@ class ConfigWriter:
     def find_instance(self, name: str) -> objects.Instance | None:
         inst: objects.Instance | None = self._lookup("instance", name)
         return inst
+
+    def find_network(self, name: str) -> objects.Network | None:
+        network: objects.Network | None = self._lookup("network", name)
+        return network
+
+    def expand_network(self, name: str) -> objects.Network:
+        network = self.find_network(name)
+        if network is None:
+            raise errors.UnknownEntity(f"network '{name}' does not exist",
+                                       "see 'gnt-network list'")
+        return network
 
     def expand_node(self, name: str) -> objects.Node:
         node = self.find_node(name)
@@ -227,7 +244,7 @@ class ConfigWriter:
         rows: list[tuple[str, str, dict[str, Any]]] = []
         if self.cluster is not None:
             rows.append(("cluster", self.cluster.uuid, self.cluster.to_dict()))
-        for table in (self.groups, self.nodes, self.instances):
+        for table in (self.groups, self.nodes, self.instances, self.networks):
             rows.extend((o.KIND, u, o.to_dict()) for u, o in table.items())
         rows.extend((SECRET_KIND, k, v) for k, v in self.secrets.items())
         return rows

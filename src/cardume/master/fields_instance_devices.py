@@ -44,10 +44,21 @@ def vlan_of(params: dict[str, Any]) -> Any:
     return params.get("vlan") if params.get("mode") == "openvswitch" else None
 
 
-def network_name(nic: Any) -> Any:
-    """The name of a NIC's network: cardume keeps no network objects yet, so a NIC's network
-    is the name it was given."""
-    return nic.network
+def network_name(q: Any, nic: Any) -> Any:
+    """The name of a NIC's network (a NIC stores the network's uuid), None off networks."""
+    if not nic.network:
+        return None
+    network = q.cfg.networks.get(nic.network)
+    return network.name if network is not None else nic.network
+
+
+def _network_name_at(index: int) -> Getter:
+    def get(q: Any, o: Any) -> Any:
+        if index >= len(o.nics):
+            return UNAVAIL
+        name = network_name(q, o.nics[index])
+        return UNAVAIL if name is None else name
+    return get
 
 
 def _device(index: int, devices: Callable[[Any], list[Any]],
@@ -130,7 +141,7 @@ def nic_fields() -> list[QField]:
                lambda q, o: [n.network for n in o.nics]),
         QField("nic.networks.names", "NIC_networks_names", "other",
                "name of the network of each NIC",
-               lambda q, o: [network_name(n) for n in o.nics]),
+               lambda q, o: [network_name(q, n) for n in o.nics]),
     ]
     for i in range(constants.MAX_NICS):
         fields += [
@@ -153,6 +164,6 @@ def nic_fields() -> list[QField]:
             QField(f"nic.network/{i}", f"NicNetwork/{i}", "text", f"network of NIC {i}",
                    _device(i, _nics, _network)),
             QField(f"nic.network.name/{i}", f"NicNetworkName/{i}", "text",
-                   f"name of the network of NIC {i}", _device(i, _nics, network_name)),
+                   f"name of the network of NIC {i}", _network_name_at(i)),
         ]
     return fields

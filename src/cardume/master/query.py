@@ -20,6 +20,7 @@ from cardume.jobs import ids as job_ids
 from cardume.master.fields import QField
 from cardume.master.fields_instance import InstanceQuery, instance_fields
 from cardume.master.fields_job import JobQuery, job_fields
+from cardume.master.fields_network import list_networks, network_fields
 from cardume.master.fields_node import NodeQuery, group_fields, node_fields
 from cardume.master.qfilter import compile_filter
 
@@ -32,6 +33,7 @@ FIELDS: dict[str, dict[str, QField]] = {
     "group": {f.name: f for f in group_fields()},
     "job": {f.name: f for f in job_fields()},
     "instance": {f.name: f for f in instance_fields()},
+    "network": {f.name: f for f in network_fields()},
 }
 
 
@@ -97,6 +99,8 @@ async def prepare(daemon: MasterView, what: str, names: list[str] | None,
         groups = ([cfg.expand_group(n) for n in names] if names
                   else sorted(cfg.groups.values(), key=lambda g: g.name))
         return groups, NodeQuery(daemon, {})
+    if what == "network":
+        return list_networks(daemon, names)
     if what == "instance":
         instances = ([cfg.expand_instance(n) for n in names] if names
                      else sorted(cfg.instances.values(), key=lambda i: i.name))
