@@ -13,7 +13,6 @@ when the address is in the config or when its job has finished.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,12 +64,11 @@ def network_name(cfg: ConfigWriter, uuid: str | None) -> str | None:
 
 @dataclass
 class _Hold:
-    owner: Any  # a weak reference to the job (or, without one, the logical unit)
+    owner: Any  # the job (or, without one, the logical unit); dropped with the hold
     instance: str
 
     def alive(self, cfg: ConfigWriter, ip: str) -> bool:
-        owner = self.owner()
-        if owner is None or getattr(owner, "status", None) in constants.JOBS_FINALIZED:
+        if getattr(self.owner, "status", None) in constants.JOBS_FINALIZED:
             return False
         return ip not in cfg.nic_ips  # committed: the config holds it now
 
@@ -91,7 +89,7 @@ def held(cfg: ConfigWriter, network_uuid: str, lu: LogicalUnit | None = None) ->
     for key, hold in list(table.items()):
         if not hold.alive(cfg, key[1]):
             del table[key]
-        elif key[0] == network_uuid and hold.owner() is not mine:
+        elif key[0] == network_uuid and hold.owner is not mine:
             result[key[1]] = hold.instance
     return result
 
@@ -102,7 +100,7 @@ def _owner(lu: LogicalUnit) -> Any:
 
 def _hold(cfg: ConfigWriter, lu: LogicalUnit, network_uuid: str, ip: str,
           instance: str) -> None:
-    _holds(cfg)[(network_uuid, ip)] = _Hold(weakref.ref(_owner(lu)), instance)
+    _holds(cfg)[(network_uuid, ip)] = _Hold(_owner(lu), instance)
 
 
 # --- NICs ---------------------------------------------------------------------------------
@@ -234,7 +232,7 @@ def _inherit(lu: LogicalUnit, cfg: ConfigWriter, group: objects.NodeGroup | None
              network: objects.Network, spec: dict[str, Any], index: int) -> None:
     """A NIC on a network takes the mode, link and VLAN of the network's connection to
     the instance's node group; giving them too is refused, as Ganeti does."""
-    given = sorted(k for k in ("mode", "link") if spec.get("nicparams", {}).get(k))
+    given = [k for k in ("mode", "link") if spec.get("nicparams", {}).get(k)]
     if given:
         raise errors.WrongInput(f"NIC {index}: a NIC on network '{network.name}' takes its "
                                 f"{' and '.join(given)} from the network's connection to "
