@@ -164,3 +164,19 @@ def test_violations_in_ganetis_words() -> None:
         "cpu-count value 9 is not in range [1, 8]"]
     assert ipolicy.group_violation_message("u-1", "default", ["x", "y"]) == (
         "Instance allocation to group u-1 (default) violates policy: x, y")
+
+
+# --- gnt-cluster init ---------------------------------------------------------------------------
+
+def test_init_allows_the_enabled_templates_and_takes_the_options() -> None:
+    from cardume.master.bootstrap import InitOptions, _init_ipolicy
+    opts = InitOptions(cluster_name="c.example.com", enabled_disk_templates=["file", "diskless"],
+                       ipolicy={"std": {"memory-size": 256}, "vcpu-ratio": 2.0})
+    assert _init_ipolicy(opts) == {"disk-templates": ["file", "diskless"],
+                                   "std": {**LOW, "memory-size": 256}, "vcpu-ratio": 2.0}
+    opts.ipolicy = {"disk-templates": ["plain"]}
+    with pytest.raises(errors.WrongInput, match="not enabled on the cluster: plain"):
+        _init_ipolicy(opts)
+    opts.ipolicy = {"minmax": [{"min": LOW, "max": {**HIGH, "memory-size": 100}}]}
+    with pytest.raises(errors.WrongInput, match="min 128 is above max 100"):
+        _init_ipolicy(opts)
