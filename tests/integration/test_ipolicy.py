@@ -135,3 +135,13 @@ def test_bad_values_are_refused_and_change_nothing(cluster: VCluster, gnt: Gnt,
                                                    args: list[str], expected: str) -> None:
     line = refused(gnt, cluster, *args)
     assert line.startswith("Failure: wrong_input: ") and expected in line, line
+
+
+def test_a_group_is_added_with_its_own_policy(gnt: Gnt) -> None:
+    gnt("gnt-group", "add", "--ipolicy-vcpu-ratio", "3", "--ipolicy-disk-templates", "file",
+        "g2")
+    section = policy_section(gnt("gnt-group", "info", "g2")[1], "Instance policy")
+    assert "    vcpu-ratio: 3" in section and "    allowed disk templates: file" in section
+    assert "    spindle-ratio: default (32)" in section
+    assert "          memory-size: default (128)" in section
+    gnt("gnt-group", "remove", "g2")
