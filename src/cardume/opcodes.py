@@ -559,6 +559,7 @@ class OpInstanceCreate(OpCode):
         Param("snode", TMaybeString, None, "secondary node"),
         Param("iallocator", TMaybeString, None, "allocator choosing the nodes"),
         Param("group_name", TMaybeString, None, "node group to allocate in"),
+        Param("ignore_ipolicy", TBool, False, "create it even if it breaks the policy"),
         Param("name_check", TBool, True, "check the name resolves"),
         Param("ip_check", TBool, True, "check the resolved address is not in use"),
         Param("conflicts_check", TBool, True, "check for conflicting IPs"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import json
 import os
 from collections.abc import Coroutine, Iterable, Mapping
@@ -44,6 +45,7 @@ from cardume.resolver import Resolver
 from cardume.rpc.calls import CALLS
 from cardume.rpc.client import NodeRpc
 from cardume.rpc.http import PeerInfo
+from cardume.vcluster import LOCAL_IPOLICY
 
 T = TypeVar("T")
 CLUSTER_NAME = "c.example.com"
@@ -203,7 +205,9 @@ class LuKit:
                                     cert_der=tls._cert_der(master_cert),
                                     fingerprint=tls.fingerprint(master_cert), verified=True)
 
-        # the master's configuration and queue, in the master node's state directory
+        # the master's configuration and queue, in the master node's state directory; the
+        # instance policy is a local cluster's (the tests' disks are small, often no NICs)
+        cluster_params.setdefault("ipolicy", copy.deepcopy(LOCAL_IPOLICY))
         cluster = objects.Cluster(cluster_name=CLUSTER_NAME, master_node=self.master.uuid,
                                   enabled_disk_templates=list(templates),
                                   enabled_hypervisors=list(hypervisors), **cluster_params)

@@ -47,7 +47,8 @@ def refused(build: Any, *argv: str) -> str:
 CREATE_DEFAULTS: dict[str, Any] = {
     "OP_ID": "OP_INSTANCE_CREATE", "mode": "create", "nics": [{}], "beparams": {},
     "hvparams": {}, "hypervisor": None, "osparams": {}, "os_type": None, "pnode": None,
-    "snode": None, "iallocator": None, "name_check": True, "ip_check": True, "start": True,
+    "snode": None, "iallocator": None, "ignore_ipolicy": False, "name_check": True,
+    "ip_check": True, "start": True,
     "no_install": False, "file_storage_dir": None, "file_driver": None,
     "wait_for_sync": True, "tags": [], "force_variant": False, "group_name": None,
 }

@@ -127,6 +127,17 @@ COMMANDS: list[tuple[list[str], str, set[str]]] = [
     # command does, where a raw OP_TEST_DELAY defaults to no locks, as Ganeti's opcode does
     (["gnt-debug", "delay", "0"], "OP_TEST_DELAY", {"duration", "no_locks"}),
     (["gnt-debug", "allocator", "vm9"], "OP_TEST_ALLOCATOR", {"name"}),
+    (["gnt-network", "add", "--network", "192.0.2.0/24", "net1"], "OP_NETWORK_ADD",
+     {"network_name", "network"}),
+    (["gnt-network", "remove", "net1"], "OP_NETWORK_REMOVE", {"network_name"}),
+    (["gnt-network", "modify", "--gateway", "192.0.2.1", "net1"], "OP_NETWORK_SET_PARAMS",
+     {"network_name", "gateway"}),
+    (["gnt-network", "connect", "-N", "mode=bridged,link=br0", "net1", "default"],
+     "OP_NETWORK_CONNECT", {"network_name", "group_name", "network_mode", "network_link"}),
+    (["gnt-network", "disconnect", "net1", "default"], "OP_NETWORK_DISCONNECT",
+     {"network_name", "group_name"}),
+    (["gnt-network", "rename", "net1", "net2"], "OP_NETWORK_RENAME",
+     {"network_name", "new_name"}),
     (["gnt-instance", "batch-create", str(FIXTURES / "batch-create.json")],
      "OP_INSTANCE_MULTI_ALLOC", {"instances"}),
 ]

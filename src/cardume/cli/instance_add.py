@@ -54,6 +54,8 @@ def _add_parser(p: argparse.ArgumentParser) -> None:
     options.FILE_DRIVER.add(p, CREATE)
     options.NO_WAIT_FOR_SYNC.add(p)
     p.add_argument("--tags", help="comma-separated tags")
+    p.add_argument("--ignore-ipolicy", action="store_true",
+                   help="create it even if it breaks its group's instance policy")
     options.add_job_options(p)
     p.add_argument("instance", help="name of the new instance")
     p.set_defaults(func=add)
@@ -122,6 +124,7 @@ def build_create_op(args: argparse.Namespace) -> dict[str, Any]:
         "pnode": pnode,
         "snode": snode,
         "iallocator": args.iallocator,
+        "ignore_ipolicy": args.ignore_ipolicy,
         "name_check": not args.no_name_check,
         "ip_check": not args.no_ip_check,
         "start": not args.no_start,

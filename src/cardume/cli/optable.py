@@ -203,6 +203,7 @@ OPS: dict[str, dict[str, Entry]] = {
         "snode": ("string | None", None, None, False, "secondary node"),
         "iallocator": ("string | None", None, None, False, "allocator choosing the nodes"),
         "group_name": ("string | None", None, None, False, "node group to allocate in"),
+        "ignore_ipolicy": ("bool", False, None, False, "create it even if it breaks the policy"),
         "name_check": ("bool", True, None, False, "check the name resolves"),
         "ip_check": ("bool", True, None, False, "check the resolved address is not in use"),
         "conflicts_check": ("bool", True, None, False, "check for conflicting IPs"),

@@ -12,12 +12,12 @@ import os
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import common, drbd, iallocator, network_nics
+from cardume.cmdlib import common, drbd, iallocator, instance_policy, network_nics
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
 from cardume.rpc.wire import DiskSpec
-from cardume.rules import disk_templates
+from cardume.rules import disk_templates, ipolicy
 
 
 @register
@@ -141,6 +141,12 @@ class LUInstanceCreate(LogicalUnit):
         self.snode: objects.Node | None = None
         if template == constants.DT_DRBD8:
             await self._check_drbd(cluster)
+        # (after adoption, which gives adopted disks their sizes)
+        instance_policy.check_policy(cfg, cfg.group_of(self.pnode), ipolicy.InstanceSpec(
+            memory=int(self.filled_be["maxmem"]), cpus=int(self.filled_be["vcpus"]),
+            disk_sizes=tuple(int(d.get("size", 0)) for d in self.disks),
+            nic_count=len(self.nics), spindles=int(self.filled_be.get("spindle_use", 1)),
+            disk_template=template), op.ignore_ipolicy, self.log_warning)
         info = await self.rpc.node_info(self.pnode)
         if op.start:
             ic.check_free_memory(self.pnode.name, info, int(self.filled_be["maxmem"]),

@@ -53,6 +53,9 @@ class LUInstanceSetParams(_InstanceLU):
                 raise errors.WrongInput(
                     f"backend parameter minmem ({filled['minmem']}) would be bigger than maxmem "
                     f"({filled['maxmem']}) on instance {inst.name}")
+        if any(action == "add" and isinstance(params, dict) and "adopt" in params
+               for action, _, params in op.disks):
+            raise errors.WrongInput("a disk can be adopted only when the instance is created")
         self._check_ipolicy()
         self.running = await self.running_on_primary()
         self._removed: list[tuple[objects.Node, DiskSpec]] = []

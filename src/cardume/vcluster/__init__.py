@@ -34,6 +34,17 @@ DEFAULT_NODES = 3
 MAX_NODES = 200
 RAPI_USER = "gnt-admin"
 
+# A local cluster's instances are small (loop-file disks of a few MiB, no NICs) and its
+# tests ask for absurd sizes to see the refusals: its instance policy bounds are wide where
+# a real cluster keeps Ganeti's defaults (disks of 1 GiB and more, at least one NIC).
+_HUGE = 1 << 30  # MiB
+LOCAL_IPOLICY: dict[str, Any] = {"minmax": [{
+    "min": {"memory-size": 1, "cpu-count": 1, "disk-count": 0, "disk-size": 1,
+            "nic-count": 0, "spindle-use": 0},
+    "max": {"memory-size": _HUGE, "cpu-count": 256, "disk-count": 16, "disk-size": _HUGE,
+            "nic-count": 8, "spindle-use": 12},
+}]}
+
 
 @dataclass
 class VCluster:
@@ -164,7 +175,7 @@ class VCluster:
                 # Ganeti's default path; each node maps it under its own storage prefix
                 file_storage_dir=constants.DEFAULT_FILE_STORAGE_DIR,
                 shared_file_storage_dir=os.path.join(storage, "shared-file-storage"),
-                hosts_file=self.hosts_file, nicparams={"link": "br0"},
+                hosts_file=self.hosts_file, nicparams={"link": "br0"}, ipolicy=LOCAL_IPOLICY,
                 os_search_path=[os.path.join(self.root, "os"), *ssconf.DEFAULT_OS_SEARCH_PATH])
             init_cluster(first, opts)
             report.append(f"Created cluster {cluster_name} on {self.node_name(1)}")

@@ -28,6 +28,11 @@ NODED_LOG = "/var/log/cardume-noded.out"
 OS_NAME = "qa-os"
 DRBD_PARAMS = "drbd:net-custom=--ping-int=2 --ping-timeout=10"
 OS_DIR = f"/srv/ganeti/os/{OS_NAME}"
+# The QA nodes' volume groups hold a few hundred MiB and the guests need no network: the
+# instance policy allows their small disks and no NICs (Ganeti's defaults ask 1 GiB, 1 NIC)
+QA_IPOLICY_BOUNDS = ("min:memory-size=1,cpu-count=1,disk-count=0,disk-size=1,nic-count=0,"
+                     "spindle-use=0/max:memory-size=32768,cpu-count=8,disk-count=16,"
+                     "disk-size=1048576,nic-count=8,spindle-use=12")
 
 # An API-20 OS definition whose scripts only succeed: enough to add, rename and remove
 # instances (the QA nodes have no package archive to install a real OS from).
@@ -159,7 +164,7 @@ def cluster_up(vms: Cluster) -> CardumeCluster:
     # failover tests that kill a node short
     cc.gnt("gnt-cluster init --enabled-hypervisors=fake "
            "--enabled-disk-templates=drbd,plain,diskless,file "
-           f"-D {shlex.quote(DRBD_PARAMS)} "
+           f"-D {shlex.quote(DRBD_PARAMS)} --ipolicy-bounds-specs {QA_IPOLICY_BOUNDS} "
            f"--vg-name {VG} --hosts-file {HOSTS_FILE} --master-netdev eth0 {CLUSTER_NAME}")
     t3 = time.monotonic()
     cc.timings["gnt-cluster init"] = t3 - t2
