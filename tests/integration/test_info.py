@@ -184,11 +184,18 @@ def reference(name: str) -> str:
     return (GANETI_INFO / f"{name}.skel").read_text()
 
 
+GANETI_BOUNDS = ("min:memory-size=128,cpu-count=1,disk-count=1,disk-size=1024,nic-count=1,"
+                 "spindle-use=1/max:memory-size=32768,cpu-count=8,disk-count=16,"
+                 "disk-size=1048576,nic-count=8,spindle-use=12")
+
+
 @pytest.fixture(scope="module")
 def peer_like(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
     """A cluster in the state of the captured Ganeti cluster (see above)."""
     names = {f"vm{index}": f"127.0.9.{index}" for index in (1, 2, 3)}
     with os_cluster(tmp_path_factory.mktemp("peer-like"), names) as vc:
+        # the captured cluster's policy is Ganeti's default (a local cluster's is wider)
+        vc.gnt("gnt-cluster", "modify", "--ipolicy-bounds-specs", GANETI_BOUNDS)
         vc.gnt("gnt-instance", "add", "-t", "diskless", "-o", "dummy+default", "-n", "node1",
                "-B", "maxmem=128,minmem=128", "vm1")
         vc.gnt("gnt-instance", "add", "-t", "file", "--disk", "0:size=1g", "-o",
