@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cardume import __version__, constants, errors, objects
 from cardume.jobs import ids
-from cardume.master import bulk, query, storage_query
+from cardume.master import bulk, luxi_ganeti, query, storage_query
 from cardume.master.client import RAW_REPLY_PREFIX
 from cardume.rpc.calls import each
 
@@ -79,6 +79,11 @@ class LuxiServer:
             "QueryDrbd": self.query_drbd,
             "InstanceConsole": self.instance_console,
         }
+        # Ganeti's clients (htools -L) get Ganeti's arguments and shapes: see luxi_ganeti
+        self.ganeti_methods: dict[str, Callable[..., Awaitable[Any]]] = {
+            "Query": self.ganeti_query,
+            "QueryClusterInfo": self.ganeti_cluster_info,
+        }
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -107,9 +112,12 @@ class LuxiServer:
             writer.close()
 
     async def _dispatch(self, raw: bytes) -> dict[str, Any]:
+        ganeti = False  # a request that does not parse gets cardume's shape of error
         try:
             request = json.loads(raw)
-            method = self.methods.get(request.get("method"))
+            ganeti = isinstance(request, dict) and luxi_ganeti.is_ganeti_request(request)
+            name = request.get("method")
+            method = (ganeti and self.ganeti_methods.get(name)) or self.methods.get(name)
             if method is None:
                 raise errors.WrongInput(f"unknown request method {request.get('method')!r}")
             args = request.get("args") or []
@@ -117,18 +125,16 @@ class LuxiServer:
                 raise errors.WrongInput("request arguments must be a list")
             return {"success": True, "result": await method(*args)}
         except errors.CardumeError as err:
-            return {"success": False, "result": err.to_dict()}
+            failure: errors.CardumeError = err
         except RecursionError:  # JSON nested deeper than the parser goes
-            return {"success": False,
-                    "result": errors.WrongInput("malformed request: nested too deep")
-                    .to_dict()}
+            failure = errors.WrongInput("malformed request: nested too deep")
         except (ValueError, TypeError, AttributeError, OverflowError) as err:
-            return {"success": False,
-                    "result": errors.WrongInput(f"malformed request: {err}").to_dict()}
+            failure = errors.WrongInput(f"malformed request: {err}")
         except Exception as err:
             log.exception("request failed")
-            return {"success": False,
-                    "result": errors.InternalError(f"{type(err).__name__}: {err}").to_dict()}
+            failure = errors.InternalError(f"{type(err).__name__}: {err}")
+        return {"success": False,
+                "result": luxi_ganeti.error(failure) if ganeti else failure.to_dict()}
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -197,6 +203,20 @@ class LuxiServer:
         return RawJson(await bulk.bulk(self.daemon, str(what),
                                        [str(k) for k in _list(keys, "bulk fields")],
                                        None if names is None else _list(names, "names")))
+
+    async def ganeti_query(self, what: str, fields: list[str],
+                           qfilter: Any = None) -> dict[str, Any]:
+        """Query as Ganeti's clients call it (``[what, fields, qfilter]``) and read it
+        (``[status, value]`` cells; fields cardume lacks reported unknown, not refused)."""
+        fields = [str(f) for f in _list(fields, "query fields")]
+        table = query.FIELDS.get(what)
+        known = set(fields) & set(table) if table is not None else set(fields)
+        answer = await query.run_query(self.daemon, what, [f for f in fields if f in known],
+                                       None, qfilter)
+        return luxi_ganeti.query_result(fields, known, answer)
+
+    async def ganeti_cluster_info(self) -> dict[str, Any]:
+        return luxi_ganeti.cluster_info(await self.query_cluster_info())
 
     async def query_fields(self, what: str, fields: list[str] | None = None) -> dict[str, Any]:
         return {"fields": query.field_definitions(what, fields)}
