@@ -7,7 +7,6 @@ instance's nodes are always in one group. A refusal names each node and why it w
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,7 @@ POLICY_RANK = {"preferred": 0, "last_resort": 1}
 # secondaries taken one at a time are paired (the pair score is not separable, but the
 # best pair is almost always among them); the search widens if none of them pair up.
 FULL_PAIR_LIMIT = 4096
+PRUNED_WIDTH = 24
 
 
 @dataclass
@@ -167,7 +167,7 @@ class Solver:
                 reasons[ns.name] = f"as secondary: {why_s} (could only be the primary)"
         prims.sort(key=lambda x: x[0])
         secs.sort(key=lambda x: x[0])
-        width = max(8, int(math.sqrt(FULL_PAIR_LIMIT)))
+        width = PRUNED_WIDTH
         while True:
             full = len(prims) * len(secs) <= FULL_PAIR_LIMIT or width >= max(len(prims),
                                                                               len(secs))
