@@ -769,6 +769,10 @@ class OpInstanceMigrate(OpCode):
         Param("ignore_ipolicy", TBool, False, "ignore the instance policy"),
         Param("mirror_disks", TBool, False,
               "copy local (file, plain) disks to the target during a live migration"),
+        # what Ganeti's htools send with every move (hbal -X): accepted, with cardume's
+        # behaviour (the instance's memory is never changed to fit; versions are not held)
+        Param("allow_runtime_changes", TBool, True, "accepted for Ganeti's clients"),
+        Param("ignore_hvversions", TBool, False, "accepted for Ganeti's clients"),
     )
 
 

@@ -99,7 +99,7 @@ def test_diskless_and_error_down(cluster: VCluster, gnt: Gnt) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["-o", "nosuchos+default", "--disk", "0:size=1g"], "nosuchos"),
     (["-o", "dummy+default", "-O", "flavour=fail", "--disk", "0:size=1g"], "create"),
-    (["-o", "dummy+default", "--disk", "0:size=100t"], "disk space"),
+    (["-o", "dummy+default", "--disk", "0:size=100t", "--ignore-ipolicy"], "disk space"),
     (["-o", "dummy+default", "--disk", "0:size=1x"], "'1x'"),
     (["-o", "dummy+default", "--disk", "0:size=1g", "--disk", "2:size=1g"], "disk"),
 ])
@@ -142,7 +142,8 @@ def test_refusals_name_the_problem(cluster: VCluster, gnt: Gnt) -> None:
 
 def test_memory_accounting_refuses_too_big(cluster: VCluster, gnt: Gnt) -> None:
     rc, out, err = gnt("gnt-instance", "add", "-t", "diskless", "-o", "dummy+default",
-                       "-B", "memory=100t", "-n", "node2", "vm7", check=False)
+                       "-B", "memory=100t", "--ignore-ipolicy", "-n", "node2", "vm7",
+                       check=False)
     assert rc != 0
     assert "not enough memory on node node2" in err
     assert "vm7" not in instances(gnt)

@@ -457,7 +457,7 @@ def test_refused_migrations_leave_it_running(cluster: VCluster, guest: object) -
         until_answers(cluster, command, "echo still-$((4+4))\n", "still-8")
 
     # a size the next start would need: a migration must find it on the target now
-    cluster.gnt("gnt-instance", "modify", "-B", "memory=4194304", "kvm6")
+    cluster.gnt("gnt-instance", "modify", "-B", "memory=4194304", "--ignore-ipolicy", "kvm6")
     refused("not enough memory on node node2")
     cluster.gnt("gnt-instance", "modify", "-B", "memory=128", "kvm6")
 

@@ -250,6 +250,8 @@ OPS: dict[str, dict[str, Entry]] = {
         "ignore_ipolicy": ("bool", False, None, False, "ignore the instance policy"),
         "mirror_disks": ("bool", False, None, False,
                          "copy local (file, plain) disks to the target during a live migration"),
+        "allow_runtime_changes": ("bool", True, None, False, "accepted for Ganeti's clients"),
+        "ignore_hvversions": ("bool", False, None, False, "accepted for Ganeti's clients"),
     },
     "OP_INSTANCE_MOVE": {
         "instance_name": ("non-empty string", None, None, True, "name of the instance"),

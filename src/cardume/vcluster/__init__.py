@@ -34,15 +34,13 @@ DEFAULT_NODES = 3
 MAX_NODES = 200
 RAPI_USER = "gnt-admin"
 
-# A local cluster's instances are small (loop-file disks of a few MiB, no NICs) and its
-# tests ask for absurd sizes to see the refusals: its instance policy bounds are wide where
-# a real cluster keeps Ganeti's defaults (disks of 1 GiB and more, at least one NIC).
-_HUGE = 1 << 30  # MiB
+# A local cluster's instances are small (loop-file disks of a few MiB, no NICs): its
+# instance policy's minima are low where a real cluster keeps Ganeti's (disks of 1 GiB and
+# more, at least one NIC). The maxima stay Ganeti's: hspace counts down from them.
 LOCAL_IPOLICY: dict[str, Any] = {"minmax": [{
     "min": {"memory-size": 1, "cpu-count": 1, "disk-count": 0, "disk-size": 1,
             "nic-count": 0, "spindle-use": 0},
-    "max": {"memory-size": _HUGE, "cpu-count": 256, "disk-count": 16, "disk-size": _HUGE,
-            "nic-count": 8, "spindle-use": 12},
+    "max": dict(constants.IPOLICY_DEFAULTS["minmax"][0]["max"]),
 }]}
 
 
