@@ -13,6 +13,10 @@ import time
 
 from cardume import errors, paths
 
+PROTOCOL_VERSION = 1
+"""The "version" of cardume's requests: the master answers them in cardume's shapes (a
+request without it is a Ganeti client's, such as htools: see master/luxi_ganeti.py)."""
+
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
 if TYPE_CHECKING:
     from typing import Any
@@ -130,7 +134,7 @@ class Client:
         self.close()
 
     def call(self, method: str, *args: Any) -> Any:
-        request = {"method": method, "args": list(args), "version": 1}
+        request = {"method": method, "args": list(args), "version": PROTOCOL_VERSION}
         try:
             self._sock.sendall(json.dumps(request, separators=(",", ":")).encode() + EOM)
             while EOM not in self._buffer:

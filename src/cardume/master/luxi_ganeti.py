@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from cardume import errors
+from cardume.master.client import PROTOCOL_VERSION
 
-CARDUME_VERSION = 1
-"""The ``"version"`` cardume's clients put in every request (master.client, rapi's link)."""
+CARDUME_VERSION = PROTOCOL_VERSION  # (master.client's, which rapi's link sends too)
 
 # Ganeti's result statuses of a query cell
 RS_NORMAL = 0

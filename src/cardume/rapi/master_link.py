@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from cardume import errors
-from cardume.master.client import RAW_REPLY_PREFIX
+from cardume.master.client import PROTOCOL_VERSION, RAW_REPLY_PREFIX
 
 EOM = b"\x03"
 MAX_REPLY = 256 * 1024 * 1024  # a bulk listing of 10,000 instances is some tens of MiB
@@ -49,7 +49,7 @@ class MasterLink:
         """One request on a pooled connection; the reply's bytes (without the EOM)."""
         conn = self._idle.pop() if self._idle else await self._connect()
         reader, writer = conn
-        request = {"method": method, "args": list(args), "version": 1}
+        request = {"method": method, "args": list(args), "version": PROTOCOL_VERSION}
         try:
             writer.write(json.dumps(request, separators=(",", ":")).encode() + EOM)
             await writer.drain()
