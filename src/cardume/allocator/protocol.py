@@ -176,9 +176,38 @@ HANDLERS = {"allocate": _allocate, "multi-allocate": _multi_allocate, "relocate"
             "node-evacuate": _node_evacuate, "change-group": _change_group}
 
 
+def _evacuation_orders(cluster: model.Cluster, names: list[str]) -> list[list[str]]:
+    """The orders an evacuation is tried in: one instance at a time is greedy, and which
+    goes first changes where the others fit (the biggest first often packs best)."""
+    by_size = sorted(names, key=lambda n: (-cluster.instances[n].memory,
+                                           -cluster.instances[n].disk_space_total, n))
+    orders = [list(names), by_size, list(reversed(names))]
+    return [order for i, order in enumerate(orders) if order not in orders[:i]]
+
+
+def _best_evacuation(request: dict[str, Any], cluster: model.Cluster,
+                     req: model.Request) -> dict[str, Any]:
+    """The evacuation that moves the most instances, then leaves the lowest score, of
+    those tried in each order (each on a fresh copy of the cluster)."""
+    best: tuple[int, float] | None = None
+    chosen: dict[str, Any] = {}
+    for index, order in enumerate(_evacuation_orders(cluster, req.instances)):
+        if index:
+            cluster, req = model.parse(request)
+        req.instances = order
+        solver = Solver(cluster)
+        result = _node_evacuate(solver, req)
+        rank = (-len(result["result"][0]), solver.stats.score())
+        if best is None or rank < best:
+            best, chosen = rank, result
+    return chosen
+
+
 def answer(request: dict[str, Any]) -> dict[str, Any]:
     """Answer one iallocator request; raises model.RequestError if it is malformed."""
     cluster, req = model.parse(request)
+    if req.type == "node-evacuate":
+        return _best_evacuation(request, cluster, req)
     return HANDLERS[req.type](Solver(cluster), req)
 
 
