@@ -8,7 +8,11 @@ For each cluster size it generates one request (tests/unit/alloc_kit.py: varied 
 instances per node, a new drbd instance to place and a plain one), writes it to a file and
 times: the built-in allocator in process (``protocol.answer``, request already parsed from
 JSON), the ``cardume-iallocator`` program on the file, and ``hail`` on the same file (the
-median of --repeat). Figures only: nothing here asserts a time.
+median of --repeat). Then, on a 3-node local cluster (bench/run.py's), ``gnt-instance add``
+of a diskless instance as an admin types it: with ``-n NODE``, without nodes (the built-in
+default allocator) and with ``-I hail`` (--adds of each, the median; the master builds the
+request from every node's live resources each time). Figures only: nothing here asserts a
+time.
 """
 
 from __future__ import annotations
@@ -47,10 +51,42 @@ def run(argv: list[str], timeout: float | None = None) -> None:
         raise SystemExit(f"{argv[0]} failed: {out.stderr.strip()}")
 
 
+def local_adds(count: int) -> None:
+    """gnt-instance add on a local cluster: named node, built-in allocator, hail."""
+    import run as bench  # bench/run.py: the local cluster
+    cluster = bench.LocalCluster(bench.NODES)
+    try:
+        cluster.up()
+        gnt = cluster.cmd("gnt-instance")
+        common = ["add", "-t", "diskless", "--no-start", "--no-install", "--no-name-check",
+                  "--no-ip-check", "-o", "debootstrap+default"]
+        print("\ngnt-instance add on a 3-node local cluster (diskless, no start; median of "
+              f"{count})")
+        modes = [("-n node1", ["-n", "node1"]), ("no node (built-in)", []),
+                 ("-I hail", ["-I", "hail"])]
+        for index, (label, extra) in enumerate(modes):
+            if "hail" in label and not HAIL.exists():
+                print(f"  {label:<20} hail missing")
+                continue
+            times = []
+            for i in range(count):
+                argv = [gnt, *common, *extra, f"b{index}x{i}"]
+                start = time.perf_counter()
+                done = subprocess.run(argv, env=cluster.env, capture_output=True, text=True)
+                times.append((time.perf_counter() - start) * 1000)
+                if done.returncode != 0:
+                    raise SystemExit(f"{' '.join(argv[1:])} failed: {done.stderr.strip()}")
+            print(f"  {label:<20} {statistics.median(times):7.1f} ms")
+    finally:
+        cluster.down()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--adds", type=int, default=20,
+                        help="gnt-instance adds of each kind on the local cluster (0: none)")
     parser.add_argument("--hail-timeout", type=float, default=30.0,
                         help="seconds before hail is given up on (it is timed once)")
     args = parser.parse_args()
@@ -85,6 +121,8 @@ def main() -> None:
                     hail_txt, ratio, same = "missing", "-", "-"
                 print(f"{size:>6} {template:>8} {inproc:9.1f}ms {prog:7.1f}ms {hail_txt:>9} "
                       f"{ratio:>9}  {same}")
+    if args.adds > 0:
+        local_adds(args.adds)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,15 @@ DEFAULT_NODES = 3
 MAX_NODES = 200
 RAPI_USER = "gnt-admin"
 
-# A local cluster's instances are small (loop-file disks of a few MiB, no NICs): its
-# instance policy's minima are low where a real cluster keeps Ganeti's (disks of 1 GiB and
-# more, at least one NIC). The maxima stay Ganeti's: hspace counts down from them.
+# A local cluster's instances are small (loop-file disks of a few MiB, no NICs) and use no
+# CPU (the fake hypervisor): its instance policy's minima are low where a real cluster
+# keeps Ganeti's (disks of 1 GiB and more, at least one NIC), and allocators may put 32
+# vCPUs on a CPU, not 4. The maxima stay Ganeti's: hspace counts down from them.
 LOCAL_IPOLICY: dict[str, Any] = {"minmax": [{
     "min": {"memory-size": 1, "cpu-count": 1, "disk-count": 0, "disk-size": 1,
             "nic-count": 0, "spindle-use": 0},
     "max": dict(constants.IPOLICY_DEFAULTS["minmax"][0]["max"]),
-}]}
+}], "vcpu-ratio": 32.0}
 
 
 @dataclass
