@@ -586,6 +586,19 @@ class OpInstanceMultiAlloc(OpCode):
     )
 
 
+class OpInstanceChangeGroup(OpCode):
+    OP_ID = "OP_INSTANCE_CHANGE_GROUP"
+    OP_DSC_FIELD = "instance_name"
+    DOC = "Move an instance to another node group, where an allocator places it."
+    PARAMS = (
+        _instance_name(),
+        Param("iallocator", TMaybeString, None, "allocator; unset: the cluster's default"),
+        Param("target_groups", TMaybeStringList, None,
+              "groups it may go to; unset: any group but its own"),
+        Param("early_release", TBool, False, "accepted for Ganeti's clients"),
+    )
+
+
 class OpInstanceRemove(OpCode):
     OP_ID = "OP_INSTANCE_REMOVE"
     OP_DSC_FIELD = "instance_name"

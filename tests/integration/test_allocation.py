@@ -138,3 +138,26 @@ def test_batch_create_refuses_a_bad_file_with_nothing_made(gnt: Gnt, tmp_path: P
     code, _, err = gnt("gnt-instance", "batch-create", str(path), check=False)
     assert code != 0 and "some instances name their nodes and others do not" in err
     assert _names(gnt) == before
+
+
+def test_change_group_moves_an_instance_where_the_allocator_says(gnt: Gnt) -> None:
+    gnt("gnt-instance", "add", "-t", "sharedfile", *ADD[4:], "-n", "node1", "al-g1")
+    gnt("gnt-group", "add", "al-rack2")
+    gnt("gnt-group", "assign-nodes", "al-rack2", "node3")
+    try:
+        code, _, err = gnt("gnt-instance", "change-group", "--to", "no-such-group", "al-g1",
+                           check=False)
+        assert code != 0 and "node group 'no-such-group' not found" in err
+        assert _pnode(gnt, "al-g1") == "node1"
+        _, out, _ = gnt("gnt-instance", "change-group", "--to", "al-rack2", "al-g1")
+        assert "Instance al-g1 goes to group al-rack2, nodes node3" in out
+        assert _pnode(gnt, "al-g1") == "node3"
+        # a file instance's disks live on its node: the allocator says it can't move
+        gnt(*ADD, "-n", "node1", "al-g2")
+        code, _, err = gnt("gnt-instance", "change-group", "al-g2", check=False)
+        assert code != 0 and "Instances of type file cannot be relocated" in err
+        assert _pnode(gnt, "al-g2") == "node1"
+    finally:
+        gnt("gnt-instance", "remove", "-f", "al-g1", check=False)
+        gnt("gnt-group", "assign-nodes", "default", "node3")
+        gnt("gnt-group", "remove", "al-rack2")

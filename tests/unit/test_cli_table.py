@@ -127,6 +127,8 @@ COMMANDS: list[tuple[list[str], str, set[str]]] = [
     # command does, where a raw OP_TEST_DELAY defaults to no locks, as Ganeti's opcode does
     (["gnt-debug", "delay", "0"], "OP_TEST_DELAY", {"duration", "no_locks"}),
     (["gnt-debug", "allocator", "vm9"], "OP_TEST_ALLOCATOR", {"name"}),
+    (["gnt-instance", "change-group", "--to", "g2", "vm1"], "OP_INSTANCE_CHANGE_GROUP",
+     {"instance_name", "target_groups"}),
     (["gnt-network", "add", "--network", "192.0.2.0/24", "net1"], "OP_NETWORK_ADD",
      {"network_name", "network"}),
     (["gnt-network", "remove", "net1"], "OP_NETWORK_REMOVE", {"network_name"}),

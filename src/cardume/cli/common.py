@@ -112,6 +112,26 @@ def run_many(args: argparse.Namespace, names: Sequence[str],
     return failed
 
 
+def wait_for_jobs(jobs: Sequence[tuple[str, Any]]) -> list[str]:
+    """Wait for jobs that a job submitted (multi-allocation, change-group): each is
+    ``(label, [ok, job id or refusal])``. Prints each outcome; returns the labels of those
+    refused or failed."""
+    failed: list[str] = []
+    with Client() as client:
+        for label, (ok, job) in jobs:
+            if not ok:
+                print(f"{label}: refused: {job}", file=sys.stderr)
+                failed.append(label)
+                continue
+            print(f"Waiting for job {job} for {label} ...", flush=True)
+            try:
+                client.wait_job(int(job))
+            except errors.CardumeError as err:
+                print(f"Job {job} for {label} has failed: {err}", file=sys.stderr, flush=True)
+                failed.append(label)
+    return failed
+
+
 def fields_of(spec: str | None, default: Sequence[str]) -> list[str]:
     if not spec:
         return list(default)

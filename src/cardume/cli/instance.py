@@ -46,6 +46,8 @@ COMMANDS: tuple[tuple[str, tuple[str, ...], str, str | None], ...] = (
      "instance_migrate"),
     ("failover", (), "stop an instance and start it on another node", "instance_migrate"),
     ("migrate", (), "move a running instance to another node", "instance_migrate"),
+    ("change-group", (), "move an instance to another node group (an allocator places it)",
+     "instance_migrate"),
     ("replace-disks", (), "replace the storage under a drbd instance's mirror, or its "
      "secondary node", "instance_disks"),
     ("console", (), "connect to the console of an instance", "instance_info"),

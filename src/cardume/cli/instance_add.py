@@ -216,8 +216,6 @@ def build_batch_create_op(path: str, iallocator: str | None) -> dict[str, Any]:
 def batch_create(args: argparse.Namespace) -> int:
     """Place the instances at once, then wait for each creation job."""
     import sys
-
-    from cardume.master.client import Client
     result = common.run_job(args, [build_batch_create_op(args.instances_file,
                                                          args.iallocator)])
     if result is None:
@@ -226,17 +224,6 @@ def batch_create(args: argparse.Namespace) -> int:
     failed = list(outcome.get("failed") or [])
     for name in failed:
         print(f"Instance {name}: no nodes found for it", file=sys.stderr)
-    with Client() as client:
-        for name, (ok, job) in zip(outcome.get("allocatable") or [],
-                                   outcome.get("jobs") or [], strict=False):
-            if not ok:
-                print(f"Instance {name}: creation refused: {job}", file=sys.stderr)
-                failed.append(name)
-                continue
-            print(f"Waiting for job {job} for {name} ...", flush=True)
-            try:
-                client.wait_job(int(job))
-            except errors.CardumeError as err:
-                print(f"Job {job} for {name} has failed: {err}", file=sys.stderr)
-                failed.append(name)
+    names = [f"instance {name}" for name in outcome.get("allocatable") or []]
+    failed += common.wait_for_jobs(list(zip(names, outcome.get("jobs") or [], strict=False)))
     return 1 if failed else 0

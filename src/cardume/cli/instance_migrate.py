@@ -59,7 +59,17 @@ def _migrate_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=migrate)
 
 
-PARSERS = {"move": _move_parser, "failover": _failover_parser, "migrate": _migrate_parser}
+def _change_group_parser(p: argparse.ArgumentParser) -> None:
+    options.IALLOCATOR.add(p)
+    p.add_argument("--to", dest="target_groups", action="append", default=[],
+                   help="a node group it may go to (repeatable; default: any other)")
+    options.add_job_options(p)
+    p.add_argument("instance", help="name of the instance")
+    p.set_defaults(func=change_group)
+
+
+PARSERS = {"move": _move_parser, "failover": _failover_parser, "migrate": _migrate_parser,
+           "change-group": _change_group_parser}
 
 
 # --- opcodes ----------------------------------------------------------------------------------
@@ -172,3 +182,21 @@ def migrate(args: argparse.Namespace) -> int:
             f"migrating {args.instance} needs -f to confirm")
     common.run_job(args, [op])
     return 0
+
+
+def build_change_group_op(args: argparse.Namespace) -> dict[str, Any]:
+    groups = [g for text in args.target_groups for g in text.split(",") if g]
+    return {"OP_ID": "OP_INSTANCE_CHANGE_GROUP", "instance_name": args.instance,
+            "iallocator": args.iallocator, "target_groups": groups or None}
+
+
+def change_group(args: argparse.Namespace) -> int:
+    """The allocator's moves are jobs of their own: wait for each."""
+    result = common.run_job(args, [build_change_group_op(args)])
+    if result is None:
+        return 0
+    outcome = result[0] if result and isinstance(result[0], dict) else {}
+    jobs = outcome.get("jobs") or []
+    failed = common.wait_for_jobs([(f"move {i + 1} of {args.instance}", job)
+                                   for i, job in enumerate(jobs)])
+    return 1 if failed else 0

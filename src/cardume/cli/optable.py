@@ -182,6 +182,14 @@ OPS: dict[str, dict[str, Entry]] = {
         "ignore_size": ("bool", False, None, False, "ignore recorded sizes"),
         "wait_for_sync": ("bool", False, None, False, "wait for mirrored disks to sync"),
     },
+    "OP_INSTANCE_CHANGE_GROUP": {
+        "instance_name": ("non-empty string", None, None, True, "name of the instance"),
+        "iallocator": ("string | None", None, None, False,
+                       "allocator; unset: the cluster's default"),
+        "target_groups": ("list of strings | None", None, None, False,
+                          "groups it may go to; unset: any group but its own"),
+        "early_release": ("bool", False, None, False, "accepted for Ganeti's clients"),
+    },
     "OP_INSTANCE_CREATE": {
         "instance_name": ("non-empty string", None, None, True, "name of the instance"),
         "mode": ("string", "create", ("create", "import", "remote-import"), False,
@@ -512,6 +520,8 @@ OP_DOCS: dict[str, str] = {
     "OP_GROUP_RENAME": "Rename a node group.",
     "OP_GROUP_SET_PARAMS": "Change a node group's parameters.",
     "OP_INSTANCE_ACTIVATE_DISKS": "Make an instance's disks usable on its nodes.",
+    "OP_INSTANCE_CHANGE_GROUP":
+        "Move an instance to another node group, where an allocator places it.",
     "OP_INSTANCE_CREATE": "Create an instance: disks, OS installation, config entry, start.",
     "OP_INSTANCE_DEACTIVATE_DISKS": "Release an instance's disks on its nodes.",
     "OP_INSTANCE_FAILOVER": "Stop an instance and start it on another node.",

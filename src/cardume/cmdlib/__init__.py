@@ -5,6 +5,7 @@ from cardume.cmdlib import (  # noqa: F401
     cluster,
     group,
     instance,
+    instance_change_group,
     instance_create,
     instance_migrate,
     instance_multi_alloc,
