@@ -49,7 +49,7 @@ DEFAULT_MAX_TRACKED_JOBS = 25
 ALLOC_POLICIES = ("preferred", "last_resort", "unallocable")
 DEFAULT_GROUP = "default"
 
-# Fixed choices of opcode parameters (opcodes.py names them; the gnt-* commands read them
+# Fixed choices of opcode parameters (opcodes/ names them; the gnt-* commands read them
 # from the generated cli/optable.py).
 DEFAULT_SHUTDOWN_TIMEOUT = 120
 """Seconds an instance gets to shut down cleanly before it is stopped hard."""

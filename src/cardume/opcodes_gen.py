@@ -1,10 +1,10 @@
-"""Write ``cli/optable.py``: the operation table of ``opcodes.py`` as plain literals.
+"""Write ``cli/optable.py``: the operation table of ``opcodes/`` as plain literals.
 
     python -m cardume.opcodes_gen            rewrite src/cardume/cli/optable.py
     python -m cardume.opcodes_gen --check    exit 1 if it is stale
 
 The ``gnt-*`` commands read every operation's parameter choices, defaults and docs from that
-copy instead of importing ``opcodes.py`` (dataclasses and typing would slow every command's
+copy instead of importing ``opcodes`` (dataclasses and typing would slow every command's
 start). The copy's hand-written part (its docstring and accessors) ends at :data:`MARKER`;
 everything after it is rewritten from the table here. tests/unit/test_optable.py fails when
 the copy is stale.
@@ -20,7 +20,7 @@ from cardume import opcodes
 
 TARGET = Path(__file__).resolve().parent / "cli" / "optable.py"
 COMMAND = "python -m cardume.opcodes_gen"
-MARKER = f"# --- written by `{COMMAND}` from opcodes.py: do not edit below ---\n"
+MARKER = f"# --- written by `{COMMAND}` from opcodes/: do not edit below ---\n"
 WIDTH = 99
 
 

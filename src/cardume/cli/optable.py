@@ -1,10 +1,10 @@
 """Every operation's parameters, as plain data for the ``gnt-*`` option parsers.
 
-The parameters are declared once, in ``cardume/opcodes.py``, which also checks every opcode
+The parameters are declared once, in ``cardume/opcodes/``, which also checks every opcode
 the master receives. The part of this module below the marker line is a copy of that table
-written by ``python -m cardume.opcodes_gen`` (run it after changing opcodes.py;
+written by ``python -m cardume.opcodes_gen`` (run it after changing opcodes/;
 tests/unit/test_optable.py fails while the copy is stale). It is a copy because importing
-opcodes.py (dataclasses, typing) would slow the start of every command; this module imports
+opcodes (dataclasses, typing) would slow the start of every command; this module imports
 nothing.
 
 Use the accessors, not the dicts: ``default("OP_INSTANCE_REBOOT", "reboot_type")`` is
@@ -89,7 +89,7 @@ def help_text(op_id: str, name: str) -> str:
     return text.replace("%", "%%")
 
 
-# --- written by `python -m cardume.opcodes_gen` from opcodes.py: do not edit below ---
+# --- written by `python -m cardume.opcodes_gen` from opcodes/: do not edit below ---
 
 #: Parameters every operation has.
 COMMON: dict[str, Entry] = {
