@@ -7,7 +7,7 @@ import os
 import sys
 
 from cardume import __version__, constants, errors, paths
-from cardume.cli import cluster_crypto, common, ipolicy, options
+from cardume.cli import balance, cluster_crypto, common, ipolicy, options
 from cardume.master.client import Client
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
@@ -119,6 +119,7 @@ def build(sub: Any) -> None:
     p.set_defaults(func=destroy)
 
     cluster_crypto.build(sub)  # renew-crypto
+    balance.build(sub)  # balance, capacity
     common.add_tag_commands(sub, "the cluster", None, tags)
 
 

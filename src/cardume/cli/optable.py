@@ -104,6 +104,25 @@ COMMON: dict[str, Entry] = {
 
 #: Each operation's own parameters, by OP_ID.
 OPS: dict[str, dict[str, Entry]] = {
+    "OP_CLUSTER_BALANCE": {
+        "max_moves": ("non-negative int | None", None, None, False,
+                      "at most this many moves; unset: no limit"),
+        "min_gain": ("non-negative float", 0.01, None, False,
+                     "smallest score gain of a move (hbal -g) once the score is under min_gain_limit"),
+        "min_gain_limit": ("non-negative float", 0.1, None, False,
+                           "score under which min_gain applies"),
+        "group_name": ("string | None", None, None, False,
+                       "only this node group; unset: every group"),
+    },
+    "OP_CLUSTER_CAPACITY": {
+        "spec": ("dict | None", None, None, False,
+                 "memory-size, disk-size, cpu-count (MiB, MiB, count); unset keys: the policy's std spec"),
+        "disk_template": ("string | None", None,
+                          ("diskless", "file", "sharedfile", "plain", "drbd", "blockdev", "rbd",
+                           "ext", "gluster"), False, "disk template; unset: the policy's first"),
+        "group_name": ("string | None", None, None, False,
+                       "only this node group; unset: every group"),
+    },
     "OP_CLUSTER_DESTROY": {},
     "OP_CLUSTER_REDIST_CONF": {},
     "OP_CLUSTER_SET_PARAMS": {
@@ -507,6 +526,9 @@ OPS: dict[str, dict[str, Entry]] = {
 
 #: What each operation does.
 OP_DOCS: dict[str, str] = {
+    "OP_CLUSTER_BALANCE":
+        "Plan the moves that even out a node group's load (hbal); nothing moves.",
+    "OP_CLUSTER_CAPACITY": "Count how many more instances of a spec fit, per node group (hspace).",
     "OP_CLUSTER_DESTROY": "Destroy the cluster: forget every node and stop the master.",
     "OP_CLUSTER_REDIST_CONF":
         "Push the configuration to every master candidate and ssconf to every node again.",

@@ -3,6 +3,7 @@
 from cardume.cmdlib import (  # noqa: F401
     allocator_debug,
     cluster,
+    cluster_balance,
     group,
     instance,
     instance_change_group,

@@ -15,6 +15,7 @@ from cardume.rules.paramtypes import (
     TMaybeString,
     TMaybeStringList,
     TNonEmptyString,
+    TNonNegFloat,
     TString,
     TStringList,
     int_range,
@@ -272,6 +273,30 @@ class OpTestAllocator(OpCode):
         Param("instances", TMaybeStringList, None, "node-evacuate, change-group: instances"),
         Param("target_groups", TMaybeStringList, None, "change-group: target groups"),
         Param("count", TMaybeNonNegInt, None, "multi-allocate: how many instances"),
+    )
+
+
+class OpClusterBalance(OpCode):
+    OP_ID = "OP_CLUSTER_BALANCE"
+    DOC = "Plan the moves that even out a node group's load (hbal); nothing moves."
+    PARAMS = (
+        Param("max_moves", TMaybeNonNegInt, None, "at most this many moves; unset: no limit"),
+        Param("min_gain", TNonNegFloat, 0.01, "smallest score gain of a move (hbal -g) once "
+              "the score is under min_gain_limit"),
+        Param("min_gain_limit", TNonNegFloat, 0.1, "score under which min_gain applies"),
+        Param("group_name", TMaybeString, None, "only this node group; unset: every group"),
+    )
+
+
+class OpClusterCapacity(OpCode):
+    OP_ID = "OP_CLUSTER_CAPACITY"
+    DOC = "Count how many more instances of a spec fit, per node group (hspace)."
+    PARAMS = (
+        Param("spec", TMaybeDict, None, "memory-size, disk-size, cpu-count (MiB, MiB, count); "
+              "unset keys: the policy's std spec"),
+        Param("disk_template", TMaybeString, None, "disk template; unset: the policy's first",
+              choices=constants.DISK_TEMPLATES),
+        Param("group_name", TMaybeString, None, "only this node group; unset: every group"),
     )
 
 
