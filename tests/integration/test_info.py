@@ -195,7 +195,8 @@ def peer_like(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
     names = {f"vm{index}": f"127.0.9.{index}" for index in (1, 2, 3)}
     with os_cluster(tmp_path_factory.mktemp("peer-like"), names) as vc:
         # the captured cluster's policy is Ganeti's default (a local cluster's is wider)
-        vc.gnt("gnt-cluster", "modify", "--ipolicy-bounds-specs", GANETI_BOUNDS)
+        vc.gnt("gnt-cluster", "modify", "--ipolicy-bounds-specs", GANETI_BOUNDS,
+               "--ipolicy-vcpu-ratio", "4")
         vc.gnt("gnt-instance", "add", "-t", "diskless", "-o", "dummy+default", "-n", "node1",
                "-B", "maxmem=128,minmem=128", "vm1")
         vc.gnt("gnt-instance", "add", "-t", "file", "--disk", "0:size=1g", "-o",
