@@ -108,7 +108,7 @@ OPS: dict[str, dict[str, Entry]] = {
         "max_moves": ("non-negative int | None", None, None, False,
                       "at most this many moves; unset: no limit"),
         "min_gain": ("non-negative float", 0.01, None, False,
-                     "smallest score gain of a move (hbal -g) once the score is under min_gain_limit"),
+                     "smallest gain of a move (hbal -g) under min_gain_limit"),
         "min_gain_limit": ("non-negative float", 0.1, None, False,
                            "score under which min_gain applies"),
         "group_name": ("string | None", None, None, False,
@@ -116,7 +116,7 @@ OPS: dict[str, dict[str, Entry]] = {
     },
     "OP_CLUSTER_CAPACITY": {
         "spec": ("dict | None", None, None, False,
-                 "memory-size, disk-size, cpu-count (MiB, MiB, count); unset keys: the policy's std spec"),
+                 "memory-size, disk-size (MiB), cpu-count; unset: the std spec's"),
         "disk_template": ("string | None", None,
                           ("diskless", "file", "sharedfile", "plain", "drbd", "blockdev", "rbd",
                            "ext", "gluster"), False, "disk template; unset: the policy's first"),

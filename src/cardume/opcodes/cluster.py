@@ -281,8 +281,8 @@ class OpClusterBalance(OpCode):
     DOC = "Plan the moves that even out a node group's load (hbal); nothing moves."
     PARAMS = (
         Param("max_moves", TMaybeNonNegInt, None, "at most this many moves; unset: no limit"),
-        Param("min_gain", TNonNegFloat, 0.01, "smallest score gain of a move (hbal -g) once "
-              "the score is under min_gain_limit"),
+        Param("min_gain", TNonNegFloat, 0.01,
+              "smallest gain of a move (hbal -g) under min_gain_limit"),
         Param("min_gain_limit", TNonNegFloat, 0.1, "score under which min_gain applies"),
         Param("group_name", TMaybeString, None, "only this node group; unset: every group"),
     )
@@ -292,8 +292,8 @@ class OpClusterCapacity(OpCode):
     OP_ID = "OP_CLUSTER_CAPACITY"
     DOC = "Count how many more instances of a spec fit, per node group (hspace)."
     PARAMS = (
-        Param("spec", TMaybeDict, None, "memory-size, disk-size, cpu-count (MiB, MiB, count); "
-              "unset keys: the policy's std spec"),
+        Param("spec", TMaybeDict, None,
+              "memory-size, disk-size (MiB), cpu-count; unset: the std spec's"),
         Param("disk_template", TMaybeString, None, "disk template; unset: the policy's first",
               choices=constants.DISK_TEMPLATES),
         Param("group_name", TMaybeString, None, "only this node group; unset: every group"),
