@@ -42,8 +42,8 @@ pytestmark = pytest.mark.skipif(tool_path("hbal") is None,
 INSTANCES = {  # name: (disk template, memory)
     "lx1": ("file", 128), "lx2": ("sharedfile", 128), "lx3": ("sharedfile", 256),
     "lx4": ("diskless", 128)}
-# hspace's tiered allocation starts at the policy's maxima and shrinks from there: a local
-# cluster's bounds (1 TiB of memory) would take it hours, so the admin sets Ganeti's maxima
+# hspace's tiered allocation starts at the policy's maxima and shrinks from there: the
+# bounds an admin of a small cluster sets (a local cluster's minima, Ganeti's maxima)
 BOUNDS = ("min:memory-size=1,cpu-count=1,disk-count=0,disk-size=1,nic-count=0,spindle-use=0"
           "/max:memory-size=32768,cpu-count=8,disk-count=16,disk-size=1048576,nic-count=8,"
           "spindle-use=12")
@@ -117,6 +117,18 @@ def test_hspace_counts_room_for_more(socket_path: str, gnt: Gnt) -> None:
     assert int(values["HTS_INI_MEM_INST"]) == sum(m for _t, m in INSTANCES.values())
     assert int(values["HTS_CLUSTER_MEM"]) == sum(
         int(row[0]) for row in listed(gnt, "node", "mtotal"))
+
+
+def test_gnt_cluster_capacity_agrees_with_hspace(socket_path: str, gnt: Gnt) -> None:
+    """The same question, the same cluster: how many more of the standard instance fit,
+    and what runs out first, from Debian's hspace over the socket and from cardume."""
+    def values(out: str) -> dict[str, str]:
+        return dict(line.split("=", 1) for line in out.splitlines() if line.startswith("HTS_"))
+    theirs = values(htool("hspace", f"-L{socket_path}", "--machine-readable"))
+    ours = values(gnt("gnt-cluster", "capacity", "--machine-readable")[1])
+    assert int(ours["HTS_ALLOC_INSTANCES"]) > 0
+    assert ours["HTS_ALLOC_INSTANCES"] == theirs["HTS_ALLOC_INSTANCES"]
+    assert ours["HTS_ALLOC_FAIL_REASON"] == theirs["HTS_ALLOC_FAIL_REASON"]
 
 
 def test_hcheck_finds_a_healthy_cluster(socket_path: str) -> None:
