@@ -119,6 +119,8 @@ COMMANDS: list[tuple[list[str], str, set[str]]] = [
     (["gnt-group", "remove-tags", "g1", "a"], "OP_TAGS_DEL", {"kind", "name", "tags"}),
     (["gnt-cluster", "modify", "--vg-name", "xenvg"], "OP_CLUSTER_SET_PARAMS", {"vg_name"}),
     (["gnt-cluster", "verify"], "OP_CLUSTER_VERIFY", set()),
+    (["gnt-cluster", "balance"], "OP_CLUSTER_BALANCE", set()),
+    (["gnt-cluster", "capacity"], "OP_CLUSTER_CAPACITY", set()),
     (["gnt-cluster", "verify-disks", "--submit"], "OP_CLUSTER_VERIFY_DISKS", set()),
     (["gnt-cluster", "redist-conf"], "OP_CLUSTER_REDIST_CONF", set()),
     (["gnt-cluster", "destroy", "--yes-do-it"], "OP_CLUSTER_DESTROY", set()),

@@ -119,10 +119,10 @@ def balance(args: argparse.Namespace) -> int:
           "min_gain": float(args.min_gain), "min_gain_limit": float(args.min_gain_limit),
           "group_name": args.group}
     result = common.run_job(args, [op], feedback=False)
-    if not result:
+    if not result:  # --submit: the job id was printed
         return 0
     status = 0
-    for plan in result[0]:
+    for plan in result[0] or []:
         _print_plan(plan, args.print_commands)
         if args.execute and plan["moves"]:
             status = _execute(plan) or status
@@ -136,7 +136,7 @@ def capacity(args: argparse.Namespace) -> int:
     op = {"OP_ID": "OP_CLUSTER_CAPACITY", "spec": _spec(args.spec),
           "disk_template": args.disk_template, "group_name": args.group}
     result = common.run_job(args, [op], feedback=False)
-    if not result:
+    if not result or not result[0]:  # --submit: the job id was printed
         return 0
     lines = machine_lines(result[0]) if args.machine_readable else describe(result[0])
     print("\n".join(lines))
