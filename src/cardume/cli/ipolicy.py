@@ -18,7 +18,6 @@ starts fast.
 from __future__ import annotations
 
 from cardume import errors
-from cardume.rules import ipolicy
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
 if TYPE_CHECKING:
@@ -28,8 +27,10 @@ if TYPE_CHECKING:
 BOUNDS_OPT = "--ipolicy-bounds-specs"
 STD_OPT = "--ipolicy-std-specs"
 TEMPLATES_OPT = "--ipolicy-disk-templates"
-RATIO_OPTS = {ipolicy.VCPU_RATIO: "--ipolicy-vcpu-ratio",
-              ipolicy.SPINDLE_RATIO: "--ipolicy-spindle-ratio"}
+# (rules.ipolicy's key names: that module loads dataclasses, ~15 ms of every gnt-cluster
+# start, so it is imported only where a policy option is parsed)
+VCPU_RATIO, SPINDLE_RATIO = "vcpu-ratio", "spindle-ratio"
+RATIO_OPTS = {VCPU_RATIO: "--ipolicy-vcpu-ratio", SPINDLE_RATIO: "--ipolicy-spindle-ratio"}
 
 
 def add_options(parser: Any, std: bool) -> None:
@@ -41,15 +42,16 @@ def add_options(parser: Any, std: bool) -> None:
                             help="standard instance specs: k=v,...")
     parser.add_argument(TEMPLATES_OPT, dest="ipolicy_disk_templates", metavar="TEMPLATES",
                         help="comma-separated disk templates instances may use")
-    parser.add_argument(RATIO_OPTS[ipolicy.VCPU_RATIO], dest="ipolicy_vcpu_ratio",
+    parser.add_argument(RATIO_OPTS[VCPU_RATIO], dest="ipolicy_vcpu_ratio",
                         metavar="RATIO", help="the maximum allowed vcpu-to-cpu ratio")
-    parser.add_argument(RATIO_OPTS[ipolicy.SPINDLE_RATIO], dest="ipolicy_spindle_ratio",
+    parser.add_argument(RATIO_OPTS[SPINDLE_RATIO], dest="ipolicy_spindle_ratio",
                         metavar="RATIO", help="the maximum allowed instances to spindle ratio")
 
 
 def from_args(args: argparse.Namespace) -> dict[str, Any] | None:
     """The opcode's ``ipolicy`` from the parsed options; None when none was given.
     ``default`` resets a group's key (the cluster refuses it: it has nothing to inherit)."""
+    from cardume.rules import ipolicy
     changes: dict[str, Any] = {}
     bounds = getattr(args, "ipolicy_bounds_specs", None)
     if bounds is not None:
@@ -75,12 +77,14 @@ _INHERIT: Any = object()
 
 
 def _default(text: str) -> Any:
+    from cardume.rules import ipolicy
     return _INHERIT if text.strip() == ipolicy.DEFAULT else None
 
 
 def parse_specs(text: str, option: str, where: str = "") -> dict[str, int]:
     """``memory-size=128,cpu-count=1``: each key once, known, a whole value."""
     from cardume.cli.params import split_escaped
+    from cardume.rules import ipolicy
     where = where or f"{option} {text}"
     specs: dict[str, int] = {}
     for item in split_escaped(text):
@@ -105,6 +109,7 @@ def parse_specs(text: str, option: str, where: str = "") -> dict[str, int]:
 def parse_bounds(text: str) -> list[dict[str, dict[str, int]]]:
     """``min:...,/max:...[//min:.../max:...]`` into the policy's minmax list (each pair
     complete and min <= max, checked here as the master checks it again)."""
+    from cardume.rules import ipolicy
     pairs: list[dict[str, dict[str, int]]] = []
     for number, chunk in enumerate(text.split("//")):
         pair: dict[str, dict[str, int]] = {}
@@ -127,6 +132,7 @@ def parse_bounds(text: str) -> list[dict[str, dict[str, int]]]:
 
 def parse_templates(text: str) -> list[str]:
     from cardume.cli.params import parse_names_list
+    from cardume.rules import ipolicy
     names = parse_names_list(text)
     if not names:
         raise errors.WrongInput(f"{TEMPLATES_OPT} needs at least one disk template")
@@ -134,6 +140,7 @@ def parse_templates(text: str) -> list[str]:
 
 
 def parse_ratio(text: str, option: str) -> float:
+    from cardume.rules import ipolicy
     try:
         return ipolicy.check_ratio(option.removeprefix("--ipolicy-"), text.strip())
     except errors.WrongInput:
