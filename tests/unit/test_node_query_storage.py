@@ -39,9 +39,10 @@ def test_one_row_per_unit_with_the_fields_in_their_order(kit: lu_kit.LuKit) -> N
     name, size, used, free, allocatable, node, kind = row
     assert (name, allocatable, node, kind) == (FILE_DIR, True, NODES[0], "file")
     assert size > 0 and used >= 0 and free >= 0 and used + free <= size
-    # the same units gnt-node list-storage shows (the node's own answer)
+    # the same units gnt-node list-storage shows (the node's own answer); asked a moment
+    # later, the filesystem's free space may have moved with whatever else writes on it
     [unit] = kit.call(NODES[0], "node_storage", type="file")
-    assert [unit["size"], unit["free"]] == [size, free]
+    assert unit["size"] == size and abs(unit["free"] - free) <= 64
 
 
 def test_every_node_when_none_is_named_and_the_default_type(kit: lu_kit.LuKit) -> None:
