@@ -28,7 +28,7 @@ from typing import Any
 
 from cardume.allocator.fit import as_primary, as_secondary
 from cardume.allocator.model import SHARED_TEMPLATES, Cluster, Instance
-from cardume.allocator.score import Load, NodeState, Stats, Vector, build_states
+from cardume.allocator.score import Load, ScoredNodes, build_states
 
 MIN_GAIN = 0.01          # hbal's -g default
 MIN_GAIN_LIMIT = 0.1     # hbal's --min-gain-limit default
@@ -148,43 +148,20 @@ def job_sets(moves: list[Move]) -> list[list[int]]:
 Candidate = tuple[float, str, list[str]]  # (score, kind, new nodes)
 
 
-class Balancer:
+class Balancer(ScoredNodes):
     """One group's nodes and instances, with the score kept incrementally."""
 
     def __init__(self, cluster: Cluster, group_uuid: str) -> None:
         self.cluster = cluster
         states, loads = build_states(cluster)
-        self.states = {n: ns for n, ns in states.items() if ns.group == group_uuid}
+        super().__init__({n: ns for n, ns in states.items() if ns.group == group_uuid})
         self.loads = loads
-        self.vecs: dict[str, Vector] = {n: ns.vector() for n, ns in self.states.items()}
-        self.stats = Stats(self.states)
         self.targets = [ns for ns in self.states.values() if ns.online]
         self.nodes = {name: list(inst.nodes) for name, inst in cluster.instances.items()
                       if inst.nodes[0] in self.states}
 
     def score(self) -> float:
         return self.stats.score()
-
-    def _refresh(self, ns: NodeState) -> None:
-        new = ns.vector()
-        self.stats.replace(self.vecs[ns.name], new)
-        self.vecs[ns.name] = new
-
-    def _place(self, load: Load, nodes: list[str]) -> None:
-        pri = self.states[nodes[0]]
-        pri.add_primary(load)
-        self._refresh(pri)
-        if len(nodes) > 1 and nodes[1] in self.states:
-            sec = self.states[nodes[1]]
-            sec.add_secondary(load, pri.name)
-            self._refresh(sec)
-
-    def _unplace(self, load: Load, nodes: list[str]) -> None:
-        if len(nodes) > 1 and nodes[1] in self.states:
-            self.states[nodes[1]].remove_secondary(load)
-            self._refresh(self.states[nodes[1]])
-        self.states[nodes[0]].remove_primary(load)
-        self._refresh(self.states[nodes[0]])
 
     def movable(self, inst: Instance) -> bool:
         return inst.mirrored and len(inst.nodes) > 1 or \
@@ -195,13 +172,13 @@ class Balancer:
         inst = self.cluster.instances[name]
         load, nodes = self.loads[name], self.nodes[name]
         template = inst.disk_template
-        self._unplace(load, nodes)
+        self.unplace(load, nodes)
         try:
             if inst.mirrored:
                 return self._best_drbd(load, template, nodes[0], nodes[1])
             return self._best_shared(load, template, nodes[0])
         finally:
-            self._place(load, nodes)
+            self.place(load, nodes)
 
     def _best_shared(self, load: Load, template: str, old: str) -> Candidate | None:
         best: Candidate | None = None
@@ -257,8 +234,8 @@ class Balancer:
 
     def apply(self, name: str, new_nodes: list[str]) -> None:
         load = self.loads[name]
-        self._unplace(load, self.nodes[name])
-        self._place(load, new_nodes)
+        self.unplace(load, self.nodes[name])
+        self.place(load, new_nodes)
         self.nodes[name] = list(new_nodes)
 
 

@@ -256,6 +256,43 @@ class Stats:
         return total
 
 
+class ScoredNodes:
+    """Node states with each one's score vector and the running sums kept in step, so a
+    committed placement costs O(1) and a candidate is scored by ``stats.score_with``.
+    The allocator's solver and the balancer both keep their nodes so."""
+
+    def __init__(self, states: dict[str, NodeState]) -> None:
+        self.states = states
+        self.vecs: dict[str, Vector] = {n: ns.vector() for n, ns in states.items()}
+        self.stats = Stats()
+        for vec in self.vecs.values():
+            self.stats.add(vec, 1)
+
+    def _refresh(self, ns: NodeState) -> None:
+        new = ns.vector()
+        self.stats.replace(self.vecs[ns.name], new)
+        self.vecs[ns.name] = new
+
+    def place(self, load: Load, nodes: list[str]) -> None:
+        """Put ``load`` on ``nodes`` (primary first; a secondary outside these nodes, as
+        in another group, is left alone)."""
+        pri = self.states[nodes[0]]
+        pri.add_primary(load)
+        self._refresh(pri)
+        if len(nodes) > 1 and nodes[1] in self.states:
+            sec = self.states[nodes[1]]
+            sec.add_secondary(load, pri.name)
+            self._refresh(sec)
+
+    def unplace(self, load: Load, nodes: list[str]) -> None:
+        if len(nodes) > 1 and nodes[1] in self.states \
+                and load.name in self.states[nodes[1]].secondaries:
+            self.states[nodes[1]].remove_secondary(load)
+            self._refresh(self.states[nodes[1]])
+        self.states[nodes[0]].remove_primary(load)
+        self._refresh(self.states[nodes[0]])
+
+
 def cluster_score(states: dict[str, NodeState]) -> float:
     """The score computed from scratch (two-pass stddev), for reports and checks."""
     online = [ns.vector() for ns in states.values() if ns.online]

@@ -12,7 +12,7 @@ from typing import Any
 
 from cardume.allocator.fit import as_primary, as_secondary
 from cardume.allocator.model import SHARED_TEMPLATES, Cluster, Group, Instance
-from cardume.allocator.score import Load, NodeState, Stats, Vector, build_states
+from cardume.allocator.score import Load, NodeState, ScoredNodes, Vector, build_states
 from cardume.rules.ipolicy import InstanceSpec, violations
 
 POLICY_RANK = {"preferred": 0, "last_resort": 1}
@@ -70,41 +70,16 @@ def spec_of(inst: Instance) -> InstanceSpec:
                         disk_template=inst.disk_template)
 
 
-class Solver:
+class Solver(ScoredNodes):
     """The cluster's state while requests are placed; commits update the score in O(1)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.states, self.loads = build_states(cluster)
-        self.vecs: dict[str, Vector] = {n: ns.vector() for n, ns in self.states.items()}
-        self.stats = Stats()
-        for vec in self.vecs.values():
-            self.stats.add(vec, 1)
+        states, self.loads = build_states(cluster)
+        super().__init__(states)
         self.members: dict[str, list[NodeState]] = {g: [] for g in cluster.groups}
         for ns in self.states.values():
             self.members[ns.group].append(ns)
-
-    # --- committed changes --------------------------------------------------------
-    def _refresh(self, ns: NodeState) -> None:
-        new = ns.vector()
-        self.stats.replace(self.vecs[ns.name], new)
-        self.vecs[ns.name] = new
-
-    def place(self, load: Load, nodes: list[str]) -> None:
-        pri = self.states[nodes[0]]
-        pri.add_primary(load)
-        self._refresh(pri)
-        if len(nodes) > 1:
-            sec = self.states[nodes[1]]
-            sec.add_secondary(load, pri.name)
-            self._refresh(sec)
-
-    def unplace(self, load: Load, nodes: list[str]) -> None:
-        if len(nodes) > 1 and load.name in self.states[nodes[1]].secondaries:
-            self.states[nodes[1]].remove_secondary(load)
-            self._refresh(self.states[nodes[1]])
-        self.states[nodes[0]].remove_primary(load)
-        self._refresh(self.states[nodes[0]])
 
     # --- searches -----------------------------------------------------------------
     def _gate(self, ns: NodeState) -> str | None:
