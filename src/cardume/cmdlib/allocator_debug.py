@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import iallocator
+from cardume.cmdlib import common, iallocator
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.rules import disk_templates
 
@@ -73,15 +73,9 @@ class LUTestAllocator(LogicalUnit):
             if op.mode == "node-evacuate":
                 self.request = iallocator.evacuate_request(names, str(op.evac_mode))
             else:
-                groups = [self._group_uuid(g) for g in op.target_groups or []]
+                groups = [common.named_group(cfg, g).uuid for g in op.target_groups or []]
                 self.request = iallocator.change_group_request(names, groups)
             self.template = None
-
-    def _group_uuid(self, name: str) -> str:
-        for group in self.cfg.groups.values():
-            if name in (group.name, group.uuid):
-                return group.uuid
-        raise errors.UnknownEntity(f"node group '{name}' not found")
 
     async def exec(self) -> str:
         document = await iallocator.cluster_data(self, self.template)

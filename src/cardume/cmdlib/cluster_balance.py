@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from cardume import errors, opcodes
-from cardume.cmdlib import iallocator
+from cardume.cmdlib import common, iallocator
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.rules import ipolicy
 
@@ -21,8 +21,8 @@ _NO_REQUEST = {"type": "change-group", "instances": [], "target_groups": []}
 
 
 def _check_group(lu: LogicalUnit, name: str | None) -> None:
-    if name is not None and not any(name in (g.name, g.uuid) for g in lu.cfg.groups.values()):
-        raise errors.UnknownEntity(f"node group '{name}' not found")
+    if name is not None:
+        common.named_group(lu.cfg, name)
 
 
 async def _model(lu: LogicalUnit, template: str | None) -> Any:

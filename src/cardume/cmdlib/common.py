@@ -199,6 +199,14 @@ def instances_on_node(cfg: ConfigWriter, node_uuid: str) -> tuple[list[str], lis
     return sorted(primary), sorted(secondary)
 
 
+def named_group(cfg: ConfigWriter, name: str) -> objects.NodeGroup:
+    """The node group an allocator's operation names (by name or uuid)."""
+    group = cfg.find_group(name)
+    if group is None:
+        raise errors.UnknownEntity(f"node group '{name}' not found")
+    return group
+
+
 def default_group(cfg: ConfigWriter) -> objects.NodeGroup:
     """Where new nodes go: the group named 'default', else the first by name."""
     group = cfg.find_group(constants.DEFAULT_GROUP)

@@ -21,6 +21,7 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from cardume import constants, errors, objects
+from cardume.cmdlib import drbd
 from cardume.rules import disk_templates
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ TIMEOUT = 300.0
 """Seconds an external allocator may take."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-DRBD_META_SIZE = 128  # MiB per disk, as the request's disk_space_total counts it
 
 
 def check_name(name: str) -> str:
@@ -77,7 +77,7 @@ def disk_space_total(template: str, sizes: list[int]) -> int:
     """MiB of node storage the disks take, as Ganeti counts it in a request."""
     if template == constants.DT_DISKLESS:
         return 0
-    extra = DRBD_META_SIZE if template == constants.DT_DRBD8 else 0
+    extra = drbd.META_SIZE if template == constants.DT_DRBD8 else 0
     return sum(size + extra for size in sizes)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from cardume import errors, opcodes
-from cardume.cmdlib import iallocator
+from cardume.cmdlib import common, iallocator
 from cardume.cmdlib.base import LogicalUnit, register
 
 #: What an allocator's moves may be made of.
@@ -35,10 +35,7 @@ class LUInstanceChangeGroup(LogicalUnit):
         node = self.cfg.nodes[self.inst.primary_node]
         self.targets = []
         for name in self.op.target_groups or []:
-            group = next((g for g in self.cfg.groups.values() if name in (g.name, g.uuid)),
-                         None)
-            if group is None:
-                raise errors.UnknownEntity(f"node group '{name}' not found")
+            group = common.named_group(self.cfg, name)
             if group.uuid == node.group:
                 raise errors.WrongInput(f"instance {self.inst.name} is already in node "
                                         f"group {group.name}")

@@ -154,16 +154,22 @@ class LUInstanceCreate(LogicalUnit):
         if template != constants.DT_DRBD8:  # drbd: checked per volume group on both nodes
             self._check_disk_space(info)
 
+    def allocate_request(self, name: str) -> dict[str, Any]:
+        """The allocator's ``allocate`` request for this instance (after check_arguments;
+        multi-allocation asks it of each instance it places)."""
+        cluster = self.cfg.get_cluster()
+        be = objects.fill_beparams(cluster, None, self.beparams)
+        return iallocator.allocate_request(
+            name=name, template=self.op.disk_template, disks=self.disks, nics=self.nics,
+            memory=int(be["maxmem"]), vcpus=int(be["vcpus"]), os=self.op.os_type or "",
+            hypervisor=self.hypervisor or cluster.enabled_hypervisors[0],
+            tags=list(self.op.tags), spindle_use=int(be.get("spindle_use", 1)),
+            group_name=self.op.group_name)
+
     async def _allocate(self, cluster: objects.Cluster) -> None:
         """Let the allocator choose the primary (and secondary) node, as if given with -n."""
         assert self.allocator is not None
-        be = objects.fill_beparams(cluster, None, self.beparams)
-        request = iallocator.allocate_request(
-            name=self.name, template=self.op.disk_template, disks=self.disks, nics=self.nics,
-            memory=int(be["maxmem"]), vcpus=int(be["vcpus"]), os=self.op.os_type or "",
-            hypervisor=str(self.hypervisor), tags=list(self.op.tags),
-            spindle_use=int(be.get("spindle_use", 1)), group_name=self.op.group_name)
-        nodes = await iallocator.allocate(self, self.allocator, request)
+        nodes = await iallocator.allocate(self, self.allocator, self.allocate_request(self.name))
         self.op.pnode = nodes[0].name
         self.op.snode = nodes[1].name if len(nodes) > 1 else None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cardume import errors, objects, opcodes
+from cardume import errors, opcodes
 from cardume.cmdlib import iallocator
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.cmdlib.instance_create import LUInstanceCreate
@@ -73,18 +73,7 @@ class LUInstanceMultiAlloc(LogicalUnit):
         return await self._allocate(self.allocator)
 
     async def _allocate(self, allocator: str) -> dict[str, Any]:
-        cluster = self.cfg.get_cluster()
-        requests = []
-        for create in self.creates:
-            op = create.op
-            be = objects.fill_beparams(cluster, None, create.beparams)
-            requests.append(iallocator.allocate_request(
-                name=op.instance_name, template=op.disk_template, disks=create.disks,
-                nics=create.nics, memory=int(be["maxmem"]), vcpus=int(be["vcpus"]),
-                os=op.os_type or "",
-                hypervisor=op.hypervisor or cluster.enabled_hypervisors[0],
-                tags=list(op.tags), spindle_use=int(be.get("spindle_use", 1)),
-                group_name=op.group_name))
+        requests = [c.allocate_request(c.op.instance_name) for c in self.creates]
         template = self.creates[0].op.disk_template
         document = await iallocator.cluster_data(self, template)
         document["request"] = iallocator.multi_allocate_request(requests)
