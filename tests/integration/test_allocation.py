@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from integration_kit import Gnt
+from integration_kit import Gnt, VCluster
 
 HAIL = "/usr/lib/ganeti/3.0/usr/lib/ganeti/iallocators/hail"
 needs_hail = pytest.mark.skipif(not os.path.exists(HAIL),
@@ -161,3 +161,32 @@ def test_change_group_moves_an_instance_where_the_allocator_says(gnt: Gnt) -> No
         gnt("gnt-instance", "remove", "-f", "al-g1", check=False)
         gnt("gnt-group", "assign-nodes", "default", "node3")
         gnt("gnt-group", "remove", "al-rack2")
+
+
+def test_rest_multi_alloc_places_and_creates_each_instance(cluster: VCluster,
+                                                           gnt: Gnt) -> None:
+    """POST /2/instances-multi-alloc, as a Ganeti client sends it: one job places them
+    all; its result names the creation jobs, which make each instance where placed."""
+    from test_rapi_daemon import curl
+    body = {"instances": [{"__version__": 1, "name": name, "disk_template": "file",
+                           "disks": [{"size": 1024}], "nics": [{}], "os": "debootstrap+default",
+                           "mode": "create", "no_install": True, "name_check": False,
+                           "ip_check": False, "beparams": {"memory": 128}}
+                          for name in ("al-r1", "al-r2")]}
+    status, job = curl(cluster, "/2/instances-multi-alloc", "-X", "POST", "-H",
+                       "Content-Type: application/json", "-d", json.dumps(body))
+    assert status == 200 and isinstance(job, int)
+    gnt("gnt-job", "wait", str(job))
+    status, info = curl(cluster, f"/2/jobs/{job}")
+    assert status == 200 and info["status"] == "success", info
+    [result] = info["opresult"]
+    assert sorted(result["allocatable"]) == ["al-r1", "al-r2"] and result["failed"] == []
+    for ok, created in result["jobs"]:
+        assert ok
+        gnt("gnt-job", "wait", str(created))
+    for name in ("al-r1", "al-r2"):
+        assert _pnode(gnt, name) in ("node1", "node2", "node3")
+    # a body without instances is refused, and makes no job
+    status, error = curl(cluster, "/2/instances-multi-alloc", "-X", "POST", "-H",
+                         "Content-Type: application/json", "-d", "{}")
+    assert status == 400 and "'instances'" in error["message"]
