@@ -16,7 +16,7 @@ from cardume import errors, objects
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.master import luxi_ganeti
-from cardume.master.luxi_server import LuxiServer
+from cardume.master.luxi_server import LuxiServer, encode_reply
 from cardume.rpc.calls import NodeCalls
 
 # what htools 3.0 ask for (captured with strace from hbal -L against Ganeti 3.0.2)
@@ -82,7 +82,7 @@ def ask(server: LuxiServer, method: str, *args: Any, version: int | None = None)
     if version is not None:
         request["version"] = version
     reply = asyncio.run(server._dispatch(json.dumps(request).encode()))
-    return json.loads(json.dumps(reply))
+    return json.loads(b"".join(encode_reply(reply)))
 
 
 def by_name(result: dict[str, Any], fields: list[str]) -> dict[str, dict[str, Any]]:

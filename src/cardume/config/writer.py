@@ -43,6 +43,8 @@ class ConfigWriter:
         self.macs: dict[str, str] = {}
         self.nic_ips: dict[str, str] = {}
         self.serial = store.serial()
+        # (serial, count) -> instances in name order: listings ask it at every query
+        self._sorted_instances: tuple[tuple[int, int], list[objects.Instance]] | None = None
         self._load()
 
     # --- loading and indexes ------------------------------------------------------------
@@ -180,6 +182,16 @@ class ConfigWriter:
 
     def sorted_nodes(self) -> list[objects.Node]:
         return sorted(self.nodes.values(), key=lambda n: n.name)
+
+    def sorted_instances(self) -> list[objects.Instance]:
+        """Every instance in name order (a new list; the objects are the cached ones).
+        Sorted again only after a commit: every commit moves the serial on."""
+        key = (self.serial, len(self.instances))
+        cached = self._sorted_instances
+        if cached is None or cached[0] != key:
+            cached = self._sorted_instances = (
+                key, sorted(self.instances.values(), key=lambda i: i.name))
+        return list(cached[1])
 
     # --- changes -----------------------------------------------------------------------
 

@@ -10,10 +10,11 @@ fields of a row need (filled parameters, live state) it computes once per instan
 from __future__ import annotations
 
 from dataclasses import replace
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from cardume import constants
-from cardume.master.fields import NODATA, OFFLINE, UNAVAIL, QField, common_fields
+from cardume.master.fields import NODATA, OFFLINE, UNAVAIL, QField, attr_field, common_fields
 from cardume.master.fields_instance_devices import disk_fields, nic_fields
 from cardume.master.fields_instance_params import param_fields
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 
 VNC_BASE_PORT = 5900
 """VNC display N listens on port 5900 + N."""
+
+# the status of an instance its primary node answered for and runs nowhere, by admin state
+_STOPPED_STATUS = {"up": "ERROR_down", "offline": "ADMIN_offline", "down": "ADMIN_down"}
+_NOTHING: dict[str, Any] = {}
+_PRIMARY = attrgetter("primary_node")
 
 
 class InstanceQuery:
@@ -90,6 +96,53 @@ class InstanceQuery:
         if inst.admin_state == "offline":
             return "ADMIN_offline"
         return "ADMIN_down"
+
+    # The columns below give, for a whole listing, what status(), oper() and a node's name
+    # give for one instance: the usual cases (its primary node answered, and runs it or
+    # runs nothing of it) inline, any other through the per-instance method.
+
+    def statuses(self, insts: list[Any]) -> list[str]:
+        nodes, running, where, unreachable = (self.cfg.nodes, self.running, self.where,
+                                              self.unreachable)
+        stopped = _STOPPED_STATUS
+        result: list[str] = []
+        append = result.append
+        for inst in insts:
+            pnode = nodes.get(inst.primary_node)
+            if pnode is not None and not pnode.offline:
+                info = running.get(pnode.name, _NOTHING).get(inst.name)
+                if info is None:
+                    if inst.name not in where and pnode.name not in unreachable:
+                        append(stopped.get(inst.admin_state, "ADMIN_down"))
+                        continue
+                elif info.get("state") != constants.HV_STATE_USER_DOWN:
+                    append("running" if inst.admin_state == "up" else "ERROR_up")
+                    continue
+            append(self.status(inst))
+        return result
+
+    def opers(self, insts: list[Any], key: str) -> list[Any]:
+        """oper() of each instance, for a key other than "state"."""
+        nodes, running, where, unreachable = (self.cfg.nodes, self.running, self.where,
+                                              self.unreachable)
+        result: list[Any] = []
+        append = result.append
+        for inst in insts:
+            pnode = nodes.get(inst.primary_node)
+            if pnode is not None and not pnode.offline:
+                info = running.get(pnode.name, _NOTHING).get(inst.name)
+                if info is not None:
+                    append(info.get(key))
+                    continue
+                if inst.name not in where and pnode.name not in unreachable:
+                    append(UNAVAIL)
+                    continue
+            append(self.oper(inst, key))
+        return result
+
+    def primary_names(self, insts: list[Any]) -> list[str]:
+        names = {uuid: node.name for uuid, node in self.cfg.nodes.items()}
+        return [names.get(u, u) for u in map(_PRIMARY, insts)]
 
     def oper(self, inst: Any, key: str) -> Any:
         """A live value; running on another node counts, as in Ganeti."""
@@ -206,13 +259,12 @@ ALIASES = (("vcpus", "be/vcpus"), ("be/memory", "be/maxmem"), ("sda_size", "disk
 
 def instance_fields() -> list[QField]:
     fields = [
-        QField("name", "Instance", "text", "instance name", lambda q, o: o.name),
-        QField("os", "OS", "text", "OS definition (and variant) installed",
-               lambda q, o: o.os),
-        QField("hypervisor", "Hypervisor", "text", "hypervisor that runs it",
-               lambda q, o: o.hypervisor),
+        attr_field("name", "Instance", "text", "instance name", "name"),
+        attr_field("os", "OS", "text", "OS definition (and variant) installed", "os"),
+        attr_field("hypervisor", "Hypervisor", "text", "hypervisor that runs it", "hypervisor"),
         QField("pnode", "Primary_node", "text", "node it runs on",
-               lambda q, o: _node_name(q, o.primary_node)),
+               lambda q, o: _node_name(q, o.primary_node),
+               column=lambda q, objects: q.primary_names(objects)),
         QField("pnode.group", "PrimaryNodeGroup", "text", "group of its primary node",
                lambda q, o: _pnode_group(q, o, "name")),
         QField("pnode.group.uuid", "PrimaryNodeGroupUUID", "text",
@@ -223,8 +275,8 @@ def instance_fields() -> list[QField]:
                lambda q, o: _snodes_groups(q, o, "name")),
         QField("snodes.group.uuid", "SecondaryNodesGroupsUUID", "list",
                "UUIDs of its secondary nodes' groups", lambda q, o: _snodes_groups(q, o, "uuid")),
-        QField("admin_state", "InstanceState", "text", "state it should be in (up, down, offline)",
-               lambda q, o: o.admin_state),
+        attr_field("admin_state", "InstanceState", "text",
+                   "state it should be in (up, down, offline)", "admin_state"),
         QField("admin_state_source", "InstanceStateSource", "text",
                "who set the state it should be in (admin or user)",
                lambda q, o: o.admin_state_source),
@@ -238,17 +290,20 @@ def instance_fields() -> list[QField]:
         QField("oper_state", "Running", "bool", "whether the hypervisor runs it",
                lambda q, o: q.oper(o, "state"), live=True),
         QField("oper_ram", "Memory", "unit", "memory in use (MiB)",
-               lambda q, o: q.oper(o, "memory"), live=True),
+               lambda q, o: q.oper(o, "memory"), live=True,
+               column=lambda q, objects: q.opers(objects, "memory")),
         QField("oper_vcpus", "VCPUs", "number", "virtual CPUs in use",
-               lambda q, o: q.oper(o, "vcpus"), live=True),
+               lambda q, o: q.oper(o, "vcpus"), live=True,
+               column=lambda q, objects: q.opers(objects, "vcpus")),
         QField("status", "Status", "text",
                "its state derived from the desired and the actual one: running, ADMIN_down, "
                "ADMIN_offline, USER_down, ERROR_up, ERROR_down, ERROR_wrongnode, "
-               "ERROR_nodedown or ERROR_nodeoffline", lambda q, o: q.status(o), live=True),
+               "ERROR_nodedown or ERROR_nodeoffline", lambda q, o: q.status(o), live=True,
+               column=lambda q, objects: q.statuses(objects)),
         QField("console", "Console", "other", "where the VNC console listens (kvm), if any",
                lambda q, o: q.console(o), live=True),
-        QField("disk_template", "Disk_template", "text", "storage type of its disks",
-               lambda q, o: o.disk_template),
+        attr_field("disk_template", "Disk_template", "text", "storage type of its disks",
+                   "disk_template"),
         QField("disks", "Disks_details", "other", "every disk with its backing path",
                lambda q, o: [{"iv_name": d.iv_name, "name": d.name, "uuid": d.uuid,
                               "size": d.size, "mode": d.mode, "dev_type": d.dev_type,

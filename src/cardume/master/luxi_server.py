@@ -54,6 +54,14 @@ class RawJson(bytes):
     """A result that is JSON text already (a bulk listing of some megabytes)."""
 
 
+def encode_reply(reply: dict[str, Any]) -> list[bytes]:
+    """A reply as the bytes that carry it (without the end-of-message mark)."""
+    result = reply["result"]
+    if isinstance(result, RawJson):  # encoded already: not parsed, not again
+        return [RAW_REPLY_PREFIX, result, b"}"]
+    return [json.dumps(reply, separators=(",", ":")).encode()]
+
+
 class LuxiServer:
     def __init__(self, daemon: MasterView) -> None:
         self.daemon = daemon
@@ -99,12 +107,7 @@ class LuxiServer:
                                  .encode() + EOM)
                     await writer.drain()
                     return
-                reply = await self._dispatch(raw[:-1])
-                result = reply["result"]
-                if isinstance(result, RawJson):  # encoded already: not parsed, not again
-                    writer.writelines([RAW_REPLY_PREFIX, result, b"}", EOM])
-                else:
-                    writer.write(json.dumps(reply, separators=(",", ":")).encode() + EOM)
+                writer.writelines([*encode_reply(await self._dispatch(raw[:-1])), EOM])
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             return
@@ -191,10 +194,12 @@ class LuxiServer:
     # --- queries ---------------------------------------------------------------------------
 
     async def query(self, what: str, fields: list[str], names: list[str] | None = None,
-                    qfilter: Any = None) -> dict[str, Any]:
+                    qfilter: Any = None) -> RawJson:
         """Rows of ``what``: those ``names`` (all if none) that match ``qfilter`` (Ganeti's
-        query filter language; None: no filter)."""
-        return await query.run_query(self.daemon, what, list(fields), names, qfilter)
+        query filter language; None: no filter). Encoded already, as query.encoded_query
+        explains."""
+        return RawJson(await query.encoded_query(self.daemon, what, list(fields), names,
+                                                 qfilter))
 
     async def query_bulk(self, what: str, keys: list[str],
                          names: list[str] | None = None) -> RawJson:
