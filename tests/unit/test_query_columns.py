@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+from fakes_kit import QueryMaster, RunningRpc
+
 from cardume import constants, objects
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.master import query
 from cardume.master.fields_instance import InstanceQuery
-from fakes_kit import QueryMaster, RunningRpc
 
 
 def _cluster(tmp_path: Path) -> tuple[ConfigWriter, list[objects.Instance]]:
