@@ -1,7 +1,9 @@
 """Where a node keeps its files, and how a command finds the cluster it talks to.
 
-A node's state lives under one directory: ``/var/lib/cardume`` on a real node, or
-``ROOT/nodes/NAME`` for a node of a local cluster made by ``cardume vcluster``. With
+A real node keeps its files where the FHS puts them: state in ``/var/lib/cardume``,
+settings in ``/etc/cardume``, logs in ``/var/log/cardume`` and runtime files (sockets, pid
+files) in ``/run/cardume``. A node of a local cluster made by ``cardume vcluster`` keeps all
+four under its one directory ``ROOT/nodes/NAME`` (``run/``, ``log/``, ``etc/``). With
 ``CARDUME_ROOT=ROOT`` in the environment every command talks to that local cluster;
 ``CARDUME_NODE=NAME`` says which of its nodes the command runs "on" (default: the master).
 """
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_STATE_DIR = "/var/lib/cardume"
+FHS_RUN_DIR = "/run/cardume"
+FHS_LOG_DIR = "/var/log/cardume"
+FHS_ETC_DIR = "/etc/cardume"
 ENV_ROOT = "CARDUME_ROOT"
 ENV_NODE = "CARDUME_NODE"
 
@@ -25,21 +30,38 @@ files) starts private to root, instead of being made private after it already ex
 
 
 class NodePaths:
-    """The files of one node, all under ``root``. (No dataclass: the CLI imports this.)"""
+    """The files of one node: its state under ``root``; its runtime files, logs and
+    settings in ``run_dir``, ``log_dir`` and ``etc_dir``, which default to the FHS places
+    when ``root`` is ``/var/lib/cardume`` and to directories under ``root`` otherwise.
+    (No dataclass: the CLI imports this.)"""
 
-    __slots__ = ("root",)
+    __slots__ = ("root", "run", "log_dir", "etc")
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, run_dir: str | None = None, log_dir: str | None = None,
+                 etc_dir: str | None = None) -> None:
         self.root = root
+        fhs = is_fhs_root(root)
+        self.run = run_dir or (FHS_RUN_DIR if fhs else os.path.join(root, "run"))
+        self.log_dir = log_dir or (FHS_LOG_DIR if fhs else os.path.join(root, "log"))
+        self.etc = etc_dir or (FHS_ETC_DIR if fhs else os.path.join(root, "etc"))
 
     def __repr__(self) -> str:
         return f"NodePaths({self.root!r})"
 
+    def _key(self) -> tuple[str, str, str, str]:
+        return (self.root, self.run, self.log_dir, self.etc)
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, NodePaths) and other.root == self.root
+        return isinstance(other, NodePaths) and other._key() == self._key()
 
     def __hash__(self) -> int:
-        return hash(self.root)
+        return hash(self._key())
+
+    @property
+    def fhs(self) -> bool:
+        """True on a real node: the files are in the FHS places, not under one root."""
+        return is_fhs_root(self.root) and (self.run, self.log_dir, self.etc) == \
+            (FHS_RUN_DIR, FHS_LOG_DIR, FHS_ETC_DIR)
 
     def join(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -81,16 +103,12 @@ class NodePaths:
         return self.join("queue.db")
 
     @property
-    def run(self) -> str:
-        return self.join("run")
-
-    @property
     def master_socket(self) -> str:
-        return self.join("run", "master.sock")
+        return os.path.join(self.run, "master.sock")
 
-    @property
-    def log_dir(self) -> str:
-        return self.join("log")
+    def settings(self, name: str) -> str:
+        """A settings file of this node (``/etc/cardume/NAME`` on a real node)."""
+        return os.path.join(self.etc, name)
 
     @property
     def rapi_cert(self) -> str:
@@ -114,13 +132,13 @@ class NodePaths:
     @property
     def rapi_address(self) -> str:
         """Where the running REST daemon listens (written by it, for the commands)."""
-        return self.join("run", "rapi.json")
+        return os.path.join(self.run, "rapi.json")
 
     def pidfile(self, daemon: str) -> str:
-        return self.join("run", f"{daemon}.pid")
+        return os.path.join(self.run, f"{daemon}.pid")
 
     def logfile(self, daemon: str) -> str:
-        return self.join("log", f"{daemon}.log")
+        return os.path.join(self.log_dir, f"{daemon}.log")
 
     def make_private(self) -> None:
         """Create the node's state directories as root-only (0700), and take other users'
@@ -134,6 +152,11 @@ class NodePaths:
 
     def read_ssconf(self) -> dict[str, Any] | None:
         return read_json(self.ssconf)
+
+
+def is_fhs_root(root: str) -> bool:
+    """Whether ``root`` is a real node's state directory (the FHS layout applies)."""
+    return os.path.normpath(root) == DEFAULT_STATE_DIR
 
 
 def read_json(path: str) -> Any:
