@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from cardume import errors, objects, tls
+from cardume import errors, objects, sdnotify, tls
 from cardume.cmdlib import base as cmdlib_base
 from cardume.config import ssconf
 from cardume.config.store import ChangeSet, ConfigStore
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = NodePaths(args.root)
     paths.make_private()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s masterd %(levelname)s %(message)s")
+                        format=sdnotify.log_format("masterd"))
     return asyncio.run(_amain(paths, args.voting))
 
 
@@ -388,6 +388,7 @@ async def _amain(paths: NodePaths, voting: bool) -> int:
     # HUP: the REST daemon's files changed (gnt-cluster renew-crypto): take them now
     loop.add_signal_handler(signal.SIGHUP, daemon.rapi.wake)
     write_pid(paths.pidfile("masterd"))
+    sdnotify.ready(f"serving {paths.master_socket}")
     try:
         await daemon.run_until_stopped()
     finally:

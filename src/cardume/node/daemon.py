@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from cardume import __version__, constants, errors, tls
+from cardume import __version__, constants, errors, sdnotify, tls
 from cardume.config.store import ChangeSet, ConfigStore
 from cardume.jobs.store import JobStore
 from cardume.node import facts, osapi, storage
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             identity.pop("storage_prefix", None)
     write_json_atomic(paths.identity, identity)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s noded %(levelname)s %(message)s")
+                        format=sdnotify.log_format("noded"))
     ensure_identity(paths, name)
     return asyncio.run(_amain(paths, name, bind, port))
 
@@ -497,6 +497,7 @@ async def _amain(paths: NodePaths, name: str, bind: str, port: int) -> int:
         # never the token itself: logs are read by more people than root
         log.info("not in a cluster yet; 'cardume node join-token' prints the join token")
     log.info("node daemon %s listening on %s:%d", name, bind or "*", port)
+    sdnotify.ready(f"listening on {bind or '*'}:{port}")
     try:
         await stop.wait()
     finally:

@@ -25,7 +25,7 @@ import signal
 import ssl
 import sys
 
-from cardume import errors
+from cardume import errors, sdnotify
 from cardume.paths import PRIVATE_UMASK, NodePaths, write_json_atomic
 from cardume.rapi import auth
 from cardume.rapi.http import HttpServer, Limits, RapiApp
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = NodePaths(args.root)
     paths.make_private()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s rapi %(levelname)s %(message)s")
+                        format=sdnotify.log_format("rapi"))
     bind = args.bind if args.bind is not None else \
         str(paths.read_identity().get("address") or "")
     limits = Limits(max_connections=args.max_connections, max_body=args.max_body)
@@ -199,6 +199,7 @@ async def _amain(paths: NodePaths, bind: str, port: int, anonymous_reads: bool,
     pidfile = paths.pidfile("rapi")
     with open(pidfile, "w", encoding="ascii") as handle:
         handle.write(f"{os.getpid()}\n")
+    sdnotify.ready()
     try:
         await daemon.stopping.wait()
     finally:
