@@ -140,16 +140,6 @@ def fields_of(spec: str | None, default: Sequence[str]) -> list[str]:
     return [f for f in spec.split(",") if f]
 
 
-_MARKS = {"nodata": listing.Mark.NODATA, "offline": listing.Mark.OFFLINE,
-          "unavail": listing.Mark.UNAVAIL, "unknown": listing.Mark.UNKNOWN}
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, dict) and "_rs" in value and len(value) == 1:
-        return _MARKS.get(value["_rs"], listing.Mark.UNKNOWN)
-    return value
-
-
 def run_list(args: argparse.Namespace, resource: str, default: Sequence[str],
              env_var: str | None = None) -> int:
     spec = args.output
@@ -165,9 +155,8 @@ def run_list(args: argparse.Namespace, resource: str, default: Sequence[str],
         reply = client.call("Query", resource, fields, names,
                             *([] if qfilter is None else [qfilter]))
     defs = [listing.query_field(resource, f) for f in reply["fields"]]
-    # only a dict can be a mark: the other cells (most of 10,000 rows) skip the call
-    rows = [[_cell(v) if v.__class__ is dict else v for v in row] for row in reply["data"]]
-    text = listing.format_table(defs, rows, headers=not args.no_headers,
+    # the rows as they came: format_table reads a {"_rs": ...} cell as its mark
+    text = listing.format_table(defs, reply["data"], headers=not args.no_headers,
                                 separator=args.separator, units=args.units,
                                 verbose=args.verbose)
     if text:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import re
 import time
+from itertools import repeat
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from cardume import errors
@@ -54,6 +55,17 @@ class Mark(enum.Enum):
 
 _VERBOSE_MARKS = {"UNKNOWN": "(unknown)", "NODATA": "(nodata)", "OFFLINE": "(offline)",
                   "UNAVAIL": "(unavail)"}
+
+# a cell without a value as the master sends it: {"_rs": "nodata"} ...
+_WIRE_MARKS = {"nodata": Mark.NODATA, "offline": Mark.OFFLINE, "unavail": Mark.UNAVAIL,
+               "unknown": Mark.UNKNOWN}
+
+
+def mark_of(value: Any) -> Any:
+    """The Mark a wire cell ``{"_rs": ...}`` stands for; any other value as it is."""
+    if isinstance(value, dict) and len(value) == 1 and "_rs" in value:
+        return _WIRE_MARKS.get(value["_rs"], Mark.UNKNOWN)
+    return value
 
 #: Field kinds, and how ``list-fields`` names them (Ganeti's words).
 KIND_NAMES = {
@@ -161,6 +173,8 @@ def format_cell(field: Field, value: Any, units: str = "h", verbose: bool = Fals
     """The text of one cell of ``field`` (``units`` already resolved, see :func:`resolve_units`)."""
     if value is None:
         value = Mark.NODATA
+    elif value.__class__ is dict:
+        value = mark_of(value)
     if isinstance(value, Mark):
         return value.verbose if verbose else value.value
     if field.formatter is not None:
@@ -195,19 +209,34 @@ def _layout(columns: list[list[str]], right: list[bool], separator: str | None) 
                 padded.append(cells)  # a left-aligned last column carries no padding
                 continue
             width = max(map(len, cells), default=0)
-            padded.append([cell.rjust(width) for cell in cells] if align
-                          else [cell.ljust(width) for cell in cells])
+            padded.append(list(map(str.rjust if align else str.ljust, cells,
+                                   repeat(width, len(cells)))))
         columns, separator = padded, " "
     return "\n".join(map(separator.join, zip(*columns, strict=True)))
+
+
+def _plain_text(field: Field) -> bool:
+    """Whether a string in this field's cells prints as it is."""
+    return field.formatter is None and field.kind in ("text", "number")
 
 
 def _cell_text(field: Field, units: str, verbose: bool) -> Callable[[Any], str]:
     """format_cell for one column, with the common case (a text cell that is already a
     string, a whole number) short-cut: a list of 10,000 instances formats 10,000 cells per
     column, and the generic path's checks would cost more than the rest of the command."""
-    kind = field.kind
-    if field.formatter is not None or kind not in ("text", "number"):
-        return lambda value: format_cell(field, value, units, verbose)
+    if not _plain_text(field):
+        marks: dict[str, str] = {}  # the text of each wire mark, made once per column
+
+        def other(value: Any) -> str:
+            if value.__class__ is dict and len(value) == 1:
+                rs = value.get("_rs")
+                if rs.__class__ is str:
+                    found = marks.get(rs)
+                    if found is None:
+                        found = marks[rs] = format_cell(field, value, units, verbose)
+                    return found
+            return format_cell(field, value, units, verbose)
+        return other
 
     def text(value: Any) -> str:
         cls = value.__class__
@@ -222,7 +251,8 @@ def _cell_text(field: Field, units: str, verbose: bool) -> Callable[[Any], str]:
 def format_table(fields: Sequence[Field], rows: Iterable[Sequence[Any]], *,
                  headers: bool = True, separator: str | None = None,
                  units: str | None = None, verbose: bool = False) -> str:
-    """Render rows (one value per field; None or a :class:`Mark` for a missing value).
+    """Render rows (one value per field; None, a :class:`Mark` or the master's
+    ``{"_rs": ...}`` for a missing value).
 
     Returns the lines joined by newlines, without a trailing newline; ``""`` when there is
     nothing to print (no rows and no headers), in which case the caller prints nothing.
@@ -230,14 +260,17 @@ def format_table(fields: Sequence[Field], rows: Iterable[Sequence[Any]], *,
     unit = resolve_units(units, separator)
     rows = list(rows)
     width = len(fields)
-    for row in rows:
-        if len(row) != width:
-            raise errors.InternalError(
-                f"table row has {len(row)} values for {width} fields")
+    if rows and set(map(len, rows)) != {width}:
+        wrong = next(len(row) for row in rows if len(row) != width)
+        raise errors.InternalError(f"table row has {wrong} values for {width} fields")
     columns: list[list[str]] = []
-    for index, field in enumerate(fields):
-        text = _cell_text(field, unit, verbose)
-        cells = [text(row[index]) for row in rows]
+    values_by_field = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
+    for field, values in zip(fields, values_by_field, strict=True):
+        cells: list[str]
+        if _plain_text(field) and set(map(type, values)) <= {str}:
+            cells = list(values)  # a column of names: nothing to format
+        else:
+            cells = list(map(_cell_text(field, unit, verbose), values))
         if headers:
             cells.insert(0, field.title)
         columns.append(cells)
