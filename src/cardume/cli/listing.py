@@ -30,8 +30,8 @@ from __future__ import annotations
 import enum
 import re
 import time
-from itertools import repeat
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from itertools import repeat
 
 from cardume import errors
 
