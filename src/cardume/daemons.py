@@ -1,7 +1,19 @@
-"""Starting and stopping the daemons of one node (used by init, master-failover, vcluster)."""
+"""Starting and stopping the daemons of one node (used by init, master-failover, vcluster).
+
+On a real node that systemd runs, with the package's units installed, the node and master
+daemons are systemd's: they are started and stopped with ``systemctl``, so that systemd
+restarts them and starts them again at boot. Everywhere else (a local cluster, a node
+without systemd) this process starts them itself, detached, logging to the node's log
+directory. The REST daemon is always the master daemon's child (see master/rapi_keeper.py).
+
+``python3 -m cardume.daemons is-master`` is the master daemon unit's ``ExecCondition``: it
+exits 0 when this node is the master, 1 when it is not (systemd then skips the unit
+without calling it failed).
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -10,11 +22,32 @@ import subprocess
 import sys
 import time
 
-from cardume import errors
-from cardume.paths import NodePaths
+from cardume import errors, sdnotify
+from cardume.paths import DEFAULT_STATE_DIR, NodePaths, read_json
 
 MODULES = {"noded": "cardume.node.daemon", "masterd": "cardume.master.daemon",
            "rapi": "cardume.rapi.daemon"}
+UNITS = {"noded": "cardume-noded.service", "masterd": "cardume-masterd.service"}
+SYSTEMD_RUNNING = "/run/systemd/system"  # exists only when systemd is the init system
+UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+SYSTEMCTL = "systemctl"
+ONCE_ENV = "once.env"
+"""``RUN/DAEMON.once.env``: arguments for the next start of a unit only (``--no-voting``
+after a master failover), read by the unit as ``$CARDUME_ONCE_ARGS``."""
+ONCE_ARGS = frozenset({"--no-voting"})
+
+
+def unit_of(paths: NodePaths, daemon: str) -> str | None:
+    """The systemd unit that runs ``daemon`` on this node, or None when it is this
+    process's to start: a local cluster's node, no systemd, or the unit not installed."""
+    unit = UNITS.get(daemon)
+    if unit is None or not paths.fhs or not os.path.isdir(SYSTEMD_RUNNING):
+        return None
+    return unit if any(os.path.exists(os.path.join(d, unit)) for d in UNIT_DIRS) else None
+
+
+def once_env(paths: NodePaths, daemon: str) -> str:
+    return os.path.join(paths.run, f"{daemon}.{ONCE_ENV}")
 
 
 def read_pid(paths: NodePaths, daemon: str) -> int | None:
@@ -48,15 +81,23 @@ def start(paths: NodePaths, daemon: str, extra: list[str] | None = None,
     running = read_pid(paths, daemon)
     if running is not None:
         return running
+    unit = unit_of(paths, daemon)
+    if unit is not None:
+        return _start_unit(paths, daemon, unit, extra or [], wait)
     paths.make_private()
-    # the log is root's alone, whoever's umask started it (vcluster, master-failover)
-    fd = os.open(paths.logfile(daemon), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.fchmod(fd, 0o600)
-    log = os.fdopen(fd, "ab")
     argv = [sys.executable, "-m", MODULES[daemon], "--root", paths.root, *(extra or [])]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                            start_new_session=True, close_fds=True)
-    log.close()
+    if sdnotify.under_journal():
+        # a child of a daemon systemd runs (the REST daemon): its lines go to the journal
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
+                                close_fds=True)
+    else:
+        # the log is root's alone, whoever's umask started it (vcluster, master-failover)
+        fd = os.open(paths.logfile(daemon), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        log = os.fdopen(fd, "ab")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True, close_fds=True)
+        log.close()
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -68,6 +109,41 @@ def start(paths: NodePaths, daemon: str, extra: list[str] | None = None,
         time.sleep(0.02)
     raise errors.EnvironmentProblem(f"cardume-{daemon} did not become ready in {wait:.0f}s",
                                     f"see {paths.logfile(daemon)}")
+
+
+def _systemctl(action: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([SYSTEMCTL, action, unit], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise errors.EnvironmentProblem(f"'systemctl {action} {unit}' did not finish in "
+                                        f"{timeout:.0f}s", f"see 'journalctl -u {unit}'") from None
+    except OSError as err:
+        raise errors.EnvironmentProblem(f"cannot run systemctl: {err.strerror or err}") from None
+
+
+def _start_unit(paths: NodePaths, daemon: str, unit: str, extra: list[str],
+                wait: float) -> int:
+    """``systemctl start`` (Type=notify: it returns once the daemon is ready)."""
+    unknown = [arg for arg in extra if arg not in ONCE_ARGS]
+    if unknown:
+        raise errors.InternalError(f"cannot pass {' '.join(unknown)} to {unit}")
+    once = once_env(paths, daemon)
+    paths.make_private()
+    if extra:
+        with open(once, "w", encoding="ascii") as handle:
+            handle.write(f"CARDUME_ONCE_ARGS={' '.join(extra)}\n")
+    try:
+        done = _systemctl("start", unit, timeout=max(wait, 90.0))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(once)
+    pid = read_pid(paths, daemon)
+    if done.returncode != 0 or pid is None:
+        why = done.stderr.strip().splitlines()[-1:] or ["it exited (its condition not met?)"]
+        raise errors.EnvironmentProblem(f"{unit} did not start: {why[0]}",
+                                        f"see 'journalctl -u {unit}'")
+    return pid
 
 
 def _ready(paths: NodePaths, daemon: str) -> bool:
@@ -105,6 +181,12 @@ def stop(paths: NodePaths, daemon: str, timeout: float = 15.0,
     pid = read_pid(paths, daemon)
     if pid is None:
         return False
+    unit = unit_of(paths, daemon)
+    if unit is not None and sig == signal.SIGTERM:
+        done = _systemctl("stop", unit, timeout=timeout + 30.0)
+        if done.returncode != 0:
+            raise errors.EnvironmentProblem(f"{unit} did not stop: {done.stderr.strip()}")
+        return True
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
     deadline = time.monotonic() + timeout
@@ -122,3 +204,46 @@ def stop(paths: NodePaths, daemon: str, timeout: float = 15.0,
     with contextlib.suppress(FileNotFoundError):
         os.unlink(paths.pidfile(daemon))
     return True
+
+
+def master_check(paths: NodePaths) -> tuple[bool, str]:
+    """Whether this node is the master, by the newest of this node's copies: its ssconf,
+    and its configuration replica when it has a newer one (master-failover commits the
+    new master there before its master daemon starts and writes the ssconf)."""
+    name = str(paths.read_identity().get("name") or "")
+    summary = read_json(paths.ssconf) or {}
+    master, serial = summary.get("master_node"), int(summary.get("serial") or 0)
+    if os.path.exists(paths.config_db):
+        try:
+            from cardume.config.store import ConfigStore
+            from cardume.config.writer import ConfigWriter
+            store = ConfigStore(paths.config_db)
+            try:
+                if store.serial() > serial:
+                    master = ConfigWriter(store).master_node().name
+            finally:
+                store.close()
+        except Exception as err:  # an unreadable replica: the ssconf says it
+            print(f"cardume: cannot read {paths.config_db}: {err}", file=sys.stderr)
+    if not name or not master:
+        return False, "this node is not part of a cluster"
+    if master != name:
+        return False, f"this node ({name}) is not the master; the master is {master}"
+    return True, f"this node ({name}) is the master"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m cardume.daemons")
+    parser.add_argument("check", choices=["is-master"],
+                        help="exit 0 if this node is the master, 1 if not")
+    parser.add_argument("--root", default=DEFAULT_STATE_DIR, help="the node's state directory")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    args = parser.parse_args(argv)
+    master, why = master_check(NodePaths(args.root))
+    if not args.quiet:
+        print(why)
+    return 0 if master else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
