@@ -103,6 +103,16 @@ class NodePaths:
         return self.join("queue.db")
 
     @property
+    def watcher_state(self) -> str:
+        """cardume-watcher's memory between passes (boot ids, restart counts, last pass)."""
+        return self.join("watcher.json")
+
+    @property
+    def watcher_pause(self) -> str:
+        """Until when the watcher is paused (``gnt-cluster watcher pause``); absent: not."""
+        return self.join("watcher-pause")
+
+    @property
     def master_socket(self) -> str:
         return os.path.join(self.run, "master.sock")
 
