@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cardume import constants, errors, opcodes
+from cardume.jobs.metrics import JobMetrics
 from cardume.jobs.store import DiskFull, JobStore
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class JobQueue:
         self.durable: Callable[[], Awaitable[None]] | None = None
         """Waits until what the store holds is on the master candidates (the master daemon
         sets it; see wait_durable)."""
+        self.metrics = JobMetrics()
 
     # --- start-up and recovery ----------------------------------------------------------
 
@@ -394,6 +396,7 @@ class JobQueue:
         if job.undo:
             self.undo_pending.add(job.id)
         self._remember(job)
+        self.metrics.job_ended(job)
         job.notify()
 
     def _remember(self, job: Job) -> None:

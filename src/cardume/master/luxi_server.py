@@ -86,6 +86,7 @@ class LuxiServer:
             "QueryNodeStorage": self.query_node_storage,
             "QueryDrbd": self.query_drbd,
             "InstanceConsole": self.instance_console,
+            "QueryMetrics": self.query_metrics,
         }
         # Ganeti's clients (htools -L) get Ganeti's arguments and shapes: see luxi_ganeti
         self.ganeti_methods: dict[str, Callable[..., Awaitable[Any]]] = {
@@ -343,6 +344,11 @@ class LuxiServer:
             else:
                 rows.extend(to_rows(node.name, result.value or []))
         return {"rows": rows, "errors": failed}
+
+    async def query_metrics(self) -> str:
+        """The cluster's Prometheus metrics, as text (see cardume.master.metrics)."""
+        from cardume.master import metrics  # only a scrape needs it
+        return await metrics.exposition(self.daemon)
 
     async def query_drbd(self, instances: list[str] | None = None,
                          nodes: list[str] | None = None) -> dict[str, Any]:

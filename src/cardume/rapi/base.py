@@ -38,6 +38,14 @@ class EncodedJson(bytes):
     """A reply body that is JSON text already: the HTTP side sends it as it is."""
 
 
+@dataclass(frozen=True)
+class PlainText:
+    """A reply body that is not JSON (the metrics page), with its content type."""
+
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+
+
 class MasterLink(Protocol):
     """The master's socket as the resources use it (the one seam tests may replace)."""
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, unquote
 
 from cardume import errors
 from cardume.rapi import auth, routes
-from cardume.rapi.base import Call, EncodedJson, MasterLink, RapiError
+from cardume.rapi.base import Call, EncodedJson, MasterLink, PlainText, RapiError
 
 log = logging.getLogger("cardume.rapi.http")
 
@@ -75,6 +75,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     close: bool = False
     user: str | None = None  # who made the request, for the access log
+    content_type: str = "application/json"
 
 
 class HttpError(Exception):
@@ -346,7 +347,7 @@ class HttpServer:
                     version: tuple[int, int], keep: bool = False) -> None:
         status = HTTPStatus(response.status)
         lines = [f"HTTP/1.1 {status.value} {status.phrase}",
-                 "Content-Type: application/json",
+                 f"Content-Type: {response.content_type}",
                  f"Content-Length: {len(response.body)}",
                  f"Date: {formatdate(usegmt=True)}",
                  f"Server: {SERVER}"]
@@ -394,8 +395,11 @@ class RapiApp:
                         body=parse_body(request), params=route.params, master=self.master,
                         user=user, headers=request.headers)
             result = await route.handler(call)
-            response = Response(200, result + b"\n" if isinstance(result, EncodedJson)
-                                else _json(result))
+            if isinstance(result, PlainText):
+                response = Response(200, result.body, content_type=result.content_type)
+            else:
+                response = Response(200, result + b"\n" if isinstance(result, EncodedJson)
+                                    else _json(result))
         except RapiError as err:
             response = Response(err.status, _json(err.body()), dict(err.headers))
         except errors.CardumeError as err:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from cardume.rapi import bodies, cluster, groups, instances, jobs, nodes, query
+from cardume.rapi import bodies, cluster, groups, instances, jobs, metrics, nodes, query
 from cardume.rapi.base import Access, Handler, RapiError, Route
 
 _TABLE: list[tuple[re.Pattern[str], dict[str, tuple[Handler, Access]]]] = []
@@ -45,6 +45,7 @@ W: Access = "write"
 # --- cluster ---------------------------------------------------------------------------------
 resource("/", GET=(cluster.root, None))
 resource("/version", GET=(cluster.version, None))
+resource("/metrics", GET=(metrics.metrics, R))  # Prometheus; a read user scrapes
 resource("/2", GET=(cluster.root, R))
 resource("/2/info", GET=(cluster.info, R))
 resource("/2/features", GET=(cluster.features, R))

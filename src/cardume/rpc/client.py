@@ -20,6 +20,9 @@ from cardume.rpc.wire import plain
 class NodeRpc(NodeCalls):
     def __init__(self, client: RpcClient) -> None:
         self.client = client
+        # node name -> calls made, calls that failed (the metrics page shows them)
+        self.calls: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
 
     def _spec(self, call: str) -> Call:
         spec = CALLS.get(call)
@@ -42,6 +45,7 @@ class NodeRpc(NodeCalls):
         """One call to one node; errors name the node."""
         if node.offline:
             raise errors.RpcError(f"node {node.name} is marked offline", node=node.name)
+        self.calls[node.name] = self.calls.get(node.name, 0) + 1
         try:
             # A call that changes things carries an idempotency key, so it runs once even
             # if the transport has to resend it.
@@ -49,6 +53,7 @@ class NodeRpc(NodeCalls):
                 node.primary_ip, node.port, spec.name, args,
                 timeout if timeout is not None else spec.seconds, readonly=spec.readonly)
         except errors.RpcError as err:
+            self.failures[node.name] = self.failures.get(node.name, 0) + 1
             if err.message.startswith(f"node {node.name}"):
                 raise
             raise errors.RpcError(f"node {node.name}: {err.message}", err.hint,
