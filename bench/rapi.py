@@ -8,8 +8,9 @@ It brings up its own 3-node local cluster (bench/run.py's LocalCluster), grows i
 size with diskless, never-started instances (the fast path of bench/run.py), and at each
 size times ``GET /2/instances?bulk=1`` and ``GET /2/nodes?bulk=1``: over one kept-alive
 HTTPS connection (http.client, the median of --repeat) and with a new curl each time (TLS
-handshake included, as the peer is measured). Then job submissions per second through the
-REST API (``PUT /2/tags?tag=...``, each reply a job id; one connection, then 4 at once) and
+handshake included, as the peer is measured); and the ``/metrics`` scrape (issue 16).
+Then job submissions per second through the REST API (``PUT /2/tags?tag=...``, each reply
+a job id; one connection, then 4 at once) and
 the REST daemon's RSS. The peer, when it is up, gets 200 instances of its own (prefixed
 ``cbench-``, removed at the end) and is timed with curl inside its node1. Figures only:
 nothing here asserts a time. Results also go to bench/results/rapi.json.
@@ -200,11 +201,13 @@ def main() -> int:
             grow(cluster, size)
             inst = rapi.timed_gets("/2/instances?bulk=1", args.repeat)
             nodes = rapi.timed_gets("/2/nodes?bulk=1", args.repeat)
+            scrape = rapi.timed_gets("/metrics", args.repeat)
             results["sizes"][size] = {
                 "instances_bulk_ms": inst[0], "instances_bulk_min_ms": inst[1],
                 "instances_bulk_bytes": inst[2], "nodes_bulk_ms": nodes[0],
                 "instances_bulk_curl_ms": rapi.curl_ms("/2/instances?bulk=1", args.repeat),
                 "nodes_bulk_curl_ms": rapi.curl_ms("/2/nodes?bulk=1", args.repeat),
+                "metrics_ms": scrape[0], "metrics_bytes": scrape[2],
                 "rapi_rss_kib": bench.rss_kib(rapi.pid)[0],
             }
         print("job submissions through the REST API", file=sys.stderr)
@@ -245,6 +248,8 @@ def report(results: dict[str, Any], no_peer: str | bool) -> None:
             (f"GET /2/nodes?bulk=1 at {size:,}, curl (ms)", fig["nodes_bulk_curl_ms"],
              theirs and theirs["nodes_bulk_ms"]),
             (f"bulk reply at {size:,} (KiB)", fig["instances_bulk_bytes"] / 1024, None),
+            (f"GET /metrics at {size:,}, kept-alive (ms)", fig["metrics_ms"], None),
+            (f"/metrics page at {size:,} (KiB)", fig["metrics_bytes"] / 1024, None),
             (f"REST daemon RSS at {size:,} (MiB)", fig["rapi_rss_kib"] / 1024, None),
         ]
         for label, ours, ganeti in rows:
