@@ -10,10 +10,10 @@ size times ``GET /2/instances?bulk=1`` and ``GET /2/nodes?bulk=1``: over one kep
 HTTPS connection (http.client, the median of --repeat) and with a new curl each time (TLS
 handshake included, as the peer is measured); and the ``/metrics`` scrape (issue 16).
 Then job submissions per second through the REST API (``PUT /2/tags?tag=...``, each reply
-a job id; one connection, then 4 at once) and
-the REST daemon's RSS. The peer, when it is up, gets 200 instances of its own (prefixed
-``cbench-``, removed at the end) and is timed with curl inside its node1. Figures only:
-nothing here asserts a time. Results also go to bench/results/rapi.json.
+a job id; one connection, then 4 at once) and the REST daemon's RSS. The peer, when it is
+up, gets 200 instances of its own (prefixed ``cbench-``, removed at the end) and is timed
+with curl inside its node1. Figures only: nothing here asserts a time. Results also go to
+bench/results/rapi.json.
 """
 
 from __future__ import annotations
