@@ -120,6 +120,8 @@ def build(sub: Any) -> None:
 
     cluster_crypto.build(sub)  # renew-crypto
     balance.build(sub)  # balance, capacity
+    from cardume.cli import watcher
+    watcher.build(sub)  # watcher {pause DURATION, continue, info}
     common.add_tag_commands(sub, "the cluster", None, tags)
 
 
