@@ -73,6 +73,7 @@ class _InstanceLU(LogicalUnit):
             raise errors.WrongState(f"primary node {self.pnode.name} is offline")
         running = await self.running_on_primary()
         if not running:
+            await self.check_not_running_elsewhere()
             info = await self.rpc.node_info(self.pnode)
             memory = int(self.spec(beparams=beparams).beparams["maxmem"])
             ic.check_free_memory(self.pnode.name, info, memory, self.inst.name)
@@ -100,6 +101,26 @@ class _InstanceLU(LogicalUnit):
     async def running_on_primary(self) -> bool:
         names = await self.rpc.instance_list(self.pnode, [self.inst.hypervisor])
         return self.inst.name in names
+
+    async def check_not_running_elsewhere(self) -> None:
+        """Refuse to start an instance that another node runs: a failed migration can leave
+        it on the target, and starting it on the primary too would run it twice on the same
+        disks. Asked under the instance's lock, which every move of it holds. A node that
+        doesn't answer is a warning, not a refusal (a dead node must not keep it down)."""
+        others = [n for n in self.cfg.sorted_nodes()
+                  if n.uuid != self.pnode.uuid and not n.offline and n.vm_capable]
+        results = await self.rpc.each(others, self.rpc.instance_list, [self.inst.hypervisor])
+        for node in others:
+            result = results[node.name]
+            if result.error is not None:
+                self.log_warning(f"could not ask node {node.name} whether it runs "
+                                 f"{self.inst.name}: {result.error}")
+            elif self.inst.name in (result.value or ()):
+                raise errors.WrongState(
+                    f"instance {self.inst.name} is running on node {node.name}, not on its "
+                    f"primary node {self.pnode.name}; not starting it a second time",
+                    f"after a failed migration: gnt-instance migrate --cleanup "
+                    f"{self.inst.name}; or stop it there first")
 
 
 @register

@@ -78,6 +78,7 @@ class LuxiServer:
             "QueryClusterInfo": self.query_cluster_info,
             "QueryConfigValues": self.query_config_values,
             "SetDrainFlag": self.set_drain_flag,
+            "SetWatcherPause": self.set_watcher_pause,
             "QueueInfo": self.queue_info,
             "QueryLocks": self.query_locks,
             "Ping": self.ping,
@@ -186,6 +187,23 @@ class LuxiServer:
         self.daemon.queue.set_drained(drained)
         await self.daemon.queue_replicator.synced()  # a new master keeps the flag
         return True
+
+    async def set_watcher_pause(self, until: float | None) -> dict[str, Any]:
+        """Pause the watcher until ``until`` (None: end the pause) on the master and the
+        master candidates, as Ganeti does: a new master's watcher keeps the pause. A
+        candidate that can't be reached is named in ``failed``; the master must answer."""
+        if until is not None:
+            until = float(_number(until, "pause end"))
+        cfg, rpc = self.daemon.cfg, self.daemon.rpc
+        results = await rpc.each(cfg.candidates(), rpc.watcher_pause_write, until)
+        failed = {name: str(r.error) for name, r in results.items() if r.error is not None}
+        master = cfg.master_node().name
+        if master in failed:
+            raise errors.ExecError(f"could not set the watcher's pause on the master "
+                                   f"{master}: {failed[master]}")
+        for name, message in sorted(failed.items()):
+            log.warning("watcher pause not written on %s: %s", name, message)
+        return {"until": until, "failed": failed}
 
     async def queue_info(self) -> dict[str, Any]:
         queue = self.daemon.queue

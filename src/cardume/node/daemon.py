@@ -222,6 +222,14 @@ class NodeDaemon:
                                        self.local.storage_prefix)
 
     @serves
+    async def watcher_pause_write(self, peer: PeerInfo, until: float | None) -> None:
+        from cardume.rules.watcher_pause import write_pause
+        try:
+            await asyncio.to_thread(write_pause, self.paths.watcher_pause, until)
+        except ValueError as err:
+            raise errors.WrongInput(str(err)) from None
+
+    @serves
     async def node_verify(self, peer: PeerInfo, cluster_name: str | None,
                           dirs: dict[str, str] | None, ca_cert: str | None) -> dict[str, Any]:
         missing = {key: path for key, path in (dirs or {}).items()

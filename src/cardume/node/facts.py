@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from typing import Any
 
-from cardume import __version__, constants, errors
+from cardume import __version__, constants, errors, paths
 from cardume.node.cmd import CommandRunner
 
 MIB = 1024 * 1024
@@ -112,12 +113,23 @@ def hypervisors() -> list[str]:
     return found
 
 
-def boot_id() -> str:
+def boot_id(node_root: str | None = None) -> str:
+    """The kernel's boot id (the watcher compares it between passes to see a reboot). The
+    nodes of a local cluster share one kernel: each adds a token kept in its runtime
+    directory, so emptying that directory, as a boot empties /run, reboots that node alone."""
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
-            return handle.read().strip()
+            kernel = handle.read().strip()
     except OSError:
         return ""
+    if node_root is None or paths.is_fhs_root(node_root):
+        return kernel
+    token_file = os.path.join(paths.NodePaths(node_root).run, "boot-token")
+    token = paths.read_json(token_file)
+    if not isinstance(token, str):
+        paths.write_json_atomic(token_file, uuid.uuid4().hex)
+        token = paths.read_json(token_file)  # a concurrent call's, if it wrote last
+    return f"{kernel}/{token}"
 
 
 def instances_memory(node_root: str | None) -> int:
@@ -141,7 +153,7 @@ def node_info(ssconf: dict[str, Any], node_root: str | None = None,
               ) -> dict[str, Any]:
     """The node's resources. memory_free is the host's available memory minus what the
     running instances use (as Ganeti's fake hypervisor reports it, never below zero)."""
-    info: dict[str, Any] = {"version": __version__, "bootid": boot_id(),
+    info: dict[str, Any] = {"version": __version__, "bootid": boot_id(node_root),
                             "hypervisors": hypervisors(),
                             "storage": storage(ssconf, storage_prefix, runner),
                             "spindles_total": 0, "spindles_free": 0}

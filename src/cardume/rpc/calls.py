@@ -331,6 +331,12 @@ class NodeCalls:
         """who this node believes is master, and its summary's serial"""
         raise NotImplementedError
 
+    # the master sends a pause to itself and the candidates: whichever becomes master has it
+    @declare("fast")
+    async def watcher_pause_write(self, node: objects.Node, until: float | None = None) -> None:
+        """pause the watcher until a time (seconds since the epoch), or end the pause"""
+        raise NotImplementedError
+
     @declare("fast")
     async def config_apply(self, node: objects.Node, change: dict[str, Any]) -> dict[str, Any]:
         """apply one config change set to the local replica"""
