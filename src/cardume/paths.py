@@ -103,6 +103,11 @@ class NodePaths:
         return self.join("queue.db")
 
     @property
+    def export_dir(self) -> str:
+        """Instance exports (gnt-backup), one directory each (Ganeti's export dir)."""
+        return self.join("export")
+
+    @property
     def watcher_state(self) -> str:
         """cardume-watcher's memory between passes (boot ids, restart counts, last pass)."""
         return self.join("watcher.json")

@@ -26,6 +26,7 @@ FAMILIES = {
     "gnt-job": "cardume.cli.job",
     "gnt-debug": "cardume.cli.debug",
     "gnt-network": "cardume.cli.network",
+    "gnt-backup": "cardume.cli.backup",
     "cardume": "cardume.cli.tool",
 }
 
@@ -147,6 +148,10 @@ def gnt_job() -> int:
 
 def gnt_debug() -> int:
     return run("gnt-debug")
+
+
+def gnt_backup() -> int:
+    return run("gnt-backup")
 
 
 def gnt_network() -> int:

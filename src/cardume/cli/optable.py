@@ -104,6 +104,42 @@ COMMON: dict[str, Entry] = {
 
 #: Each operation's own parameters, by OP_ID.
 OPS: dict[str, dict[str, Entry]] = {
+    "OP_BACKUP_EXPORT": {
+        "instance_name": ("non-empty string", None, None, True, "name of the instance"),
+        "target_node": ("string | None", None, None, False,
+                        "node receiving the export (mode local)"),
+        "shutdown": ("bool", True, None, False, "stop the instance while its disks are read"),
+        "shutdown_timeout": ("non-negative int", 120, None, False,
+                             "seconds to wait for a clean shutdown"),
+        "remove_instance": ("bool", False, None, False, "remove the instance after the export"),
+        "ignore_remove_failures": ("bool", False, None, False,
+                                   "remove it from the config even if removing its disks fails"),
+        "mode": ("non-empty string", "local", ("local", "remote"), False, "export mode"),
+        "compress": ("non-empty string", "none", ("none",), False,
+                     "compression of the disk dumps"),
+        "zero_free_space": ("bool", False, None, False,
+                            "zero the free space first (not supported)"),
+        "zeroing_timeout_fixed": ("non-negative int | None", None, None, False,
+                                  "zeroing: fixed timeout"),
+        "zeroing_timeout_per_mib": ("non-negative int | None", None, None, False,
+                                    "zeroing: timeout per MiB"),
+        "long_sleep": ("bool", False, None, False,
+                       "allow the instance to stay down while disks without snapshots are read"),
+        "x509_key_name": ("list of strings | None", None, None, False,
+                          "remote mode: the key's name"),
+        "destination_x509_ca": ("string | None", None, None, False, "remote mode: destination CA"),
+    },
+    "OP_BACKUP_PREPARE": {
+        "instance_name": ("non-empty string", None, None, True, "name of the instance"),
+        "mode": ("non-empty string", None, ("local", "remote"), True, "export mode"),
+    },
+    "OP_BACKUP_QUERY": {
+        "nodes": ("list of strings | None", None, None, False, "nodes to ask (default: all)"),
+        "use_locking": ("bool", False, None, False, "accepted for Ganeti's clients"),
+    },
+    "OP_BACKUP_REMOVE": {
+        "instance_name": ("non-empty string", None, None, True, "name of the instance"),
+    },
     "OP_CLUSTER_BALANCE": {
         "max_moves": ("non-negative int | None", None, None, False,
                       "at most this many moves; unset: no limit"),
@@ -213,9 +249,10 @@ OPS: dict[str, dict[str, Entry]] = {
         "instance_name": ("non-empty string", None, None, True, "name of the instance"),
         "mode": ("string", "create", ("create", "import", "remote-import"), False,
                  "creation mode"),
-        "disk_template": ("non-empty string", None,
+        "disk_template": ("string | None", None,
                           ("diskless", "file", "sharedfile", "plain", "drbd", "blockdev", "rbd",
-                           "ext", "gluster"), True, "disk template"),
+                           "ext", "gluster"), False,
+                          "disk template (required, but for an import: the export's)"),
         "disks": ("list of dicts", [], None, False, "disks: [{size, mode, name, vg, adopt}]"),
         "nics": ("list of dicts", [], None, False, "NICs: [{mac, ip, mode, link, name, network}]"),
         "beparams": ("dict", {}, None, False, "backend parameters"),
@@ -526,6 +563,11 @@ OPS: dict[str, dict[str, Entry]] = {
 
 #: What each operation does.
 OP_DOCS: dict[str, str] = {
+    "OP_BACKUP_EXPORT":
+        "Export an instance's configuration and disks to a node's export directory.",
+    "OP_BACKUP_PREPARE": "Prepare an instance's export (what a remote export needs first).",
+    "OP_BACKUP_QUERY": "The exports on each node (gnt-backup list).",
+    "OP_BACKUP_REMOVE": "Remove an instance's exports from every node.",
     "OP_CLUSTER_BALANCE":
         "Plan the moves that even out a node group's load (hbal); nothing moves.",
     "OP_CLUSTER_CAPACITY": "Count how many more instances of a spec fit, per node group (hspace).",

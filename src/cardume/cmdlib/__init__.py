@@ -2,6 +2,7 @@
 
 from cardume.cmdlib import (  # noqa: F401
     allocator_debug,
+    backup,
     cluster,
     cluster_balance,
     group,

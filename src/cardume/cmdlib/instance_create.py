@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from cardume import constants, errors, objects, opcodes
-from cardume.cmdlib import common, drbd, iallocator, instance_policy, network_nics
+from cardume.cmdlib import backup_import, common, drbd, iallocator, instance_policy, network_nics
 from cardume.cmdlib import instance_common as ic
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.jobs import locks
@@ -27,13 +27,16 @@ class LUInstanceCreate(LogicalUnit):
     def check_arguments(self) -> None:
         op = self.op
         common.check_hostname(op.instance_name, "instance")
-        if op.mode != "create":
+        if op.mode not in ("create", "import"):
             raise errors.WrongInput(f"instance creation mode '{op.mode}' is not supported "
-                                    "yet; only 'create'")
+                                    "yet; only 'create' and 'import'")
+        importing = op.mode == "import"
+        if not importing and op.disk_template is None:
+            raise errors.WrongInput("no disk template given: use -t TEMPLATE")
         if not op.name_check and op.ip_check:
             raise errors.WrongInput("cannot do the IP address check without the name check "
                                     "(add --no-ip-check to --no-name-check)")
-        if not op.os_type and not op.no_install:
+        if not op.os_type and not op.no_install and not importing:
             raise errors.WrongInput("no OS given: use -o OS+VARIANT (or --no-install)")
         if op.pnode and op.iallocator:
             raise errors.WrongInput(f"give either the nodes ({op.pnode}) or an allocator "
@@ -42,6 +45,15 @@ class LUInstanceCreate(LogicalUnit):
         self.allocator = None if op.pnode else iallocator.chosen(self, op.iallocator)
         if op.snode and not op.pnode:
             raise errors.WrongInput(f"a secondary node ({op.snode}) needs a primary node")
+        if importing:  # the rest, once the export is read (check_prereq)
+            backup_import.check_arguments(op)
+        else:
+            self._check_request()
+
+    def _check_request(self) -> None:
+        """The checks that need the disk template, disks and parameters (an import's come
+        from its export)."""
+        op = self.op
         template = disk_templates.of(op.disk_template)
         if self.allocator is None and template.needs_secondary and not op.snode:
             raise errors.WrongInput(f"the {op.disk_template} template needs a secondary "
@@ -82,12 +94,18 @@ class LUInstanceCreate(LogicalUnit):
             nodes = locks.ALL_SET  # the allocator weighs every node's free resources
         else:
             names = [self.op.pnode] + ([self.op.snode] if self.op.snode else [])
+            if self.op.mode == "import" and self.op.src_node:
+                names.append(self.op.src_node)
             nodes = [getattr(self.cfg.find_node(n), "name", n) for n in names]
         return {locks.LEVEL_INSTANCE: ([self.op.instance_name], False),
                 locks.LEVEL_NODE: (nodes, False), locks.LEVEL_NODE_RES: (nodes, False)}
 
     async def check_prereq(self) -> None:
         op, cfg = self.op, self.cfg
+        if op.mode == "import":
+            self.source = await backup_import.read_export(self)
+            backup_import.apply_defaults(self, self.source)
+            self._check_request()
         cluster = cfg.get_cluster()
         template = op.disk_template
         if template not in cluster.enabled_disk_templates:
@@ -354,11 +372,8 @@ class LUInstanceCreate(LogicalUnit):
             else:
                 self.log_info("Not waiting for the initial sync (--no-wait-for-sync): the "
                               "secondary is not a usable copy until it ends")
-            spec = ic.instance_spec(self.cfg, inst)
             if not self.op.no_install:
-                self.log_info(f"Running the OS create script of {inst.os} on "
-                              f"{self.pnode.name}")
-                await self.rpc.instance_os_add(self.pnode, spec, reinstall=False)
+                await self._install(self.pnode, inst)
             inst.admin_state = "up" if self.op.start else "down"
             inst.disks_active = True
             await self.cfg.commit(add=[inst])
@@ -391,8 +406,7 @@ class LUInstanceCreate(LogicalUnit):
                               f"{node.name}")
                 await self.rpc.blockdev_create(node, disk)
             if not self.op.no_install and not self.adopt:  # adopted disks keep their data
-                self.log_info(f"Running the OS create script of {inst.os} on {node.name}")
-                await self.rpc.instance_os_add(node, spec, reinstall=False)
+                await self._install(node, inst)
             inst.admin_state = "up" if self.op.start else "down"
             await self.cfg.commit(add=[inst])
         except BaseException:
@@ -400,4 +414,11 @@ class LUInstanceCreate(LogicalUnit):
             raise
         self.undo_done()
 
-
+    async def _install(self, node: objects.Node, inst: objects.Instance) -> None:
+        """The OS create script, or for an import the import script with each disk's dump."""
+        spec = ic.instance_spec(self.cfg, inst)
+        if self.op.mode == "import":
+            await backup_import.import_disks(self, self.source, node, inst, spec)
+            return
+        self.log_info(f"Running the OS create script of {inst.os} on {node.name}")
+        await self.rpc.instance_os_add(node, spec, reinstall=False)

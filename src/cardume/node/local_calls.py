@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cardume.node.backup_calls import BackupCalls
 from cardume.node.blockdev_calls import BlockdevCalls
 from cardume.node.callkit import NodeContext
 from cardume.node.cmd import CommandRunner
@@ -23,7 +24,7 @@ class LocalCalls:
         self.node = NodeContext(paths, name, ssconf, runner)
         self.providers: tuple[object, ...] = (
             BlockdevCalls(self.node), DrbdCalls(self.node), InstanceCalls(self.node),
-            OsCalls(self.node))
+            OsCalls(self.node), BackupCalls(self.node))
         self._handlers: dict[str, Handler] | None = None
 
     @property

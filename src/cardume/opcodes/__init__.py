@@ -11,7 +11,7 @@ too. Field names and OP_IDs are Ganeti's, so jobs written for Ganeti's ``gnt-deb
 submit-job`` keep working.
 
 The machinery is in ``base``; the operations by area in ``cluster`` (with nodes, groups,
-tags and tests), ``instance`` and ``network``. Every name is read from here
+tags and tests), ``instance``, ``network`` and ``backup``. Every name is read from here
 (``opcodes.OpInstanceCreate``).
 """
 
@@ -27,3 +27,4 @@ from cardume.opcodes.base import (  # noqa: F401  (the table's public names, in 
 from cardume.opcodes.cluster import *  # noqa: F403
 from cardume.opcodes.instance import *  # noqa: F403
 from cardume.opcodes.network import *  # noqa: F403
+from cardume.opcodes.backup import *  # noqa: F403

@@ -595,3 +595,69 @@ class NodeCalls:
                           osparams: dict[str, Any] | None = None) -> None:
         """check an OS, its variant and parameters (verify script)"""
         raise NotImplementedError
+
+    # --- backups (node/backup_calls.py) -----------------------------------------------------
+    # An export is built in a staging directory (".tmp-" and 32 hex digits) of the node's
+    # export directory and renamed into place at the end; disk dumps travel between nodes
+    # chunk by chunk through the master (export_read / export_write), never whole.
+
+    @declare("normal")
+    async def export_snapshot(self, node: objects.Node, instance: InstanceSpec, index: int,
+                              work: str) -> dict[str, Any]:
+        """snapshot one disk of an instance into a staging directory where its template
+        allows (a file disk: a copy); {"snapshot": name or null}"""
+        raise NotImplementedError
+
+    @declare("4hrs")
+    async def export_disk(self, node: objects.Node, instance: InstanceSpec, index: int,
+                          work: str, snapshot: str | None = None) -> dict[str, Any]:
+        """run the OS export script for one disk (or its snapshot), its output becoming a
+        dump file in the staging directory; {"dump": file name, "size": bytes}"""
+        raise NotImplementedError
+
+    @declare("normal", readonly=True)
+    async def export_read(self, node: objects.Node, directory: str, name: str, offset: int,
+                          length: int) -> dict[str, Any]:
+        """read a chunk of a file of an export or staging directory (base64 data, or null
+        when all zero; length; eof)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def export_write(self, node: objects.Node, work: str, name: str, offset: int,
+                           data: str | None = None, zeros: int | None = None) -> None:
+        """write a chunk of a file in a staging directory (base64 data, or zero bytes)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def export_finalize(self, node: objects.Node, work: str, name: str,
+                              config: str) -> None:
+        """write config.ini into a staging directory and rename it to the export NAME,
+        replacing an older export of that name"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def export_abort(self, node: objects.Node, work: str) -> None:
+        """remove a staging directory and what it holds (idempotent)"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def export_list(self, node: objects.Node) -> list[str]:
+        """names of the exports in the node's export directory"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def export_remove(self, node: objects.Node, name: str) -> None:
+        """remove an export (idempotent)"""
+        raise NotImplementedError
+
+    @declare("fast", readonly=True)
+    async def export_info(self, node: objects.Node, path: str) -> dict[str, Any]:
+        """an export's config.ini (path: its name, or its directory); {"name", "config"}"""
+        raise NotImplementedError
+
+    @declare("4hrs")
+    async def import_disk(self, node: objects.Node, instance: InstanceSpec, index: int,
+                          directory: str, dump: str) -> None:
+        """run the OS import script for one disk, fed a dump file of an export or staging
+        directory"""
+        raise NotImplementedError
