@@ -84,6 +84,11 @@ def test_metrics_match_what_the_commands_show(cluster: VCluster, gnt: Gnt,
     assert running["metrics-a"] == 1.0 and running["metrics-b"] == 0.0
     memory = {s.labels["instance"]: s.value for s in found["cardume_instance_memory_bytes"]}
     assert memory["metrics-a"] == 96 * MIB
+    counts = {(s.labels["node"], s.labels["role"]): s.value
+              for s in found["cardume_node_instances"]}
+    for name, pinst, sinst in table(gnt, "gnt-node", "name,pinst_cnt,sinst_cnt"):
+        assert (counts[(name, "primary")], counts[(name, "secondary")]) == (int(pinst),
+                                                                             int(sinst))
     used = {s.labels["node"]: s.value for s in found["cardume_node_vcpus_used"]}
     assert used["node2"] >= 2  # metrics-a's two vCPUs (metrics-b is stopped)
 

@@ -16,12 +16,12 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 def exported_names() -> set[str]:
     """Every family name the page can carry (all builders fed one of each thing)."""
-    node = {"name": "node1", "role": "M", "group": "default", "offline": False,
-            "drained": False, "mtotal": 1024, "mfree": 512, "dtotal": 2048, "dfree": 1024,
-            "ctotal": 4, "pinst_cnt": 1, "sinst_cnt": 0}
-    inst = {"name": "vm1", "status": "running", "pnode": "node1", "snodes": ["node2"],
-            "disk_template": "drbd", "hypervisor": "kvm", "be/vcpus": 1, "be/maxmem": 128,
-            "oper_state": True}
+    node = {"name": "node1", "role": "M", "group": "default", "mtotal": 1024, "mfree": 512,
+            "dtotal": 2048, "dfree": 1024, "ctotal": 4}
+    values = {"name": "vm1", "status": "running", "pnode": "node1", "snodes": ["node2"],
+              "disk_template": "drbd", "hypervisor": "kvm", "be/vcpus": 1, "be/maxmem": 128,
+              "oper_state": True}
+    inst = [values[f] for f in metrics.INSTANCE_FIELDS]
     side = {"node": "node1", "role": "primary",
             "status": {"oos_kib": 4, "sync_speed_kib_s": 100, "sync_percent": 50.0,
                        "connected": True}}

@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 MIB = 1024 * 1024
 KIB = 1024
 
-NODE_FIELDS = ["name", "role", "group", "offline", "drained", "mtotal", "mfree", "dtotal",
-               "dfree", "ctotal", "pinst_cnt", "sinst_cnt"]
+NODE_FIELDS = ["name", "role", "group", "mtotal", "mfree", "dtotal", "dfree", "ctotal"]
 INSTANCE_FIELDS = ["name", "status", "pnode", "snodes", "disk_template", "hypervisor",
                    "be/vcpus", "be/maxmem", "oper_state"]
 ROLES = {"M": "master", "C": "candidate", "R": "regular", "D": "drained", "O": "offline"}
@@ -36,19 +35,20 @@ class Family:
 
     def __init__(self, name: str, kind: str, doc: str) -> None:
         self.name, self.kind, self.doc = name, kind, doc
-        self.samples: list[tuple[str, dict[str, str], float]] = []
+        self.samples: list[str] = []
 
     def add(self, value: float, suffix: str = "", **labels: str) -> None:
-        self.samples.append((suffix, labels, value))
+        # rendered now: a page at 10,000 instances has some 40,000 samples
+        self.samples.append(f"{self.name}{suffix}{_labels(labels)} {_number(value)}")
 
     def text(self) -> str:
-        lines = [f"# HELP {self.name} {self.doc}", f"# TYPE {self.name} {self.kind}"]
-        for suffix, labels, value in self.samples:
-            lines.append(f"{self.name}{suffix}{_labels(labels)} {_number(value)}")
-        return "\n".join(lines)
+        return "\n".join([f"# HELP {self.name} {self.doc}", f"# TYPE {self.name} {self.kind}",
+                          *self.samples])
 
 
 def _escape(value: str) -> str:
+    if "\\" not in value and "\n" not in value and '"' not in value:
+        return value  # names: the usual case
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
@@ -59,6 +59,8 @@ def _labels(labels: dict[str, str]) -> str:
 
 
 def _number(value: float) -> str:
+    if value.__class__ is int:
+        return str(value)
     if isinstance(value, bool):
         return "1" if value else "0"
     if value == float("inf"):
@@ -74,21 +76,18 @@ def _have(value: Any) -> bool:
 
 
 async def exposition(daemon: MasterView) -> str:
-    nodes = _rows(await query.run_query(daemon, "node", NODE_FIELDS, None), NODE_FIELDS)
-    instances = _rows(await query.run_query(daemon, "instance", INSTANCE_FIELDS, None),
-                      INSTANCE_FIELDS)
+    reply = await query.run_query(daemon, "node", NODE_FIELDS, None)
+    nodes = [dict(zip(NODE_FIELDS, row, strict=True)) for row in reply["data"]]
+    # instances stay rows (INSTANCE_FIELDS' order): a page may list 10,000 of them
+    instances = (await query.run_query(daemon, "instance", INSTANCE_FIELDS, None))["data"]
     families = [_build_info(daemon), *_node_families(nodes, instances),
                 *_instance_families(instances)]
-    if any(i["disk_template"] == constants.DT_DRBD8 for i in instances):
+    if any(row[4] == constants.DT_DRBD8 for row in instances):
         from cardume.master import drbd_query  # only clusters with DRBD disks pay for it
         families.extend(_drbd_families(await drbd_query.query_drbd(daemon.cfg, daemon.rpc)))
     families.extend(_job_families(daemon))
     families.extend(_rpc_families(daemon))
     return "\n".join(f.text() for f in families) + "\n"
-
-
-def _rows(reply: dict[str, Any], fields: list[str]) -> list[dict[str, Any]]:
-    return [dict(zip(fields, row, strict=True)) for row in reply["data"]]
 
 
 def _build_info(daemon: MasterView) -> Family:
@@ -101,7 +100,7 @@ def _build_info(daemon: MasterView) -> Family:
 
 
 def _node_families(nodes: list[dict[str, Any]],
-                   instances: list[dict[str, Any]]) -> Iterable[Family]:
+                   instances: list[list[Any]]) -> Iterable[Family]:
     up = Family("cardume_node_up", "gauge",
                 "whether the node answered the master for this scrape (1) or not (0)")
     role = Family("cardume_node_info", "gauge",
@@ -122,13 +121,17 @@ def _node_families(nodes: list[dict[str, Any]],
     counts = Family("cardume_node_instances", "gauge",
                     "instances whose primary (role=primary) or secondary node it is")
     used: dict[str, int] = {}
-    for inst in instances:
-        if inst["status"] == "running" and _have(inst["be/vcpus"]):
-            used[inst["pnode"]] = used.get(inst["pnode"], 0) + int(inst["be/vcpus"])
+    primaries: dict[str, int] = {}
+    secondaries: dict[str, int] = {}
+    for _name, status, pnode, snodes, _template, _hv, vcpu, _mem, _oper in instances:
+        primaries[pnode] = primaries.get(pnode, 0) + 1
+        for snode in snodes:
+            secondaries[snode] = secondaries.get(snode, 0) + 1
+        if status == "running" and _have(vcpu):
+            used[pnode] = used.get(pnode, 0) + int(vcpu)
     for node in nodes:
         name = node["name"]
-        answered = _have(node["mtotal"])
-        up.add(1 if answered else 0, node=name)
+        up.add(1 if _have(node["mtotal"]) else 0, node=name)
         role.add(1, node=name, role=ROLES.get(str(node["role"]), str(node["role"])),
                  group=str(node["group"]))
         for key, family in gauges.items():
@@ -137,12 +140,12 @@ def _node_families(nodes: list[dict[str, Any]],
         if _have(node["ctotal"]):
             cpus.add(node["ctotal"], node=name)
         vcpus.add(used.get(name, 0), node=name)
-        counts.add(node["pinst_cnt"], node=name, role="primary")
-        counts.add(node["sinst_cnt"], node=name, role="secondary")
+        counts.add(primaries.get(name, 0), node=name, role="primary")
+        counts.add(secondaries.get(name, 0), node=name, role="secondary")
     return [up, role, *gauges.values(), cpus, vcpus, counts]
 
 
-def _instance_families(instances: list[dict[str, Any]]) -> Iterable[Family]:
+def _instance_families(instances: list[list[Any]]) -> Iterable[Family]:
     status = Family("cardume_instance_status", "gauge",
                     "the instance's status as gnt-instance list shows it (always 1), with "
                     "its nodes and disk template")
@@ -150,17 +153,19 @@ def _instance_families(instances: list[dict[str, Any]]) -> Iterable[Family]:
                      "whether the hypervisor runs the instance (1) or not (0)")
     memory = Family("cardume_instance_memory_bytes", "gauge", "the instance's maximum memory")
     vcpus = Family("cardume_instance_vcpus", "gauge", "the instance's virtual CPUs")
-    for inst in instances:
-        name = inst["name"]
-        status.add(1, instance=name, status=inst["status"], primary_node=inst["pnode"],
-                   secondary_nodes=",".join(inst["snodes"] or []),
-                   disk_template=inst["disk_template"], hypervisor=inst["hypervisor"])
-        if isinstance(inst["oper_state"], bool):
-            running.add(inst["oper_state"], instance=name)
-        if _have(inst["be/maxmem"]):
-            memory.add(int(inst["be/maxmem"]) * MIB, instance=name)
-        if _have(inst["be/vcpus"]):
-            vcpus.add(inst["be/vcpus"], instance=name)
+    # the lines written here, not through Family.add: four per instance, 40,000 at 10,000
+    for name, state, pnode, snodes, template, hypervisor, vcpu, maxmem, oper in instances:
+        who = f'instance="{_escape(name)}"'
+        status.samples.append(
+            f'cardume_instance_status{{{who},status="{state}",primary_node="{_escape(pnode)}",'
+            f'secondary_nodes="{_escape(",".join(snodes))}",disk_template="{template}",'
+            f'hypervisor="{hypervisor}"}} 1')
+        if oper.__class__ is bool:
+            running.samples.append(f"cardume_instance_running{{{who}}} {1 if oper else 0}")
+        if _have(maxmem):
+            memory.samples.append(f"cardume_instance_memory_bytes{{{who}}} {int(maxmem) * MIB}")
+        if _have(vcpu):
+            vcpus.samples.append(f"cardume_instance_vcpus{{{who}}} {int(vcpu)}")
     return [status, running, memory, vcpus]
 
 
