@@ -193,8 +193,20 @@ delete_tags = tags.deleter("instance", NAME)
 
 recreate_disks = bodies.not_implemented(
     "cardume has no OP_INSTANCE_RECREATE_DISKS yet")
-prepare_export = bodies.not_implemented("instance exports are not in cardume yet")
-export = bodies.not_implemented("instance exports are not in cardume yet")
+
+
+async def prepare_export(call: Call) -> Any:
+    """OP_BACKUP_PREPARE with the ``mode`` query argument (Ganeti's): a job id."""
+    mode = call.arg("mode")
+    if not mode:
+        raise RapiError(400, "query argument 'mode' is required (local or remote)")
+    return await bodies.submit_op(call, "OP_BACKUP_PREPARE", static=_static(call, mode=mode))
+
+
+async def export(call: Call) -> Any:
+    """OP_BACKUP_EXPORT from the body; Ganeti's ``destination`` is the target node."""
+    return await bodies.submit_op(call, "OP_BACKUP_EXPORT", bodies.body_dict(call),
+                                  _static(call), rename={"destination": "target_node"})
 async def multi_alloc(call: Call) -> Any:
     """Several instances placed by one allocator request; each is then created by its own
     job, which the job's result names (``jobs``)."""
