@@ -429,7 +429,6 @@ def test_instance_info_refuses_a_bad_static_flag(master: FakeMaster) -> None:
 
 @pytest.mark.parametrize("method, target, words", [
     ("POST", "/2/instances/vm1/recreate-disks", "OP_INSTANCE_RECREATE_DISKS"),
-    ("PUT", "/2/instances/vm1/export", "exports"),
     ("GET", "/2/networks", "networks"),
     ("GET", "/2/filters", "filters"),
     ("POST", "/2/nodes/node1/powercycle", "power-cycling"),
@@ -440,6 +439,25 @@ def test_what_cardume_lacks_is_501_naming_it(master: FakeMaster, method: str, ta
     assert reply.status == 501
     assert words in reply.body["message"]
     assert not master.jobs
+
+
+def test_export_is_a_job_whose_destination_is_the_target_node(master: FakeMaster) -> None:
+    body = {"mode": "local", "destination": "node2", "shutdown": False}
+    reply = request(master, "PUT", "/2/instances/vm1/export", body)
+    assert (reply.status, reply.body) == (200, 101)
+    op = only_op(master)
+    assert {k: op[k] for k in ("OP_ID", "instance_name", "target_node", "shutdown",
+                               "mode")} == {
+        "OP_ID": "OP_BACKUP_EXPORT", "instance_name": "vm1", "target_node": "node2",
+        "shutdown": False, "mode": "local"}
+
+
+def test_prepare_export_takes_its_mode_from_the_query(master: FakeMaster) -> None:
+    reply = request(master, "PUT", "/2/instances/vm1/prepare-export?mode=local")
+    assert (reply.status, reply.body) == (200, 101)
+    assert only_op(master)["mode"] == "local"
+    reply = request(master, "PUT", "/2/instances/vm1/prepare-export")
+    assert reply.status == 400 and "'mode'" in reply.body["message"]
 
 
 def test_multi_alloc_is_one_job_of_creations_without_nodes(master: FakeMaster) -> None:
