@@ -131,6 +131,13 @@ COMMANDS: list[tuple[list[str], str, set[str]]] = [
     (["gnt-debug", "allocator", "vm9"], "OP_TEST_ALLOCATOR", {"name"}),
     (["gnt-instance", "change-group", "--to", "g2", "vm1"], "OP_INSTANCE_CHANGE_GROUP",
      {"instance_name", "target_groups"}),
+    (["gnt-backup", "export", "-n", "node2", "vm1"], "OP_BACKUP_EXPORT",
+     {"instance_name", "target_node"}),
+    # an import leaves template, disks, NICs and OS to the export's config.ini
+    (["gnt-backup", "import", "-n", "node2", "--src-node", "node1", "vm3"],
+     "OP_INSTANCE_CREATE", {"instance_name", "mode", "pnode", "src_node"}),
+    (["gnt-backup", "remove", "vm1"], "OP_BACKUP_REMOVE", {"instance_name"}),
+    (["gnt-backup", "list"], "OP_BACKUP_QUERY", set()),
     (["gnt-network", "add", "--network", "192.0.2.0/24", "net1"], "OP_NETWORK_ADD",
      {"network_name", "network"}),
     (["gnt-network", "remove", "net1"], "OP_NETWORK_REMOVE", {"network_name"}),

@@ -351,6 +351,8 @@ CLI_COMMANDS: list[tuple[str, str, str, dict[str, str | None], list[str]]] = [
     ("cardume.cli.instance", "shutdown", "OP_INSTANCE_SHUTDOWN", {}, ["timeout"]),
     ("cardume.cli.instance", "startup", "OP_INSTANCE_STARTUP", {}, ["force"]),
     ("cardume.cli.instance", "remove", "OP_INSTANCE_REMOVE", {}, ["shutdown_timeout"]),
+    ("cardume.cli.backup", "export", "OP_BACKUP_EXPORT", {"node": "target_node"},
+     ["shutdown_timeout", "remove_instance"]),
     ("cardume.cli.instance", "migrate", "OP_INSTANCE_MIGRATE", {"migration_mode": "mode"},
      ["mode", "cleanup"]),
     ("cardume.cli.instance", "failover", "OP_INSTANCE_FAILOVER", {}, ["shutdown_timeout"]),

@@ -17,14 +17,15 @@ if TYPE_CHECKING:
     from typing import Any
 
 EXPORT = "OP_BACKUP_EXPORT"
+COMPRESSION = options.Option("--transport-compression", dest="compress", param="compress",
+                             kind=options.CHOICE, what="compression mode")
 
 
 def build(sub: Any) -> None:
     p = sub.add_parser("export", help="export an instance to a node's export directory")
     options.FORCE.add(p)
     p.add_argument("-n", "--node", dest="node", help="target node")
-    p.add_argument("--transport-compression", dest="compress", default="none",
-                   help="compression of the disk dumps (only 'none' yet)")
+    COMPRESSION.add(p, EXPORT)
     p.add_argument("--noshutdown", dest="shutdown", action="store_false",
                    help="don't shut the instance down while its disks are read (unsafe)")
     options.SHUTDOWN_TIMEOUT.add(p, EXPORT)
