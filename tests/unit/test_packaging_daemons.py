@@ -155,9 +155,9 @@ def systemd_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[NodeP
     units 'installed', and a systemctl that records its arguments and the once-only
     environment file, then writes a live pid (the test's own) as the daemon would."""
     run = tmp_path / "run"
-    node = NodePaths("/var/lib/cardume", run_dir=str(run), log_dir=str(tmp_path / "log"),
-                     etc_dir=str(tmp_path / "etc"))
-    monkeypatch.setattr(NodePaths, "fhs", property(lambda self: True))
+    node = NodePaths(str(tmp_path / "state"), run_dir=str(run),
+                     log_dir=str(tmp_path / "log"), etc_dir=str(tmp_path / "etc"))
+    monkeypatch.setattr(NodePaths, "fhs", property(lambda self: True))  # nothing in /var
     (tmp_path / "systemd").mkdir()
     (tmp_path / "units").mkdir()
     (tmp_path / "units" / "cardume-masterd.service").write_text("[Service]\n")
