@@ -73,3 +73,30 @@ def test_query_rows_follow_names_and_filter(tmp_path: Path) -> None:
     assert running["data"] == [["vm-node1-up-0", 128]]
     encoded = asyncio.run(query.encoded_query(master, "instance", fields, None))
     assert json.loads(encoded) == whole
+
+
+def test_filled_parameters_layer_cluster_group_and_instance(tmp_path: Path) -> None:
+    cfg = ConfigWriter(ConfigStore(str(tmp_path / "config.db")))
+    plain, big = objects.NodeGroup(name="plain"), objects.NodeGroup(name="big",
+                                                                    beparams={"vcpus": 4})
+    nodes = [objects.Node(name="node1", primary_ip="127.0.0.1", group=plain.uuid),
+             objects.Node(name="node2", primary_ip="127.0.0.2", group=big.uuid)]
+    cluster = objects.Cluster(cluster_name="c", master_node=nodes[0].uuid,
+                              enabled_hypervisors=["fake"],
+                              beparams={"default": {"maxmem": 512}},
+                              hvparams={"fake": {"migration_mode": "non-live"}})
+    insts = [objects.Instance(name="a", primary_node=nodes[0].uuid),
+             objects.Instance(name="b", primary_node=nodes[1].uuid,
+                              beparams={"maxmem": 256, "vcpus": None}),
+             objects.Instance(name="c", primary_node=nodes[1].uuid, beparams={"vcpus": 2},
+                              hvparams={"migration_mode": "live"})]
+    asyncio.run(cfg.commit(add=[cluster, plain, big, *nodes, *insts]))
+    master = QueryMaster(cfg, RunningRpc())
+    rows = asyncio.run(query.run_query(master, "instance",
+                                       ["name", "be/maxmem", "be/vcpus", "hvparams"], None))
+    values = {name: (maxmem, vcpus, hv) for name, maxmem, vcpus, hv in rows["data"]}
+    assert values["a"][:2] == (512, 1)    # the cluster's memory, the built-in vCPUs
+    assert values["b"][:2] == (256, 4)    # its own memory; None inherits the group's vCPUs
+    assert values["c"][:2] == (512, 2)    # its own vCPUs over the group's
+    # a cluster-wide hypervisor parameter is never an instance's, even one it was given
+    assert all("migration_mode" not in hv for _, _, hv in values.values())
