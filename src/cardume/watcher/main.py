@@ -44,6 +44,9 @@ def parser() -> argparse.ArgumentParser:
 def setup_logging(node: paths.NodePaths, debug: bool) -> None:
     """The node's watcher.log (private) at info (debug with -d); warnings to stderr too."""
     logfile = node.logfile("watcher")
+    for handler in list(log.handlers):  # a second main() in one process logs once
+        log.removeHandler(handler)
+        handler.close()
     log.setLevel(logging.DEBUG if debug else logging.INFO)
     log.propagate = False
     formatter = logging.Formatter("%(asctime)s: cardume-watcher pid=%(process)d "
