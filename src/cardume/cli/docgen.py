@@ -128,9 +128,10 @@ def _breakable(text: str) -> str:
 
 
 def _summary(module_doc: str | None) -> str:
-    first = (module_doc or "").strip().splitlines()[:1]
-    text = first[0] if first else ""
-    return text.split(":", 1)[1].strip().rstrip(".") if ":" in text else text.rstrip(".")
+    """The NAME line: the docstring's first sentence without the ``prog:`` before it."""
+    text = " ".join((module_doc or "").strip().split("\n\n")[0].split())
+    text = re.sub(r"^\S+:\s+", "", text)
+    return re.split(r"(?<=[^.])\.(?:\s|$)", text, maxsplit=1)[0].strip()
 
 
 def manpage(prog: str, parser: argparse.ArgumentParser | None = None,
