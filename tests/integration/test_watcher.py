@@ -257,3 +257,24 @@ def test_on_a_node_that_is_not_the_master_it_does_nothing(cluster: VCluster,
     watcher(cluster)
     assert status(gnt, "wvm9") == "running"
     remove(gnt, "wvm9")
+
+
+def test_after_a_failed_migration_it_is_never_started_twice(cluster: VCluster,
+                                                            gnt: Gnt) -> None:
+    add(gnt, "wvm10")
+    watcher(cluster)
+    # what an interrupted migration can leave: the target (node2) runs it, not its primary
+    hv = "hv/fake/wvm10.json"
+    os.replace(cluster.node_dir("node1") / hv, cluster.node_dir("node2") / hv)
+    assert status(gnt, "wvm10") == "ERROR_wrongnode"
+    watcher(cluster)
+    assert decisions(gnt, "wvm10") == [
+        "instance wvm10: leave (it runs on a node other than its primary (ERROR_wrongnode); "
+        "for the admin: gnt-instance migrate --cleanup)"]
+    rc, out, err = gnt("gnt-instance", "startup", "wvm10", check=False)
+    assert rc != 0 and "instance wvm10 is running on node node2, not on its primary node " \
+        "node1; not starting it a second time" in err
+    assert not (cluster.node_dir("node1") / hv).exists()
+    os.replace(cluster.node_dir("node2") / hv, cluster.node_dir("node1") / hv)
+    assert status(gnt, "wvm10") == "running"
+    remove(gnt, "wvm10")
