@@ -23,6 +23,8 @@ from cardume.cmdlib.backup import (
     LUBackupRemove,
 )
 from cardume.cmdlib.instance_create import LUInstanceCreate
+from cardume.node.cmd import FakeRunner
+from cardume.rpc.wire import DiskSpec, InstanceSpec
 
 NODES = ("node1", "node2", "node3")
 WORK = ".tmp-" + "ab" * 16
@@ -250,3 +252,27 @@ def test_the_node_refuses_names_outside_its_export_directory(
         node_call(kit, "node2", call, **args)
     assert "\n" not in caught.value.message
     assert not (Path(kit.paths["node2"].root).parent / "x").exists()
+
+
+def test_a_plain_disk_is_snapshotted_by_lvm_and_the_abort_removes_the_snapshot(
+        kit: lu_kit.LuKit) -> None:
+    runner = kit.use_runner("node1", FakeRunner(default=(0, "", "")))
+    spec = InstanceSpec(name="vm1", os="dummy+default", disks=[
+        DiskSpec(dev_type="plain", logical_id=["xenvg", "d0"], size=64)])
+    reply = node_call(kit, "node1", "export_snapshot", instance=spec.to_dict(), index=0,
+                      work=WORK)
+    snapshot_lv = "d0.snap-" + "ab" * 16
+    assert reply == {"snapshot": f"lvm:xenvg/{snapshot_lv}"}
+    [lvcreate] = runner.commands("lvcreate")
+    assert lvcreate[-5:] == ["-s", "-L64m", "-n", snapshot_lv, "xenvg/d0"]
+    node_call(kit, "node1", "export_abort", work=WORK)
+    assert [argv[-1] for argv in runner.commands("lvremove")] == [f"xenvg/{snapshot_lv}"]
+    assert not (export_root(kit, "node1") / WORK).exists()
+
+
+def test_an_export_may_only_read_its_own_snapshots(kit: lu_kit.LuKit) -> None:
+    spec = InstanceSpec(name="vm1", os="dummy+default", disks=[
+        DiskSpec(dev_type="plain", logical_id=["xenvg", "d0"], size=64)])
+    with pytest.raises(errors.WrongInput, match="not a snapshot of this export"):
+        node_call(kit, "node1", "export_disk", instance=spec.to_dict(), index=0,
+                  work=WORK, snapshot="lvm:xenvg/root")

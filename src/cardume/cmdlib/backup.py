@@ -4,8 +4,9 @@ An export runs the OS definition's export script once per disk on the primary no
 dump is written into a staging directory, moved to the target node chunk by chunk through
 the master, and the staging directory becomes ``EXPORT_DIR/<instance>`` (with config.ini)
 only when every disk is there. While the disks are read the instance is stopped, unless
---noshutdown; a file disk is copied first (its snapshot), so the instance runs again before
-its export script starts. A failure removes the staging directories and starts the instance
+--noshutdown; a file disk is copied first (its snapshot), a plain or drbd disk gets an LVM
+snapshot, so the instance runs again before its export script starts (other templates keep
+it stopped, only with --long-sleep). A failure removes the staging directories and starts the instance
 again if it was running: no half export is left.
 """
 
@@ -22,7 +23,8 @@ from cardume.jobs import locks
 from cardume.rpc.calls import NodeCalls
 
 COPY_CHUNK = 4 * 1024 * 1024
-SNAPSHOT_TEMPLATES = ("file", "sharedfile")  # a copy of the file is their snapshot
+# a copy of the file is the snapshot of file disks; plain and drbd get an LVM snapshot
+SNAPSHOT_TEMPLATES = ("file", "sharedfile", "plain", "drbd")
 
 
 def new_work() -> str:
@@ -122,7 +124,12 @@ class LUBackupExport(_InstanceLU):
                     self.log_info(f"Snapshotting disk/{index} on {pnode.name}")
                     reply = await self.rpc.export_snapshot(pnode, spec, index, work)
                     snapshots[index] = reply.get("snapshot")
-                if stopped:
+                if stopped and None in snapshots and not self.op.long_sleep:
+                    raise errors.ExecError(
+                        f"not every disk of {inst.name} could be snapshotted, and it may "
+                        "not stay stopped for the whole export",
+                        "allow that with --long-sleep")
+                if stopped and None not in snapshots:
                     await self._restart()
                     stopped = False
             dumps = []

@@ -24,7 +24,7 @@ from cardume import errors
 from cardume.node import children, osapi
 from cardume.node.callkit import NodeContext, blocking
 from cardume.node.cmd import KILL_GRACE, kill_group
-from cardume.node.storage import loop
+from cardume.node.storage import drbd, loop, lvm
 from cardume.rpc.calls import serves
 from cardume.rpc.http import PeerInfo
 from cardume.rpc.wire import InstanceSpec
@@ -32,11 +32,14 @@ from cardume.rpc.wire import InstanceSpec
 log = logging.getLogger("cardume.noded")
 
 CONFIG_FILE = "config.ini"
+SNAPSHOTS_FILE = "snapshots"  # in a staging directory: the LV snapshots made for it
+LVM_SNAPSHOT = "lvm:"  # a snapshot named "lvm:VG/LV" is a logical volume, else a file
 MAX_CHUNK = 16 * 1024 * 1024
 MAX_CONFIG = 1024 * 1024
 COPY_BLOCK = 1024 * 1024
 SCRIPT_TIMEOUT = osapi.CREATE_TIMEOUT
 FILE_TEMPLATES = ("file", "sharedfile")  # a snapshot of these is a (sparse) copy
+LVM_TEMPLATES = ("plain", "drbd")  # of these, an LVM snapshot (drbd: of its data volume)
 _WORK = re.compile(r"\.tmp-[0-9a-f]{32}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
@@ -96,6 +99,8 @@ class BackupCalls:
     async def export_snapshot(self, peer: PeerInfo, instance: InstanceSpec, index: int,
                               work: str) -> dict[str, Any]:
         disk = _disk(instance, index)
+        if disk.dev_type in LVM_TEMPLATES:
+            return {"snapshot": await blocking(self._lv_snapshot, disk, work)}
         if disk.dev_type not in FILE_TEMPLATES:
             return {"snapshot": None}
         dev = self.node.disk(disk)
@@ -104,15 +109,64 @@ class BackupCalls:
         await blocking(_sparse_copy, source, target, long=True)
         return {"snapshot": os.path.basename(target)}
 
+    def _lv_snapshot(self, disk: Any, work: str) -> str:
+        """An LVM snapshot of the disk's (data) volume, as big as the volume, so writes of
+        the running instance can't fill it; recorded in the staging directory, whose
+        abort removes it."""
+        dev = self.node.disk(disk)
+        volume = dev.data if isinstance(dev, drbd.DrbdDisk) else dev
+        if not isinstance(volume, lvm.LogicalVolume):
+            raise errors.WrongInput(f"disk {disk.iv_name or ''} has no logical volume")
+        name = _snapshot_lv(volume.name, work)
+        folder = self._work(work, create=True)
+        with open(os.path.join(folder, SNAPSHOTS_FILE), "a", encoding="ascii") as record:
+            record.write(f"{volume.vg}/{name}\n")
+        result = volume.lvm.run("lvcreate", "--yes", "-s", f"-L{volume.size}m", "-n", name,
+                                volume.lvm_name, check=False)
+        if not result.ok:
+            raise errors.ExecError(f"can't snapshot {volume.lvm_name}: {result.reason}",
+                                   "check the free space of the volume group, or export "
+                                   "with the instance stopped (--long-sleep)")
+        return f"{LVM_SNAPSHOT}{volume.vg}/{name}"
+
+    def _snapshot_path(self, snapshot: str, work: str, folder: str) -> str:
+        """Where a snapshot named by export_snapshot is; only this export's snapshots."""
+        if not snapshot.startswith(LVM_SNAPSHOT):
+            return os.path.join(folder, check_name(snapshot, "snapshot"))
+        vg, _, name = snapshot[len(LVM_SNAPSHOT):].partition("/")
+        lvm.check_name(vg, "volume group")
+        if not name.endswith(_snapshot_lv("", work)):
+            raise errors.WrongInput(f"'{snapshot}' is not a snapshot of this export")
+        return f"/dev/{vg}/{lvm.check_lv_name(name)}"
+
+    def _drop_snapshots(self, work: str) -> None:
+        """Remove the LV snapshots recorded in a staging directory (those already gone
+        are fine)."""
+        try:
+            with open(os.path.join(self._work(work), SNAPSHOTS_FILE),
+                      encoding="ascii") as record:
+                names = [line.strip() for line in record if line.strip()]
+        except FileNotFoundError:
+            return
+        for full in names:
+            vg, _, name = full.partition("/")
+            if name.endswith(_snapshot_lv("", work)):
+                self._drop_lv(vg, name)
+
+    def _drop_lv(self, vg: str, name: str) -> None:
+        lvm.LogicalVolume([vg, name], 0, {}, tool=lvm.LvmTool(self.node.runner)).remove()
+
     @serves
     async def export_disk(self, peer: PeerInfo, instance: InstanceSpec, index: int,
                           work: str, snapshot: str | None) -> dict[str, Any]:
         _disk(instance, index)
+        folder = self._work(work)
+        snap_path = None if snapshot is None else self._snapshot_path(snapshot, work, folder)
         osdef = osapi.find(str(instance.os or ""), self.node.os_search_path())
         paths = await blocking(self.node.assemble, instance)
-        folder = await blocking(self._work, work, True)
-        if snapshot is not None:
-            paths[index] = os.path.join(folder, check_name(snapshot, "snapshot"))
+        await blocking(self._work, work, True)
+        if snap_path is not None:
+            paths[index] = snap_path
         dump = str(uuid.uuid4())
         target = os.path.join(folder, dump)
 
@@ -130,7 +184,10 @@ class BackupCalls:
                 _remove(target)
                 raise
             finally:
-                if snapshot is not None:
+                if snapshot is not None and snapshot.startswith(LVM_SNAPSHOT):
+                    vg, _, name = snapshot[len(LVM_SNAPSHOT):].partition("/")
+                    self._drop_lv(vg, name)
+                elif snapshot is not None:
                     _remove(paths[index])
         size = await blocking(run, long=True)
         log.info("exported disk %d of instance %s (%d bytes)", index, instance.name, size)
@@ -226,6 +283,7 @@ class BackupCalls:
     @serves
     async def export_abort(self, peer: PeerInfo, work: str) -> None:
         folder = self._work(work)
+        await blocking(self._drop_snapshots, work)
         await blocking(shutil.rmtree, folder, True)
 
     # --- the exports ------------------------------------------------------------------------
@@ -287,6 +345,10 @@ def _disk(instance: InstanceSpec, index: int) -> Any:
         raise errors.WrongInput(f"instance {instance.name} has no disk {index} (it has "
                                 f"{len(instance.disks)})")
     return instance.disks[index]
+
+
+def _snapshot_lv(volume: str, work: str) -> str:
+    return f"{volume}.snap-{check_work(work)[len('.tmp-'):]}"
 
 
 def _remove(path: str) -> None:
