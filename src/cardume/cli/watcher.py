@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 def build(sub: Any) -> None:
     p = sub.add_parser("watcher", help="pause the watcher (maintenance), let it continue, "
-                       "or show its state: watcher {pause DURATION | continue | info}")
+                       "or show its state: watcher {pause DURATION | continue | info}",
+                       usage="%(prog)s {pause DURATION | continue | info}")
     p.add_argument("words", nargs="*", metavar="{pause DURATION,continue,info}",
                    help="DURATION: a number of seconds, or with a suffix s, m, h, d or w")
     p.set_defaults(func=watcher)
