@@ -30,6 +30,7 @@ from cardume.paths import PRIVATE_UMASK, NodePaths, write_json_atomic
 from cardume.rapi import auth
 from cardume.rapi.http import HttpServer, Limits, RapiApp
 from cardume.rapi.master_link import MasterLink
+from cardume.rapi.ui.app import UiApp, WebApp
 
 log = logging.getLogger("cardume.rapi.daemon")
 
@@ -72,7 +73,8 @@ class RapiDaemon:
         self.master = MasterLink(paths.master_socket)
         self.users = auth.UsersFile(paths.rapi_users)
         self.app = RapiApp(self.master, self.users, anonymous_reads)
-        self.server = HttpServer(self.app, limits)
+        self.ui = UiApp(self.master, self.users)  # the web console, under /ui/
+        self.server = HttpServer(WebApp(self.app, self.ui), limits)
         self.stopping = asyncio.Event()
         self.context: ssl.SSLContext | None = None
 

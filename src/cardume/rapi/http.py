@@ -20,7 +20,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
@@ -76,6 +76,9 @@ class Response:
     close: bool = False
     user: str | None = None  # who made the request, for the access log
     content_type: str = "application/json"
+    stream: AsyncIterator[bytes] | None = None
+    """A streamed reply (server-sent events): its chunks are written as they come, without
+    a Content-Length, and the connection closes after the last (``body`` is not sent)."""
 
 
 class HttpError(Exception):
@@ -322,6 +325,9 @@ class HttpServer:
                 return
             response = await self.app(request)
             _access_log(peer, request, response, started)
+            if response.stream is not None:
+                await self._send_stream(writer, response)
+                return
             keep = request.keep_alive and not response.close
             await self._send(writer, response, request.version, keep)
             if not keep:
@@ -358,6 +364,30 @@ class HttpServer:
             lines.append("Connection: keep-alive")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
         await self._drain(writer)
+
+    async def _send_stream(self, writer: asyncio.StreamWriter, response: Response) -> None:
+        """Headers, then each chunk as the stream yields it; the end of the reply is the end
+        of the connection (no Content-Length, no chunked coding: an event stream is read to
+        its close). A client that stops reading is dropped after ``write_timeout``."""
+        assert response.stream is not None
+        status = HTTPStatus(response.status)
+        lines = [f"HTTP/1.1 {status.value} {status.phrase}",
+                 f"Content-Type: {response.content_type}",
+                 f"Date: {formatdate(usegmt=True)}",
+                 f"Server: {SERVER}"]
+        lines.extend(f"{k}: {v}" for k, v in response.headers.items())
+        lines.append("Connection: close")
+        stream = response.stream
+        try:
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            await self._drain(writer)
+            async for chunk in stream:
+                writer.write(chunk)
+                await self._drain(writer)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def _drain(self, writer: asyncio.StreamWriter) -> None:
         await asyncio.wait_for(writer.drain(), self.limits.write_timeout)

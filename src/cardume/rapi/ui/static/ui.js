@@ -1,0 +1,28 @@
+// cardume web console: a little progressive enhancement, no framework.
+// A running job's log is followed with server-sent events; without JavaScript the job
+// page reloads itself (a <noscript> refresh) instead.
+"use strict";
+(function () {
+  function follow(pre) {
+    if (!window.EventSource || pre.dataset.live !== "1") { return; }
+    var url = "/ui/jobs/" + encodeURIComponent(pre.dataset.job) + "/events?after=" +
+      encodeURIComponent(pre.dataset.serial || "0");
+    var source = new EventSource(url);
+    source.addEventListener("log", function (ev) {
+      var entry = JSON.parse(ev.data);
+      var text = (pre.textContent ? "\n" : "") + entry.time + " " + entry.message;
+      pre.appendChild(document.createTextNode(text));  // text, never HTML
+      pre.scrollTop = pre.scrollHeight;
+    });
+    source.addEventListener("end", function (ev) {
+      source.close();
+      var status = document.getElementById("job-status");
+      if (status) { status.textContent = JSON.parse(ev.data).status; }
+      window.setTimeout(function () { window.location.reload(); }, 500);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var pre = document.getElementById("job-log");
+    if (pre) { follow(pre); }
+  });
+}());
