@@ -278,3 +278,26 @@ def test_after_a_failed_migration_it_is_never_started_twice(cluster: VCluster,
     os.replace(cluster.node_dir("node2") / hv, cluster.node_dir("node1") / hv)
     assert status(gnt, "wvm10") == "running"
     remove(gnt, "wvm10")
+
+
+def test_a_pause_holds_on_a_new_master(cluster: VCluster, gnt: Gnt) -> None:
+    add(gnt, "wvm11", "node3")
+    gnt("gnt-cluster", "watcher", "pause", "1h")
+    try:
+        gnt("gnt-cluster", "master-failover", node="node2")
+        assert cluster.master() == "node2"
+        assert info(gnt)[0].startswith("The watcher is paused until ")
+        crash(cluster, "node3", "wvm11")
+        watcher(cluster, node="node2")
+        assert status(gnt, "wvm11") == "ERROR_down"
+        assert "paused until" in (cluster.node_dir("node2") / "log" / "watcher.log").read_text()
+        gnt("gnt-cluster", "watcher", "continue")
+        watcher(cluster, node="node2")
+        assert status(gnt, "wvm11") == "running"
+        assert info(gnt)[1].startswith("The watcher last ran at ")
+        assert info(gnt)[1].split(" on ")[1].startswith("node2 ")
+    finally:
+        gnt("gnt-cluster", "watcher", "continue")
+        if cluster.master() != "node1":
+            gnt("gnt-cluster", "master-failover", node="node1")
+    remove(gnt, "wvm11")
