@@ -305,3 +305,77 @@ def test_install_remove_purge_in_a_throwaway_root(deb: Path, tmp_path: Path) -> 
     for line in ("removed: state kept", "removed: commands gone", "purged: state gone",
                  "purged: settings gone", "purged: code gone"):
         assert line in lines, done.stdout
+
+
+REAL_NODE_SCRIPT = r"""
+set -eu
+# as the install test, and in a network namespace of its own (127.0.0.1, ports 1811/5080)
+deb=$1 base=$2
+mount -t tmpfs tmpfs "$base"
+mkdir "$base/upper" "$base/work" "$base/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$base/upper,workdir=$base/work" "$base/root"
+mount -t proc proc "$base/root/proc"
+mount -t tmpfs tmpfs "$base/root/run"
+ip link set lo up
+r=$base/root
+run() { chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+stop_all() {
+  for d in masterd rapi noded; do
+    pid=$(cat "$r/run/cardume/$d.pid" 2>/dev/null) && kill "$pid" 2>/dev/null || true
+  done
+}
+trap stop_all EXIT
+cp "$deb" "$r/tmp/cardume.deb"
+if run dpkg -s ganeti >/dev/null 2>&1; then
+  run dpkg --remove --force-depends ganeti >/dev/null 2>&1
+fi
+run dpkg -i /tmp/cardume.deb >/dev/null 2>&1
+run setsid /usr/sbin/cardume-noded --bind 127.0.0.1 --name node1.example.com \
+  </dev/null >"$base/noded.out" 2>&1 &
+i=0
+until [ -f "$r/run/cardume/noded.pid" ]; do
+  i=$((i + 1)); [ $i -lt 300 ] || { echo "noded did not start"; cat "$base/noded.out"; exit 1; }
+  sleep 0.1
+done
+run gnt-cluster init --enabled-hypervisors fake --enabled-disk-templates diskless \
+  --master-netdev lo cluster.example.com
+echo "run $(ls "$r/run/cardume" | tr '\n' ' ')"
+echo "state $(ls "$r/var/lib/cardume" | tr '\n' ' ')"
+echo "log $(ls "$r/var/log/cardume" | tr '\n' ' ')"
+echo "nodes $(run gnt-node list --no-headers -o name)"
+echo "master $(run gnt-cluster getmaster)"
+if said=$(run python3 -m cardume.daemons is-master); then rc=0; else rc=$?; fi
+echo "is-master $said rc=$rc"
+run gnt-cluster destroy --yes-do-it >/dev/null
+echo "destroyed"
+"""
+
+
+def test_a_real_layout_node_runs_from_the_package(deb: Path, tmp_path: Path) -> None:
+    """The installed package on a node without systemd (the daemons spawned as in a local
+    cluster): a node daemon, gnt-cluster init and the commands, in the FHS places."""
+    if not _can_overlay() or shutil.which("ip") is None:
+        pytest.skip("needs root, unshare, overlayfs and ip")
+    base = tmp_path / "overlay"
+    base.mkdir()
+    script = tmp_path / "node.sh"
+    script.write_text(REAL_NODE_SCRIPT)
+    done = subprocess.run(["unshare", "--mount", "--net", "--propagation", "private", "sh",
+                           str(script), str(deb), str(base)], env=_env(), capture_output=True,
+                          text=True, timeout=600, check=False)
+    if done.returncode != 0 and "dependency problems" in done.stderr:
+        pytest.skip(f"this machine lacks the package's dependencies: {done.stderr[-300:]}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = {line.split(" ", 1)[0]: line.split(" ", 1)[1:] for line in done.stdout.splitlines()}
+    runtime = said["run"][0].split()
+    for name in ("master.sock", "masterd.pid", "noded.pid"):
+        assert name in runtime
+    state = said["state"][0].split()
+    for name in ("config.db", "queue.db", "ssconf.json", "node.json", "certs"):
+        assert name in state
+    assert "run" not in state and "log" not in state  # not under the state directory
+    assert "masterd.log" in said["log"][0].split()
+    assert said["nodes"] == ["node1.example.com"]
+    assert said["master"] == ["node1.example.com"]
+    assert said["is-master"] == ["this node (node1.example.com) is the master rc=0"]
+    assert "destroyed" in said
