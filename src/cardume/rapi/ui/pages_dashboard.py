@@ -17,6 +17,7 @@ NODE_FIELDS = ["name", "role", "offline", "drained", "master_candidate", "group"
                "mfree", "dtotal", "dfree", "ctotal", "pinst_cnt", "sinst_cnt"]
 ROLES = {"M": "master", "C": "candidate", "R": "regular", "D": "drained", "O": "offline"}
 JOB_FIELDS = ["id", "status", "end_ts", "oplog", "opresult"]
+INSTANCE_FIELDS = ["pnode", "snodes", "be/vcpus", "be/minmem", "be/auto_balance"]
 CHECKS = {"verify": "OP_CLUSTER_VERIFY", "capacity": "OP_CLUSTER_CAPACITY"}
 
 
@@ -29,7 +30,29 @@ def _vcpus_by_node(instances: list[dict[str, Any]]) -> dict[str, int]:
     return used
 
 
-def _node_row(node: dict[str, Any], vcpus: int) -> list[Any]:
+def n_plus_one(nodes: list[dict[str, Any]], instances: list[dict[str, Any]]
+               ) -> dict[str, str]:
+    """Each node's N+1 status, as Ganeti's verify checks it: should any one node fail, the
+    instances it is primary of and this node is secondary of (those that auto-balance) must
+    fit in this node's free memory (their minimum memory). "" when it holds; else why not."""
+    need: dict[tuple[str, str], int] = {}
+    for inst in instances:
+        if inst.get("be/auto_balance") is False or not isinstance(inst.get("be/minmem"), int):
+            continue
+        for snode in inst.get("snodes") or []:
+            key = (snode, inst["pnode"])
+            need[key] = need.get(key, 0) + inst["be/minmem"]
+    free = {n["name"]: n["mfree"] for n in nodes}
+    result = {n["name"]: "" for n in nodes}
+    for (snode, pnode), memory in sorted(need.items()):
+        have = free.get(snode)
+        if isinstance(have, int) and memory > have and not result.get(snode):
+            result[snode] = (f"fails: if {pnode} fails, its instances need {html.mib(memory)} "
+                             f"here, {html.mib(have)} free")
+    return result
+
+
+def _node_row(node: dict[str, Any], vcpus: int, n1: str) -> list[Any]:
     mtotal, mfree = node["mtotal"], node["mfree"]
     dtotal, dfree = node["dtotal"], node["dfree"]
     mused = mtotal - mfree if isinstance(mtotal, int) and isinstance(mfree, int) else None
@@ -49,6 +72,8 @@ def _node_row(node: dict[str, Any], vcpus: int) -> list[Any]:
         html.bar("disk", dused, dtotal, f"{html.mib(dused)} / {html.mib(dtotal)}"),
         html.bar("vCPUs", vcpus, ctotal, f"{vcpus} / {ctotal if ctotal is not None else '?'}"),
         f"{node['pinst_cnt']} / {node['sinst_cnt']}",
+        html.render('<span class="n1 $css">$text</span>', css="bad" if n1 else "ok",
+                    text=n1 or ("ok" if node["mfree"] is not None else "?")),
     ]
 
 
@@ -108,8 +133,7 @@ def _capacity_section(ctx: Ctx, job: dict[str, Any] | None) -> html.Markup:
         if group.get("limit") == "N+1":
             n1.append(str(group.get("group")))
     n1_text = (f"N+1 is what limits group(s) {', '.join(n1)}: one more instance there "
-               "would leave a node's instances nowhere to fail over") if n1 else \
-        "N+1: redundancy is not what limits growth (every node's instances can fail over)"
+               "would leave a node's instances nowhere to fail over") if n1 else ""
     return html.render(
         '<p><strong>$total</strong> more standard instances fit (report of '
         '<a href="/ui/jobs/$id">job $id</a>, $age). $button</p>$table<p class="n1">$n1</p>',
@@ -127,18 +151,25 @@ def _run_button(ctx: Ctx, what: str, label: str) -> html.Markup:
 
 async def dashboard(ctx: Ctx) -> Response:
     nodes = await data.rows(ctx.master, "node", NODE_FIELDS)
-    instances = await data.rows(ctx.master, "instance", ["pnode", "be/vcpus"])
+    instances = await data.rows(ctx.master, "instance", INSTANCE_FIELDS)
     verify = await data.last_job(ctx.master, "CLUSTER_VERIFY", JOB_FIELDS)
     capacity = await data.last_job(ctx.master, "CLUSTER_CAPACITY", JOB_FIELDS)
     used = _vcpus_by_node(instances)
-    table = html.table(["Node", "Role", "Memory", "Disk", "vCPUs", "Instances (pri/sec)"],
-                       [_node_row(n, used.get(n["name"], 0)) for n in nodes], "nodes")
+    n1 = n_plus_one(nodes, instances)
+    table = html.table(["Node", "Role", "Memory", "Disk", "vCPUs", "Instances (pri/sec)",
+                        "N+1"],
+                       [_node_row(n, used.get(n["name"], 0), n1[n["name"]]) for n in nodes],
+                       "nodes")
+    failing = sum(1 for v in n1.values() if v)
+    n1_line = f"N+1: {failing} node(s) could not take over a failed peer's instances" \
+        if failing else "N+1: every node can take over its peers' mirrored instances"
     body = html.render(
-        '<section><h2>Nodes</h2>$table<p>$count instances on $nodes nodes. '
+        '<section><h2>Nodes</h2>$table<p class="n1">$n1</p><p>$count instances on $nodes '
+        'nodes. '
         '<a href="/ui/instances">All instances</a></p></section>'
         '<section><h2>Verify</h2>$verify</section>'
         '<section><h2>Capacity</h2>$capacity</section>',
-        table=table, count=len(instances), nodes=len(nodes),
+        table=table, n1=n1_line, count=len(instances), nodes=len(nodes),
         verify=_verify_section(ctx, verify), capacity=_capacity_section(ctx, capacity))
     return ctx.page("Cluster", body, current="/ui/")
 
