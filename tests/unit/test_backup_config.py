@@ -89,3 +89,4 @@ def test_what_is_not_an_export_is_refused_in_one_line(text: str, words: str) -> 
     assert words in caught.value.message
     assert caught.value.message.startswith("the export vm1 on node2")
     assert "\n" not in caught.value.message
+

@@ -4,7 +4,6 @@ exports (Ganeti's commands and output)."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from cardume import errors
 from cardume.cli import common, options
@@ -109,11 +108,11 @@ def remove(args: argparse.Namespace) -> int:
 
 def format_exports(answer: dict[str, Any], headers: bool = True,
                    separator: str | None = None) -> list[str]:
-    """Ganeti's table: one row per export, a node without any shows '?'."""
+    """Ganeti's table: one row per export; a node that could not be asked shows '?'."""
     rows = []
     for node in sorted(answer):
         names = answer[node]
-        if not names:
+        if names is False:
             rows.append((node, "?"))
         rows.extend((node, name) for name in sorted(names or []))
     if headers:
@@ -128,9 +127,6 @@ def list_exports(args: argparse.Namespace) -> int:
     op = {"OP_ID": "OP_BACKUP_QUERY", "nodes": list(args.nodes) or None}
     result = common.run_job(args, [op], feedback=False)
     answer = dict((result or [{}])[0] or {})
-    for node, names in sorted(answer.items()):
-        if names is False:
-            print(f"Cannot retrieve the exports of node {node}", file=sys.stderr)
     lines = format_exports(answer, headers=not args.no_headers, separator=args.separator)
     print("\n".join(lines))
     return 0
