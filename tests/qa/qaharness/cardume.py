@@ -93,7 +93,8 @@ class CardumeCluster:
 
 
 def noded_log(node: Node, lines: int = 30) -> str:
-    return node.run(f"tail -n {lines} {NODED_LOG} {ROOT}/log/*.log 2>/dev/null").out
+    # a node with root /var/lib/cardume logs in the FHS place (cardume.paths)
+    return node.run(f"tail -n {lines} {NODED_LOG} /var/log/cardume/*.log 2>/dev/null").out
 
 
 def hosts_file(nodes: list[Node]) -> str:
