@@ -127,7 +127,7 @@ def boot_id(node_root: str | None = None) -> str:
     token_file = os.path.join(paths.NodePaths(node_root).run, "boot-token")
     token = paths.read_json(token_file)
     if not isinstance(token, str):
-        paths.write_json_atomic(token_file, uuid.uuid4().hex)
+        paths.write_json_atomic(token_file, uuid.uuid4().hex, mode=0o600)
         token = paths.read_json(token_file)  # a concurrent call's, if it wrote last
     return f"{kernel}/{token}"
 
