@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,13 @@ def test_completion_names_every_command(generated: Path) -> None:
     text = (generated / "cardume").read_text()
     complete_line = [line for line in text.splitlines() if line.startswith("complete ")]
     assert complete_line == ["complete -F _cardume " + " ".join(FAMILIES)]
+
+
+def test_commands_never_import_the_generator() -> None:
+    probe = ("import sys\nfrom cardume.cli import main\n"
+             "sys.argv = ['gnt-instance', '--help']\n"
+             "try:\n    main.gnt_instance()\nexcept SystemExit:\n    pass\n"
+             "print('cardume.cli.docgen' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False"
