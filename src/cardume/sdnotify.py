@@ -34,10 +34,6 @@ def ready(status: str = "") -> bool:
     return notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
 
 
-def stopping() -> bool:
-    return notify("STOPPING=1")
-
-
 def under_journal() -> bool:
     """Whether stderr goes to the journal (systemd started this process so), which stamps
     each line with the time itself."""
