@@ -8,6 +8,7 @@ import sys
 
 from cardume import __version__, constants, errors, paths
 from cardume.cli import balance, cluster_crypto, common, ipolicy, options
+from cardume.config import schema as config_schema
 from cardume.master.client import Client
 
 TYPE_CHECKING = False  # `typing` costs every CLI start ~3 ms; only mypy needs it here
@@ -376,7 +377,7 @@ def master_ping(args: argparse.Namespace) -> int:
 def version(args: argparse.Namespace) -> int:
     print(f"Software version: {__version__}")
     print(f"Internode protocol: {constants.PROTOCOL_VERSION}")
-    print("Configuration format: 1")
+    print(f"Configuration format: {config_schema.VERSION}")
     print("OS api version: 20")
     print("Export interface: 0")
     print("VCS version: (cardume)")
