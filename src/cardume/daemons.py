@@ -86,10 +86,12 @@ def start(paths: NodePaths, daemon: str, extra: list[str] | None = None,
         return _start_unit(paths, daemon, unit, extra or [], wait)
     paths.make_private()
     argv = [sys.executable, "-m", MODULES[daemon], "--root", paths.root, *(extra or [])]
+    where = paths.logfile(daemon)
     if sdnotify.under_journal():
         # a child of a daemon systemd runs (the REST daemon): its lines go to the journal
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
                                 close_fds=True)
+        where = "the journal"
     else:
         # the log is root's alone, whoever's umask started it (vcluster, master-failover)
         fd = os.open(paths.logfile(daemon), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -103,12 +105,12 @@ def start(paths: NodePaths, daemon: str, extra: list[str] | None = None,
         if proc.poll() is not None:
             raise errors.EnvironmentProblem(
                 f"cardume-{daemon} exited at start-up with code {proc.returncode}: "
-                f"{_tail(paths.logfile(daemon))}")
+                f"{_tail(where)}")
         if _ready(paths, daemon):
             return proc.pid
         time.sleep(0.02)
     raise errors.EnvironmentProblem(f"cardume-{daemon} did not become ready in {wait:.0f}s",
-                                    f"see {paths.logfile(daemon)}")
+                                    f"see {where}")
 
 
 def _systemctl(action: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -168,6 +170,8 @@ def _ready(paths: NodePaths, daemon: str) -> bool:
 
 
 def _tail(path: str, lines: int = 3) -> str:
+    if not os.path.isabs(path):
+        return f"see {path}"
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return " | ".join(line.strip() for line in handle.readlines()[-lines:])
