@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from cardume import errors, objects, tls
 from cardume.cmdlib import base
 from cardume.config import ssconf as ssconf_mod
+from cardume.config.store import LAYOUT as CONFIG_LAYOUT
 from cardume.config.store import ChangeSet, ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.jobs.locks import LockManager
@@ -126,7 +127,7 @@ class KitDuties:
         failed = {name: str(r.error) for name, r in results.items() if r.error is not None}
         replies = await self.kit.rpc.call_many(
             self.replica_targets(), "config_replace",
-            {"serial": cfg.serial, "objects": cfg.all_rows()})
+            {"serial": cfg.serial, "objects": cfg.all_rows(), "schema": CONFIG_LAYOUT.version})
         failed.update({name: str(r.error) for name, r in replies.items()
                        if r.error is not None})
         return failed
@@ -141,10 +142,12 @@ class KitDuties:
         for node in self.replica_targets():
             try:
                 reply = await self.kit.rpc.call(node, "config_apply",
-                                                {"change": change.to_dict()})
+                                                {"change": change.to_dict(),
+                                                 "schema": CONFIG_LAYOUT.version})
                 if not reply.get("applied"):
                     await self.kit.rpc.call(node, "config_replace", {
-                        "serial": self.kit.cfg.serial, "objects": self.kit.cfg.all_rows()})
+                        "serial": self.kit.cfg.serial, "objects": self.kit.cfg.all_rows(),
+                        "schema": CONFIG_LAYOUT.version})
             except errors.RpcError:
                 pass
 

@@ -11,29 +11,25 @@ or is replaced whole when it has fallen behind.
 WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being
 killed (SIGKILL), which is the failure the master must tolerate; only a power loss can drop
 the last transactions, and master candidates hold replicas for that case.
+
+The layout carries a schema version (config/schema.py); opening an older store upgrades it
+after a backup, a newer one is refused (storeschema.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cardume import storeschema
+from cardume.config import schema
 from cardume.paths import private_file
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects (
-    kind TEXT NOT NULL,
-    uuid TEXT NOT NULL,
-    name TEXT,
-    data TEXT NOT NULL,
-    PRIMARY KEY (kind, uuid)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+LAYOUT = storeschema.Layout("configuration", schema.VERSION, schema.CREATE, schema.STEPS,
+                            schema.unversioned)
 
 
 @dataclass
@@ -65,10 +61,7 @@ class ConfigStore:
         # The config holds secrets (DRBD keys, the cluster CA's key on candidates): the file
         # is private before SQLite writes a byte, and its -wal/-shm files inherit that.
         private_file(path)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = storeschema.open_store(path, LAYOUT)
 
     def close(self) -> None:
         self._db.close()
@@ -122,7 +115,8 @@ class ConfigStore:
             raise
 
     def dump(self) -> dict[str, Any]:
-        """The whole store as one document (serial and rows), for a replica or a backup."""
-        return {"serial": self.serial(),
+        """The whole store as one document (its schema version, serial and rows), for a
+        replica or a backup."""
+        return {"schema": LAYOUT.version, "serial": self.serial(),
                 "objects": [[k, u, json.loads(d)] for k, u, d in
                             self._db.execute("SELECT kind, uuid, data FROM objects")]}

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cardume import errors
-from cardume.jobs.store import JobStore
+from cardume.jobs.store import LAYOUT, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class QueueCalls(Protocol):
     async def queue_serial(self, node: Any) -> dict[str, Any]: ...
 
     async def queue_apply(self, node: Any, change: dict[str, Any],
-                          reset: bool = False) -> dict[str, Any]: ...
+                          reset: bool = False, schema: int = 0) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -223,7 +223,7 @@ class QueueReplicator:
         while replica.cursor is not None and replica.cursor < store.seq:
             reset = replica.cursor < 0
             change = store.changes_since(max(replica.cursor, 0), BATCH_ROWS)
-            reply = await self._calls.queue_apply(target, change, reset)
+            reply = await self._calls.queue_apply(target, change, reset, LAYOUT.version)
             if not (isinstance(reply, dict) and reply.get("applied")):
                 replica.cursor = None  # it is elsewhere than we thought: ask again
                 replica.wake.set()

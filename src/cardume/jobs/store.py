@@ -30,38 +30,13 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from cardume import errors
+from cardume import errors, storeschema
+from cardume.jobs import schema
 from cardume.paths import private_file
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    status TEXT NOT NULL,
-    archived INTEGER NOT NULL DEFAULT 0,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
-CREATE TABLE IF NOT EXISTS job_log (
-    job_id INTEGER NOT NULL,
-    serial INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    type TEXT NOT NULL,
-    message TEXT NOT NULL,
-    PRIMARY KEY (job_id, serial)
-);
-CREATE TABLE IF NOT EXISTS queue_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-# Columns added after the first release; a store made by an older version gets them.
-ADDED_COLUMNS = (
-    ("jobs", "seq", "INTEGER NOT NULL DEFAULT 0"),
-    ("jobs", "end_ts", "REAL"),
-    ("job_log", "seq", "INTEGER NOT NULL DEFAULT 0"),
-)
-INDEXES = """
-CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);
-CREATE INDEX IF NOT EXISTS jobs_end ON jobs (archived, end_ts);
-CREATE INDEX IF NOT EXISTS job_log_seq ON job_log (seq);
-"""
+LAYOUT = storeschema.Layout("job queue", schema.VERSION, schema.CREATE, schema.STEPS,
+                            schema.unversioned)
+"""The layouts by version and the steps between them: jobs/schema.py."""
 
 RESERVE_BYTES = 8 * 1024 * 1024
 """Space set aside for the writes of jobs already running when the disk fills up."""
@@ -116,37 +91,13 @@ class JobStore:
         # job data may hold secrets until the job ends (a join token): private from the
         # first byte, and so are SQLite's -wal and -shm files (see paths.private_file)
         private_file(path)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._upgrade()
-        self._db.executescript(INDEXES)
+        self._db = storeschema.open_store(path, LAYOUT)
         self.on_change = on_change
         """Called after every write (the master wakes its replication with it)."""
         self.seq = self._stored_seq()
         self.reserve_path = path + ".reserve"
         self.full = False
         """A write found the disk full; cleared once the reserve could be made again."""
-
-    def _upgrade(self) -> None:
-        for table, column, decl in ADDED_COLUMNS:
-            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in have:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-                if column == "end_ts":
-                    self._fill_end_ts()
-
-    def _fill_end_ts(self) -> None:
-        """Older stores kept the end time inside the JSON only; copy it to its column,
-        skipping rows an older bug stored unreadable (a non-finite number)."""
-        for job_id, data in self._db.execute("SELECT id, data FROM jobs").fetchall():
-            try:
-                end = json.loads(data).get("end_ts")
-            except ValueError:
-                continue
-            if isinstance(end, int | float) and math.isfinite(end):
-                self._db.execute("UPDATE jobs SET end_ts=? WHERE id=?", (end, job_id))
 
     def _stored_seq(self) -> int:
         row = self._db.execute(
@@ -407,4 +358,5 @@ class JobStore:
         """Everything, as one change from an empty store (a takeover at master failover)."""
         everything = self.changes_since(0, limit=max(self.seq, 1))
         everything["epoch"] = self.get_meta("epoch")
+        everything["schema"] = LAYOUT.version
         return everything

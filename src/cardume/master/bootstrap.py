@@ -16,11 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from cardume import constants, daemons, errors, objects, tls
+from cardume import constants, daemons, errors, objects, storeschema, tls
 from cardume.cmdlib import common, iallocator
 from cardume.config import ssconf
+from cardume.config.store import LAYOUT as CONFIG_LAYOUT
 from cardume.config.store import ConfigStore
 from cardume.config.writer import ConfigWriter
+from cardume.jobs.store import LAYOUT as QUEUE_LAYOUT
 from cardume.jobs.store import TAKEOVER_KEY, JobStore
 from cardume.node.daemon import join_token
 from cardume.paths import NodePaths
@@ -249,6 +251,7 @@ def master_failover(paths: NodePaths, no_voting: bool = False) -> list[str]:
         if newest[0] is not None and newest[1] > cfg.serial:
             source = cfg.expand_node(str(newest[0]))
             dump = asyncio.run(_rpc(paths, lambda rpc: rpc.timed(120.0).config_dump(source)))
+            storeschema.check_sent(CONFIG_LAYOUT, dump.get("schema"), source.name)
             store.replace_all(int(dump["serial"]),
                               [(str(k), str(u), dict(d)) for k, u, d in dump["objects"]])
             cfg = ConfigWriter(store)
@@ -309,6 +312,8 @@ async def _take_queue(paths: NodePaths, cfg: ConfigWriter, me: objects.Node,
                 source = best[1].name
     finally:
         await client.close()
+    if dump is not None:
+        storeschema.check_sent(QUEUE_LAYOUT, dump.get("schema"), str(source))
     store = JobStore(paths.queue_db)
     try:
         if dump is not None:

@@ -21,6 +21,7 @@ from typing import Any
 from cardume import errors, objects, sdnotify, tls
 from cardume.cmdlib import base as cmdlib_base
 from cardume.config import ssconf
+from cardume.config.store import LAYOUT as CONFIG_LAYOUT
 from cardume.config.store import ChangeSet, ConfigStore
 from cardume.config.writer import ConfigWriter
 from cardume.jobs import locks
@@ -264,7 +265,8 @@ class MasterDaemon:
                     continue
                 if state.in_sync:
                     try:
-                        reply = await self.rpc.config_apply(node, change.to_dict())
+                        reply = await self.rpc.config_apply(node, change.to_dict(),
+                                                            CONFIG_LAYOUT.version)
                         state.in_sync = bool(reply.get("applied"))
                     except errors.RpcError as err:
                         log.warning("replication to %s failed: %s", node.name, err)
@@ -282,7 +284,8 @@ class MasterDaemon:
                     future.set_result(None)
 
     async def _send_full(self, node: objects.Node) -> None:
-        await self.rpc.config_replace(node, self.cfg.serial, self.cfg.all_rows())
+        await self.rpc.config_replace(node, self.cfg.serial, self.cfg.all_rows(),
+                                      CONFIG_LAYOUT.version)
 
     # --- ssconf and redistribution --------------------------------------------------------
 
@@ -308,11 +311,13 @@ class MasterDaemon:
             targets = [n for n in targets if serials[n.name].error is None
                        and serials[n.name].value != self.cfg.serial]
         replies = await self.rpc.each(targets, self.rpc.config_replace, self.cfg.serial,
-                                      self.cfg.all_rows())
+                                      self.cfg.all_rows(), CONFIG_LAYOUT.version)
         for name, result in replies.items():
             node = self.cfg.find_node(name)
             if result.error is not None:
                 failed[name] = str(result.error)
+                log.warning("configuration replica on %s not replaced: %s", name,
+                            result.error)
             elif node is not None:
                 state = self._replicas.setdefault(node.uuid, _ReplicaState())
                 state.in_sync = True

@@ -20,8 +20,10 @@ import sys
 import time
 from typing import Any
 
-from cardume import __version__, constants, errors, sdnotify, tls
+from cardume import __version__, constants, errors, sdnotify, storeschema, tls
+from cardume.config.store import LAYOUT as CONFIG_LAYOUT
 from cardume.config.store import ChangeSet, ConfigStore
+from cardume.jobs.store import LAYOUT as QUEUE_LAYOUT
 from cardume.jobs.store import JobStore
 from cardume.node import facts, osapi, storage
 from cardume.node.local_calls import LocalCalls
@@ -334,9 +336,14 @@ class NodeDaemon:
             raise errors.WrongState(f"refused: {caller or 'an unknown client'} is not the "
                                     f"master ({master} is)")
 
+    def _sender(self, peer: PeerInfo) -> str:
+        return self.caller_name(peer) or "the master"
+
     @serves
-    async def config_apply(self, peer: PeerInfo, change: dict[str, Any]) -> dict[str, Any]:
+    async def config_apply(self, peer: PeerInfo, change: dict[str, Any],
+                           schema: int = 0) -> dict[str, Any]:
         self._check_replica_write(peer)
+        storeschema.check_sent(CONFIG_LAYOUT, schema, self._sender(peer))
         changes = ChangeSet.from_dict(change)
         store = self.store()
         current = store.serial()
@@ -349,8 +356,9 @@ class NodeDaemon:
 
     @serves
     async def config_replace(self, peer: PeerInfo, serial: int,
-                             objects: list[Any]) -> dict[str, Any]:
+                             objects: list[Any], schema: int = 0) -> dict[str, Any]:
         self._check_replica_write(peer)
+        storeschema.check_sent(CONFIG_LAYOUT, schema, self._sender(peer))
         rows = [(str(k), str(u), dict(d)) for k, u, d in objects]
         self.store().replace_all(serial, rows)
         return {"serial": serial}
@@ -374,8 +382,9 @@ class NodeDaemon:
 
     @serves
     async def queue_apply(self, peer: PeerInfo, change: dict[str, Any],
-                          reset: bool) -> dict[str, Any]:
+                          reset: bool, schema: int = 0) -> dict[str, Any]:
         self._check_replica_write(peer)
+        storeschema.check_sent(QUEUE_LAYOUT, schema, self._sender(peer))
         store = self.queue_store()
         applied = store.apply_changes(change, reset=reset)
         return {"applied": applied, "seq": store.seq}

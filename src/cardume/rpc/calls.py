@@ -338,13 +338,15 @@ class NodeCalls:
         raise NotImplementedError
 
     @declare("fast")
-    async def config_apply(self, node: objects.Node, change: dict[str, Any]) -> dict[str, Any]:
-        """apply one config change set to the local replica"""
+    async def config_apply(self, node: objects.Node, change: dict[str, Any],
+                           schema: int = 0) -> dict[str, Any]:
+        """apply one config change set to the local replica (schema: the sender's config
+        schema version; the node refuses another than its own)"""
         raise NotImplementedError
 
     @declare("normal")
     async def config_replace(self, node: objects.Node, serial: int,
-                             objects: list[Any]) -> dict[str, Any]:
+                             objects: list[Any], schema: int = 0) -> dict[str, Any]:
         """replace the local replica whole (objects: [kind, uuid, data] rows)"""
         raise NotImplementedError
 
@@ -362,8 +364,9 @@ class NodeCalls:
 
     @declare("fast")
     async def queue_apply(self, node: objects.Node, change: dict[str, Any],
-                          reset: bool = False) -> dict[str, Any]:
-        """apply job queue changes to the local replica"""
+                          reset: bool = False, schema: int = 0) -> dict[str, Any]:
+        """apply job queue changes to the local replica (schema: the sender's job queue
+        schema version; the node refuses another than its own)"""
         raise NotImplementedError
 
     @declare("urgent", caller=CANDIDATE, readonly=True)
