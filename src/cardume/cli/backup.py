@@ -128,5 +128,6 @@ def list_exports(args: argparse.Namespace) -> int:
     result = common.run_job(args, [op], feedback=False)
     answer = dict((result or [{}])[0] or {})
     lines = format_exports(answer, headers=not args.no_headers, separator=args.separator)
-    print("\n".join(lines))
+    if lines:
+        print("\n".join(lines))
     return 0
