@@ -163,10 +163,12 @@ class BackupCalls:
         folder = self._work(work)
         snap_path = None if snapshot is None else self._snapshot_path(snapshot, work, folder)
         osdef = osapi.find(str(instance.os or ""), self.node.os_search_path())
-        paths = await blocking(self.node.assemble, instance)
-        await blocking(self._work, work, True)
-        if snap_path is not None:
+        if snap_path is None:
+            paths = await blocking(self.node.assemble, instance)
+        else:  # the live disks are left alone (a stopped drbd instance's stay down)
+            paths = [""] * len(instance.disks)
             paths[index] = snap_path
+        await blocking(self._work, work, True)
         dump = str(uuid.uuid4())
         target = os.path.join(folder, dump)
 
