@@ -7,10 +7,21 @@ No job id is kept: the label sets stay bounded (statuses and operation names).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from cardume.jobs.queue import Job
+
+class EndedJob(Protocol):
+    """What is read of a job that ended (jobs.queue.Job has it)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def ops(self) -> Sequence[Any]: ...
+    @property
+    def op_start_ts(self) -> Sequence[float | None]: ...
+    @property
+    def op_end_ts(self) -> Sequence[float | None]: ...
 
 BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
            3600.0)
@@ -48,7 +59,7 @@ class JobMetrics:
         self.ended: dict[str, int] = {}          # job status -> jobs that ended so
         self.durations: dict[str, Histogram] = {}  # OP_ID -> how long its runs took
 
-    def job_ended(self, job: Job) -> None:
+    def job_ended(self, job: EndedJob) -> None:
         self.ended[job.status] = self.ended.get(job.status, 0) + 1
         for op, start, end in zip(job.ops, job.op_start_ts, job.op_end_ts, strict=True):
             if start is None or end is None:
