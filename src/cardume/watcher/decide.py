@@ -78,6 +78,11 @@ class Decision:
     job: int | None = None
     outcome: str | None = None  # the job's end: success, error: ..., still running
 
+    @property
+    def subject(self) -> str:
+        """The name in the target: "vm1" for "instance vm1"."""
+        return self.target.partition(" ")[2] or self.target
+
     def line(self) -> str:
         text = f"{self.target}: {self.action} ({self.reason})"
         if self.job is not None:

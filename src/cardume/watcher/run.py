@@ -125,13 +125,12 @@ def run_pass(client: MasterClient, state: WatcherState, opts: Options) -> list[D
     plan = decide.plan_restarts(instances, state.restarts, busy, opts.max_tries)
     for decision in plan.decisions:
         if decision.action == "start":
-            name = decision.target.split(" ", 1)[1]
+            name = decision.subject
             _submit(client, decision, {"OP_ID": "OP_INSTANCE_STARTUP", "instance_name": name,
                                        "reason": _reason(f"Restarting instance {name}")})
     decisions.extend(plan.decisions)
     state.restarts = plan.restarts
-    started = [d.target.split(" ", 1)[1] for d in plan.decisions
-               if d.action == "start" and d.job is not None]
+    started = [d.subject for d in plan.decisions if d.action == "start" and d.job is not None]
 
     rebooted = decide.rebooted_nodes(nodes, state.nodes)
     for name in rebooted:
@@ -144,7 +143,7 @@ def run_pass(client: MasterClient, state: WatcherState, opts: Options) -> list[D
         instances, nodes, rebooted, started, busy)
     for decision in disk_decisions:
         if decision.action == "activate-disks":
-            name = decision.target.split(" ", 1)[1]
+            name = decision.subject
             _submit(client, decision, {
                 "OP_ID": "OP_INSTANCE_ACTIVATE_DISKS", "instance_name": name,
                 "reason": _reason(f"Activating disks for instance {name}")})
