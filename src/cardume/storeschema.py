@@ -106,17 +106,24 @@ def _bring_up_to_date(db: sqlite3.Connection, path: str, layout: Layout) -> None
         now = _version(db, layout)
         if now > layout.version:
             raise too_new(path, layout, now)
+        done: list[str] = []
         if now == 0:
             for statement in layout.create:
                 db.execute(statement)
         elif now < layout.version:
-            _migrate(db, path, layout, now, backup)
+            done = _migrate(db, path, layout, now, backup)
         db.execute(f"PRAGMA user_version={int(layout.version)}")
         db.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
         raise
+    if done:
+        # a warning: seen even where logging is not set up (systemd's is-master check
+        # may be the first to open the store after a package upgrade)
+        log.warning("%s: upgraded the %s from schema version %d to %d (%s); the old store "
+                    "is kept in %s", path, layout.what, now, layout.version, "; ".join(done),
+                    backup)
     if backup is not None and now == layout.version:
         os.unlink(backup)  # upgraded by someone else meanwhile: the copy is redundant
 
@@ -127,10 +134,12 @@ def _version(db: sqlite3.Connection, layout: Layout) -> int:
 
 
 def _migrate(db: sqlite3.Connection, path: str, layout: Layout, start: int,
-             backup: str | None) -> None:
+             backup: str | None) -> list[str]:
+    """Run the steps from ``start`` in the open transaction; what each did."""
     log.info("%s: upgrading the %s from schema version %d to %d (backup: %s)",
              path, layout.what, start, layout.version, backup)
     version = start
+    done = []
     for origin, summary, step in layout.steps:
         if origin < version:
             continue
@@ -141,12 +150,12 @@ def _migrate(db: sqlite3.Connection, path: str, layout: Layout, start: int,
                 f"{path}: upgrading the {layout.what} from schema version {origin} to "
                 f"{origin + 1} ({summary}) failed: {err}",
                 f"the store was left at version {start}; a copy is in {backup}") from err
-        log.info("%s: %s schema %d -> %d: %s", path, layout.what, origin, origin + 1,
-                 summary)
+        done.append(f"{origin} to {origin + 1}: {summary}")
         version = origin + 1
     if version != layout.version:
         raise SchemaUpgradeFailed(f"{path}: no upgrade step of the {layout.what} from "
                                   f"schema version {version}")
+    return done
 
 
 def make_backup(db: sqlite3.Connection, path: str, version: int) -> str:

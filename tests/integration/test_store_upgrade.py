@@ -100,7 +100,8 @@ def test_older_store_upgraded_newer_refused(cluster: VCluster) -> None:
     copy.close()
     assert glob.glob(master.queue_db + ".v2-*.bak")
     log = Path(master.logfile("masterd")).read_text()
-    assert "upgrading the configuration from schema version 1 to 2" in log
+    assert "upgraded the configuration from schema version 1 to 2 (1 to 2: check the " \
+        f"layout of version 1 and number it); the old store is kept in {backup}" in log
     version = cluster.gnt("gnt-cluster", "version")[1]
     assert f"Configuration format: {config_schema.VERSION}\n" in version
     add(cluster, "vm3")  # the upgraded store takes writes, the candidates their replicas

@@ -121,10 +121,12 @@ def test_new_stores_are_created_at_the_current_version(tmp_path: Path) -> None:
     assert not glob.glob(str(tmp_path / "*.bak"))
 
 
-def test_todays_config_store_is_upgraded_with_a_backup(tmp_path: Path) -> None:
+def test_todays_config_store_is_upgraded_with_a_backup(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "config.db"
     writer = old_config(path)  # still open: its last writes are in the WAL only
-    store = ConfigStore(str(path))
+    with caplog.at_level("WARNING", logger="cardume.storeschema"):
+        store = ConfigStore(str(path))
     writer.close()
     assert version(path) == 2
     assert store.serial() == 7
@@ -132,6 +134,9 @@ def test_todays_config_store_is_upgraded_with_a_backup(tmp_path: Path) -> None:
     store.apply(ChangeSet(serial=8, upserts=[("node", "n2", {"name": "node2"})]))
     store.close()
     [backup] = backups(path, 1)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: upgraded the configuration from schema version 1 to 2 (1 to 2: check the "
+        f"layout of version 1 and number it); the old store is kept in {backup}"]
     assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
     copy = sqlite3.connect(backup)
     assert copy.execute("PRAGMA user_version").fetchone()[0] == 0
