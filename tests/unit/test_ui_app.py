@@ -275,3 +275,13 @@ def test_a_streamed_reply_goes_out_as_it_is_made() -> None:
 
 def test_session_cookie_name_is_the_apps() -> None:
     assert session.COOKIE == "cardume_ui"
+
+
+def test_too_many_wrong_passwords_lock_the_name_for_a_while(app: UiApp) -> None:
+    for _ in range(5):
+        assert call(app, "POST", "/ui/login", {"user": "admin", "password": "x"}).status == 401
+    reply = call(app, "POST", "/ui/login", {"user": "admin", "password": "adminpw"})
+    assert reply.status == 429 and int(reply.headers["Retry-After"]) > 0
+    assert "Set-Cookie" not in reply.headers
+    assert call(app, "POST", "/ui/login", {"user": "reader", "password": "readerpw"}
+                ).status == 303

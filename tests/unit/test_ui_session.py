@@ -74,3 +74,17 @@ def test_same_origin() -> None:
     assert not session.same_origin({**host, "referer": "https://10.0.0.1:5080.evil/ui/"})
     assert not session.same_origin(host)  # neither: refused
     assert not session.same_origin({"origin": "https://10.0.0.1:5080"})  # no Host
+
+
+def test_password_guessing_is_throttled_per_name() -> None:
+    clock = Clock()
+    throttle = session.LoginThrottle(limit=3, window=60, clock=clock)
+    for _ in range(3):
+        assert throttle.blocked("admin") == 0
+        throttle.failed("admin")
+    assert throttle.blocked("admin") == 60 and throttle.blocked("other") == 0
+    clock.now += 61
+    assert throttle.blocked("admin") == 0
+    throttle.failed("admin")
+    throttle.succeeded("admin")
+    assert throttle.blocked("admin") == 0

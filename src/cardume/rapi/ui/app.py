@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class UiApp:
         self.master = master
         self.users = users
         self.sessions = sessions or session.Sessions()
+        self.throttle = session.LoginThrottle()
         self.cluster = ""
         self._routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
         self._static: dict[str, tuple[bytes, str]] = {}
@@ -70,7 +72,7 @@ class UiApp:
         r = self.route
 
         async def login(ctx: Ctx) -> Response:
-            return await pages_login.do_login(ctx, self.users, self.sessions)
+            return await pages_login.do_login(ctx, self.users, self.sessions, self.throttle)
 
         async def logout(ctx: Ctx) -> Response:
             return await pages_login.do_logout(ctx, self.sessions)
@@ -94,6 +96,7 @@ class UiApp:
     # --- one request ----------------------------------------------------------------------
 
     async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
         ctx = Ctx(request, "", {}, {}, self.master, self.cluster)
         try:
             ctx.path, ctx.args = split_target(request.target)
@@ -120,6 +123,9 @@ class UiApp:
             for key, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(key, value)
         response.user = ctx.user
+        # how long the page took to make (bench/ui.py reads it; browsers show it)
+        response.headers["Server-Timing"] = \
+            f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
 
     def _lookup(self, method: str, path: str) -> tuple[Handler, str, dict[str, str]]:

@@ -159,19 +159,26 @@ def _params_table(values: Any) -> html.Markup:
     return html.table(["Parameter", "Value"], sorted(values.items()), "params")
 
 
-async def _disks(ctx: Ctx, inst: dict[str, Any]) -> html.Markup:
+async def _disks(ctx: Ctx, inst: dict[str, Any]) -> tuple[html.Markup, bool]:
+    """The disks' table, and whether a mirror is resyncing or not yet connected (then the
+    page's script refreshes the table every few seconds, as watch-disks would)."""
     sizes = inst["disk.sizes"] or []
     names = inst["disk.names"] or []
     state: dict[int, str] = {}
+    moving = False
     if inst["disk_template"] == constants.DT_DRBD8:
         reply = await ctx.master.call("QueryDrbd", [inst["name"]], None)
         for item in reply.get("instances", []):
             for disk in item.get("disks", []):
                 state[int(disk.get("index", 0))] = _drbd_text(disk)
+                moving = moving or any(
+                    (side.get("status") or {}).get("sync_percent") is not None
+                    or (side.get("status") or {}).get("cstate") != "Connected"
+                    for side in disk.get("sides", []))
     rows = [[i, names[i] if i < len(names) and names[i] else "", html.mib(size),
              state.get(i, "")] for i, size in enumerate(sizes)]
     heads = ["#", "Name", "Size", "DRBD" if state else ""]
-    return html.table(heads, rows, "disks")
+    return html.table(heads, rows, "disks"), moving
 
 
 def _drbd_text(disk: dict[str, Any]) -> str:
@@ -212,6 +219,7 @@ async def instance(ctx: Ctx) -> Response:
              (inst["nic.modes"] or [""] * 99)[i], (inst["nic.links"] or [""] * 99)[i],
              (inst["nic.networks"] or [None] * 99)[i] or ""]
             for i, mac in enumerate(inst["nic.macs"] or [])]
+    disks, moving = await _disks(ctx, inst)
     actions = html.Markup("")
     if ctx.access == "write":
         actions = html.join(
@@ -220,13 +228,13 @@ async def instance(ctx: Ctx) -> Response:
     body = html.render(
         '<p class="actions">$actions</p>'
         '<section>$facts</section>'
-        '<section><h2>Disks</h2>$disks</section>'
+        '<section id="disks" data-refresh="$refresh"><h2>Disks</h2>$disks</section>'
         '<section><h2>NICs</h2>$nics</section>'
         '<section><h2>Backend parameters</h2>$be</section>'
         '<section><h2>Hypervisor parameters</h2>$hv</section>'
         '<section><h2>Recent jobs</h2>$jobs</section>',
         actions=actions, facts=html.table(["", ""], facts, "facts"),
-        disks=await _disks(ctx, inst),
+        disks=disks, refresh="1" if moving else "0",
         nics=html.table(["#", "MAC", "IP", "Mode", "Link", "Network"], nics, "nics"),
         be=_params_table(inst["beparams"]), hv=_params_table(inst["hvparams"]),
         jobs=await _recent_jobs(ctx, inst["name"]))

@@ -47,11 +47,20 @@ def check(users: auth.UsersFile, name: str, password: str) -> auth.User | None:
     return user if ok and user is not None else None
 
 
-async def do_login(ctx: Ctx, users: auth.UsersFile, sessions: session.Sessions) -> Response:
+async def do_login(ctx: Ctx, users: auth.UsersFile, sessions: session.Sessions,
+                   throttle: session.LoginThrottle) -> Response:
     name, password, nxt = ctx.field("user"), ctx.field("password"), ctx.field("next")
+    wait = throttle.blocked(name)
+    if wait:
+        response = login_page(ctx, 429, f"Too many wrong passwords for {name}: try again in "
+                                        f"{int(wait) + 1} s.", name, nxt)
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
     user = check(users, name, password) if name else None
     if user is None:
+        throttle.failed(name)
         return login_page(ctx, 401, "Wrong user name or password.", name, nxt)
+    throttle.succeeded(name)
     if not user.may("read"):
         return login_page(ctx, 403, f"User {name} has neither read nor write access to "
                                     "this cluster.", name, nxt)

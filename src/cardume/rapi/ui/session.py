@@ -83,6 +83,44 @@ class Sessions:
         return len(self._by_id)
 
 
+class LoginThrottle:
+    """Slows password guessing: after ``limit`` wrong passwords for one user name within
+    ``window`` seconds, that name's logins are refused until the oldest failure ages out
+    (whatever the password, so a guess cannot tell it was right)."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic, max_names: int = 10000) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self.max_names = max_names
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, name: str) -> list[float]:
+        now = self.clock()
+        kept = [t for t in self._failures.get(name, []) if now - t < self.window]
+        if kept:
+            self._failures[name] = kept
+        else:
+            self._failures.pop(name, None)
+        return kept
+
+    def blocked(self, name: str) -> float:
+        """Seconds until ``name`` may try again (0: now)."""
+        recent = self._recent(name)
+        if len(recent) < self.limit:
+            return 0.0
+        return max(0.0, recent[0] + self.window - self.clock())
+
+    def failed(self, name: str) -> None:
+        if len(self._failures) >= self.max_names and name not in self._failures:
+            del self._failures[next(iter(self._failures))]
+        self._failures.setdefault(name, []).append(self.clock())
+
+    def succeeded(self, name: str) -> None:
+        self._failures.pop(name, None)
+
+
 def set_cookie(session: Session, lifetime: float = LIFETIME) -> str:
     return (f"{COOKIE}={session.id}; Path=/ui/; Max-Age={int(lifetime)}; HttpOnly; Secure; "
             "SameSite=Strict")

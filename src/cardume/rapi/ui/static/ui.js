@@ -21,8 +21,27 @@
       window.setTimeout(function () { window.location.reload(); }, 500);
     });
   }
+  // An instance whose mirrors resync: its disks' section is fetched again every 3 s
+  // (the same page, parsed; nothing is built from strings) until they are in sync.
+  function refreshDisks(section) {
+    if (section.dataset.refresh !== "1" || !window.fetch || !window.DOMParser) { return; }
+    window.setTimeout(function () {
+      fetch(window.location.href, {credentials: "same-origin"}).then(function (reply) {
+        return reply.ok ? reply.text() : null;
+      }).then(function (text) {
+        if (!text) { return; }
+        var fresh = new DOMParser().parseFromString(text, "text/html").getElementById("disks");
+        if (fresh) {
+          section.replaceWith(document.importNode(fresh, true));
+          refreshDisks(document.getElementById("disks"));
+        }
+      });
+    }, 3000);
+  }
   document.addEventListener("DOMContentLoaded", function () {
     var pre = document.getElementById("job-log");
     if (pre) { follow(pre); }
+    var disks = document.getElementById("disks");
+    if (disks) { refreshDisks(disks); }
   });
 }());
