@@ -17,17 +17,27 @@ so hostname checking is off: the identity of a peer is the CA's signature.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import ipaddress
 import ssl
-
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from cardume import errors
+
+if TYPE_CHECKING:  # imported on first use at run time: see _crypto
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    # The key types TLS can use (and that can sign certificates).
+    _PrivateKey = (ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+                   | ed448.Ed448PrivateKey)
+    _PublicKey = (ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+                  | ed448.Ed448PublicKey)
 
 FINGERPRINT_PREFIX = "sha256:"
 _ORGANIZATION = "cardume"
@@ -35,23 +45,49 @@ _CLOCK_SKEW = datetime.timedelta(hours=1)
 _PEM_MARK = b"-----BEGIN"
 # TLS 1.2 suites (TLS 1.3 suites are not affected by set_ciphers and are all fine).
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-# The key types TLS can use (and that can sign certificates).
-_PrivateKey = (ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-               | ed448.Ed448PrivateKey)
-_PublicKey = (ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-              | ed448.Ed448PublicKey)
+
+def _crypto(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Import the cryptography package when ``function`` first runs, not with this module:
+    it costs a process about 10 MiB, and a node daemon serves TLS with the ssl module alone
+    (it makes or reads certificates with cryptography only to join and to leave)."""
+    @functools.wraps(function)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if "x509" not in globals():
+            _import_cryptography()
+        return function(*args, **kwargs)
+    return run
+
+
+def _import_cryptography() -> None:
+    from cryptography import exceptions, x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+    from cryptography.x509 import oid
+    globals().update(
+        UnsupportedAlgorithm=exceptions.UnsupportedAlgorithm, hashes=hashes,
+        serialization=serialization, ec=ec, ed448=ed448, ed25519=ed25519, padding=padding,
+        rsa=rsa, ExtendedKeyUsageOID=oid.ExtendedKeyUsageOID, NameOID=oid.NameOID,
+        _PrivateKey=(ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+                     | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey),
+        _PublicKey=(ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+                    | ed448.Ed448PublicKey))
+    globals()["x509"] = x509  # last: its presence tells _crypto that all of them are here
 
 
 # --- keys and certificates -------------------------------------------------------------------
 
 
+@_crypto
 def new_private_key() -> bytes:
     """A new ECDSA P-256 private key, as unencrypted PKCS#8 PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
     return _private_pem(key)
 
 
+@_crypto
 def create_ca(cluster_name: str, days: int = 3650) -> tuple[bytes, bytes]:
     """A new cluster CA: ``(certificate PEM, private key PEM)``."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -74,6 +110,7 @@ def create_ca(cluster_name: str, days: int = 3650) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), _private_pem(key)
 
 
+@_crypto
 def self_signed(common_name: str, key_pem: bytes, days: int = 3650) -> bytes:
     """A self-signed certificate for ``key_pem``: a node daemon's identity before it joins."""
     key = _load_private_key(key_pem)
@@ -122,6 +159,7 @@ def split_bundle(pem: bytes, source: str = "the PEM file") -> tuple[bytes, bytes
     return cert, key
 
 
+@_crypto
 def sign_node_cert(ca_cert_pem: bytes, ca_key_pem: bytes, public_key_source: bytes,
                    node_name: str, ips: list[str], days: int = 3650) -> bytes:
     """Issue a node certificate, signed by the cluster CA, for the node's existing key.
@@ -148,6 +186,7 @@ def sign_node_cert(ca_cert_pem: bytes, ca_key_pem: bytes, public_key_source: byt
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+@_crypto
 def cert_status(cert: bytes, ca_cert: bytes) -> dict[str, object]:
     """What cluster verify checks of a node certificate: CA signature, days left."""
     leaf = _load_cert(cert)
@@ -192,12 +231,14 @@ def fingerprint(cert: bytes) -> str:
     return FINGERPRINT_PREFIX + hashlib.sha256(der).hexdigest()
 
 
+@_crypto
 def public_key_pem(cert_pem: bytes) -> bytes:
     """The certificate's public key as SubjectPublicKeyInfo PEM."""
     return _load_cert(cert_pem).public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+@_crypto
 def cert_common_name(cert_pem: bytes) -> str:
     """The subject common name (CN) of the certificate."""
     attrs = _load_cert(cert_pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -207,6 +248,7 @@ def cert_common_name(cert_pem: bytes) -> str:
     return value if isinstance(value, str) else value.decode()
 
 
+@_crypto
 def cert_matches_key(cert_pem: bytes, key_pem: bytes) -> bool:
     """Whether ``key_pem`` is the private key of the certificate."""
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -374,6 +416,7 @@ def _load_cert(data: bytes) -> x509.Certificate:
         raise errors.WrongInput(f"not a valid X.509 certificate: {exc}") from None
 
 
+@_crypto
 def _cert_der(data: bytes) -> bytes:
     return _load_cert(data).public_bytes(serialization.Encoding.DER)
 
