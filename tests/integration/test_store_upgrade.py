@@ -129,3 +129,28 @@ def test_older_store_upgraded_newer_refused(cluster: VCluster) -> None:
     user_version(master.config_db, config_schema.VERSION)
     cluster.up()
     assert instances(cluster) == ["vm1", "vm2", "vm3"]
+
+
+def test_candidate_with_a_newer_store_refuses_replicas_and_the_master_logs_it(
+        cluster: VCluster) -> None:
+    from integration_kit import wait_for
+    roles = cluster.roles()
+    candidate = next(name for name, role in sorted(roles.items()) if role == "C")
+    replica = NodePaths(str(cluster.node_dir(candidate)))
+    master = NodePaths(str(cluster.node_dir(cluster.master())))
+    cluster.down(purge=False)
+    user_version(replica.config_db, 99)
+    digest = hashlib.sha256(Path(replica.config_db).read_bytes()).hexdigest()
+    cluster.up()
+    add(cluster, "vm-refused")  # a commit the master replicates to the candidates
+    masterd_log = Path(master.logfile("masterd"))
+    line = (f"replication to {candidate} failed: {replica.config_db}: configuration schema "
+            "version 99 is newer than this cardume knows")
+    wait_for(lambda: line in masterd_log.read_text(), 30, "the master to log the refusal")
+    assert hashlib.sha256(Path(replica.config_db).read_bytes()).hexdigest() == digest
+
+    cluster.down(purge=False)
+    user_version(replica.config_db, config_schema.VERSION)
+    cluster.up()
+    rc, out, err = cluster.gnt("gnt-cluster", "verify", check=False)
+    assert rc == 0, out + err

@@ -296,3 +296,49 @@ def test_a_candidate_refuses_replicas_of_another_schema(tmp_path: Path) -> None:
                         schema=jobs_schema.VERSION)["applied"]
     finally:
         kit.close()
+
+
+def layout_of(path: Path | str) -> list[tuple[str, str, list[tuple[Any, ...]]]]:
+    db = sqlite3.connect(path)
+    try:
+        names = db.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE "
+                           "'sqlite_%' ORDER BY type, name").fetchall()
+        return [(kind, name, db.execute(f"PRAGMA {'table' if kind == 'table' else 'index'}"
+                                        f"_info({name})").fetchall()) for kind, name in names]
+    finally:
+        db.close()
+
+
+def test_an_upgraded_store_has_the_layout_of_a_new_one(tmp_path: Path) -> None:
+    old_config(tmp_path / "old-config.db").close()
+    old_db(tmp_path / "old-queue.db", OLD_JOBS_V1_SQL).close()
+    for name in ("old-config.db", "new-config.db"):
+        ConfigStore(str(tmp_path / name)).close()
+    for name in ("old-queue.db", "new-queue.db"):
+        JobStore(str(tmp_path / name)).close()
+    assert layout_of(tmp_path / "old-config.db") == layout_of(tmp_path / "new-config.db")
+    assert layout_of(tmp_path / "old-queue.db") == layout_of(tmp_path / "new-queue.db")
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from cardume.config.store import ConfigStore
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+ConfigStore(sys.argv[1]).close()
+"""
+
+
+def test_daemons_opening_an_old_store_at_once_upgrade_it_once(tmp_path: Path) -> None:
+    import time
+    path = tmp_path / "config.db"
+    old_config(path).close()
+    start = str(time.time() + 1.5)  # after every interpreter has started
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, str(path), start])
+             for _ in range(3)]
+    assert [p.wait(60) for p in procs] == [0, 0, 0]
+    assert version(path) == 2
+    assert len(backups(path, 1)) == 1
+    store = ConfigStore(str(path))
+    assert store.serial() == 7 and len(store.load()["node"]) == 1
+    store.close()
