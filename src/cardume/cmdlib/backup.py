@@ -6,12 +6,14 @@ the master, and the staging directory becomes ``EXPORT_DIR/<instance>`` (with co
 only when every disk is there. While the disks are read the instance is stopped, unless
 --noshutdown; a file disk is copied first (its snapshot), a plain or drbd disk gets an LVM
 snapshot, so the instance runs again before its export script starts (other templates keep
-it stopped, only with --long-sleep). A failure removes the staging directories and starts the instance
-again if it was running: no half export is left.
+it stopped, only with --long-sleep). A failure removes the staging directories and starts
+the instance again if it was running: no half export is left.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -22,7 +24,7 @@ from cardume.cmdlib.instance import LUInstanceRemove, _InstanceLU
 from cardume.jobs import locks
 from cardume.rpc.calls import NodeCalls
 
-COPY_CHUNK = 4 * 1024 * 1024
+COPY_CHUNK = 8 * 1024 * 1024  # the node's limit is 16 MiB a call
 # a copy of the file is the snapshot of file disks; plain and drbd get an LVM snapshot
 SNAPSHOT_TEMPLATES = ("file", "sharedfile", "plain", "drbd")
 
@@ -35,19 +37,41 @@ def new_work() -> str:
 async def copy_file(rpc: NodeCalls, source: objects.Node, directory: str,
                     target: objects.Node, work: str, name: str) -> int:
     """Copy a file of an export (or staging) directory on ``source`` into the staging
-    directory ``work`` on ``target``, chunk by chunk; zero chunks travel as their length
-    only. Returns its size."""
-    offset = 0
-    while True:
-        chunk = await rpc.export_read(source, directory, name, offset, COPY_CHUNK)
+    directory ``work`` on ``target``, chunk by chunk, the next chunk read while the last
+    is written; zero chunks travel as their length only. Returns its size."""
+    async def read(offset: int) -> dict[str, Any]:
+        return await rpc.export_read(source, directory, name, offset, COPY_CHUNK)
+
+    async def write(offset: int, chunk: dict[str, Any]) -> None:
         length = int(chunk["length"])
         if chunk["data"] is not None:
             await rpc.export_write(target, work, name, offset, data=chunk["data"])
         elif length or not offset:  # (an empty file is still made)
             await rpc.export_write(target, work, name, offset, zeros=length)
-        offset += length
-        if chunk["eof"] or not length:
-            return offset
+
+    offset = 0
+    reading: asyncio.Task[dict[str, Any]] | None = asyncio.create_task(read(0))
+    writing: asyncio.Task[None] | None = None
+    try:
+        while reading is not None:
+            chunk = await reading
+            length = int(chunk["length"])
+            reading = None
+            if length and not chunk["eof"]:
+                reading = asyncio.create_task(read(offset + length))
+            if writing is not None:
+                await writing
+            writing = asyncio.create_task(write(offset, chunk))
+            offset += length
+        if writing is not None:
+            await writing
+    finally:
+        for task in (reading, writing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+    return offset
 
 
 @register

@@ -238,7 +238,9 @@ class BackupCalls:
             chunk = b""
         else:
             raise errors.WrongInput("export_write needs 'data' or 'zeros'")
-        _chunk(offset, len(chunk) or int(zeros or 0))
+        size = len(chunk) if data is not None else int(zeros or 0)
+        if size or offset:  # (nothing at offset 0: an empty file is made)
+            _chunk(offset, size)
         path = os.path.join(self._work(work, create=True), check_name(name, "file"))
 
         def write() -> None:
