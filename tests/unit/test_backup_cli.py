@@ -50,3 +50,12 @@ def test_an_export_needs_a_target_node() -> None:
                                       "--remove-instance", "vm1"))
     assert (op["target_node"], op["shutdown"], op["remove_instance"], op["mode"]) == (
         "node2", False, True, "local")
+
+
+def test_list_shows_the_fields_asked_for() -> None:
+    answer = {"node1": ["vm1"], "node2": ["vm22"]}
+    assert backup.format_exports(answer, fields=["export"]) == ["Export", "vm1", "vm22"]
+    assert backup.format_exports(answer, fields=["export", "node"]) == [
+        "Export Node", "vm1    node1", "vm22   node2"]
+    with pytest.raises(errors.WrongInput, match="'size'|size"):
+        backup._fields("export,size")

@@ -297,3 +297,13 @@ def test_a_copy_keeps_data_and_holes(kit: lu_kit.LuKit) -> None:
     source, target = kit.cfg.expand_node("node1"), kit.cfg.expand_node("node2")
     assert kit.sync(backup.copy_file(kit.rpc, source, WORK, target, WORK, "d0")) == len(data)
     assert (export_root(kit, "node2") / WORK / "d0").read_bytes() == data
+
+
+def test_an_allocator_places_an_import_sized_by_its_export(kit: lu_kit.LuKit) -> None:
+    place_export(kit, "node2", "old")
+    kit.run(LUInstanceCreate, instance_name="new", mode="import", src_node="node2",
+            src_path="old", iallocator="cardume", no_install=True, start=False,
+            name_check=False, ip_check=False)
+    inst = kit.cfg.expand_instance("new")
+    assert kit.cfg.nodes[inst.primary_node].name in NODES
+    assert [d.size for d in inst.disks] == [8]
