@@ -100,7 +100,13 @@ def _bring_up_to_date(db: sqlite3.Connection, path: str, layout: Layout) -> None
     if 0 < version < layout.version:
         # the backup API needs the store outside a transaction: copy first, then check
         # under the write lock that nobody (the other daemon of this node) upgraded since
-        backup = make_backup(db, path, version)
+        try:
+            backup = make_backup(db, path, version)
+        except (OSError, sqlite3.Error) as err:
+            raise SchemaUpgradeFailed(
+                f"{path}: cannot back up the {layout.what} (schema version {version}) before "
+                f"upgrading it: {err}", "the store was left as it was; free some space "
+                "beside it and start again") from err
     db.execute("BEGIN IMMEDIATE")
     try:
         now = _version(db, layout)
@@ -114,9 +120,14 @@ def _bring_up_to_date(db: sqlite3.Connection, path: str, layout: Layout) -> None
             done = _migrate(db, path, layout, now, backup)
         db.execute(f"PRAGMA user_version={int(layout.version)}")
         db.execute("COMMIT")
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
+        if isinstance(err, sqlite3.Error):
+            raise SchemaUpgradeFailed(
+                f"{path}: upgrading the {layout.what} to schema version {layout.version} "
+                f"failed: {err}", f"the store was left as it was; a copy is in {backup}"
+                if backup else "the store was left as it was") from err
         raise
     if done:
         # a warning: seen even where logging is not set up (systemd's is-master check
@@ -173,14 +184,20 @@ def make_backup(db: sqlite3.Connection, path: str, version: int) -> str:
             continue
     else:
         raise SchemaUpgradeFailed(f"{path}: no free name for a backup beside it")
-    private_file(target)
-    copy = sqlite3.connect(target)
     try:
-        db.backup(copy)
-        # a self-contained file: the copy keeps no -wal beside it
-        copy.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        copy.close()
+        private_file(target)
+        copy = sqlite3.connect(target)
+        try:
+            db.backup(copy)
+            # a self-contained file: the copy keeps no -wal beside it
+            copy.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            copy.close()
+    except BaseException:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target + suffix)
+        raise
     return target
 
 

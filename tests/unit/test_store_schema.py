@@ -342,3 +342,20 @@ def test_daemons_opening_an_old_store_at_once_upgrade_it_once(tmp_path: Path) ->
     store = ConfigStore(str(path))
     assert store.serial() == 7 and len(store.load()["node"]) == 1
     store.close()
+
+
+def test_no_upgrade_without_a_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    path = tmp_path / "config.db"
+    old_config(path).close()
+    before = digest(path)
+
+    def full(target: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(storeschema, "private_file", full)
+    with pytest.raises(storeschema.SchemaUpgradeFailed) as caught:
+        ConfigStore(str(path))
+    assert "cannot back up the configuration (schema version 1)" in str(caught.value)
+    assert "No space left on device" in str(caught.value)
+    assert digest(path) == before and version(path) == 0
+    assert not glob.glob(f"{path}.v*")
