@@ -11,7 +11,8 @@ cluster's REST user and, at each size, GETs each page --repeat times over one ke
 HTTPS connection. The figure is the median of the console's own ``Server-Timing`` (the page
 made, master queries included); the request's round trip is printed beside it. Pages: the
 dashboard (/ui/), the instance list's first page (100 of them, by name), a filtered and
-sorted list (stopped ones by memory, descending) and its last page. Results also go to
+sorted list (stopped ones by memory, descending), the list's last page, one instance's
+page and the jobs list (the growth leaves one job per instance). Results also go to
 bench/results/ui.json. Figures only: nothing here asserts a time.
 """
 
@@ -37,6 +38,8 @@ PAGES = {
     "instances": "/ui/instances",
     "instances_filtered_sorted": "/ui/instances?status=ADMIN_down&sort=memory&order=desc",
     "instances_last_page": "/ui/instances?sort=name&page=1000000",
+    "instance": "/ui/instances/r5",
+    "jobs": "/ui/jobs",
 }
 GOAL_MS = 300.0
 

@@ -33,6 +33,7 @@ from cardume.rapi.ui import (
 )
 from cardume.rapi.ui.context import HTML, Ctx, Handler, UiError, redirect
 from cardume.rapi.ui.forms import FormError, parse_form
+from cardume.rapi.ui.jobindex import JobIndex
 
 log = logging.getLogger("cardume.rapi.ui")
 
@@ -59,6 +60,7 @@ class UiApp:
         self.users = users
         self.sessions = sessions or session.Sessions()
         self.throttle = session.LoginThrottle()
+        self.jobs = JobIndex(master)
         self.cluster = ""
         self._routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
         self._static: dict[str, tuple[bytes, str]] = {}
@@ -97,7 +99,7 @@ class UiApp:
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
-        ctx = Ctx(request, "", {}, {}, self.master, self.cluster)
+        ctx = Ctx(request, "", {}, {}, self.master, self.cluster, jobs=self.jobs)
         try:
             ctx.path, ctx.args = split_target(request.target)
             if ctx.path == PREFIX:

@@ -12,6 +12,7 @@ from cardume.rapi.base import MasterLink
 from cardume.rapi.http import Request, Response
 from cardume.rapi.ui import html
 from cardume.rapi.ui.forms import field as form_field
+from cardume.rapi.ui.jobindex import JobIndex
 from cardume.rapi.ui.session import Session
 
 HTML = "text/html; charset=utf-8"
@@ -39,6 +40,7 @@ class Ctx:
     session: Session | None = None
     access: str = ""                 # "read" or "write" once logged in
     form: dict[str, list[str]] = field(default_factory=dict)
+    jobs: JobIndex | None = None     # recent jobs, read without loading the whole queue
 
     @property
     def user(self) -> str | None:

@@ -19,17 +19,6 @@ async def rows(master: MasterLink, resource: str, fields: list[str],
     return [{f: plain(v) for f, v in zip(fields, row, strict=True)} for row in reply["data"]]
 
 
-async def last_job(master: MasterLink, summary: str, fields: list[str]
-                   ) -> dict[str, Any] | None:
-    """The newest job one of whose opcodes' summary is ``summary`` (CLUSTER_VERIFY ...)."""
-    found = await rows(master, "job", ["id"], None, ["=[]", "summary", summary])
-    if not found:
-        return None
-    newest = max(int(r["id"]) for r in found)
-    got = await rows(master, "job", fields, [str(newest)])
-    return got[0] if got else None
-
-
 def log_lines(oplog: Any) -> list[tuple[int, float, str, str]]:
     """A job's log, flat: (serial, time, type, message), oldest first."""
     entries: list[tuple[int, float, str, str]] = []

@@ -18,6 +18,7 @@ NODE_FIELDS = ["name", "role", "offline", "drained", "master_candidate", "group"
 ROLES = {"M": "master", "C": "candidate", "R": "regular", "D": "drained", "O": "offline"}
 JOB_FIELDS = ["id", "status", "end_ts", "oplog", "opresult"]
 INSTANCE_FIELDS = ["pnode", "snodes", "be/vcpus", "be/minmem", "be/auto_balance"]
+LOOK_BACK = 5000  # jobs searched for the last verify and capacity report
 CHECKS = {"verify": "OP_CLUSTER_VERIFY", "capacity": "OP_CLUSTER_CAPACITY"}
 
 
@@ -93,7 +94,8 @@ def _age(stamp: Any) -> str:
 def _verify_section(ctx: Ctx, job: dict[str, Any] | None) -> html.Markup:
     button = _run_button(ctx, "verify", "Run verify")
     if job is None:
-        return html.render('<p>Verify has not run yet. $button</p>', button=button)
+        return html.render('<p>No verify among the last $n jobs. $button</p>', n=LOOK_BACK,
+                           button=button)
     problems = [line[3].strip() for line in data.log_lines(job["oplog"])
                 if "ERROR" in line[3] or "WARNING" in line[3]]
     status = job["status"]
@@ -119,7 +121,7 @@ def _capacity_section(ctx: Ctx, job: dict[str, Any] | None) -> html.Markup:
             isinstance(job["opresult"][0], dict) and "total" in job["opresult"][0]:
         report = job["opresult"][0]
     if report is None:
-        what = "No capacity report yet." if job is None else \
+        what = f"No capacity report among the last {LOOK_BACK} jobs." if job is None else \
             html.render('The last capacity job (<a href="/ui/jobs/$id">$id</a>) has no '
                         'report ($status).', id=job["id"], status=job["status"])
         return html.render("<p>$what $button</p>", what=what, button=button)
@@ -143,6 +145,17 @@ def _capacity_section(ctx: Ctx, job: dict[str, Any] | None) -> html.Markup:
         table=html.table(["Group", "Fit", "Runs out first", "Standard instance"], rows))
 
 
+async def last_job(ctx: Ctx, summary: str) -> dict[str, Any] | None:
+    """The newest job among the last LOOK_BACK with an opcode ``summary``, with its log and
+    result."""
+    assert ctx.jobs is not None
+    found = await ctx.jobs.find(lambda row: summary in (row["summary"] or []), LOOK_BACK)
+    if not found:
+        return None
+    rows = await data.rows(ctx.master, "job", JOB_FIELDS, [str(found[0]["id"])])
+    return rows[0] if rows else None
+
+
 def _run_button(ctx: Ctx, what: str, label: str) -> html.Markup:
     if ctx.access != "write":
         return html.Markup("")
@@ -152,8 +165,8 @@ def _run_button(ctx: Ctx, what: str, label: str) -> html.Markup:
 async def dashboard(ctx: Ctx) -> Response:
     nodes = await data.rows(ctx.master, "node", NODE_FIELDS)
     instances = await data.rows(ctx.master, "instance", INSTANCE_FIELDS)
-    verify = await data.last_job(ctx.master, "CLUSTER_VERIFY", JOB_FIELDS)
-    capacity = await data.last_job(ctx.master, "CLUSTER_CAPACITY", JOB_FIELDS)
+    verify = await last_job(ctx, "CLUSTER_VERIFY")
+    capacity = await last_job(ctx, "CLUSTER_CAPACITY")
     used = _vcpus_by_node(instances)
     n1 = n_plus_one(nodes, instances)
     table = html.table(["Node", "Role", "Memory", "Disk", "vCPUs", "Instances (pri/sec)",

@@ -22,6 +22,7 @@ COLUMNS = {"name": "name", "status": "status", "node": "pnode",
 STATUSES = ("running", "ADMIN_down", "ADMIN_offline", "USER_down", "ERROR_up", "ERROR_down",
             "ERROR_wrongnode", "ERROR_nodedown", "ERROR_nodeoffline")
 PER_PAGE = 100
+JOBS_LOOK_BACK = 2000  # jobs searched for an instance's recent ones
 MAX_PER_PAGE = 1000
 MAX_FILTER = 200
 
@@ -197,13 +198,14 @@ def _drbd_text(disk: dict[str, Any]) -> str:
 
 
 async def _recent_jobs(ctx: Ctx, name: str) -> html.Markup:
-    jobs = await data.rows(ctx.master, "job", ["id", "status", "summary", "received_ts"])
-    mine = [j for j in jobs if any(s.endswith(f"({name})") for s in j["summary"] or [])]
-    mine.sort(key=lambda j: int(j["id"]), reverse=True)
+    assert ctx.jobs is not None
+    tail = f"({name})"
+    mine = await ctx.jobs.find(lambda j: any(s.endswith(tail) for s in j["summary"] or []),
+                               JOBS_LOOK_BACK, 10)
     rows = [[html.link(f"/ui/jobs/{j['id']}", j["id"]), j["status"],
-             ", ".join(j["summary"] or [])] for j in mine[:10]]
+             ", ".join(j["summary"] or [])] for j in mine]
     if not rows:
-        return html.Markup("<p>No jobs yet.</p>")
+        return html.render("<p>None among the last $n jobs.</p>", n=JOBS_LOOK_BACK)
     return html.table(["Job", "Status", "Summary"], rows, "jobs")
 
 

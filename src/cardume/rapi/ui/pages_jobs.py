@@ -14,7 +14,6 @@ from cardume.rapi.http import Response
 from cardume.rapi.ui import data, html
 from cardume.rapi.ui.context import Ctx, UiError, redirect
 
-LIST_FIELDS = ["id", "status", "summary", "received_ts", "end_ts"]
 JOB_FIELDS = ["id", "status", "summary", "received_ts", "start_ts", "end_ts", "oplog",
               "opresult", "opstatus"]
 PER_PAGE = 100
@@ -45,19 +44,21 @@ async def _job(ctx: Ctx, job_id: int, fields: list[str]) -> dict[str, Any]:
 
 
 async def listing(ctx: Ctx) -> Response:
-    jobs = await data.rows(ctx.master, "job", LIST_FIELDS)
-    jobs.sort(key=lambda j: int(j["id"]), reverse=True)
+    assert ctx.jobs is not None
     text = ctx.arg("page", "1")
-    if not text.isdigit() or int(text) < 1:
+    if not text.isdigit() or not 1 <= int(text) <= 10**9:
         raise UiError(400, f"page must be a number from 1, not {text!r}")
-    pages = max(1, (len(jobs) + PER_PAGE - 1) // PER_PAGE)
+    top = await ctx.jobs.newest()
+    pages = max(1, (top + PER_PAGE - 1) // PER_PAGE)
     page = min(int(text), pages)
+    jobs = await ctx.jobs.page(top - (page - 1) * PER_PAGE, PER_PAGE)
     rows = [[html.link(f"/ui/jobs/{j['id']}", j["id"]),
              html.render('<span class="status $s">$s</span>', s=j["status"]),
              ", ".join(j["summary"] or []), _when(j["received_ts"]), _when(j["end_ts"])]
-            for j in jobs[(page - 1) * PER_PAGE:page * PER_PAGE]]
-    pager = html.render('<p class="pager">$n job(s); page $page of $pages $prev $next</p>',
-                        n=len(jobs), page=page, pages=pages,
+            for j in jobs]
+    pager = html.render('<p class="pager">Newest first, job ids 1 to $n; page $page of '
+                        '$pages $prev $next</p>',
+                        n=top, page=page, pages=pages,
                         prev=html.link(f"/ui/jobs?page={page - 1}", "« newer")
                         if page > 1 else "",
                         next=html.link(f"/ui/jobs?page={page + 1}", "older »")
