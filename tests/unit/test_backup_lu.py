@@ -175,6 +175,7 @@ def test_an_import_takes_its_defaults_from_config_ini(kit: lu_kit.LuKit) -> None
         "file", [8], "dummy+default", "fake")
     assert (inst.beparams["maxmem"], inst.beparams["minmem"], inst.beparams["vcpus"]) == (
         96, 64, 2)
+    assert "auto_balance" not in inst.beparams  # the cluster's default: not made its own
     assert [n.mac for n in inst.nics] == ["aa:00:00:00:00:01"]
     assert inst.nics[0].nicparams.get("link") == "br0"
     assert inst.tags == ["a", "b"]

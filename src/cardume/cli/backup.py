@@ -48,8 +48,8 @@ def build(sub: Any) -> None:
     p.add_argument("--src-dir", dest="src_dir",
                    help="the export's directory (default: the instance's name)")
     p.add_argument("--identify-defaults", action="store_true",
-                   help="accepted for Ganeti's users (values equal to the defaults are "
-                        "not stored as the instance's own anyway)")
+                   help="accepted for Ganeti's users: the export's parameters equal to "
+                        "the cluster's defaults are never made the instance's own")
     p.set_defaults(func=import_instance)
 
     p = sub.add_parser("list", help="list the exports of the cluster's nodes")

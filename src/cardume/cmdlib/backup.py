@@ -153,7 +153,7 @@ class LUBackupExport(_InstanceLU):
                         f"not every disk of {inst.name} could be snapshotted, and it may "
                         "not stay stopped for the whole export",
                         "allow that with --long-sleep")
-                if stopped and None not in snapshots:
+                if stopped and None not in snapshots and not self.op.remove_instance:
                     await self._restart()
                     stopped = False
             dumps = []
@@ -171,10 +171,13 @@ class LUBackupExport(_InstanceLU):
         except BaseException:
             await self.undo_now()
             if stopped:
-                await self._restart()
+                try:
+                    await self._restart()
+                except errors.CardumeError as err:
+                    self.log_warning(f"could not start instance {inst.name} again: {err}")
             raise
         self.undo_done()
-        if stopped:
+        if stopped and not self.op.remove_instance:  # (Ganeti: a removed one stays down)
             await self._restart()
         await self._remove_old_exports()
         if self.op.remove_instance:

@@ -88,12 +88,17 @@ def apply_defaults(lu: LogicalUnit, source: Source) -> None:
         op.os_type = info.os or None
     if op.hypervisor is None and info.hypervisor in cluster.enabled_hypervisors:
         op.hypervisor = info.hypervisor
-    if op.hypervisor == info.hypervisor:
-        op.hvparams = {**{k: v for k, v in info.hvparams.items() if v is not None},
-                       **op.hvparams}
+    # the export's parameters equal to this cluster's defaults are not made the
+    # instance's own, so it follows later changes of the defaults (--identify-defaults)
+    if op.hypervisor is not None and op.hypervisor == info.hypervisor:
+        defaults = objects.fill_hvparams(cluster, None, op.hypervisor)
+        op.hvparams = {**{k: v for k, v in info.hvparams.items()
+                          if v is not None and defaults.get(k) != v}, **op.hvparams}
     known = constants.BES_PARAMETER_TYPES
+    be_defaults = objects.fill_beparams(cluster, None)
     op.beparams = {**{k: v for k, v in info.beparams.items()
-                      if k in known and v is not None}, **op.beparams}
+                      if k in known and v is not None and be_defaults.get(k) != v},
+                   **op.beparams}
     op.osparams = {**info.osparams, **op.osparams}
     if not op.tags:
         op.tags = list(info.tags)
