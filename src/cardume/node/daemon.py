@@ -25,7 +25,7 @@ from cardume.config.store import LAYOUT as CONFIG_LAYOUT
 from cardume.config.store import ChangeSet, ConfigStore
 from cardume.jobs.store import LAYOUT as QUEUE_LAYOUT
 from cardume.jobs.store import JobStore
-from cardume.node import facts, osapi, storage
+from cardume.node import certs, facts, osapi, storage
 from cardume.node.local_calls import LocalCalls
 from cardume.paths import PRIVATE_UMASK, NodePaths, read_json, write_json_atomic
 from cardume.rpc import calls
@@ -115,7 +115,7 @@ class NodeDaemon:
         if name is None and peer.cert_der not in self._caller_names:
             if len(self._caller_names) > 256:
                 self._caller_names.clear()
-            name = self._caller_names[peer.cert_der] = tls.cert_common_name(peer.cert_der)
+            name = self._caller_names[peer.cert_der] = certs.common_name(peer.cert_der)
         return name
 
     def authorize(self, name: str, peer: PeerInfo) -> str | None:
@@ -181,9 +181,7 @@ class NodeDaemon:
             raise errors.WrongInput(f"join refused by {self.name}: the token's secret is wrong",
                                     "print a fresh token with 'cardume node join-token'")
         cert = node_cert.encode()
-        with open(self.paths.node_key, "rb") as handle:
-            key = handle.read()
-        if not tls.cert_matches_key(cert, key):
+        if not certs.matches_key(cert, self.paths.node_key, self.paths.certs):
             raise errors.WrongInput("join refused: the issued certificate is not for this "
                                     "node's key")
         _write_secret_file(self.paths.ca_cert, ca_cert.encode(), mode=0o644)
@@ -194,7 +192,7 @@ class NodeDaemon:
         tls.reload_server_context(self.ssl_context, self.paths.node_cert, self.paths.node_key,
                                   self.paths.ca_cert)
         log.info("joined cluster %s", cluster_name)
-        return {"fingerprint": tls.fingerprint(cert)}
+        return {"fingerprint": certs.fingerprint(cert)}
 
     @serves
     async def leave(self, peer: PeerInfo, destroy: bool) -> None:
@@ -239,7 +237,8 @@ class NodeDaemon:
         with open(self.paths.node_cert, "rb") as handle:
             cert = handle.read()
         ca = (ca_cert or "").encode()
-        cert_info = tls.cert_status(cert, ca) if ca else {}
+        cert_info = (certs.status(cert, ca, self.paths.node_cert, self.paths.node_key)
+                     if ca else {})
         serial = self.store().serial() if os.path.exists(self.paths.config_db) else None
         return {"version": __version__, "cluster_name": self.ssconf().get("cluster_name"),
                 "time": time.time(), "missing_dirs": missing, "cert": cert_info,
@@ -331,7 +330,7 @@ class NodeDaemon:
     def _require_master_peer(peer: PeerInfo, master: str | None) -> None:
         """Only the master may change what a node believes; an old master that comes back
         after a failover is refused instead of overwriting the new master's state."""
-        caller = tls.cert_common_name(peer.cert_der) if peer.cert_der else None
+        caller = certs.common_name(peer.cert_der) if peer.cert_der else None
         if master is not None and caller != master:
             raise errors.WrongState(f"refused: {caller or 'an unknown client'} is not the "
                                     f"master ({master} is)")
@@ -486,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(paths.identity, identity)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format=sdnotify.log_format("noded"))
+    if not os.path.exists(paths.node_key):  # first start: cryptography stays in a child
+        certs.in_child(ensure_identity, paths, name)
     ensure_identity(paths, name)
     return asyncio.run(_amain(paths, name, bind, port))
 
