@@ -21,6 +21,8 @@ import secrets
 import shutil
 import signal
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,11 @@ DEFAULT_BASE_IP = "127.0.0.11"
 DEFAULT_NODES = 3
 MAX_NODES = 200
 RAPI_USER = "gnt-admin"
+# Node daemons started at once. Each spends its start importing (CPU): more than a few per
+# core only makes every one of them slower to answer, and the wait for each is longer.
+START_WORKERS = max(2, 4 * (os.cpu_count() or 1))
+# A daemon's start-up under the load of its neighbours starting too (15 s alone is plenty).
+START_WAIT = 60.0
 
 # A local cluster's instances are small (loop-file disks of a few MiB, no NICs) and use no
 # CPU (the fake hypervisor): its instance policy's minima are low where a real cluster
@@ -152,15 +159,7 @@ class VCluster:
         self._save()
         report = []
         self.write_hosts(count)
-        for index in range(1, count + 1):
-            node = self.node_paths(index)
-            os.makedirs(node.root, exist_ok=True)
-            # each node keeps its `file` disks under its own directory (its own "disk");
-            # `sharedfile` disks stay in the one shared directory every node sees
-            daemons.start(node, "noded", ["--name", self.node_name(index),
-                                          "--bind", self.node_ip(index),
-                                          "--port", str(self.port),
-                                          "--storage-prefix", self.storage_prefix(index)])
+        self.start_node_daemons(range(1, count + 1))
         first = self.node_paths(1)
         master_dir = paths.find_master_dir(self.root)
         if master_dir is None:
@@ -184,6 +183,23 @@ class VCluster:
         report.extend(self._add_missing(count, master_dir))
         report.extend(self.rapi_access(NodePaths(master_dir)))
         return report
+
+    def start_node_daemons(self, indexes: Iterable[int]) -> None:
+        """Start the node daemons that are not running, several at once: one by one, a
+        100-node cluster spent most of its start-up waiting for each to answer."""
+        def start(index: int) -> None:
+            node = self.node_paths(index)
+            os.makedirs(node.root, exist_ok=True)
+            # each node keeps its `file` disks under its own directory (its own "disk");
+            # `sharedfile` disks stay in the one shared directory every node sees
+            daemons.start(node, "noded", ["--name", self.node_name(index),
+                                          "--bind", self.node_ip(index),
+                                          "--port", str(self.port),
+                                          "--storage-prefix", self.storage_prefix(index)],
+                          wait=START_WAIT)
+        with ThreadPoolExecutor(START_WORKERS) as pool:
+            # list(): the first daemon that failed to start raises here
+            list(pool.map(start, indexes))
 
     @property
     def rapi_credentials(self) -> str:
