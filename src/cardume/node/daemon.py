@@ -18,13 +18,9 @@ import secrets
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cardume import __version__, constants, errors, sdnotify, storeschema, tls
-from cardume.config.store import LAYOUT as CONFIG_LAYOUT
-from cardume.config.store import ChangeSet, ConfigStore
-from cardume.jobs.store import LAYOUT as QUEUE_LAYOUT
-from cardume.jobs.store import JobStore
+from cardume import __version__, constants, errors, sdnotify, tls
 from cardume.node import certs, facts, osapi, storage
 from cardume.node.local_calls import LocalCalls
 from cardume.paths import PRIVATE_UMASK, NodePaths, read_json, write_json_atomic
@@ -33,6 +29,10 @@ from cardume.rpc.calls import CALLS, serves
 from cardume.rpc.http import PeerInfo
 from cardume.rpc.join import make_token
 from cardume.rpc.server import RpcServer
+
+if TYPE_CHECKING:  # the stores (and sqlite3, ~1.4 MiB) load where a replica is kept
+    from cardume.config.store import ConfigStore
+    from cardume.jobs.store import JobStore
 
 log = logging.getLogger("cardume.noded")
 
@@ -146,11 +146,13 @@ class NodeDaemon:
 
     def store(self) -> ConfigStore:
         if self._store is None:
+            from cardume.config.store import ConfigStore
             self._store = ConfigStore(self.paths.config_db)
         return self._store
 
     def queue_store(self) -> JobStore:
         if self._queue is None:
+            from cardume.jobs.store import JobStore
             self._queue = JobStore(self.paths.queue_db)
         return self._queue
 
@@ -342,7 +344,9 @@ class NodeDaemon:
     async def config_apply(self, peer: PeerInfo, change: dict[str, Any],
                            schema: int = 0) -> dict[str, Any]:
         self._check_replica_write(peer)
-        storeschema.check_sent(CONFIG_LAYOUT, schema, self._sender(peer))
+        from cardume import storeschema
+        from cardume.config.store import LAYOUT, ChangeSet
+        storeschema.check_sent(LAYOUT, schema, self._sender(peer))
         changes = ChangeSet.from_dict(change)
         store = self.store()
         current = store.serial()
@@ -357,7 +361,9 @@ class NodeDaemon:
     async def config_replace(self, peer: PeerInfo, serial: int,
                              objects: list[Any], schema: int = 0) -> dict[str, Any]:
         self._check_replica_write(peer)
-        storeschema.check_sent(CONFIG_LAYOUT, schema, self._sender(peer))
+        from cardume import storeschema
+        from cardume.config.store import LAYOUT
+        storeschema.check_sent(LAYOUT, schema, self._sender(peer))
         rows = [(str(k), str(u), dict(d)) for k, u, d in objects]
         self.store().replace_all(serial, rows)
         return {"serial": serial}
@@ -383,7 +389,9 @@ class NodeDaemon:
     async def queue_apply(self, peer: PeerInfo, change: dict[str, Any],
                           reset: bool, schema: int = 0) -> dict[str, Any]:
         self._check_replica_write(peer)
-        storeschema.check_sent(QUEUE_LAYOUT, schema, self._sender(peer))
+        from cardume import storeschema
+        from cardume.jobs.store import LAYOUT
+        storeschema.check_sent(LAYOUT, schema, self._sender(peer))
         store = self.queue_store()
         applied = store.apply_changes(change, reset=reset)
         return {"applied": applied, "seq": store.seq}
