@@ -9,7 +9,7 @@ import configparser
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,33 @@ def test_export_list_import_round_trip(cluster: VCluster) -> None:
     assert not folder.exists()
     assert ("node2", "bk1") not in exports(cluster)
     gnt(cluster, "gnt-instance", "remove", "-f", "bk1")
+
+
+def by_index(images: Iterable[Path]) -> list[Path]:
+    """Disk images in disk order (their names end in .file.diskN)."""
+    return sorted(images, key=lambda p: int(p.name.rsplit("disk", 1)[1]))
+
+
+def test_each_disk_comes_back_in_its_place(cluster: VCluster) -> None:
+    gnt(cluster, "gnt-instance", "add", "-t", "file", "--disk", "0:size=8m", "--disk",
+        "1:size=4m", *OS, "--no-start", "-n", "node1", "bk11")
+    images = by_index((cluster.node_dir("node1") / "disk").rglob("bk11/*file.disk*"))
+    for index, image in enumerate(images):
+        with open(image, "r+b") as handle:
+            handle.seek(2 * MIB)
+            handle.write(f"disk {index} of bk11".encode())
+    gnt(cluster, "gnt-backup", "export", "-n", "node3", "bk11")
+    gnt(cluster, "gnt-backup", "import", "-n", "node2", "--src-node", "node3",
+        "--src-dir", "bk11", "--no-start", "bk12")
+    copies = by_index((cluster.node_dir("node2") / "disk").rglob("bk12/*file.disk*"))
+    assert [p.stat().st_size for p in copies] == [8 * MIB, 4 * MIB]
+    for index, image in enumerate(copies):
+        with open(image, "rb") as handle:
+            handle.seek(2 * MIB)
+            assert handle.read(14) == f"disk {index} of bk11".encode()
+    gnt(cluster, "gnt-instance", "remove", "-f", "bk12")
+    gnt(cluster, "gnt-backup", "remove", "bk11")
+    gnt(cluster, "gnt-instance", "remove", "-f", "bk11")
 
 
 def test_a_running_instance_runs_after_its_export(cluster: VCluster) -> None:
