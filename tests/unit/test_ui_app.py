@@ -285,3 +285,19 @@ def test_too_many_wrong_passwords_lock_the_name_for_a_while(app: UiApp) -> None:
     assert "Set-Cookie" not in reply.headers
     assert call(app, "POST", "/ui/login", {"user": "reader", "password": "readerpw"}
                 ).status == 303
+
+
+def test_confirmation_offers_the_tables_options(app: UiApp) -> None:
+    cookie, csrf = login(app)
+    page = call(app, "GET", "/ui/instances/vm0001/reboot", cookie=cookie)
+    assert page.status == 200
+    for choice in (b'<option value="soft">', b'<option value="hard">', b'name="csrf"'):
+        assert choice in page.body
+    target = "/ui/instances/vm0001/reboot"
+    assert call(app, "POST", target, {"csrf": csrf, "reboot_type": "gentle"},
+                cookie).status == 400
+    assert master(app).submitted() == []
+    reply = call(app, "POST", target, {"csrf": csrf, "reboot_type": "soft"}, cookie)
+    assert reply.status == 303
+    [ops] = master(app).submitted()
+    assert ops[0]["OP_ID"] == "OP_INSTANCE_REBOOT" and ops[0]["reboot_type"] == "soft"

@@ -8,7 +8,7 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from cardume import constants
+from cardume import constants, opcodes
 from cardume.rapi import bodies
 from cardume.rapi.http import Response
 from cardume.rapi.ui import data, html
@@ -36,6 +36,14 @@ ACTIONS: dict[str, tuple[str, str, dict[str, Any]]] = {
                  {}),
     "remove": ("OP_INSTANCE_REMOVE", "Remove (its disks and every byte on them are deleted)",
                {}),
+}
+# what the confirmation page lets one choose, each a parameter of the action's opcode (its
+# choices, default and help come from the operation table)
+ACTION_OPTIONS: dict[str, tuple[str, ...]] = {
+    "reboot": ("reboot_type", "ignore_secondaries"),
+    "migrate": ("mode", "cleanup", "allow_failover"),
+    "failover": ("ignore_consistency",),
+    "remove": ("ignore_failures",),
 }
 DETAIL_FIELDS = ["name", "status", "admin_state", "oper_state", "pnode", "snodes",
                  "disk_template", "os", "hypervisor", "beparams", "hvparams", "osparams",
@@ -251,16 +259,60 @@ def _action(ctx: Ctx) -> tuple[str, str, dict[str, Any]]:
     return ACTIONS[action]
 
 
+def _option_params(action: str) -> list[Any]:
+    cls = opcodes.REGISTRY[ACTIONS[action][0]]
+    return [cls._ALL[name] for name in ACTION_OPTIONS.get(action, ())]
+
+
+def _option_fields(action: str) -> html.Markup:
+    """The action's options as form fields: a choice list or a checkbox each."""
+    fields = []
+    for param in _option_params(action):
+        if param.choices:
+            default = f"(default: {param.default})" if param.default is not None else \
+                "(default)"
+            options = html.join([html.render('<option value="">$d</option>', d=default)] + [
+                html.render('<option value="$c">$c</option>', c=c) for c in param.choices])
+            fields.append(html.render('<label>$doc <select name="$name">$options</select>'
+                                      '</label>', doc=param.doc, name=param.name,
+                                      options=options))
+        else:
+            fields.append(html.render('<label><input type="checkbox" name="$name" value="1">'
+                                      ' $doc</label>', name=param.name, doc=param.doc))
+    return html.join(fields)
+
+
+def _options(ctx: Ctx, action: str) -> dict[str, Any]:
+    """The options chosen on the confirmation page (the table checks them again)."""
+    chosen: dict[str, Any] = {}
+    for param in _option_params(action):
+        value = ctx.field(param.name)
+        if not value:
+            continue
+        if param.choices:
+            match = [c for c in param.choices if str(c) == value]
+            if not match:
+                raise UiError(400, f"{param.name} must be one of "
+                                   f"{', '.join(map(str, param.choices))}, not {value!r}")
+            chosen[param.name] = match[0]
+        elif value == "1":
+            chosen[param.name] = True
+        else:
+            raise UiError(400, f"{param.name} must be checked (1) or left out, not {value!r}")
+    return chosen
+
+
 async def confirm(ctx: Ctx) -> Response:
     _, what, _ = _action(ctx)
     inst = await _one(ctx, ["name", "status", "pnode", "snodes"])
     form = html.render(
         '<p>$what instance <strong>$name</strong> (now $status, on $pnode)?</p>'
-        '<form method="post" action="/ui/instances/$name/$action">$csrf'
-        '<button type="submit" class="$css">$label</button> '
+        '<form method="post" action="/ui/instances/$name/$action" class="confirm">$csrf'
+        '$options<button type="submit" class="$css">$label</button> '
         '<a href="/ui/instances/$name">Cancel</a></form>',
         what=what, name=inst["name"], status=inst["status"], pnode=inst["pnode"],
         action=ctx.params["action"], csrf=html.csrf_field(ctx.csrf),
+        options=_option_fields(ctx.params["action"]),
         css="danger" if ctx.params["action"] == "remove" else "",
         label=f"Yes, {ctx.params['action']} {inst['name']}")
     return ctx.page(f"Confirm: {ctx.params['action']} {inst['name']}", form,
@@ -270,7 +322,8 @@ async def confirm(ctx: Ctx) -> Response:
 async def act(ctx: Ctx) -> Response:
     op_id, _, static = _action(ctx)
     inst = await _one(ctx, ["name"])
-    op = bodies.build_op(op_id, {}, {"instance_name": inst["name"], **static})
+    op = bodies.build_op(op_id, {}, {"instance_name": inst["name"], **static,
+                                     **_options(ctx, ctx.params["action"])})
     op["reason"] = ctx.reason()
     job_id = await ctx.master.call("SubmitJob", [op])
     return redirect(f"/ui/jobs/{int(job_id)}")

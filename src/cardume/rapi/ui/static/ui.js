@@ -18,6 +18,8 @@
       source.close();
       var status = document.getElementById("job-status");
       if (status) { status.textContent = JSON.parse(ev.data).status; }
+      var cancel = document.querySelector("form[action$='/cancel']");
+      if (cancel) { cancel.remove(); }
       window.setTimeout(function () { window.location.reload(); }, 500);
     });
   }
