@@ -171,6 +171,11 @@ def test_dashboard_shows_the_three_nodes(admin: Browser, cluster: VCluster) -> N
     assert status == 303
     wait_job(admin, job_of(headers))
     assert "Last verify" in admin.get("/ui/")[1]
+    status, headers, _ = admin.post("/ui/cluster/capacity", {"csrf": admin.csrf()})
+    assert status == 303 and wait_job(admin, job_of(headers)) == "success"
+    text = admin.get("/ui/")[1]
+    found = re.search(r"<strong>(\d+)</strong> more standard instances fit", text)
+    assert found and int(found.group(1)) > 0, text
 
 
 def test_create_from_the_form_then_stop_and_start(admin: Browser, gnt: Gnt) -> None:

@@ -301,3 +301,36 @@ def test_confirmation_offers_the_tables_options(app: UiApp) -> None:
     assert reply.status == 303
     [ops] = master(app).submitted()
     assert ops[0]["OP_ID"] == "OP_INSTANCE_REBOOT" and ops[0]["reboot_type"] == "soft"
+
+
+def test_login_goes_back_only_to_console_pages(app: UiApp) -> None:
+    for target, expected in (("/ui/jobs", "/ui/jobs"), ("//evil.example/ui/", "/ui/"),
+                             ("https://evil.example/", "/ui/"), ("/ui/\\\\evil", "/ui/"),
+                             ("/2/info", "/ui/")):
+        reply = call(app, "POST", "/ui/login", {"user": "admin", "password": "adminpw",
+                                                "next": target})
+        assert reply.status == 303 and reply.headers["Location"] == expected, target
+
+
+def test_a_mirrored_instance_shows_its_drbd_state(app: UiApp) -> None:
+    inner = app.master.call
+    app.master.instances[1].update(  # type: ignore[attr-defined]
+        {"disk_template": "drbd", "disk.sizes": [1024], "disk.names": [None],
+         "snodes": ["node2"]})
+
+    async def with_drbd(method: str, *args: Any) -> Any:
+        if method == "QueryDrbd":
+            return {"instances": [{"name": "vm0001", "disks": [{"index": 0, "sides": [
+                {"node": "node1", "status": {"cstate": "SyncSource", "role": "Primary",
+                                             "disk": "UpToDate", "sync_percent": 42.5}},
+                {"node": "node2", "status": {"cstate": "SyncTarget", "role": "Secondary",
+                                             "disk": "Inconsistent", "sync_percent": 42.5}},
+            ]}]}]}
+        return await inner(method, *args)
+
+    app.master.call = with_drbd  # type: ignore[method-assign]
+    cookie, _ = login(app)
+    page = call(app, "GET", "/ui/instances/vm0001", cookie=cookie)
+    assert page.status == 200
+    assert b"node1: SyncSource Primary/UpToDate, syncing 42.5%" in page.body
+    assert b'data-refresh="1"' in page.body
