@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -24,7 +25,10 @@ def memory() -> dict[str, int]:
     return {"memory_total": total, "memory_free": free, "memory_dom0": total - free}
 
 
-def cpus() -> dict[str, int]:
+@functools.cache
+def _topology() -> tuple[int, int]:
+    """(sockets, NUMA nodes): read once per process, since every node list asks and they
+    do not change while the host runs (/proc/cpuinfo is long on a host with many CPUs)."""
     sockets: set[str] = set()
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
@@ -37,11 +41,15 @@ def cpus() -> dict[str, int]:
         numa = len([d for d in os.listdir("/sys/devices/system/node") if d.startswith("node")])
     except OSError:
         numa = 1
+    return max(len(sockets), 1), max(numa, 1)
+
+
+def cpus() -> dict[str, int]:
+    sockets, numa = _topology()
     total = os.cpu_count() or 1
     # the node's own system may use every CPU (Ganeti's cnos for Linux hypervisors), and
     # htools read it so: 0 would tell them the node keeps none for itself
-    return {"cpu_total": total, "cpu_sockets": max(len(sockets), 1),
-            "cpu_nodes": max(numa, 1), "cpu_dom0": total}
+    return {"cpu_total": total, "cpu_sockets": sockets, "cpu_nodes": numa, "cpu_dom0": total}
 
 
 def space(path: str) -> dict[str, int] | None:
@@ -132,13 +140,14 @@ def boot_id(node_root: str | None = None) -> str:
     return f"{kernel}/{token}"
 
 
-def instances_memory(node_root: str | None) -> int:
-    """MiB the instances running under this node's hypervisors use."""
+def instances_memory(node_root: str | None, found: list[str] | None = None) -> int:
+    """MiB the instances running under this node's hypervisors use (``found``: what
+    hypervisors() answered, when the caller asked it already)."""
     if node_root is None:
         return 0
     from cardume.node import hypervisor
     total = 0
-    for name in hypervisors():
+    for name in hypervisors() if found is None else found:
         if name not in hypervisor.SUPPORTED:
             continue
         try:
@@ -153,13 +162,14 @@ def node_info(ssconf: dict[str, Any], node_root: str | None = None,
               ) -> dict[str, Any]:
     """The node's resources. memory_free is the host's available memory minus what the
     running instances use (as Ganeti's fake hypervisor reports it, never below zero)."""
+    found = hypervisors()
     info: dict[str, Any] = {"version": __version__, "bootid": boot_id(node_root),
-                            "hypervisors": hypervisors(),
+                            "hypervisors": found,
                             "storage": storage(ssconf, storage_prefix, runner),
                             "spindles_total": 0, "spindles_free": 0}
     info.update(memory())
     info.update(cpus())
-    used = instances_memory(node_root)
+    used = instances_memory(node_root, found)
     info["instances_memory"] = used
     info["memory_free"] = max(0, info["memory_free"] - used)
     return info

@@ -174,12 +174,19 @@ def declare(timeout: str, *, caller: str = MASTER,
             raise TypeError(f"call {call.name} declared twice")
         CALLS[call.name] = call
         signature = inspect.signature(stub)
+        names = call.arg_names
 
         @functools.wraps(stub)
         async def send(self: NodeCalls, node: objects.Node, *args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(self, node, *args, **kwargs)
-            bound.apply_defaults()
-            return await self.invoke(node, call, call.encode_args(bound.arguments))
+            if not kwargs and len(args) == len(names):
+                # every argument given, in order (node_info to 100 nodes: binding them
+                # was a sixth of the master's time)
+                values: dict[str, Any] = dict(zip(names, args, strict=True))
+            else:
+                bound = signature.bind(self, node, *args, **kwargs)
+                bound.apply_defaults()
+                values = bound.arguments
+            return await self.invoke(node, call, call.encode_args(values))
         send.call = call  # type: ignore[attr-defined]
         return send  # type: ignore[return-value]
     return wrap
