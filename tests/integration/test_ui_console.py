@@ -215,6 +215,8 @@ def test_a_jobs_log_streams_as_server_sent_events(admin: Browser, cluster: VClus
     client = Client(master_paths(cluster).master_socket)
     job_id = client.submit([{"OP_ID": "OP_TEST_DELAY", "duration": 2.0},
                             {"OP_ID": "OP_CLUSTER_VERIFY"}])
+    page = admin.get(f"/ui/jobs/{job_id}")[1]  # without JavaScript: it reloads itself
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in page
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE

@@ -12,61 +12,83 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cardume import constants, errors
+from cardume import constants, errors, opcodes
 from cardume.cli.instance_add import build_create_op
 from cardume.rapi.http import Response
 from cardume.rapi.ui import data, html
 from cardume.rapi.ui.context import Ctx, redirect
 
+# each field's OP_INSTANCE_CREATE parameter: its help text (the table's) is the label's title
+FIELD_PARAMS = {
+    "name": "instance_name", "disk_template": "disk_template", "os": "os_type",
+    "memory": "beparams", "vcpus": "beparams", "disk_size": "disks", "disks": "disks",
+    "pnode": "pnode", "snode": "snode", "iallocator": "iallocator", "group": "group_name",
+    "nics": "nics", "beparams": "beparams", "hvparams": "hvparams", "osparams": "osparams",
+    "tags": "tags", "start": "start", "name_check": "name_check",
+    "ip_check": "ip_check", "wait_for_sync": "wait_for_sync",
+    "ignore_ipolicy": "ignore_ipolicy"}
 TEXT_FIELDS = ("name", "disk_template", "disk_size", "disks", "memory", "vcpus", "beparams",
                "os", "pnode", "snode", "iallocator", "group", "nics", "hvparams", "osparams",
                "tags")
 CHECKBOXES = {"start": True, "install": True, "name_check": True, "ip_check": True,
               "wait_for_sync": True, "no_nics": False, "ignore_ipolicy": False}
 
+_CREATE = opcodes.REGISTRY["OP_INSTANCE_CREATE"]
+
 _FORM = """<form method="post" action="/ui/create" class="create">$csrf
 <fieldset><legend>Instance</legend>
-<label>Name <input name="name" value="$name" required></label>
-<label>Disk template <select name="disk_template">$templates</select></label>
-<label>OS <select name="os">$oses</select></label>
-<label>Memory (-B memory) <input name="memory" value="$memory" placeholder="e.g. 512M"></label>
-<label>vCPUs (-B vcpus) <input name="vcpus" value="$vcpus" placeholder="e.g. 1"></label>
+<label title="$doc_name">Name <input name="name" value="$name" required></label>
+<label title="$doc_disk_template">Disk template
+<select name="disk_template">$templates</select></label>
+<label title="$doc_os">OS <select name="os">$oses</select></label>
+<label title="$doc_memory">Memory (-B memory)
+<input name="memory" value="$memory" placeholder="e.g. 512M"></label>
+<label title="$doc_vcpus">vCPUs (-B vcpus)
+<input name="vcpus" value="$vcpus" placeholder="e.g. 1"></label>
 </fieldset>
 <fieldset><legend>Disks</legend>
-<label>Size of one disk (-s) <input name="disk_size" value="$disk_size"
-placeholder="e.g. 1G"></label>
-<label>Or disks, one a line (--disk) <textarea name="disks" rows="2"
-placeholder="0:size=1G&#10;1:size=512M,name=data">$disks</textarea></label>
+<label title="$doc_disk_size">Size of one disk (-s)
+<input name="disk_size" value="$disk_size" placeholder="e.g. 1G"></label>
+<label title="$doc_disks">Or disks, one a line (--disk)
+<textarea name="disks" rows="2" placeholder="0:size=1G&#10;1:size=512M,name=data">$disks</textarea>
+</label>
 </fieldset>
 <fieldset><legend>Placement</legend>
-<label>Primary node (-n) <select name="pnode">$pnodes</select></label>
-<label>Secondary node <select name="snode">$snodes</select></label>
-<label>Allocator (-I) <input name="iallocator" value="$iallocator"
-placeholder="empty: the cluster's default"></label>
-<label>Node group (-g) <input name="group" value="$group"></label>
+<label title="$doc_pnode">Primary node (-n) <select name="pnode">$pnodes</select></label>
+<label title="$doc_snode">Secondary node <select name="snode">$snodes</select></label>
+<label title="$doc_iallocator">Allocator (-I)
+<input name="iallocator" value="$iallocator" placeholder="empty: the cluster's default"></label>
+<label title="$doc_group">Node group (-g) <input name="group" value="$group"></label>
 </fieldset>
 <fieldset><legend>Network</legend>
-<label>NICs, one a line (--net) <textarea name="nics" rows="2"
-placeholder="0:mode=bridged,link=br0">$nics</textarea></label>
-<label><input type="checkbox" name="no_nics" value="1"$no_nics> no NICs (--no-nics)</label>
+<label title="$doc_nics">NICs, one a line (--net)
+<textarea name="nics" rows="2" placeholder="0:mode=bridged,link=br0">$nics</textarea></label>
+<label title="$doc_no_nics"><input type="checkbox" name="no_nics" value="1"$no_nics>
+no NICs (--no-nics)</label>
 </fieldset>
 <fieldset><legend>More</legend>
-<label>Backend parameters (-B) <input name="beparams" value="$beparams"
-placeholder="auto_balance=true"></label>
-<label>Hypervisor parameters (-H) <input name="hvparams" value="$hvparams"
-placeholder="kvm:kernel_path=/vmlinuz"></label>
-<label>OS parameters (-O) <input name="osparams" value="$osparams"></label>
-<label>Tags (--tags) <input name="tags" value="$tags" placeholder="a,b"></label>
-<label><input type="checkbox" name="start" value="1"$start> start it</label>
-<label><input type="checkbox" name="install" value="1"$install> install the OS</label>
-<label><input type="checkbox" name="name_check" value="1"$name_check> check the name
-resolves</label>
-<label><input type="checkbox" name="ip_check" value="1"$ip_check> check its address is
-free</label>
-<label><input type="checkbox" name="wait_for_sync" value="1"$wait_for_sync> wait for
-mirrored disks to sync</label>
-<label><input type="checkbox" name="ignore_ipolicy" value="1"$ignore_ipolicy> ignore the
-instance policy</label>
+<label title="$doc_beparams">Backend parameters (-B)
+<input name="beparams" value="$beparams" placeholder="auto_balance=true"></label>
+<label title="$doc_hvparams">Hypervisor parameters (-H)
+<input name="hvparams" value="$hvparams" placeholder="kvm:kernel_path=/vmlinuz"></label>
+<label title="$doc_osparams">OS parameters (-O)
+<input name="osparams" value="$osparams"></label>
+<label title="$doc_tags">Tags (--tags) <input name="tags" value="$tags" placeholder="a,b">
+</label>
+<label title="$doc_start"><input type="checkbox" name="start" value="1"$start>
+start it</label>
+<label title="$doc_install"><input type="checkbox" name="install" value="1"$install>
+install the OS</label>
+<label title="$doc_name_check">
+<input type="checkbox" name="name_check" value="1"$name_check> check the name resolves</label>
+<label title="$doc_ip_check"><input type="checkbox" name="ip_check" value="1"$ip_check>
+check its address is free</label>
+<label title="$doc_wait_for_sync">
+<input type="checkbox" name="wait_for_sync" value="1"$wait_for_sync>
+wait for mirrored disks to sync</label>
+<label title="$doc_ignore_ipolicy">
+<input type="checkbox" name="ignore_ipolicy" value="1"$ignore_ipolicy>
+ignore the instance policy</label>
 </fieldset>
 <input type="hidden" name="submitted" value="1">
 <button type="submit">Create</button>
@@ -110,7 +132,10 @@ async def _show(ctx: Ctx, values: dict[str, str], flags: dict[str, bool], status
         snodes=_options([("", "(none)")] + [(n, n) for n in nodes], values.get("snode", "")),
         **{k: values.get(k, "") for k in TEXT_FIELDS if k not in
            ("disk_template", "os", "pnode", "snode")},
-        **{k: html.attrs_selected(v, "checked") for k, v in flags.items()})
+        **{k: html.attrs_selected(v, "checked") for k, v in flags.items()},
+        **{f"doc_{k}": _CREATE._ALL[p].doc for k, p in FIELD_PARAMS.items()},
+        doc_no_nics="no network interface at all",
+        doc_install="run the OS create script (unchecked: --no-install)")
     return ctx.page("Create an instance", body, status=status, current="/ui/create",
                     flash=error)
 
