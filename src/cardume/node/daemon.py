@@ -220,7 +220,10 @@ class NodeDaemon:
 
     @serves
     async def node_info(self, peer: PeerInfo) -> dict[str, Any]:
-        return await asyncio.to_thread(facts.node_info, self.ssconf(), self.paths.root,
+        ssconf = self.ssconf()
+        if facts.answers_at_once(ssconf, self.paths.root):
+            return facts.node_info(ssconf, self.paths.root, self.local.storage_prefix)
+        return await asyncio.to_thread(facts.node_info, ssconf, self.paths.root,
                                        self.local.storage_prefix)
 
     @serves

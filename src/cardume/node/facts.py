@@ -114,6 +114,28 @@ def storage(ssconf: dict[str, Any], storage_prefix: str = "",
     return []
 
 
+def answers_at_once(ssconf: dict[str, Any], node_root: str) -> bool:
+    """Whether node_info has nothing to wait on here: its storage is a node-local
+    directory (not ``vgs``, not a shared file system such as NFS) and no kvm instance has
+    a runtime file (whose info may ask its QEMU). Then the node daemon answers in its own
+    thread: handing the call to a worker thread cost more than the facts themselves."""
+    from cardume.rules import disk_templates
+    for name in ssconf.get("enabled_disk_templates", []):
+        template = disk_templates.TABLE.get(name)
+        if template is None or template.storage_type is None:
+            continue
+        if template.lvm or template.shared:
+            return False
+        break
+    try:  # where hypervisor.get keeps kvm's runtime files
+        entries = os.listdir(os.path.join(node_root, "hv", "kvm"))
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return not any(entry.endswith(".json") for entry in entries)
+
+
 def hypervisors() -> list[str]:
     found = [constants.HT_FAKE]
     if shutil.which("qemu-system-x86_64"):
