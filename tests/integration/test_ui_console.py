@@ -246,6 +246,18 @@ def test_a_jobs_log_streams_as_server_sent_events(admin: Browser, cluster: VClus
     assert events[-1] == ("end", {"status": "success"})
 
 
+def test_cancel_a_running_job(admin: Browser, reader: Browser, cluster: VCluster) -> None:
+    client = Client(master_paths(cluster).master_socket)
+    job_id = client.submit([{"OP_ID": "OP_TEST_DELAY", "duration": 60.0,
+                             "interruptible": True}])
+    text = admin.get(f"/ui/jobs/{job_id}")[1]
+    assert f'action="/ui/jobs/{job_id}/cancel"' in text
+    assert reader.post(f"/ui/jobs/{job_id}/cancel", {"csrf": reader.csrf()})[0] == 403
+    status, headers, _ = admin.post(f"/ui/jobs/{job_id}/cancel", {"csrf": admin.csrf()})
+    assert status == 303 and job_of(headers) == job_id
+    assert wait_job(admin, job_id) == "canceled"
+
+
 def test_refusals_change_nothing(admin: Browser, reader: Browser, gnt: Gnt) -> None:
     before = gnt("gnt-instance", "list", "--no-headers", "-o", "name,status")[1]
     # no token, a wrong token, another site's origin
