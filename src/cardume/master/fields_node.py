@@ -25,12 +25,24 @@ class NodeQuery:
     def __init__(self, daemon: MasterView, live: dict[str, Any]) -> None:
         self.cfg = daemon.cfg
         self.live = live
-        self._instances: dict[str, tuple[list[str], list[str]]] = {}
+        self._instances: dict[str, tuple[list[str], list[str]]] | None = None
 
     def instances(self, node: Any) -> tuple[list[str], list[str]]:
-        if node.uuid not in self._instances:
-            self._instances[node.uuid] = common.instances_on_node(self.cfg, node.uuid)
-        return self._instances[node.uuid]
+        """(primary, secondary) instance names of a node, as common.instances_on_node: the
+        instances are gone through once for every node (at 10,000 instances a pass per
+        node was most of a 100-node list)."""
+        if self._instances is None:
+            primary: dict[str, list[str]] = {}
+            secondary: dict[str, list[str]] = {}
+            for inst in self.cfg.instances.values():
+                primary.setdefault(inst.primary_node, []).append(inst.name)
+                for uuid in dict.fromkeys(inst.secondary_nodes):
+                    if uuid != inst.primary_node:
+                        secondary.setdefault(uuid, []).append(inst.name)
+            self._instances = {uuid: (sorted(primary.get(uuid, ())),
+                                      sorted(secondary.get(uuid, ())))
+                               for uuid in primary.keys() | secondary.keys()}
+        return self._instances.get(node.uuid, ([], []))
 
     def info(self, node: Any, key: str) -> Any:
         if node.offline:
