@@ -105,6 +105,14 @@ def reader(cluster: VCluster) -> Browser:
     return browser
 
 
+@pytest.fixture(scope="module")
+def running(gnt: Gnt) -> str:
+    """A running instance made with the command line, for the refusals to leave alone."""
+    gnt("gnt-instance", "add", "-t", "diskless", "--no-install", "-o", "dummy+default",
+        "-B", "memory=64", "-n", "node3", "--no-name-check", "--no-ip-check", "web-b")
+    return "web-b"
+
+
 def job_of(headers: dict[str, str]) -> int:
     found = re.fullmatch(r"/ui/jobs/(\d+)", headers.get("location", ""))
     assert found, headers
@@ -258,19 +266,21 @@ def test_cancel_a_running_job(admin: Browser, reader: Browser, cluster: VCluster
     assert wait_job(admin, job_id) == "canceled"
 
 
-def test_refusals_change_nothing(admin: Browser, reader: Browser, gnt: Gnt) -> None:
+def test_refusals_change_nothing(admin: Browser, reader: Browser, gnt: Gnt,
+                                 running: str) -> None:
     before = gnt("gnt-instance", "list", "--no-headers", "-o", "name,status")[1]
+    assert f"{running} running" in " ".join(before.split())
     # no token, a wrong token, another site's origin
-    assert admin.post("/ui/instances/web-a/stop", {})[0] == 403
-    assert admin.post("/ui/instances/web-a/stop", {"csrf": "x" * 43})[0] == 403
+    assert admin.post("/ui/instances/web-b/stop", {})[0] == 403
+    assert admin.post("/ui/instances/web-b/stop", {"csrf": "x" * 43})[0] == 403
     admin.origin = "https://evil.example"
     try:
-        assert admin.post("/ui/instances/web-a/stop", {"csrf": admin.csrf()})[0] == 403
+        assert admin.post("/ui/instances/web-b/stop", {"csrf": admin.csrf()})[0] == 403
     finally:
         admin.origin = f"https://{admin.host}:{admin.port}"
     # a read user sees but does not act
     assert reader.get("/ui/instances")[0] == 200
-    status, _, text = reader.post("/ui/instances/web-a/stop", {"csrf": reader.csrf()})
+    status, _, text = reader.post("/ui/instances/web-b/stop", {"csrf": reader.csrf()})
     assert status == 403 and "write access" in text
     assert reader.get("/ui/create")[0] == 403
     # an unknown instance
