@@ -45,6 +45,8 @@ class Browser:
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--window-size=1280,1000"]}}}}
         self.session = self._send("POST", "/session", caps)["sessionId"]
+        # finding an element waits for it (up to 20 s): a click's page may still be loading
+        self.cmd("POST", "/timeouts", {"implicit": 20000, "pageLoad": 60000})
 
     def _send(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
