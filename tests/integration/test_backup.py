@@ -168,12 +168,26 @@ def test_a_failed_export_leaves_nothing_and_the_instance_running(cluster: VClust
     gnt(cluster, "gnt-instance", "modify", "-O", "flavour=fail", "bk4")
     rc, _, err = cluster.gnt("gnt-backup", "export", "-n", "node2", "bk4", check=False)
     assert rc != 0
-    assert "export script failed" in err
+    assert "OS export script" in err and "failed (exited with exit code 3)" in err
     assert status(cluster, "bk4") == "running"
     assert not export_dir(cluster, "node2", "bk4").exists()
     assert not export_dir(cluster, "node1", "bk4").exists()
     assert no_staging(cluster)
     gnt(cluster, "gnt-instance", "remove", "-f", "bk4")
+
+
+def test_a_failed_import_leaves_no_instance_and_no_disk(cluster: VCluster) -> None:
+    add_file(cluster, "bk13", "node1", "--no-start")
+    gnt(cluster, "gnt-backup", "export", "-n", "node2", "bk13")
+    rc, _, err = cluster.gnt("gnt-backup", "import", "-n", "node3", "--src-node", "node2",
+                             "--src-dir", "bk13", "-O", "flavour=fail", "bk14", check=False)
+    assert rc != 0
+    assert "OS import script" in err and "failed (exited with exit code 3)" in err
+    assert "bk14" not in gnt(cluster, "gnt-instance", "list", "--no-headers", "-o", "name")
+    assert not list((cluster.node_dir("node3") / "disk").rglob("bk14"))
+    assert no_staging(cluster)
+    gnt(cluster, "gnt-backup", "remove", "bk13")
+    gnt(cluster, "gnt-instance", "remove", "-f", "bk13")
 
 
 def test_export_with_remove_instance(cluster: VCluster) -> None:

@@ -280,7 +280,7 @@ def test_an_export_may_only_read_its_own_snapshots(kit: lu_kit.LuKit) -> None:
 
 
 def test_an_empty_dump_is_copied_as_an_empty_file(kit: lu_kit.LuKit) -> None:
-    from cardume.cmdlib.backup import copy_file
+    from cardume.cmdlib.backup_transfer import copy_file
     folder = export_root(kit, "node1") / WORK
     folder.mkdir(parents=True)
     (folder / "d0").write_bytes(b"")
@@ -290,10 +290,10 @@ def test_an_empty_dump_is_copied_as_an_empty_file(kit: lu_kit.LuKit) -> None:
 
 
 def test_a_copy_keeps_data_and_holes(kit: lu_kit.LuKit) -> None:
-    from cardume.cmdlib import backup
+    from cardume.cmdlib import backup_transfer as backup
     folder = export_root(kit, "node1") / WORK
     folder.mkdir(parents=True)
-    data = b"a" * 1000 + bytes(backup.COPY_CHUNK * 2) + b"z" * 10
+    data = b"a" * 1000 + bytes(backup.CHUNK * 2) + b"z" * 10
     (folder / "d0").write_bytes(data)
     source, target = kit.cfg.expand_node("node1"), kit.cfg.expand_node("node2")
     assert kit.sync(backup.copy_file(kit.rpc, source, WORK, target, WORK, "d0")) == len(data)

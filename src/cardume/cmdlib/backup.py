@@ -12,66 +12,18 @@ the instance again if it was running: no half export is left.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from typing import Any
 
 from cardume import errors, objects, opcodes
 from cardume.cmdlib import backup_config, common
+from cardume.cmdlib.backup_transfer import new_work, stream_export
 from cardume.cmdlib.base import LogicalUnit, register
 from cardume.cmdlib.instance import LUInstanceRemove, _InstanceLU
 from cardume.jobs import locks
-from cardume.rpc.calls import NodeCalls
 
-COPY_CHUNK = 8 * 1024 * 1024  # the node's limit is 16 MiB a call
 # a copy of the file is the snapshot of file disks; plain and drbd get an LVM snapshot
 SNAPSHOT_TEMPLATES = ("file", "sharedfile", "plain", "drbd")
-
-
-def new_work() -> str:
-    """A staging directory's name (node/backup_calls.py checks it)."""
-    return f".tmp-{uuid.uuid4().hex}"
-
-
-async def copy_file(rpc: NodeCalls, source: objects.Node, directory: str,
-                    target: objects.Node, work: str, name: str) -> int:
-    """Copy a file of an export (or staging) directory on ``source`` into the staging
-    directory ``work`` on ``target``, chunk by chunk, the next chunk read while the last
-    is written; zero chunks travel as their length only. Returns its size."""
-    async def read(offset: int) -> dict[str, Any]:
-        return await rpc.export_read(source, directory, name, offset, COPY_CHUNK)
-
-    async def write(offset: int, chunk: dict[str, Any]) -> None:
-        length = int(chunk["length"])
-        if chunk["data"] is not None:
-            await rpc.export_write(target, work, name, offset, data=chunk["data"])
-        elif length or not offset:  # (an empty file is still made)
-            await rpc.export_write(target, work, name, offset, zeros=length)
-
-    offset = 0
-    reading: asyncio.Task[dict[str, Any]] | None = asyncio.create_task(read(0))
-    writing: asyncio.Task[None] | None = None
-    try:
-        while reading is not None:
-            chunk = await reading
-            length = int(chunk["length"])
-            reading = None
-            if length and not chunk["eof"]:
-                reading = asyncio.create_task(read(offset + length))
-            if writing is not None:
-                await writing
-            writing = asyncio.create_task(write(offset, chunk))
-            offset += length
-        if writing is not None:
-            await writing
-    finally:
-        for task in (reading, writing):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-    return offset
 
 
 @register
@@ -159,11 +111,16 @@ class LUBackupExport(_InstanceLU):
             dumps = []
             for index in range(len(inst.disks)):
                 self.log_info(f"Exporting disk/{index} from {pnode.name} to {target.name}")
-                reply = await self.rpc.export_disk(pnode, spec, index, work, snapshots[index])
-                dumps.append(str(reply["dump"]))
-                if target.uuid != pnode.uuid:
-                    await copy_file(self.rpc, pnode, work, target, work, dumps[-1])
-                self.log_info(f"disk/{index} finished ({int(reply['size'])} bytes)")
+                if target.uuid == pnode.uuid:
+                    reply = await self.rpc.export_disk(pnode, spec, index, work,
+                                                       snapshots[index])
+                    dumps.append(str(reply["dump"]))
+                    size = int(reply["size"])
+                else:  # streamed: the primary keeps no copy of the dump
+                    dumps.append(str(uuid.uuid4()))
+                    size = await stream_export(self.rpc, pnode, spec, index, work,
+                                               snapshots[index], target, dumps[-1])
+                self.log_info(f"disk/{index} finished ({size} bytes)")
             if target.uuid != pnode.uuid:
                 await self.rpc.export_abort(pnode, work)
             self.log_info(f"Finalizing export on {target.name}")

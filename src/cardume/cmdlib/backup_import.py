@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from cardume import constants, errors, objects
-from cardume.cmdlib import backup, backup_config
+from cardume.cmdlib import backup_config, backup_transfer
 from cardume.rpc.wire import InstanceSpec
 
 if TYPE_CHECKING:
@@ -116,11 +116,11 @@ async def import_disks(lu: LogicalUnit, source: Source, node: objects.Node,
         if source.node.uuid == node.uuid:
             await rpc.import_disk(node, spec, index, source.directory, dump)
             continue
-        work = backup.new_work()
+        work = backup_transfer.new_work()
         lu.undo_later(node, "export_abort", {"work": work},
-                      f"the copy of an export's disk on {node.name}")
-        try:
-            await backup.copy_file(rpc, source.node, source.directory, node, work, dump)
-            await rpc.import_disk(node, spec, index, work, dump)
+                      f"the import stream of a disk on {node.name}")
+        try:  # streamed: the new primary keeps no copy of the dump
+            await backup_transfer.stream_import(rpc, source.node, source.directory, dump,
+                                                node, spec, index, work)
         finally:
             await rpc.export_abort(node, work)

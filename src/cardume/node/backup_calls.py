@@ -18,13 +18,15 @@ import shutil
 import signal
 import subprocess
 import uuid
+from collections.abc import Callable
 from typing import IO, Any
 
 from cardume import errors
-from cardume.node import children, osapi
+from cardume.node import backup_stream, children, osapi
 from cardume.node.callkit import NodeContext, blocking
 from cardume.node.cmd import KILL_GRACE, kill_group
 from cardume.node.storage import drbd, loop, lvm
+from cardume.node.storage.loop import LoopDevices
 from cardume.rpc.calls import serves
 from cardume.rpc.http import PeerInfo
 from cardume.rpc.wire import InstanceSpec
@@ -211,6 +213,99 @@ class BackupCalls:
             raise errors.ExecError(f"OS {script} script failed for instance {instance} "
                                    f"({reason})", hint)
 
+    # --- streams (an export to, or an import from, another node) -------------------------
+
+    @serves
+    async def export_stream_read(self, peer: PeerInfo, instance: InstanceSpec, index: int,
+                                 work: str, offset: int, length: int,
+                                 snapshot: str | None) -> dict[str, Any]:
+        _chunk(offset, length)
+        _disk(instance, index)
+        key = f"{check_work(work)}/{index}"
+        stream = backup_stream.find(key)
+        if stream is None:
+            if offset != 0:
+                raise errors.WrongState(f"no export stream for disk {index} of instance "
+                                        f"{instance.name} (stopped, or never started)")
+            stream = await self._open_export(instance, index, work, snapshot, key)
+        data, eof = await blocking(backup_stream.read, stream, offset, length, long=True)
+        encoded = None if data.count(0) == len(data) else base64.b64encode(data).decode()
+        return {"data": encoded, "length": len(data), "eof": eof}
+
+    async def _open_export(self, instance: InstanceSpec, index: int, work: str,
+                           snapshot: str | None, key: str) -> backup_stream.Stream:
+        folder = self._work(work)
+        snap_path = None if snapshot is None else self._snapshot_path(snapshot, work, folder)
+        osdef = osapi.find(str(instance.os or ""), self.node.os_search_path())
+        if snap_path is None:
+            paths = await blocking(self.node.assemble, instance)
+        else:
+            paths = [""] * len(instance.disks)
+            paths[index] = snap_path
+
+        def drop_snapshot() -> None:
+            if snapshot is not None and snapshot.startswith(LVM_SNAPSHOT):
+                vg, _, name = snapshot[len(LVM_SNAPSHOT):].partition("/")
+                self._drop_lv(vg, name)
+            elif snap_path is not None:
+                _remove(snap_path)
+
+        return await blocking(
+            self._start, instance, osdef, osapi.SCRIPT_EXPORT, paths,
+            _device_env("EXPORT", index), key, reading=True, cleanup=drop_snapshot,
+            what=f"OS export script for instance {instance.name}, disk {index}")
+
+    def _start(self, instance: InstanceSpec, osdef: osapi.OSDefinition, script: str,
+               paths: list[str], env_of: Callable[[list[str]], dict[str, str]], key: str, *,
+               reading: bool, cleanup: Callable[[], None],
+               what: str) -> backup_stream.Stream:
+        """A script's stream, its disk files exposed as loop devices until it ends."""
+        loops = LoopDevices()
+        try:
+            devices = [loops.attach(p) if os.path.isfile(p) else p for p in paths]
+            env = osapi.instance_env(osdef, instance.to_dict(), devices,
+                                     node_name=self.node.name)
+            env.update(env_of(devices))
+            logfile = osapi.log_path(self.node.os_log_dir, script, instance.name)
+            return backup_stream.start(key, what, [osdef.script(script)], cwd=osdef.path,
+                                       env=env, logfile=logfile, reading=reading,
+                                       loops=loops, cleanup=cleanup)
+        except BaseException:
+            loops.detach_all()
+            cleanup()
+            raise
+
+    @serves
+    async def import_stream_write(self, peer: PeerInfo, instance: InstanceSpec, index: int,
+                                  work: str, offset: int, data: str | None,
+                                  zeros: int | None, eof: bool) -> None:
+        _disk(instance, index)
+        chunk = None
+        if data is not None:
+            try:
+                chunk = base64.b64decode(data, validate=True)
+            except ValueError:
+                raise errors.WrongInput("argument 'data' is not base64") from None
+        elif zeros is None:
+            raise errors.WrongInput("import_stream_write needs 'data' or 'zeros'")
+        size = len(chunk) if chunk is not None else int(zeros or 0)
+        if size or not eof:
+            _chunk(offset, size)
+        key = f"{check_work(work)}/{index}"
+        stream = backup_stream.find(key)
+        if stream is None:
+            if offset != 0:
+                raise errors.WrongState(f"no import stream for disk {index} of instance "
+                                        f"{instance.name} (stopped, or never started)")
+            osdef = osapi.find(str(instance.os or ""), self.node.os_search_path())
+            paths = await blocking(self.node.assemble, instance)
+            stream = await blocking(
+                self._start, instance, osdef, osapi.SCRIPT_IMPORT, paths,
+                _device_env("IMPORT", index), key, reading=False, cleanup=_nothing,
+                what=f"OS import script for instance {instance.name}, disk {index}")
+        await blocking(backup_stream.write, stream, offset, chunk, int(zeros or 0), eof,
+                       long=True)
+
     @serves
     async def export_read(self, peer: PeerInfo, directory: str, name: str, offset: int,
                           length: int) -> dict[str, Any]:
@@ -287,6 +382,7 @@ class BackupCalls:
     @serves
     async def export_abort(self, peer: PeerInfo, work: str) -> None:
         folder = self._work(work)
+        await blocking(backup_stream.drop, f"{work}/")
         await blocking(self._drop_snapshots, work)
         await blocking(shutil.rmtree, folder, True)
 
@@ -342,6 +438,19 @@ class BackupCalls:
                 self._script(osdef, osapi.SCRIPT_IMPORT, env, instance.name, None, data)
         await blocking(run, long=True)
         log.info("imported disk %d of instance %s", index, instance.name)
+
+
+def _device_env(kind: str, index: int) -> Callable[[list[str]], dict[str, str]]:
+    """The OS API's variables naming the disk an export (kind EXPORT) or import script
+    works on, once its device is known."""
+    def env(devices: list[str]) -> dict[str, str]:
+        return {f"{kind}_INDEX": str(index), f"{kind}_DEVICE": devices[index],
+                f"{kind}_DISK_PATH": devices[index]}
+    return env
+
+
+def _nothing() -> None:
+    pass
 
 
 def _disk(instance: InstanceSpec, index: int) -> Any:

@@ -625,6 +625,23 @@ class NodeCalls:
         dump file in the staging directory; {"dump": file name, "size": bytes}"""
         raise NotImplementedError
 
+    @declare("normal")
+    async def export_stream_read(self, node: objects.Node, instance: InstanceSpec, index: int,
+                                 work: str, offset: int, length: int,
+                                 snapshot: str | None = None) -> dict[str, Any]:
+        """the next chunk of the OS export script's output for one disk (or its snapshot),
+        the script started by the first call (offset 0) and ended by the last (eof)"""
+        raise NotImplementedError
+
+    @declare("normal")
+    async def import_stream_write(self, node: objects.Node, instance: InstanceSpec,
+                                  index: int, work: str, offset: int,
+                                  data: str | None = None, zeros: int | None = None,
+                                  eof: bool = False) -> None:
+        """feed a chunk of a dump to the OS import script of one disk (started by the first
+        call, offset 0; eof: its input ends, and the script's end is waited for)"""
+        raise NotImplementedError
+
     @declare("normal", readonly=True)
     async def export_read(self, node: objects.Node, directory: str, name: str, offset: int,
                           length: int) -> dict[str, Any]:
