@@ -1,13 +1,14 @@
 """gnt-backup: export an instance to a node's export directory, list and remove exports.
 
-An export runs the OS definition's export script once per disk on the primary node; each
-dump is written into a staging directory, moved to the target node chunk by chunk through
-the master, and the staging directory becomes ``EXPORT_DIR/<instance>`` (with config.ini)
-only when every disk is there. While the disks are read the instance is stopped, unless
---noshutdown; a file disk is copied first (its snapshot), a plain or drbd disk gets an LVM
-snapshot, so the instance runs again before its export script starts (other templates keep
-it stopped, only with --long-sleep). A failure removes the staging directories and starts
-the instance again if it was running: no half export is left.
+An export runs the OS definition's export script once per disk on the primary node; its
+output is the disk's dump, streamed chunk by chunk through the master into a staging
+directory of the target node (cmdlib/backup_transfer.py), which becomes
+``EXPORT_DIR/<instance>`` (with config.ini) only when every disk is there. While the disks
+are read the instance is stopped, unless --noshutdown; a file disk is copied first (its
+snapshot), a plain or drbd disk gets an LVM snapshot, so the instance runs again before its
+export script starts (other templates keep it stopped, only with --long-sleep). A failure
+removes the staging directories and starts the instance again if it was running: no half
+export is left.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """gnt-backup import: OP_INSTANCE_CREATE with mode "import" (cmdlib/instance_create.py
 calls these). The export's config.ini gives every value the opcode leaves unset; the new
-disks are created as for an add, then each disk's dump is brought from the source node
-(chunk by chunk through the master) and fed to the OS import script on the primary node.
+disks are created as for an add, then each disk's dump is fed to the OS import script on
+the primary node: read there when the export is on it, else streamed from the source node
+chunk by chunk through the master.
 """
 
 from __future__ import annotations

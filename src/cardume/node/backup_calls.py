@@ -1,5 +1,6 @@
 """Node RPC handlers for backups (gnt-backup): snapshots of disks, the OS export and import
-scripts, the export directory's files, moved chunk by chunk.
+scripts (their data streamed one chunk per call: node/backup_stream.py), the export
+directory's files, read and written chunk by chunk.
 
 Every export lives in the node's export directory (/var/lib/cardume/export on a real node)
 as ``NAME/config.ini`` plus one dump file per disk. An export is built in a staging
