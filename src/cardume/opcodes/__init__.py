@@ -17,6 +17,7 @@ tags and tests), ``instance``, ``network`` and ``backup``. Every name is read fr
 
 from __future__ import annotations
 
+from cardume.opcodes.backup import *  # noqa: F403
 from cardume.opcodes.base import (  # noqa: F401  (the table's public names, in one place)
     COMMON_PARAMS,
     REDACTED,
@@ -27,4 +28,3 @@ from cardume.opcodes.base import (  # noqa: F401  (the table's public names, in 
 from cardume.opcodes.cluster import *  # noqa: F403
 from cardume.opcodes.instance import *  # noqa: F403
 from cardume.opcodes.network import *  # noqa: F403
-from cardume.opcodes.backup import *  # noqa: F403
