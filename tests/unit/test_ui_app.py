@@ -153,6 +153,8 @@ def test_unknown_things_are_404_pages(app: UiApp) -> None:
     assert call(app, "GET", "/ui/instances/vm0001/explode", cookie=cookie).status == 404
     assert call(app, "GET", "/ui/nowhere", cookie=cookie).status == 404
     assert call(app, "GET", "/ui/jobs/abc", cookie=cookie).status == 404
+    reply = call(app, "DELETE", "/ui/jobs/1", cookie=cookie)
+    assert reply.status == 405 and reply.headers["Allow"] == "GET"
     assert master(app).submitted() == []
 
 

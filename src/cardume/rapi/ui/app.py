@@ -110,6 +110,7 @@ class UiApp:
                 response = await self._page(ctx)
         except UiError as err:
             response = error_page(ctx, err.status, err.message, err.title)
+            response.headers.update(err.headers)
         except RapiError as err:
             response = error_page(ctx, err.status, err.message)
         except errors.CardumeError as err:
@@ -140,8 +141,9 @@ class UiApp:
                 return handler, need, match.groupdict()
             allowed.append(m)
         if allowed:
-            raise UiError(405, f"{method} is not supported on {path} (allowed: "
-                               f"{', '.join(sorted(set(allowed)))})")
+            methods = ", ".join(sorted(set(allowed)))
+            raise UiError(405, f"{method} is not supported on {path} (allowed: {methods})",
+                          headers={"Allow": methods})
         raise UiError(404, f"there is no page {path}", "Not found")
 
     async def _page(self, ctx: Ctx) -> Response:

@@ -22,11 +22,13 @@ REASON_SOURCE = "cardume:ui"
 class UiError(Exception):
     """Answer with an error page: ``status`` and the one line saying what was wrong."""
 
-    def __init__(self, status: int, message: str, title: str = "") -> None:
+    def __init__(self, status: int, message: str, title: str = "",
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.title = title
+        self.headers = headers or {}
 
 
 @dataclass
