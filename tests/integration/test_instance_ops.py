@@ -721,6 +721,7 @@ def test_status_wrong_node(cluster: VCluster, gnt: Gnt) -> None:
     add_diskless(gnt, "vm38", node="node1")
     state = fake_state(cluster, "node1", "vm38")
     elsewhere = fake_state(cluster, "node2", "vm38")
+    elsewhere.parent.mkdir(parents=True, exist_ok=True)  # node2 may never have run one
     os.replace(state, elsewhere)  # the hypervisor of node2 runs it now
     # as Ganeti: running, but not on its primary node
     assert listing(gnt, "status,oper_state,oper_ram", "vm38")["vm38"] == [
@@ -730,7 +731,7 @@ def test_status_wrong_node(cluster: VCluster, gnt: Gnt) -> None:
         "ERROR: instance vm38: runs on node2, not on its primary node node1 (after an "
         "interrupted migration: gnt-instance migrate --cleanup -n node2 vm38)",
         "ERROR: instance vm38: not running on its primary node node1 "
-        "(gnt-instance startup vm38)"]
+        "(gnt-instance migrate --cleanup -n node2 vm38)"]  # a start would be refused
     # and something unknown to the configuration running on a node
     orphan = fake_state(cluster, "node3", "ghost")
     orphan.write_text(json.dumps({"name": "ghost", "uuid": None, "memory": 64, "vcpus": 1,

@@ -242,9 +242,14 @@ class LUClusterVerify(LogicalUnit):
                 continue
             on_primary = pnode in where.get(inst.uuid, [])
             if inst.admin_state == "up" and not on_primary:
+                # running elsewhere: a start would be refused (it runs), a cleanup mends it
+                elsewhere = [cfg.nodes[n].name for n in where.get(inst.uuid, [])
+                             if n in cfg.nodes]
+                fix = (f"gnt-instance migrate --cleanup -n {elsewhere[0]} {inst.name}"
+                       if elsewhere else f"gnt-instance startup {inst.name}")
                 self._report("ERROR", EINSTANCEDOWN, "instance", inst.name,
                              f"not running on its primary node {cfg.nodes[pnode].name} "
-                             f"(gnt-instance startup {inst.name})")
+                             f"({fix})")
             elif inst.admin_state != "up" and on_primary:
                 self._report("ERROR", EINSTANCEWRONGNODE, "instance", inst.name,
                              f"runs on {cfg.nodes[pnode].name} but is marked stopped "
