@@ -245,7 +245,7 @@ class VCluster:
         with Client(NodePaths(master_dir).master_socket) as client:
             # all at once: they run one after the other (each takes the whole cluster's
             # lock), but the master queues the next while one runs, instead of waiting for
-            # this process to see one end and submit the next (100 nodes: ~20% quicker)
+            # this process to see one end and submit the next (60 nodes: ~10% quicker)
             submitted = client.call("SubmitManyJobs", jobs)
             for index, (ok, value) in zip(missing, submitted, strict=True):
                 try:
