@@ -11,13 +11,11 @@ answers are the same.
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import hashlib
 import os
 import ssl
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -105,6 +103,7 @@ def _not_after(der: bytes) -> float:
         text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
     elif not (tag == 0x18 and len(text) == 15 and text.endswith("Z")):  # GeneralizedTime
         raise _Unparsed("time format")
+    import calendar  # here: a node daemon reads a date only for verify
     return float(calendar.timegm(time.strptime(text, "%Y%m%d%H%M%SZ")))
 
 
@@ -133,6 +132,7 @@ def fingerprint(cert_pem: bytes) -> str:
 def matches_key(cert_pem: bytes, key_file: str, scratch_dir: str) -> bool:
     """Whether the key in ``key_file`` is the certificate's (as tls.cert_matches_key):
     OpenSSL refuses to load a certificate with another key."""
+    import tempfile  # here: a node daemon checks a key once, when it joins
     fd, path = tempfile.mkstemp(dir=scratch_dir, prefix=".check-", suffix=".pem")
     try:
         with os.fdopen(fd, "wb") as handle:

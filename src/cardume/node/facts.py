@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import uuid
 from typing import Any
 
 from cardume import __version__, constants, errors, paths
@@ -157,6 +156,7 @@ def boot_id(node_root: str | None = None) -> str:
     token_file = os.path.join(paths.NodePaths(node_root).run, "boot-token")
     token = paths.read_json(token_file)
     if not isinstance(token, str):
+        import uuid  # here: once per boot (it brings platform along, ~0.3 MiB)
         paths.write_json_atomic(token_file, uuid.uuid4().hex, mode=0o600)
         token = paths.read_json(token_file)  # a concurrent call's, if it wrote last
     return f"{kernel}/{token}"
