@@ -36,22 +36,40 @@ CHUNK = 65536
 _attached: set[str] = set()
 
 
-async def relay(serial_path: str, key: str, reader: asyncio.StreamReader,
+async def relay(target: str | tuple[str, int], key: str, reader: asyncio.StreamReader,
                 writer: asyncio.StreamWriter) -> None:
-    """Copy bytes both ways between a client connection and a serial socket until either
-    side closes. key names the console (one session at a time per console), claimed by
+    """Copy bytes both ways between a client connection and a console (a serial socket's
+    path, or the address and port of a VNC display on this node) until either side
+    closes. key names the console (one session at a time per console), claimed by
     :func:`claim`; the claim ends with the relay however it ends, cancelled included (a
     claim left behind would refuse every later session until the daemon restarts)."""
     try:
-        await _relay(serial_path, reader, writer)
+        await _relay(target, reader, writer)
     finally:
         release(key)
 
 
-async def _relay(serial_path: str, reader: asyncio.StreamReader,
+def vnc_target(info: dict[str, Any] | None, name: str) -> tuple[str, int]:
+    """Where to reach a running instance's VNC display from this node (a display bound to
+    every address is reached on loopback)."""
+    where = str((info or {}).get("vnc") or "")
+    host, _, port = where.rpartition(":")
+    if info is None:
+        raise errors.WrongState(f"instance {name} is not running on this node")
+    if not host or not port.isdigit():
+        raise errors.WrongState(f"instance {name} has no VNC display",
+                                "set -H kvm:vnc_bind_address=127.0.0.1 and restart it")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host.strip("[]"), host.strip("[]"))
+    return host, int(port)
+
+
+async def _relay(target: str | tuple[str, int], reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
     try:
-        sreader, swriter = await asyncio.open_unix_connection(serial_path)
+        if isinstance(target, str):
+            sreader, swriter = await asyncio.open_unix_connection(target)
+        else:
+            sreader, swriter = await asyncio.open_connection(*target)
     except OSError as err:
         with contextlib.suppress(Exception):
             writer.write(f"\r\ncardume: can't open the console: {err.strerror}\r\n".encode())

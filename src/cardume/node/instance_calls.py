@@ -176,22 +176,29 @@ class InstanceCalls:
 
     @serves
     async def instance_console(self, peer: PeerInfo, instance: str,
-                               hypervisor: str | None) -> StreamUpgrade:
-        """The reply is followed by the raw serial console of the instance on the same
+                               hypervisor: str | None, kind: str = "serial") -> StreamUpgrade:
+        """The reply is followed by the raw serial console (``kind`` "serial") or the VNC
+        display ("vnc", as QEMU serves it on this node) of the instance on the same
         connection (see node/console.py); only kvm has one to relay."""
         from cardume.node import console
         from cardume.node.hypervisor.kvm import KvmHypervisor
         name = instance
+        if kind not in ("serial", "vnc"):
+            raise errors.WrongInput(f"console kind {kind!r}: expected serial or vnc")
         hv = self.node.hv(hypervisor or "kvm")
         if not isinstance(hv, KvmHypervisor):
-            raise errors.WrongInput(f"the {hv.NAME} hypervisor has no serial console to "
+            raise errors.WrongInput(f"the {hv.NAME} hypervisor has no {kind} console to "
                                     "relay")
-        path = await blocking(hv.serial_socket, name)
-        key = f"{hv.NAME}:{name}"
+        target: str | tuple[str, int]
+        if kind == "serial":
+            target = await blocking(hv.serial_socket, name)
+        else:
+            target = console.vnc_target(await blocking(hv.instance_info, name), name)
+        key = f"{hv.NAME}:{kind}:{name}"
         console.claim(key, name)
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await console.relay(path, key, reader, writer)
+            await console.relay(target, key, reader, writer)
         return StreamUpgrade({"instance": name, "node": self.node.name}, run,
                              abandon=lambda: console.release(key))
 

@@ -73,7 +73,7 @@ class RapiDaemon:
         self.master = MasterLink(paths.master_socket)
         self.users = auth.UsersFile(paths.rapi_users)
         self.app = RapiApp(self.master, self.users, anonymous_reads)
-        self.ui = UiApp(self.master, self.users)  # the web console, under /ui/
+        self.ui = UiApp(self.master, self.users, paths=paths)  # the web console, under /ui/
         self.server = HttpServer(WebApp(self.app, self.ui), limits)
         self.stopping = asyncio.Event()
         self.context: ssl.SSLContext | None = None

@@ -68,6 +68,9 @@ class Request:
         return "keep-alive" in tokens
 
 
+Upgrade = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
+
+
 @dataclass
 class Response:
     status: int
@@ -79,6 +82,10 @@ class Response:
     stream: AsyncIterator[bytes] | None = None
     """A streamed reply (server-sent events): its chunks are written as they come, without
     a Content-Length, and the connection closes after the last (``body`` is not sent)."""
+    upgrade: Upgrade | None = None
+    """A switch of protocol (a WebSocket, status 101): after the headers, the connection is
+    the upgrade's (its reader, writer, and the bytes already read past the request) until
+    it returns; then it closes."""
 
 
 class HttpError(Exception):
@@ -328,6 +335,9 @@ class HttpServer:
             if response.stream is not None:
                 await self._send_stream(writer, response)
                 return
+            if response.upgrade is not None:
+                await self._send_upgrade(reader, writer, response)
+                return
             keep = request.keep_alive and not response.close
             await self._send(writer, response, request.version, keep)
             if not keep:
@@ -388,6 +398,20 @@ class HttpServer:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def _send_upgrade(self, reader: RequestReader, writer: asyncio.StreamWriter,
+                            response: Response) -> None:
+        """101 and its headers (no body), then the connection is the upgrade's."""
+        assert response.upgrade is not None
+        status = HTTPStatus(response.status)
+        lines = [f"HTTP/1.1 {status.value} {status.phrase}", f"Date: {formatdate(usegmt=True)}",
+                 f"Server: {SERVER}"]
+        lines.extend(f"{k}: {v}" for k, v in response.headers.items())
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        await self._drain(writer)
+        leftover = bytes(reader.buffer)
+        reader.buffer.clear()
+        await response.upgrade(reader.reader, writer, leftover)
 
     async def _drain(self, writer: asyncio.StreamWriter) -> None:
         await asyncio.wait_for(writer.drain(), self.limits.write_timeout)

@@ -590,9 +590,10 @@ class NodeCalls:
 
     @declare("urgent")
     async def instance_console(self, node: objects.Node, instance: str,
-                               hypervisor: str | None = None) -> dict[str, Any]:
-        """attach to an instance's serial console (the connection then carries the
-        console)"""
+                               hypervisor: str | None = None,
+                               kind: str = "serial") -> dict[str, Any]:
+        """attach to an instance's serial console or VNC display (the connection then
+        carries the console)"""
         raise NotImplementedError
 
     @declare("fast", readonly=True)

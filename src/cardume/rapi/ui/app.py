@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from cardume import errors
+from cardume.paths import NodePaths
 from cardume.rapi import auth
 from cardume.rapi.base import MasterLink, RapiError
 from cardume.rapi.http import App, Request, Response, split_target
 from cardume.rapi.ui import (
     html,
+    pages_console,
     pages_create,
     pages_dashboard,
     pages_instances,
@@ -31,6 +33,7 @@ from cardume.rapi.ui import (
     pages_login,
     session,
 )
+from cardume.rapi.ui.console_relay import Consoles
 from cardume.rapi.ui.context import HTML, Ctx, Handler, UiError, redirect
 from cardume.rapi.ui.forms import FormError, parse_form
 from cardume.rapi.ui.jobindex import JobIndex
@@ -39,7 +42,8 @@ log = logging.getLogger("cardume.rapi.ui")
 
 PREFIX = "/ui"
 STATIC_DIR = Path(__file__).parent / "static"
-STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".mjs": "text/javascript; charset=utf-8"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; connect-src 'self'; form-action 'self'; "
@@ -49,19 +53,24 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 _STATIC_NAME = re.compile(r"^[a-z0-9_-]+\.(css|js)$")
+# the vendored libraries (packaging/vendor_js.py): every path segment starts with a letter
+# or digit, so none is "." or ".."
+_VENDOR_NAME = re.compile(r"^vendor(/[A-Za-z0-9][A-Za-z0-9_.-]*)+\.(css|js|mjs)$")
 
 Public, Read, Write = "public", "read", "write"
 
 
 class UiApp:
     def __init__(self, master: MasterLink, users: auth.UsersFile,
-                 sessions: session.Sessions | None = None) -> None:
+                 sessions: session.Sessions | None = None,
+                 paths: NodePaths | None = None) -> None:
         self.master = master
         self.users = users
         self.sessions = sessions or session.Sessions()
         self.throttle = session.LoginThrottle()
         self.jobs = JobIndex(master)
         self.cluster = ""
+        self.consoles = Consoles(paths)  # serial and VNC consoles (pages_console)
         self._routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
         self._static: dict[str, tuple[bytes, str]] = {}
         self._table()
@@ -86,6 +95,7 @@ class UiApp:
         r("POST", "/ui/cluster/{what}", pages_dashboard.run_check, Write)
         r("GET", "/ui/instances", pages_instances.listing, Read)
         r("GET", "/ui/instances/{name}", pages_instances.instance, Read)
+        pages_console.routes(self)  # before {action}, which would take "console"
         r("GET", "/ui/instances/{name}/{action}", pages_instances.confirm, Write)
         r("POST", "/ui/instances/{name}/{action}", pages_instances.act, Write)
         r("GET", "/ui/create", pages_create.form, Write)
@@ -166,7 +176,7 @@ class UiApp:
             if stale:
                 raise UiError(401, "Your session has expired or ended: log in again.",
                               "Session expired")
-            if request.method == "GET":
+            if request.method == "GET" and "upgrade" not in request.headers:
                 return redirect(f"/ui/login?next={_quote(ctx.path)}")
             raise UiError(401, "You are not logged in: log in first.", "Not logged in")
         if request.method == "POST":
@@ -199,7 +209,7 @@ class UiApp:
     def _serve_static(self, request: Request, name: str) -> Response:
         if request.method not in ("GET", "HEAD"):
             raise UiError(405, f"{request.method} is not supported on static files")
-        if not _STATIC_NAME.match(name):
+        if not _STATIC_NAME.match(name) and not _VENDOR_NAME.match(name):
             raise UiError(404, f"there is no static file {name}", "Not found")
         if name not in self._static:
             try:

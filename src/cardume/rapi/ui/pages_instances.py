@@ -235,6 +235,7 @@ async def instance(ctx: Ctx) -> Response:
         actions = html.join(
             html.render('<a class="button" href="/ui/instances/$n/$a">$label</a>',
                         n=inst["name"], a=a, label=a.capitalize()) for a in ACTIONS)
+        actions = html.join([actions, _console_links(inst)], " ")
     body = html.render(
         '<p class="actions">$actions</p>'
         '<section>$facts</section>'
@@ -249,6 +250,22 @@ async def instance(ctx: Ctx) -> Response:
         be=_params_table(inst["beparams"]), hv=_params_table(inst["hvparams"]),
         jobs=await _recent_jobs(ctx, inst["name"]))
     return ctx.page(f"Instance {inst['name']}", body, current="/ui/instances")
+
+
+def _console_links(inst: dict[str, Any]) -> html.Markup:
+    """Serial and VNC console buttons (pages_console) for a running kvm instance that has
+    them."""
+    hv = inst["hvparams"] if isinstance(inst["hvparams"], dict) else {}
+    if inst["hypervisor"] != "kvm" or not inst["oper_state"]:
+        return html.EMPTY
+    links = []
+    if hv.get("serial_console", True) is not False:
+        links.append(("console", "Serial console"))
+    if hv.get("vnc_bind_address"):
+        links.append(("vnc", "VNC console"))
+    return html.join(html.render('<a class="button console" href="/ui/instances/$n/$s">'
+                                 '$label</a>', n=inst["name"], s=seg, label=label)
+                     for seg, label in links)
 
 
 def _action(ctx: Ctx) -> tuple[str, str, dict[str, Any]]:
