@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -287,3 +288,72 @@ def ws_closed_cleanly(where: tuple[str, int], admin: Browser, name: str) -> bool
         return ws.close_reason()[0] == 1000
     finally:
         ws.sock.close()
+
+
+# --- in a real browser ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Headless Chromium over WebDriver (test_ui_browser's driver); screenshots kept in a
+    temporary directory, printed at the end."""
+    from test_ui_browser import CHROMIUM, DRIVER, _answers, free_port
+    from test_ui_browser import Browser as Chrome
+    if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
+        pytest.skip("chromium and chromium-driver are not installed (./dev install)")
+    port = free_port()
+    log = tmp_path_factory.mktemp("chromedriver") / "chromedriver.log"
+    driver = subprocess.Popen([DRIVER, f"--port={port}", "--allowed-ips=127.0.0.1",
+                               f"--log-path={log}"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _answers(port), 30, "chromedriver to listen")
+        shots = tmp_path_factory.mktemp("console-screenshots")
+        b = Chrome(port, shots)
+        try:
+            yield b
+        finally:
+            b.quit()
+            print(f"\nscreenshots in {shots}")
+    finally:
+        driver.terminate()
+        driver.wait(30)
+
+
+def test_typing_into_the_serial_console_in_chromium(cluster: VCluster, kvm: str,
+                                                    chrome: Any) -> None:
+    b = chrome
+    host, port = address(cluster)
+    site = f"https://{host}:{port}"
+    user, _, password = credentials(cluster).partition(":")
+    b.go(f"{site}/ui/login")
+    b.type("input[name=user]", user)
+    b.type("input[name=password]", password)
+    b.click("form.login button")
+    wait_for(lambda: b.url() == f"{site}/ui/", 30, "the dashboard after logging in")
+
+    b.go(f"{site}/ui/instances/{kvm}")
+    started = time.monotonic()
+    b.click(f"a.button.console[href='/ui/instances/{kvm}/console']")
+    b.find("#console[data-state=open]")  # xterm.js loaded, its WebSocket open
+    opened = time.monotonic() - started
+    keys = b.find(".xterm-helper-textarea")
+
+    def screen() -> str:
+        return str(b.js("return document.querySelector('.xterm-rows').textContent;"))
+
+    def answered() -> bool:
+        b.cmd("POST", f"/element/{keys}/value", {"text": "echo web-$((6*7))\ue007"})
+        with contextlib.suppress(AssertionError):  # typed again if no answer within 5 s
+            wait_for(lambda: "web-42" in screen(), 5, "the answer", interval=0.2)
+        return "web-42" in screen()
+    wait_for(answered, 60, "the guest's answer in xterm.js", interval=0)
+    shot = b.shot("serial-console")
+    print(f"\nserial console page open in the browser {opened:.1f} s; screenshot {shot}")
+    errors = b.js("return document.getElementById('console-state').textContent;")
+    assert str(errors).startswith("connected"), errors
+
+    b.go(f"{site}/ui/instances/{kvm}/vnc")
+    b.find("#console[data-state=open]")  # noVNC connected to QEMU's display
+    b.find("#console canvas")
+    b.shot("vnc-console")
