@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import json
 import os
 import re
 import shutil
@@ -155,8 +156,10 @@ def kvm(cluster: VCluster, guest: Any) -> Iterator[str]:
                     "-B", "memory=160", "-H", hv, NAME)
         wait_for(lambda: MARKER in serial_log(cluster, NAME), BOOT_TIMEOUT,
                  "the guest's marker")
+        runtime = cluster.node_dir("node1") / "hv" / "kvm" / f"{NAME}.json"
+        accel = json.loads(runtime.read_text()).get("accel")
         print(f"\n{NAME} reached userspace {time.monotonic() - started:.1f}s after "
-              "gnt-instance add")
+              f"gnt-instance add (QEMU accel {accel})")
         yield NAME
     finally:
         cluster.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout", "0", NAME,
