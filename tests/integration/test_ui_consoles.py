@@ -355,6 +355,10 @@ def test_typing_into_the_serial_console_in_chromium(cluster: VCluster, kvm: str,
     print(f"\nserial console page open in the browser {opened:.1f} s; screenshot {shot}")
     errors = b.js("return document.getElementById('console-state').textContent;")
     assert str(errors).startswith("connected"), errors
+    # xterm.js's theme (a <style> it makes, which the page's CSP must let in) colours the
+    # text: without it the text is the page's dark grey on black
+    color = b.js("return getComputedStyle(document.querySelector('.xterm-rows')).color;")
+    assert color == "rgb(255, 255, 255)", color
 
     b.go(f"{site}/ui/instances/{kvm}/vnc")
     b.find("#console[data-state=open]")  # noVNC connected to QEMU's display
