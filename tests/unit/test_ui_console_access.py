@@ -260,3 +260,14 @@ async def _frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     elif n == 127:
         n = struct.unpack("!Q", await reader.readexactly(8))[0]
     return b0 & 0x0F, await reader.readexactly(n)
+
+
+def test_the_node_reaches_a_vnc_display_on_its_own_addresses() -> None:
+    from cardume.node.console import vnc_target
+    assert vnc_target({"vnc": "127.0.0.1:5901"}, "kvm1") == ("127.0.0.1", 5901)
+    assert vnc_target({"vnc": "0.0.0.0:5902"}, "kvm1") == ("127.0.0.1", 5902)
+    assert vnc_target({"vnc": ":::5903"}, "kvm1") == ("::1", 5903)
+    with pytest.raises(errors.WrongState, match="has no VNC display"):
+        vnc_target({"state": "running"}, "kvm1")
+    with pytest.raises(errors.WrongState, match="is not running"):
+        vnc_target(None, "kvm1")
