@@ -271,3 +271,49 @@ def test_the_node_reaches_a_vnc_display_on_its_own_addresses() -> None:
         vnc_target({"state": "running"}, "kvm1")
     with pytest.raises(errors.WrongState, match="is not running"):
         vnc_target(None, "kvm1")
+
+
+def test_a_console_ends_when_its_session_does(app: UiApp,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from cardume.rapi.ui import console_relay
+    monkeypatch.setattr(console_relay, "KEEPALIVE", 0.05)
+
+    async def scenario() -> None:
+        async def node(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # a console that stays open, quiet
+
+        node_server = await asyncio.start_server(node, "127.0.0.1", 0)
+        node_port = node_server.sockets[0].getsockname()[1]
+
+        async def attach(ticket: Ticket) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await asyncio.open_connection("127.0.0.1", node_port)
+        app.consoles.attach = attach  # type: ignore[method-assign]
+        session = app.sessions.create("admin")
+        token = app.consoles.issue(session, "kvm2", "serial", "node1")
+        ticket = app.consoles.redeem(token, session, "kvm2", "serial")
+        server_side: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            ws = websocket.WebSocket(reader, writer)
+            server_side.set_result(asyncio.current_task())
+            await app.consoles.run(ticket, ws, app.sessions, lambda user: True)
+
+        browser_server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", browser_server.sockets[0].getsockname()[1])
+        try:
+            await server_side
+            assert app.consoles.open == {"admin": 1}
+            app.sessions.drop(session.id)  # logged out
+            while True:
+                opcode, data = await _frame(reader)
+                if opcode == websocket.CLOSE:
+                    break
+            assert websocket.parse_close(data) == (
+                websocket.POLICY, "your session ended or lost write access")
+        finally:
+            writer.close()
+            browser_server.close()
+            node_server.close()
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert app.consoles.open == {}
