@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.slow,
 
 NAME = "vm1"
 INSTANCE_IP = "127.0.9.1"  # what the name resolves to, in the cluster's own hosts file
+IMPORTED, IMPORTED_IP = "vm2", "127.0.9.2"  # vm1 exported, then imported under this name
 NETNS = f"cardume-kvmdeb-{os.getpid()}"
 BRIDGE = "br0"
 ADD_TIMEOUT = 20 * 60.0  # debootstrap from the network takes minutes the first time
@@ -62,7 +63,7 @@ def cluster(debootstrap_settings: dict[str, str], guest: object,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[VCluster]:
     with netns_cluster(tmp_path_factory.mktemp("kvmdeb") / "vc", NETNS, BRIDGE) as vc:
         with open(vc.root / "hosts", "a", encoding="ascii") as hosts:
-            hosts.write(f"{INSTANCE_IP} {NAME}\n")
+            hosts.write(f"{INSTANCE_IP} {NAME}\n{IMPORTED_IP} {IMPORTED}\n")
         yield vc
 
 
@@ -70,9 +71,21 @@ def kvm_dir(cluster: VCluster, node: str = "node1") -> Path:
     return cluster.node_dir(node) / "hv" / "kvm"
 
 
-def serial_log(cluster: VCluster) -> str:
-    path = kvm_dir(cluster) / f"{NAME}.serial.log"
+def serial_log(cluster: VCluster, name: str = NAME, node: str = "node1") -> str:
+    path = kvm_dir(cluster, node) / f"{name}.serial.log"
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+def add_args(guest: object, debootstrap_settings: dict[str, str]) -> list[str]:
+    """gnt-instance add's arguments for vm1: Debian installed by the debootstrap OS into a
+    file disk, booted by the test guest's kernel and initramfs."""
+    root = "/dev/vda" if debootstrap_settings["partition_style"] == "none" else "/dev/vda1"
+    kernel, initrd = guest.kernel, guest.initrd  # type: ignore[attr-defined]
+    return ["-t", "file", "--disk", "0:size=2g", "-B", "memory=256",
+            "-o", "debootstrap+default", "--net", f"0:link={BRIDGE}",
+            "-H", f"kvm:kernel_path={kernel},initrd_path={initrd},root_path={root},"
+                  "kernel_args=ro cardume.switchroot,serial_console=true",
+            "-n", "node1", NAME]
 
 
 def console(cluster: VCluster, command: list[str], text: str, linger: float) -> str:
@@ -91,14 +104,12 @@ def test_debootstrap_instance_boots_to_a_login_prompt(
         cluster: VCluster, guest: object, debootstrap_settings: dict[str, str]) -> None:
     style = debootstrap_settings["partition_style"]
     root = "/dev/vda" if style == "none" else "/dev/vda1"
-    kernel, initrd = guest.kernel, guest.initrd  # type: ignore[attr-defined]
     cluster.gnt("gnt-cluster", "modify", "--enabled-hypervisors=kvm,fake")
+    if NAME in instances(cluster):
+        cluster.gnt("gnt-instance", "remove", "-f", NAME)  # the export test's, if it ran first
     t0 = time.monotonic()
-    cluster.gnt("gnt-instance", "add", "-t", "file", "--disk", "0:size=2g",
-                "-B", "memory=256", "-o", "debootstrap+default", "--net", f"0:link={BRIDGE}",
-                "-H", f"kvm:kernel_path={kernel},initrd_path={initrd},root_path={root},"
-                      "kernel_args=ro cardume.switchroot,serial_console=true",
-                "-n", "node1", NAME, timeout=ADD_TIMEOUT)
+    cluster.gnt("gnt-instance", "add", *add_args(guest, debootstrap_settings),
+                timeout=ADD_TIMEOUT)
     added = time.monotonic() - t0
     # the installed system's getty, not the initramfs: its prompt carries the hostname the
     # OS's create script wrote to /etc/hostname
@@ -154,3 +165,42 @@ def test_debootstrap_instance_boots_to_a_login_prompt(
                        NAME)[1].split() == ["ADMIN_down"]
     assert not (kvm_dir(cluster) / f"{NAME}.json").exists()
     assert qemus(cluster) == {}  # no QEMU of this cluster's is left
+
+
+def instances(cluster: VCluster) -> list[str]:
+    return cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "name")[1].split()
+
+
+def test_an_exported_debian_is_imported_on_another_node_and_boots(
+        cluster: VCluster, guest: object, debootstrap_settings: dict[str, str]) -> None:
+    """gnt-backup with the debootstrap OS's own export and import scripts: the installed
+    system, exported to node2 and imported there under a new name, boots to a login prompt
+    (a new filesystem, the dump restored into it, its fstab rewritten by the import)."""
+    cluster.gnt("gnt-cluster", "modify", "--enabled-hypervisors=kvm,fake")
+    if NAME not in instances(cluster):  # run alone: install it (not started)
+        cluster.gnt("gnt-instance", "add", "--no-start", *add_args(guest, debootstrap_settings),
+                    timeout=ADD_TIMEOUT)
+    t0 = time.monotonic()
+    cluster.gnt("gnt-backup", "export", "-n", "node2", NAME, timeout=ADD_TIMEOUT)
+    exported = time.monotonic() - t0
+    assert cluster.gnt("gnt-backup", "list", "-n", "node2")[1].split()[-1] == NAME
+    cluster.gnt("gnt-backup", "import", "-n", "node2", "--src-node", "node2", "--src-dir",
+                NAME, IMPORTED, timeout=ADD_TIMEOUT)
+    imported = time.monotonic() - t0 - exported
+    try:
+        listed = cluster.gnt("gnt-instance", "list", "--no-headers", "--separator=|", "-o",
+                             "status,pnode,os,disk_template", IMPORTED)[1]
+        assert listed.strip().split("|") == ["running", "node2", "debootstrap+default", "file"]
+        prompt = re.compile(r"^\S+ login: ", re.MULTILINE)
+        wait_for(lambda: prompt.search(serial_log(cluster, IMPORTED, "node2")), BOOT_TIMEOUT,
+                 f"a login prompt on {IMPORTED}'s serial console", interval=1.0)
+        log = serial_log(cluster, IMPORTED, "node2")
+        print(f"\nexport {exported:.0f}s, import (and start) {imported:.0f}s, login prompt "
+              f"{time.monotonic() - t0 - exported - imported:.0f}s later")
+        assert re.search(r"Welcome to .*Debian GNU/Linux", log), tail(log)
+        assert "cardume-guest: up" not in log  # the restored system's init took over
+    finally:
+        cluster.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout",
+                    str(SHUTDOWN_TIMEOUT), IMPORTED, check=False, timeout=SHUTDOWN_TIMEOUT + 120)
+        cluster.gnt("gnt-backup", "remove", NAME, check=False)
+    assert IMPORTED not in instances(cluster)

@@ -232,6 +232,13 @@ def test_drbd_views_info_list_drbd_and_watch(qa_cardume: CardumeCluster) -> None
     out = cc.gnt(f"gnt-instance watch-disks --once {name}")
     assert node1.name in out and node2.name in out and "Connected" in out, out
     assert cc.master.run(f"gnt-instance watch-disks --once --until-synced {name}").ok
+    # the metrics page (what /metrics serves) shows both sides in sync and connected
+    page = cc.master.run("python3 -c 'from cardume.master.client import Client; "
+                         "print(Client().call(\"QueryMetrics\"))'", check=True).out
+    for node, role in ((node1, "primary"), (node2, "secondary")):
+        labels = f'instance="{name}",disk="0",node="{node.name}",role="{role}"'
+        assert f"cardume_drbd_out_of_sync_bytes{{{labels}}} 0" in page, page[-2000:]
+        assert f"cardume_drbd_connected{{{labels}}} 1" in page, page[-2000:]
     cc.gnt(f"gnt-instance remove -f {name}")
 
 
