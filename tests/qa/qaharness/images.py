@@ -138,8 +138,9 @@ def download(package: str, dest: Path) -> Path:
     return found[0]
 
 
-def build_base(cache: Path, mirror: str) -> Path:
-    key = digest(SUITE, mirror, ROOT_PACKAGES, "v1")
+def build_base(cache: Path, mirror: str,
+               packages: tuple[str, ...] = ROOT_PACKAGES) -> Path:
+    key = digest(SUITE, mirror, packages, "v1")
     base = cache / f"base-{key}"
     done = base / ".complete"
     if done.exists():
@@ -150,7 +151,7 @@ def build_base(cache: Path, mirror: str) -> Path:
     log(f"debootstrap {SUITE} from {mirror} (about a minute)")
     root = base / "root"
     try:
-        run(["debootstrap", "--variant=minbase", f"--include={','.join(ROOT_PACKAGES)}",
+        run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
              SUITE, str(root), mirror])
     except RuntimeError as exc:
         logfile = root / "debootstrap" / "debootstrap.log"

@@ -345,8 +345,10 @@ def pin_images(images: Images, workdir: Path) -> Images:
 
 
 def boot(images: Images, workdir: Path, count: int = 2, memory_mb: int = 512,
-         disk_mb: int = 4096, timeout: float = 180.0) -> Cluster:
-    """Boot ``count`` nodes in parallel and wait until every agent answers."""
+         disk_mb: int = 4096, timeout: float = 180.0,
+         node_class: type[Node] | None = None) -> Cluster:
+    """Boot ``count`` nodes in parallel and wait until every agent answers
+    (``node_class``: a Node subclass, e.g. vm_systemd.SystemdNode)."""
     workdir.mkdir(parents=True, exist_ok=True)
     images = pin_images(images, workdir)
     ports = free_udp_ports(count + 1)
@@ -362,8 +364,8 @@ def boot(images: Images, workdir: Path, count: int = 2, memory_mb: int = 512,
             [sys.executable, str(Path(__file__).with_name("hub.py")), str(hub_port),
              *map(str, node_ports)], stdin=subprocess.DEVNULL)
         netdevs = [f"udp=127.0.0.1:{hub_port},localaddr=127.0.0.1:{p}" for p in node_ports]
-    nodes = [Node(f"node{i + 1}", i + 1, workdir, images, netdevs[i], memory_mb, disk_mb)
-             for i in range(count)]
+    nodes = [(node_class or Node)(f"node{i + 1}", i + 1, workdir, images, netdevs[i],
+                                  memory_mb, disk_mb) for i in range(count)]
     cluster = Cluster(nodes, hub)
     t0 = time.monotonic()
     try:
