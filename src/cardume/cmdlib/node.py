@@ -61,7 +61,9 @@ class LUNodeAdd(LogicalUnit):
             self.group = cfg.groups[existing.group]
         else:
             self.group = common.default_group(cfg)
-        if not self.op.join_token:
+        # A re-added node that still belongs to this cluster (an old master back after a
+        # failover without voting) has no token: it is checked in exec instead.
+        if not self.op.join_token and not self.op.readd:
             raise errors.WrongInput(
                 f"adding {self.name} needs its join token",
                 f"run 'cardume node join-token' on {self.name} and pass it with "
@@ -90,15 +92,20 @@ class LUNodeAdd(LogicalUnit):
         if self.op.vm_capable is not None:
             node.vm_capable = self.op.vm_capable
         node.ndparams = objects.merge_params(node.ndparams, self.ndparams)
-        fingerprint = await join.join_node(
-            self.ip, self.port, self.token, node_name=self.name,
-            ca_cert=ca["cert"], ca_key=ca["key"], cluster_name=cluster.cluster_name,
-            ssconf=self.ctx.master.ssconf_data(extra=node),
-            tls_files=self.ctx.master.client_tls_files(),
-            timeout=30.0)
-        node.cert_fingerprint = fingerprint
-        self.log_info(f"{self.name} joined; its certificate {fingerprint[:23]}... is now "
-                      "signed by the cluster CA")
+        if self.op.join_token:
+            fingerprint = await join.join_node(
+                self.ip, self.port, self.token, node_name=self.name,
+                ca_cert=ca["cert"], ca_key=ca["key"], cluster_name=cluster.cluster_name,
+                ssconf=self.ctx.master.ssconf_data(extra=node),
+                tls_files=self.ctx.master.client_tls_files(),
+                timeout=30.0)
+            node.cert_fingerprint = fingerprint
+            self.log_info(f"{self.name} joined; its certificate {fingerprint[:23]}... is now "
+                          "signed by the cluster CA")
+        else:
+            await self._check_member(node, cluster.cluster_name)
+            self.log_info(f"{self.name} still holds its certificate from this cluster; "
+                          "re-added without a join token")
         # A new capable node fills the candidate pool, as Ganeti's auto-promotion does.
         pool = cluster.candidate_pool_size
         if node.master_capable and len(cfg.candidates()) < pool:
@@ -111,6 +118,21 @@ class LUNodeAdd(LogicalUnit):
             self.log_info(f"{self.name} is a master candidate; sending it the configuration")
         await self.push_node_state()
         return node.name
+
+
+    async def _check_member(self, node: objects.Node, cluster_name: str) -> None:
+        """A re-added node without a token must still answer as this cluster's (the call's
+        TLS checks its certificate against the cluster CA)."""
+        hint = (f"if it left the cluster, run 'cardume node join-token' on {self.name} and "
+                "pass the token with --join-token")
+        try:
+            info = await self.rpc.timed(30.0).version(node)
+        except errors.CardumeError as err:
+            raise errors.WrongState(f"node {self.name} does not answer as a member of this "
+                                    f"cluster ({err})", hint) from None
+        if not info.get("joined") or info.get("cluster_name") != cluster_name:
+            raise errors.WrongState(f"node {self.name} is not a member of cluster "
+                                    f"{cluster_name} any more", hint)
 
 
 @register
