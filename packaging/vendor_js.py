@@ -102,7 +102,7 @@ def _intact(pins: list[dict[str, object]]) -> bool:
 def vendor(force: bool = False) -> int:
     pins = json.loads(PINS.read_text())["packages"]
     if not force and _intact(pins):
-        print(f"vendor_js: {VENDOR.relative_to(ROOT)} is up to date")
+        print(f"vendor_js: {VENDOR.relative_to(ROOT)} is up to date", file=sys.stderr)
         return 0
     if shutil.which("npm") is None:
         raise SystemExit("vendor_js: npm is needed to fetch the console's libraries "
@@ -120,7 +120,8 @@ def vendor(force: bool = False) -> int:
             record.append({"name": pin["name"], "version": pin["version"],
                            "integrity": pin["integrity"], "dest": pin["dest"],
                            "files": copied})
-            print(f"vendor_js: {pin['name']}@{pin['version']}: {len(copied)} files")
+            print(f"vendor_js: {pin['name']}@{pin['version']}: {len(copied)} files",
+                  file=sys.stderr)
         (staging / RECORD).write_text(json.dumps({"packages": record}, indent=1) + "\n")
         if VENDOR.exists():
             shutil.rmtree(VENDOR)
