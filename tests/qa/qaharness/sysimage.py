@@ -167,12 +167,23 @@ def build(cache: Path | None = None) -> Images:
     return built
 
 
-def overlay(base: Path, dest: Path) -> Path:
-    """A qcow2 overlay of ``base`` at ``dest`` (made when missing): a node's own disk."""
-    if not dest.exists():
+def overlay(base: Path, dest: Path) -> tuple[Path, str]:
+    """A node's own root disk at ``dest`` (made when missing) and its QEMU format: a qcow2
+    overlay of ``base``, or, without qemu-img (Debian's qemu-utils, which qemu-system-x86
+    only recommends), a sparse copy of it."""
+    qcow2, raw = dest.with_name(dest.name + ".qcow2"), dest.with_name(dest.name + ".raw")
+    if qcow2.exists():
+        return qcow2, "qcow2"
+    if raw.exists():
+        return raw, "raw"
+    if shutil.which("qemu-img"):
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                        str(base), str(dest)], check=True, capture_output=True)
-    return dest
+                        str(base), str(qcow2)], check=True, capture_output=True)
+        return qcow2, "qcow2"
+    tmp = raw.with_name(raw.name + ".tmp")
+    subprocess.run(["cp", "--sparse=always", str(base), str(tmp)], check=True)
+    tmp.rename(raw)
+    return raw, "raw"
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """QA nodes that boot systemd from a disk of their own (see sysimage.py).
 
-A ``SystemdNode`` is a ``vm.Node`` whose root disk is a qcow2 overlay of the shared image,
-made once per node and kept: what the node writes (the installed package's state under
-/var/lib/cardume, /etc/hosts, /etc/cardume/daemons.env, the journal) survives both a reboot
-of the guest (``reboot``: ``systemctl reboot`` inside it; QEMU runs without ``-no-reboot``,
-so the same QEMU process boots the guest kernel again) and a power cut (``kill``, then
-``restart``). The agent is a systemd service; it tells the host it is ready at every boot.
+A ``SystemdNode`` is a ``vm.Node`` whose root disk is a qcow2 overlay of the shared image
+(a sparse copy without qemu-img), made once per node and kept: what the node writes (the
+installed package's state under /var/lib/cardume, /etc/hosts, /etc/cardume/daemons.env, the
+journal) survives both a reboot of the guest (``reboot``: ``systemctl reboot`` inside it;
+QEMU runs without ``-no-reboot``, so the same QEMU process boots the guest kernel again)
+and a power cut (``kill``, then ``restart``). The agent is a systemd service; it tells the
+host it is ready at every boot.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class SystemdNode(Node):
 
     @property
     def root_disk(self) -> Path:
-        return self.workdir / f"{self.name}.root.qcow2"
+        """Where the node's own root disk goes (suffix .qcow2 or .raw: see overlay)."""
+        return self.workdir / f"{self.name}.root"
 
     def make_disks(self) -> None:
         """The data disk only: cardume's state is on the node's own root disk here."""
@@ -42,7 +44,7 @@ class SystemdNode(Node):
 
     def command(self) -> list[str]:
         self.make_disks()
-        overlay(self.images.rootfs, self.root_disk)
+        root, fmt = overlay(self.images.rootfs, self.root_disk)
         append = (f"console=ttyS0 loglevel=4 panic=-1 net.ifnames=0 "
                   f"systemd.hostname={self.fqdn} qa.ip={self.ip} qa.ip2={self.ip2}")
         return [
@@ -54,7 +56,7 @@ class SystemdNode(Node):
             "-append", append,
             # writeback, not unsafe: qcow2's metadata must reach the file at the guest's
             # flushes, or a power cut (SIGKILL) would lose what the guest synced
-            "-drive", f"if=none,id=root,file={self.root_disk},format=qcow2,cache=writeback",
+            "-drive", f"if=none,id=root,file={root},format={fmt},cache=writeback",
             "-device", "virtio-blk-pci,drive=root,serial=qaroot",
             # raw: what QEMU wrote is in the host's page cache, which a SIGKILL keeps
             "-drive", f"if=none,id=data,file={self.data_disk},format=raw,cache=unsafe,"
