@@ -11,16 +11,21 @@ docstring), which writes its times to ``bench/results/qa_reboot.json``, and prin
 Under QEMU's software emulation (TCG) boots are CPU-bound: the figures compare runs of
 cardume on this machine, not real servers.
 
-The figures:
+The figures (seconds):
   node reboot: systemctl reboot -> agent back     the guest kernel's reboot and systemd's
                                                   boot until the harness's agent answers
-  node reboot: ... -> instances running, in sync  also the node daemon, one watcher pass
-                                                  (started by hand right after the boot),
-                                                  the instance restarted, both DRBD mirrors
-                                                  Connected and UpToDate
-  master power cut -> master-failover done        QEMU killed, gnt-cluster master-failover
+                                                  with a new boot id
+  node reboot: ... -> instances running, in sync  also the node daemon (systemd), one
+                                                  watcher pass (started by hand right after
+                                                  the boot), the instance restarted there,
+                                                  both DRBD mirrors Connected and UpToDate
+  master power cut -> master-failover ... done    QEMU killed, gnt-cluster master-failover
                                                   --no-voting on a candidate, until
                                                   gnt-instance list answers there
+  old master powered on -> ... given up           its boot, and systemd's 5 starts of a
+                                                  master daemon that the other nodes outvote
+  boot, cluster up, the module's nodes            the fixture: 3 nodes booted, the cluster
+                                                  made from the package, the whole module
 """
 
 from __future__ import annotations
