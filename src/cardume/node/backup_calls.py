@@ -16,16 +16,15 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import uuid
 from collections.abc import Callable
 from typing import IO, Any
 
 from cardume import errors
-from cardume.node import backup_stream, children, osapi
+from cardume.node import backup_stream, osapi
 from cardume.node.callkit import NodeContext, blocking
-from cardume.node.cmd import KILL_GRACE, kill_group
+from cardume.node.cmd import wait_group
 from cardume.node.storage import drbd, loop, lvm
 from cardume.node.storage.loop import LoopDevices
 from cardume.rpc.calls import serves
@@ -503,17 +502,4 @@ def _execute(argv: list[str], *, cwd: str, env: dict[str, str], stdin: IO[bytes]
                                 start_new_session=True)
     except OSError as err:
         raise errors.ExecError(f"can't run {argv[0]}: {err.strerror}") from None
-    with children.bound(proc.pid):
-        try:
-            code: int | None = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = None
-            kill_group(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout=KILL_GRACE)
-            except subprocess.TimeoutExpired:
-                kill_group(proc, signal.SIGKILL)
-                proc.wait()
-        finally:
-            kill_group(proc, signal.SIGKILL)
-    return code
+    return wait_group(proc, timeout)

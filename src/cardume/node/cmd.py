@@ -169,6 +169,26 @@ class SubprocessRunner(CommandRunner):
         return Result(proc.returncode, out, err_text, tuple(argv))
 
 
+def wait_group(proc: subprocess.Popen[Any], timeout: float) -> int | None:
+    """Wait for a command started with start_new_session, bound to the node daemon's life
+    (children.py): its exit code, or None when it ran past ``timeout`` (then its group got
+    SIGTERM, and SIGKILL after KILL_GRACE). What it left in its group is killed either
+    way."""
+    with children.bound(proc.pid):
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=KILL_GRACE)
+            except subprocess.TimeoutExpired:
+                kill_group(proc, signal.SIGKILL)
+                proc.wait()
+            return None
+        finally:
+            kill_group(proc, signal.SIGKILL)
+
+
 def kill_group(proc: subprocess.Popen[Any], sig: int) -> None:
     """Signal a command started with start_new_session, and every child it left behind."""
     with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from cardume import errors
-from cardume.node import children
-from cardume.node.cmd import KILL_GRACE, kill_group
+from cardume.node.cmd import kill_group, wait_group
 from cardume.node.storage import loop
 
 SUPPORTED_API_VERSIONS = frozenset({20, 15, 10, 5})
@@ -451,20 +450,8 @@ def execute(argv: list[str], *, cwd: str, env: dict[str, str], output: IO[bytes]
     with _running_lock:
         _running.add(proc)
     try:
-        with children.bound(proc.pid):  # it dies with the node daemon, even a killed one
-            try:
-                code: int | None = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                code = None
-                kill_group(proc, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=KILL_GRACE)
-                except subprocess.TimeoutExpired:
-                    kill_group(proc, signal.SIGKILL)
-                    proc.wait()
-            finally:
-                # children the script left behind in its group die with it
-                kill_group(proc, signal.SIGKILL)
+        # it dies with the node daemon, even a killed one; what it left behind dies with it
+        code = wait_group(proc, timeout)
     finally:
         with _running_lock:
             _running.discard(proc)
